@@ -1,0 +1,21 @@
+//! answerline: a voice IVR and speech front-end for SIP.
+//!
+//! The call's journey, module by module:
+//! - `sip`: rsipstack's message types wrapped, a sans-IO UAS core (transactions, dialogs).
+//! - `sdp`: RFC 3264 offer/answer.
+//! - `media`: G.711, RTP, RFC 4733 DTMF, prompts pre-encoded per codec, playback.
+//! - `ivr`: menus declared in TOML, the sans-IO interpreter, number and money reading.
+//! - `call`: one call = dialog + media + IVR flow; `engine`: every call, driven by inputs and time.
+//! - `billing`, `store`: the billing trait, SQLite store, CDRs.
+//! - `config`: sip-profiles and server settings, validated at start.
+//! - `server`: the thin tokio shell that owns sockets and timers.
+
+pub mod billing;
+pub mod call;
+pub mod config;
+pub mod ivr;
+pub mod media;
+pub mod sdp;
+pub mod server;
+pub mod sip;
+pub mod store;

@@ -1,0 +1,2 @@
+//! Media: codecs, RTP, DTMF, prompts and playback. The per-packet path lives here.
+pub mod g711;
