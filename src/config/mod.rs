@@ -1,1 +1,74 @@
-//! (in progress)
+//! Configuration: `sip-profiles/*.toml`, with equipment quirks from `hardware/<device>.toml`.
+//!
+//! Everything is validated at start. An error names the file, the line, the key and the fix,
+//! because the person reading it is an operator at 3 a.m., not the author.
+
+mod error;
+mod net;
+mod profile;
+
+pub use error::ConfigError;
+pub use net::{Cidr, PortRange};
+pub use profile::{CallerIdSource, DtmfMode, Profile};
+
+use std::path::{Path, PathBuf};
+
+/// Every profile under a folder, sorted by file name so ports and logs are stable.
+pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Io {
+        path: dir.to_path_buf(),
+        reason: format!("{e}; point --profiles (or ANSWERLINE_PROFILES) at the sip-profiles folder"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::Io {
+            path: dir.to_path_buf(),
+            reason: "no *.toml profile found; copy sip-profiles/lab.toml from the repository".into(),
+        });
+    }
+    let mut profiles = Vec::with_capacity(files.len());
+    for f in files {
+        profiles.push(profile::load(&f, hardware_dir)?);
+    }
+    check_conflicts(&profiles)?;
+    Ok(profiles)
+}
+
+fn check_conflicts(profiles: &[Profile]) -> Result<(), ConfigError> {
+    for (i, a) in profiles.iter().enumerate() {
+        for b in &profiles[i + 1..] {
+            if a.port == b.port && (a.bind == b.bind || a.bind.is_unspecified() || b.bind.is_unspecified()) {
+                return Err(ConfigError::key(
+                    &b.source,
+                    None,
+                    "port",
+                    format!(
+                        "port {} is already used by profile '{}' ({}); give each profile its own port",
+                        b.port,
+                        a.name,
+                        a.source.display()
+                    ),
+                ));
+            }
+            if a.rtp_ports.overlaps(&b.rtp_ports) {
+                return Err(ConfigError::key(
+                    &b.source,
+                    None,
+                    "rtp_ports",
+                    format!(
+                        "{} overlaps profile '{}' ({}); give each profile its own RTP port range",
+                        b.rtp_ports, a.name, a.rtp_ports
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

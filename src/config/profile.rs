@@ -1,0 +1,277 @@
+use super::error::{line_of_offset, ConfigError};
+use super::net::{Cidr, PortRange};
+use crate::media::g711::Law;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// How a profile accepts digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DtmfMode {
+    Rfc4733,
+    Info,
+    /// Both paths; a digit seen on both counts once.
+    Auto,
+}
+
+/// Which header carries the caller's number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallerIdSource {
+    /// P-Asserted-Identity when present, else From.
+    Pai,
+    From,
+}
+
+/// One SIP listener with its media and routing policy, validated.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub source: PathBuf,
+    pub device: Option<String>,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub udp: bool,
+    pub tcp: bool,
+    pub codecs: Vec<Law>,
+    pub dtmf: DtmfMode,
+    pub ptime_ms: u32,
+    pub rtp_ports: PortRange,
+    pub rtp_timeout_s: u32,
+    pub send_ringing: bool,
+    pub allow: Vec<Cidr>,
+    pub caller_id: CallerIdSource,
+    pub agent_uri: Option<String>,
+    /// Called number → menu node; "*" matches every other number.
+    pub routes: BTreeMap<String, String>,
+}
+
+impl Profile {
+    /// The menu node a called number reaches.
+    pub fn route(&self, called: Option<&str>) -> &str {
+        called
+            .and_then(|c| self.routes.get(c))
+            .or_else(|| self.routes.get("*"))
+            .map(String::as_str)
+            .unwrap_or("welcome")
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Option<String>,
+    device: Option<String>,
+    bind: Option<String>,
+    port: Option<u16>,
+    transports: Option<Vec<String>>,
+    codecs: Option<Vec<String>>,
+    dtmf: Option<String>,
+    ptime_ms: Option<u32>,
+    rtp_ports: Option<String>,
+    rtp_timeout_s: Option<u32>,
+    send_ringing: Option<bool>,
+    allow: Option<Vec<String>>,
+    caller_id: Option<String>,
+    agent_uri: Option<String>,
+    routes: Option<BTreeMap<String, String>>,
+}
+
+/// The keys a `hardware/<device>.toml` may set; the profile's own keys win.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    #[allow(dead_code)]
+    description: Option<String>,
+    codecs: Option<Vec<String>>,
+    dtmf: Option<String>,
+    ptime_ms: Option<u32>,
+    caller_id: Option<String>,
+    send_ringing: Option<bool>,
+}
+
+fn parse_toml<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of_offset(text, s.start));
+        let msg = e.message().to_string();
+        // serde names the offending field in "unknown field `x`, expected one of ..."
+        let key = msg
+            .split('`')
+            .nth(1)
+            .filter(|_| msg.starts_with("unknown field"))
+            .unwrap_or("(syntax)")
+            .to_string();
+        ConfigError::Key {
+            path: path.to_path_buf(),
+            line,
+            key,
+            reason: format!("{msg}; see the comments in sip-profiles/lab.toml for every key"),
+        }
+    })
+}
+
+pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let raw: RawProfile = parse_toml(path, &text)?;
+    let kerr = |key: &str, reason: String| ConfigError::key(path, Some(&text), key, reason);
+
+    let device = match &raw.device {
+        Some(d) => {
+            let dpath = hardware_dir.join(format!("{d}.toml"));
+            let dtext = std::fs::read_to_string(&dpath).map_err(|_| {
+                kerr(
+                    "device",
+                    format!("no device file {}; use one of the files in {} (without .toml)", dpath.display(), hardware_dir.display()),
+                )
+            })?;
+            let dev: RawDevice = parse_toml(&dpath, &dtext)?;
+            Some((dpath, dtext, dev))
+        }
+        None => None,
+    };
+    let dev = device.as_ref().map(|(_, _, d)| d);
+    // A value from the device file is reported against the device file when it is invalid.
+    let src_path = |key_in_profile: bool| -> (&Path, &str) {
+        match (&device, key_in_profile) {
+            (Some((p, t, _)), false) => (p.as_path(), t.as_str()),
+            _ => (path, text.as_str()),
+        }
+    };
+
+    let name = raw.name.clone().unwrap_or_else(|| {
+        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "default".into())
+    });
+    let bind: IpAddr = raw
+        .bind
+        .as_deref()
+        .unwrap_or("0.0.0.0")
+        .parse()
+        .map_err(|_| kerr("bind", format!("\"{}\" is not an IP address; write e.g. \"0.0.0.0\" or \"192.0.2.10\"", raw.bind.as_deref().unwrap_or(""))))?;
+    let port = raw.port.unwrap_or(5060);
+    if port == 0 {
+        return Err(kerr("port", "0 is not a port to listen on; write e.g. 5060".into()));
+    }
+
+    let transports = raw.transports.clone().unwrap_or_else(|| vec!["udp".into(), "tcp".into()]);
+    let mut udp = false;
+    let mut tcp = false;
+    for t in &transports {
+        match t.to_ascii_lowercase().as_str() {
+            "udp" => udp = true,
+            "tcp" => tcp = true,
+            other => return Err(kerr("transports", format!("\"{other}\" is not supported; use [\"udp\", \"tcp\"] or one of them"))),
+        }
+    }
+    if !udp && !tcp {
+        return Err(kerr("transports", "is empty; use [\"udp\", \"tcp\"]".into()));
+    }
+
+    let (codec_list, codec_from_profile) = match (&raw.codecs, dev.and_then(|d| d.codecs.clone())) {
+        (Some(c), _) => (c.clone(), true),
+        (None, Some(c)) => (c, false),
+        (None, None) => (vec!["PCMA".into(), "PCMU".into()], true),
+    };
+    let mut codecs = Vec::new();
+    for c in &codec_list {
+        let law = match c.to_ascii_uppercase().as_str() {
+            "PCMA" | "G711A" => Law::Alaw,
+            "PCMU" | "G711U" => Law::Ulaw,
+            other => {
+                let (p, t) = src_path(codec_from_profile);
+                return Err(ConfigError::key(p, Some(t), "codecs", format!("\"{other}\" is not a supported codec; use \"PCMA\" and/or \"PCMU\"")));
+            }
+        };
+        if !codecs.contains(&law) {
+            codecs.push(law);
+        }
+    }
+    if codecs.is_empty() {
+        return Err(kerr("codecs", "is empty; use [\"PCMA\", \"PCMU\"]".into()));
+    }
+
+    let (dtmf_s, dtmf_from_profile) = pick(&raw.dtmf, dev.and_then(|d| d.dtmf.clone()), "auto");
+    let dtmf = match dtmf_s.as_str() {
+        "rfc4733" | "rfc2833" => DtmfMode::Rfc4733,
+        "info" => DtmfMode::Info,
+        "auto" => DtmfMode::Auto,
+        other => {
+            let (p, t) = src_path(dtmf_from_profile);
+            return Err(ConfigError::key(p, Some(t), "dtmf", format!("\"{other}\" is not a DTMF mode; use \"rfc4733\", \"info\" or \"auto\"")));
+        }
+    };
+
+    let (ptime_ms, ptime_from_profile) = match (raw.ptime_ms, dev.and_then(|d| d.ptime_ms)) {
+        (Some(p), _) => (p, true),
+        (None, Some(p)) => (p, false),
+        (None, None) => (20, true),
+    };
+    if ptime_ms != 20 && ptime_ms != 30 {
+        let (p, t) = src_path(ptime_from_profile);
+        return Err(ConfigError::key(p, Some(t), "ptime_ms", format!("{ptime_ms} is not supported; use 20 or 30")));
+    }
+
+    let rtp_ports: PortRange = raw.rtp_ports.as_deref().unwrap_or("20000-29999").parse().map_err(|e| kerr("rtp_ports", e))?;
+
+    let mut allow = Vec::new();
+    for a in raw.allow.iter().flatten() {
+        allow.push(a.parse::<Cidr>().map_err(|e| kerr("allow", e))?);
+    }
+
+    let (cid, cid_from_profile) = pick(&raw.caller_id, dev.and_then(|d| d.caller_id.clone()), "pai");
+    let caller_id = match cid.as_str() {
+        "pai" => CallerIdSource::Pai,
+        "from" => CallerIdSource::From,
+        other => {
+            let (p, t) = src_path(cid_from_profile);
+            return Err(ConfigError::key(p, Some(t), "caller_id", format!("\"{other}\" is not a caller-ID source; use \"pai\" or \"from\"")));
+        }
+    };
+
+    let agent_uri = raw.agent_uri.clone().filter(|s| !s.trim().is_empty());
+    if let Some(u) = &agent_uri {
+        if !(u.starts_with("sip:") || u.starts_with("sips:")) || !u.contains('@') && u.len() < 5 {
+            return Err(kerr("agent_uri", format!("\"{u}\" is not a SIP URI; write e.g. \"sip:agents@192.0.2.20:5060\" or \"\" for none")));
+        }
+    }
+
+    let mut routes = raw.routes.clone().unwrap_or_default();
+    if routes.is_empty() {
+        routes.insert("*".into(), "welcome".into());
+    }
+
+    Ok(Profile {
+        name,
+        source: path.to_path_buf(),
+        device: raw.device.clone(),
+        bind,
+        port,
+        udp,
+        tcp,
+        codecs,
+        dtmf,
+        ptime_ms,
+        rtp_ports,
+        rtp_timeout_s: raw.rtp_timeout_s.unwrap_or(60),
+        send_ringing: raw.send_ringing.or(dev.and_then(|d| d.send_ringing)).unwrap_or(true),
+        allow,
+        caller_id,
+        agent_uri,
+        routes,
+    })
+}
+
+/// A value from the profile, else the device file, else the default; and whether the profile set it.
+fn pick(own: &Option<String>, dev: Option<String>, default: &str) -> (String, bool) {
+    match (own, dev) {
+        (Some(v), _) => (v.to_ascii_lowercase(), true),
+        (None, Some(v)) => (v.to_ascii_lowercase(), false),
+        (None, None) => (default.to_string(), true),
+    }
+}
