@@ -7,7 +7,8 @@
 //! 2. downmix to mono (channel average);
 //! 3. resample to 8 kHz with a Kaiser-windowed sinc (pass band to 3.4 kHz, stop band from
 //!    4 kHz at about -80 dB, so nothing above the telephone band folds back audibly);
-//! 4. trim leading/trailing near-silence (below [`SILENCE_DBFS`]), keeping [`EDGE_MS`] of
+//! 4. trim leading/trailing near-silence (quieter than [`SILENCE_BELOW_PEAK_DB`] under the
+//!    file's peak, or than [`SILENCE_FLOOR_DBFS`] if that is lower), keeping [`EDGE_MS`] of
 //!    margin with a raised-cosine fade, so concatenated units (digits, 元/角/分) run on
 //!    without TTS gaps or clicks;
 //! 5. normalise loudness: the RMS of the active (non-silent) part goes to
@@ -26,8 +27,11 @@ use crate::media::g711::{self, Law};
 
 /// Output rate of every prompt: G.711 is 8 kHz.
 pub const RATE: u32 = 8000;
-/// Samples quieter than this (relative to full scale) count as silence when trimming.
-pub const SILENCE_DBFS: f32 = -50.0;
+/// Samples this far below the file's peak count as silence (relative, so a quietly
+/// recorded unit is trimmed at the same points as a loud one)...
+pub const SILENCE_BELOW_PEAK_DB: f32 = 45.0;
+/// ...but a sample above this absolute level is never silence.
+pub const SILENCE_FLOOR_DBFS: f32 = -50.0;
 /// Margin kept (and faded) at each end after trimming.
 pub const EDGE_MS: u32 = 5;
 /// Loudness target for the active part of every prompt. About -20 dBFS RMS is the usual
@@ -452,7 +456,7 @@ fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32), String> {
 /// Cuts near-silent heads and tails, keeping `EDGE_MS` of margin faded in/out.
 /// A file that is silent throughout (a deliberate pause) is left alone.
 fn trim_silence(audio: &mut Vec<f32>) {
-    let threshold = db_to_lin(SILENCE_DBFS);
+    let threshold = silence_threshold(audio);
     let Some(first) = audio.iter().position(|s| s.abs() >= threshold) else {
         return;
     };
@@ -475,8 +479,13 @@ fn trim_silence(audio: &mut Vec<f32>) {
     }
 }
 
+fn silence_threshold(audio: &[f32]) -> f32 {
+    let peak = audio.iter().fold(0f32, |p, s| p.max(s.abs()));
+    (peak * db_to_lin(-SILENCE_BELOW_PEAK_DB)).min(db_to_lin(SILENCE_FLOOR_DBFS))
+}
+
 fn normalise(audio: &mut [f32]) {
-    let threshold = db_to_lin(SILENCE_DBFS);
+    let threshold = silence_threshold(audio);
     let (sum, count, peak) = audio.iter().fold((0f64, 0usize, 0f32), |(s, c, p), &x| {
         if x.abs() >= threshold {
             (s + (x as f64) * (x as f64), c + 1, p.max(x.abs()))
@@ -849,6 +858,45 @@ mod tests {
             let hz = zero_crossing_hz(&p);
             assert!((hz - 1000.0).abs() < 5.0, "{file}: {hz} Hz");
         }
+    }
+
+    #[test]
+    fn tts_padding_is_removed_and_units_match_in_level() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
+        let rms_db = |pcm: &[i16]| {
+            let loud: Vec<f64> = pcm
+                .iter()
+                .filter(|s| s.abs() > 100)
+                .map(|&s| s as f64 / 32768.0)
+                .collect();
+            10.0 * (loud.iter().map(|x| x * x).sum::<f64>() / loud.len() as f64).log10()
+        };
+        let mut levels = Vec::new();
+        for file in ["espeak_zh_num_7.wav", "espeak_en_num_7.wav"] {
+            let unit = load_file(&fixtures.join(file)).unwrap();
+            // What a TTS engine does: ~150 ms of near-silence before, 200 ms after.
+            let mut padded: Vec<i16> = (0..1200).map(|i| [0, 2, -1, 1][i % 4]).collect();
+            padded.extend(unit.iter().map(|&s| s / 4)); // quieter recording too
+            padded.extend(vec![0; 1600]);
+            let p = load_one("tts", "unit.wav", &pcm16_wav(RATE, &padded));
+            let diff_ms = (p.pcm().len() as f64 - unit.len() as f64) / 8.0;
+            // The unit's own faded margins may be kept again (one EDGE_MS each side); the
+            // 350 ms of padding must be gone.
+            assert!(
+                diff_ms.abs() <= 2.0 * EDGE_MS as f64 + 1.0,
+                "{file}: {diff_ms} ms of padding left"
+            );
+            levels.push(rms_db(p.pcm()));
+            levels.push(rms_db(&unit));
+        }
+        let (lo, hi) = levels
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        assert!(
+            hi - lo < 1.5,
+            "unit levels spread over {:.2} dB: {levels:?}",
+            hi - lo
+        );
     }
 
     #[test]
