@@ -631,14 +631,21 @@ pub mod resample {
                     &scratch
                 }
             };
+            // Taps falling before the start or past the end see zeros: clip both ranges
+            // once instead of testing every tap.
             let first = i - half as i64 + 1;
-            let mut acc = 0f32;
-            for (j, &c) in coeffs.iter().enumerate() {
-                let k = first + j as i64;
-                if k >= 0 && (k as usize) < input.len() {
-                    acc += c * input[k as usize];
-                }
-            }
+            let skip = (-first).max(0) as usize;
+            let start = first.max(0) as usize;
+            let end = ((first + coeffs.len() as i64).max(0) as usize).min(input.len());
+            let acc: f32 = if start < end {
+                coeffs[skip..]
+                    .iter()
+                    .zip(&input[start..end])
+                    .map(|(c, x)| c * x)
+                    .sum()
+            } else {
+                0.0
+            };
             out.push(acc);
         }
         out
