@@ -31,7 +31,7 @@ pub struct Statement {
     pub last_month_fen: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PinCheck {
     Ok,
     Wrong,
@@ -40,7 +40,7 @@ pub enum PinCheck {
     NoAccount,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BillingError {
     /// The backend cannot answer now (database busy or broken, remote system down, or
     /// asked for the statement of an unknown number); the IVR apologises and moves on.
