@@ -1,0 +1,144 @@
+//! Call detail records, one row per call in the `cdr` table.
+
+use rusqlite::{params, Connection, Row};
+
+use super::StoreError;
+
+/// One call. Timestamps are RFC 3339 UTC ([`super::rfc3339_utc`]); `ivr_path` is menu node
+/// ids joined by `>`; `inputs` is a JSON array built with [`inputs_json`], so that
+/// sensitive values are already masked when the record exists at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cdr {
+    /// Row id; ignored by `insert_cdr`, filled by `recent_cdrs`.
+    pub id: i64,
+    pub call_id: String,
+    pub profile: String,
+    pub caller: String,
+    pub called: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    pub duration_ms: i64,
+    pub hangup_cause: String,
+    pub sip_code: u16,
+    pub lang: String,
+    pub ivr_path: String,
+    pub inputs: String,
+    pub outcome: String,
+}
+
+/// One caller input at a menu node. `sensitive` (PINs, card numbers) is written as `******`.
+#[derive(Clone, Copy)]
+pub struct CdrInput<'a> {
+    pub node: &'a str,
+    pub value: &'a str,
+    pub sensitive: bool,
+}
+
+impl std::fmt::Debug for CdrInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.sensitive { "******" } else { self.value };
+        f.debug_struct("CdrInput")
+            .field("node", &self.node)
+            .field("value", &value)
+            .finish()
+    }
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `[{"node":"pin","value":"******"},{"node":"main","value":"1"}]`
+pub fn inputs_json<'a>(inputs: impl IntoIterator<Item = CdrInput<'a>>) -> String {
+    let mut out = String::from("[");
+    for (i, input) in inputs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"node\":");
+        json_str(&mut out, input.node);
+        out.push_str(",\"value\":");
+        json_str(
+            &mut out,
+            if input.sensitive {
+                "******"
+            } else {
+                input.value
+            },
+        );
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO cdr (call_id, profile, caller, called, started_at, answered_at, ended_at,
+           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            c.call_id,
+            c.profile,
+            c.caller,
+            c.called,
+            c.started_at,
+            c.answered_at,
+            c.ended_at,
+            c.duration_ms,
+            c.hangup_cause,
+            c.sip_code,
+            c.lang,
+            c.ivr_path,
+            c.inputs,
+            c.outcome
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
+    let text = |i: usize| -> rusqlite::Result<String> {
+        Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
+    };
+    Ok(Cdr {
+        id: r.get(0)?,
+        call_id: text(1)?,
+        profile: text(2)?,
+        caller: text(3)?,
+        called: text(4)?,
+        started_at: text(5)?,
+        answered_at: r.get(6)?,
+        ended_at: text(7)?,
+        duration_ms: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+        hangup_cause: text(9)?,
+        sip_code: r.get::<_, Option<u16>>(10)?.unwrap_or(0),
+        lang: text(11)?,
+        ivr_path: text(12)?,
+        inputs: text(13)?,
+        outcome: text(14)?,
+    })
+}
+
+pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<Cdr>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, call_id, profile, caller, called, started_at, answered_at, ended_at,
+           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome
+         FROM cdr ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
