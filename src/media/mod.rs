@@ -1,3 +1,4 @@
 //! Media: codecs, RTP, DTMF, prompts and playback. The per-packet path lives here.
 pub mod g711;
+pub mod rfc4733;
 pub mod rtp;
