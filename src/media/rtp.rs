@@ -322,3 +322,67 @@ mod tests {
         assert!(!is_rtcp(&[0x81, 201]));
     }
 }
+
+/// Differential check against webrtc-rs's parser (dev-dependency only).
+#[cfg(test)]
+mod cross_check {
+    use super::*;
+    use rtc_shared::marshal::Unmarshal;
+
+    #[test]
+    fn agrees_with_rtc_rtp_on_random_packets() {
+        let mut s = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let (mut both_ok, mut both_err) = (0, 0);
+        for _ in 0..100_000 {
+            let len = (next() % 80) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if len == 0 {
+                continue;
+            }
+            // rtc-rtp does not check the version; ours rejects anything but 2.
+            buf[0] = (buf[0] & 0x3F) | 0x80;
+            // Few CSRCs, so the extension and padding paths run often.
+            buf[0] &= 0xF3;
+            // Keep to the RFC 3550 generic extension: rtc-rtp also interprets the
+            // RFC 8285 profiles, which we skip as opaque.
+            let ext_at = HEADER_LEN + 4 * (buf[0] & 0x0F) as usize;
+            if buf[0] & 0x10 != 0 && buf.len() > ext_at + 1 {
+                buf[ext_at] = 0x12;
+                buf[ext_at + 1] = 0x34;
+                if buf.len() > ext_at + 3 {
+                    buf[ext_at + 2] = 0;
+                    buf[ext_at + 3] %= 4;
+                }
+            }
+            // A zero padding count is invalid (RFC 3550 5.1: the count includes
+            // itself); rtc-rtp ignores it, we reject it.
+            let zero_pad = buf[0] & 0x20 != 0 && *buf.last().unwrap() == 0;
+            let ours = parse(&buf);
+            let theirs = rtc_rtp::Packet::unmarshal(&mut &buf[..]);
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => {
+                    both_ok += 1;
+                    assert_eq!(a.payload_type, b.header.payload_type, "{buf:02x?}");
+                    assert_eq!(a.marker, b.header.marker);
+                    assert_eq!(a.seq, b.header.sequence_number);
+                    assert_eq!(a.timestamp, b.header.timestamp);
+                    assert_eq!(a.ssrc, b.header.ssrc);
+                    assert_eq!(a.payload, &b.payload[..], "{buf:02x?}");
+                }
+                (Err(_), Err(_)) => both_err += 1,
+                (Err(RtpError::BadPadding), Ok(_)) if zero_pad => {}
+                (a, b) => panic!("disagree on {buf:02x?}: ours {a:?}, rtc-rtp {b:?}"),
+            }
+        }
+        assert!(
+            both_ok > 10_000 && both_err > 10_000,
+            "{both_ok} {both_err}"
+        );
+    }
+}
