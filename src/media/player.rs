@@ -100,7 +100,7 @@ impl Player {
     /// Queues a pause (e.g. between menu options).
     pub fn enqueue_silence(&mut self, ms: u32, tag: u32) {
         self.queue.push_back(Item {
-            source: Source::Silence((ms * SAMPLES_PER_MS) as usize),
+            source: Source::Silence(ms.saturating_mul(SAMPLES_PER_MS) as usize),
             pos: 0,
             tag,
         });

@@ -28,6 +28,9 @@ pub enum RtpError {
 }
 
 /// Parses an RTP packet. Never panics, whatever the input.
+///
+/// Muxed RTCP also parses (as payload type 72-76 with the marker bit): check
+/// [`is_rtcp`] first on a port shared by both.
 pub fn parse(buf: &[u8]) -> Result<RtpView<'_>, RtpError> {
     if buf.len() < HEADER_LEN {
         return Err(RtpError::TooShort);
