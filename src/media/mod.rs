@@ -2,4 +2,5 @@
 pub mod player;
 pub mod rfc4733;
 pub mod rtp;
+
 pub mod g711;
