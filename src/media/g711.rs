@@ -43,8 +43,11 @@ const ULAW_CLIP: i32 = 32635;
 
 pub fn linear_to_ulaw(sample: i16) -> u8 {
     let mut s = sample as i32;
+    // One's complement for negatives, as in ITU-T G.191: the quantiser is then
+    // symmetric about -0.5 and bit-exact with the ITU reference (plain -s moves
+    // 127 negative decision points by one code).
     let sign = if s < 0 {
-        s = -s;
+        s = -s - 1;
         0x80
     } else {
         0
@@ -149,5 +152,242 @@ pub fn decode_into(law: Law, codes: &[u8], out: &mut [i16]) {
     };
     for (o, &c) in out.iter_mut().zip(codes) {
         *o = table[c as usize];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The references below are written independently of the code above, from the
+    //! G.711 segment end points and the ITU-T G.191 (STL) rules for mapping 16-bit
+    //! two's complement samples: negative samples use the one's complement
+    //! magnitude, so the quantiser is symmetric about -0.5 and bit-exact with the
+    //! ITU reference software.
+    use super::*;
+
+    /// mu-law on the 14-bit magnitude scale: segment e spans
+    /// [2^(e+5) - 33, 2^(e+6) - 33) with 16 intervals of 2^(e+1).
+    fn ref_ulaw_encode(x: i16) -> u8 {
+        let v = if x < 0 {
+            (!x as i32) >> 2
+        } else {
+            (x as i32) >> 2
+        };
+        let v = v.min(8158);
+        let ends = [31, 95, 223, 479, 991, 2015, 4063, 8159];
+        let seg = ends.iter().position(|&end| v < end).unwrap() as i32;
+        let start = (32 << seg) - 33;
+        let step = 2 << seg;
+        let mant = (v - start) / step;
+        assert!((0..16).contains(&mant));
+        // Segment and mantissa are transmitted inverted; sign bit 1 = positive.
+        let code = !((seg << 4) | mant) as u8 & 0x7F;
+        if x >= 0 {
+            code | 0x80
+        } else {
+            code
+        }
+    }
+
+    /// A-law on the 16-bit scale: segments end at 256 << e; the first two share a step of 16.
+    fn ref_alaw_encode(x: i16) -> u8 {
+        let v = if x < 0 { !x as i32 } else { x as i32 };
+        let seg = (0..8).find(|&e| v < (256 << e)).unwrap();
+        let start = if seg == 0 { 0 } else { 128 << seg };
+        let step = if seg == 0 { 16 } else { 8 << seg };
+        let mant = (v - start) / step;
+        assert!((0..16).contains(&mant));
+        let code = ((seg << 4) | mant) as u8;
+        let signed = if x >= 0 { code | 0x80 } else { code };
+        signed ^ 0x55
+    }
+
+    /// Decoder output = middle of the code's quantisation interval (G.711 tables 1 and 2).
+    fn ref_ulaw_decode(code: u8) -> i32 {
+        let c = !code;
+        let seg = ((c >> 4) & 7) as i32;
+        let mant = (c & 15) as i32;
+        // 14-bit scale, times 4 for the 16-bit left-justified value.
+        let start = (32 << seg) - 33;
+        let step = 2 << seg;
+        let mag14x2 = 2 * start + step * (2 * mant + 1); // twice the midpoint, stays integral
+        let mag = mag14x2 * 2;
+        if c & 0x80 != 0 {
+            -mag
+        } else {
+            mag
+        }
+    }
+
+    fn ref_alaw_decode(code: u8) -> i32 {
+        let c = code ^ 0x55;
+        let seg = ((c >> 4) & 7) as i32;
+        let mant = (c & 15) as i32;
+        let start = if seg == 0 { 0 } else { 128 << seg };
+        let step = if seg == 0 { 16 } else { 8 << seg };
+        let mag = start + step * mant + step / 2;
+        if c & 0x80 != 0 {
+            mag
+        } else {
+            -mag
+        }
+    }
+
+    fn ulaw_step(code: u8) -> i32 {
+        8 << ((!code >> 4) & 7)
+    }
+
+    fn alaw_step(code: u8) -> i32 {
+        let seg = ((code ^ 0x55) >> 4) & 7;
+        if seg == 0 {
+            16
+        } else {
+            8 << seg
+        }
+    }
+
+    #[test]
+    fn ulaw_encoder_matches_reference_for_every_sample() {
+        let mut bad = Vec::new();
+        for x in i16::MIN..=i16::MAX {
+            if linear_to_ulaw(x) != ref_ulaw_encode(x) {
+                bad.push(x);
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "{} inputs differ, first {:?}",
+            bad.len(),
+            &bad[..bad.len().min(8)]
+        );
+    }
+
+    #[test]
+    fn alaw_encoder_matches_reference_for_every_sample() {
+        let mut bad = Vec::new();
+        for x in i16::MIN..=i16::MAX {
+            if linear_to_alaw(x) != ref_alaw_encode(x) {
+                bad.push(x);
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "{} inputs differ, first {:?}",
+            bad.len(),
+            &bad[..bad.len().min(8)]
+        );
+    }
+
+    #[test]
+    fn every_code_decodes_to_the_itu_value() {
+        for code in 0..=255u8 {
+            assert_eq!(
+                ulaw_to_linear(code) as i32,
+                ref_ulaw_decode(code),
+                "ulaw {code:#04x}"
+            );
+            assert_eq!(
+                alaw_to_linear(code) as i32,
+                ref_alaw_decode(code),
+                "alaw {code:#04x}"
+            );
+        }
+        // Published end points, G.711 tables 1a and 2a.
+        assert_eq!(ulaw_to_linear(0x00), -32124);
+        assert_eq!(ulaw_to_linear(0x80), 32124);
+        assert_eq!(ulaw_to_linear(0x7F), 0);
+        assert_eq!(ulaw_to_linear(0xFF), 0);
+        assert_eq!(ulaw_to_linear(0xFE), 8);
+        assert_eq!(alaw_to_linear(0xD5), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+        assert_eq!(alaw_to_linear(0xAA), 32256);
+        assert_eq!(alaw_to_linear(0x2A), -32256);
+        assert_eq!(alaw_to_linear(0x80), 5504);
+    }
+
+    #[test]
+    fn decode_tables_are_monotonic_per_sign() {
+        // Larger magnitude code (after inversion) must never decode smaller.
+        for law in [Law::Ulaw, Law::Alaw] {
+            let mut prev = i32::MIN;
+            let mut xs: Vec<i16> = (0..=255u8).map(|c| law.decode(c)).collect();
+            xs.sort();
+            xs.dedup();
+            // ulaw has +0 and -0, alaw has none: 255 or 256 distinct levels.
+            assert!(xs.len() >= 255, "{law:?} has {} levels", xs.len());
+            for x in xs {
+                assert!(x as i32 > prev);
+                prev = x as i32;
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_error_is_at_most_half_a_step() {
+        for x in i16::MIN..=i16::MAX {
+            let u = linear_to_ulaw(x);
+            let err = (ulaw_to_linear(u) as i32 - x as i32).abs();
+            // Above the last decision level (8159 on the 14-bit scale) mu-law clips.
+            let clip = (x as i32).abs() > 32636;
+            if clip {
+                assert_eq!(ulaw_to_linear(u).unsigned_abs(), 32124);
+            } else {
+                assert!(err <= ulaw_step(u) / 2, "ulaw x={x} code={u:#x} err={err}");
+            }
+            let a = linear_to_alaw(x);
+            let err = (alaw_to_linear(a) as i32 - x as i32).abs();
+            assert!(err <= alaw_step(a) / 2, "alaw x={x} code={a:#x} err={err}");
+        }
+    }
+
+    #[test]
+    fn decoded_values_re_encode_to_the_same_code() {
+        for code in 0..=255u8 {
+            let u = ulaw_to_linear(code);
+            // 0x7F (-0) decodes to 0, which encodes as +0.
+            let expect = if code == 0x7F { 0xFF } else { code };
+            assert_eq!(linear_to_ulaw(u), expect, "ulaw {code:#x}");
+            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "alaw {code:#x}");
+        }
+    }
+
+    #[test]
+    fn silence_codes() {
+        assert_eq!(Law::Ulaw.silence(), 0xFF);
+        assert_eq!(Law::Alaw.silence(), 0xD5);
+        // Low-level noise around zero must stay on the quietest codes.
+        for x in -3..=3i16 {
+            assert!(matches!(linear_to_ulaw(x), 0xFF | 0x7F), "ulaw {x}");
+        }
+        for x in -16..=15i16 {
+            assert!(matches!(linear_to_alaw(x), 0xD5 | 0x55), "alaw {x}");
+        }
+    }
+
+    #[test]
+    fn sign_symmetry_under_ones_complement() {
+        // G.191 maps x and !x (= -x-1) to the same magnitude with opposite sign.
+        for x in 0..=i16::MAX {
+            assert_eq!(linear_to_ulaw(!x), linear_to_ulaw(x) & 0x7F, "ulaw {x}");
+            assert_eq!(linear_to_alaw(!x), linear_to_alaw(x) & 0x7F, "alaw {x}");
+        }
+    }
+
+    #[test]
+    fn buffer_helpers_agree_with_per_sample_calls() {
+        let pcm: Vec<i16> = (0..2000)
+            .map(|i| ((i * 7919) % 65536 - 32768) as i16)
+            .collect();
+        for law in [Law::Ulaw, Law::Alaw] {
+            let enc = encode_all(law, &pcm);
+            assert_eq!(enc.len(), pcm.len());
+            let mut dec = vec![0i16; enc.len()];
+            decode_into(law, &enc, &mut dec);
+            for ((&x, &c), &d) in pcm.iter().zip(&enc).zip(&dec) {
+                assert_eq!(c, law.encode(x));
+                assert_eq!(d, law.decode(c));
+            }
+        }
+        assert_eq!(Law::Ulaw.payload_type(), 0);
+        assert_eq!(Law::Alaw.payload_type(), 8);
     }
 }

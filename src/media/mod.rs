@@ -1,3 +1,7 @@
 //! Media: codecs, RTP, DTMF, prompts and playback. The per-packet path lives here.
+pub mod player;
+pub mod rfc4733;
+pub mod rtp;
+
 pub mod g711;
 pub mod prompts;
