@@ -1,1 +1,4 @@
-//! (in progress)
+//! IVR: menus declared in TOML, the sans-IO interpreter, and number/money reading.
+
+pub mod say;
+pub mod script;
