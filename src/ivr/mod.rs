@@ -1,4 +1,5 @@
 //! IVR: menus declared in TOML, the sans-IO interpreter, and number/money reading.
 
+pub mod menu;
 pub mod say;
 pub mod script;
