@@ -41,7 +41,10 @@ pub enum BillingError {
 /// and the spaces/dashes people type. Returns `None` for anything that is not a
 /// mainland mobile number (11 digits starting with 1).
 pub fn normalize_msisdn(raw: &str) -> Option<String> {
-    let s: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+    let s: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
     let s = s.strip_prefix('+').map(|r| r.to_string()).unwrap_or(s);
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -62,14 +65,32 @@ mod tests {
 
     #[test]
     fn strips_country_prefixes_and_separators() {
-        for raw in ["13800138000", "+8613800138000", "008613800138000", "8613800138000", "+86 138-0013-8000"] {
-            assert_eq!(normalize_msisdn(raw).as_deref(), Some("13800138000"), "{raw}");
+        for raw in [
+            "13800138000",
+            "+8613800138000",
+            "008613800138000",
+            "8613800138000",
+            "+86 138-0013-8000",
+        ] {
+            assert_eq!(
+                normalize_msisdn(raw).as_deref(),
+                Some("13800138000"),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn rejects_non_mobile_numbers() {
-        for raw in ["", "10010", "1380013800", "138001380001", "23800138000", "+4413800138000", "1380013800a"] {
+        for raw in [
+            "",
+            "10010",
+            "1380013800",
+            "138001380001",
+            "23800138000",
+            "+4413800138000",
+            "1380013800a",
+        ] {
             assert_eq!(normalize_msisdn(raw), None, "{raw}");
         }
     }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::billing::{normalize_msisdn, Account, PinCheck, Statement};
-use crate::ivr::menu::{Action, BillSpec, CollectSpec, Identify, MenuSet, MenuSpec, Node, PromptRef, LANGS};
+use crate::ivr::menu::{
+    Action, BillSpec, CollectSpec, Identify, MenuSet, MenuSpec, Node, PromptRef, LANGS,
+};
 use crate::ivr::say;
 
 /// Type-ahead beyond this is dropped: nobody legitimately types 32 keys ahead.
@@ -36,7 +38,12 @@ pub struct IvrStart {
 
 impl Default for IvrStart {
     fn default() -> Self {
-        IvrStart { caller: None, called: None, lang: "zh".into(), entry: "welcome".into() }
+        IvrStart {
+            caller: None,
+            called: None,
+            lang: "zh".into(),
+            entry: "welcome".into(),
+        }
     }
 }
 
@@ -59,11 +66,18 @@ pub enum BillingRequest {
 impl fmt::Debug for BillingRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BillingRequest::FindAccount { msisdn } => f.debug_struct("FindAccount").field("msisdn", msisdn).finish(),
-            BillingRequest::VerifyPin { msisdn, .. } => {
-                f.debug_struct("VerifyPin").field("msisdn", msisdn).field("pin", &MASK).finish()
+            BillingRequest::FindAccount { msisdn } => f
+                .debug_struct("FindAccount")
+                .field("msisdn", msisdn)
+                .finish(),
+            BillingRequest::VerifyPin { msisdn, .. } => f
+                .debug_struct("VerifyPin")
+                .field("msisdn", msisdn)
+                .field("pin", &MASK)
+                .finish(),
+            BillingRequest::Statement { msisdn } => {
+                f.debug_struct("Statement").field("msisdn", msisdn).finish()
             }
-            BillingRequest::Statement { msisdn } => f.debug_struct("Statement").field("msisdn", msisdn).finish(),
         }
     }
 }
@@ -80,7 +94,11 @@ pub enum BillingReply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IvrAction {
     /// Queue these prompts after what is already queued.
-    Play { lang: String, prompts: Vec<String>, barge_in: bool },
+    Play {
+        lang: String,
+        prompts: Vec<String>,
+        barge_in: bool,
+    },
     /// A digit barged in: flush the queue.
     StopPlayback,
     /// Run it and answer with `IvrInput::Billing`.
@@ -118,7 +136,10 @@ enum Mode {
     Idle,
     /// A menu node, or a bill node after its statement.
     Menu,
-    Collect { digits: String, purpose: Purpose },
+    Collect {
+        digits: String,
+        purpose: Purpose,
+    },
     Billing(Pending),
     Transferring,
     Ended,
@@ -179,8 +200,16 @@ impl fmt::Debug for Ivr {
 
 impl Ivr {
     pub fn new(menus: Arc<MenuSet>, start: IvrStart) -> Self {
-        let lang = if LANGS.contains(&start.lang.as_str()) { start.lang } else { "zh".into() };
-        let entry = if menus.node(&start.entry).is_some() { start.entry } else { menus.settings.entry.clone() };
+        let lang = if LANGS.contains(&start.lang.as_str()) {
+            start.lang
+        } else {
+            "zh".into()
+        };
+        let entry = if menus.node(&start.entry).is_some() {
+            start.entry
+        } else {
+            menus.settings.entry.clone()
+        };
         Ivr {
             menus,
             caller: start.caller,
@@ -228,7 +257,7 @@ impl Ivr {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.deadline.is_some_and(|d| now >= d) {
+        if self.deadline.is_none_or(|d| now < d) {
             return;
         }
         self.deadline = None;
@@ -312,7 +341,11 @@ impl Ivr {
             return;
         }
         for (lang, prompts) in groups {
-            self.actions.push_back(IvrAction::Play { lang, prompts, barge_in });
+            self.actions.push_back(IvrAction::Play {
+                lang,
+                prompts,
+                barge_in,
+            });
         }
         self.playing = true;
         self.barge_in = barge_in;
@@ -372,7 +405,9 @@ impl Ivr {
                 self.mode = Mode::Transferring;
                 self.typeahead.clear();
                 self.deadline = None;
-                self.actions.push_back(IvrAction::Transfer { target: "agent".into() });
+                self.actions.push_back(IvrAction::Transfer {
+                    target: "agent".into(),
+                });
             }
             After::BillMenu => {
                 self.mode = Mode::Menu;
@@ -395,7 +430,9 @@ impl Ivr {
     }
 
     fn enter(&mut self, now: Instant, id: &str) {
-        let Some(node) = self.menus.node(id).cloned() else { return self.top(now) };
+        let Some(node) = self.menus.node(id).cloned() else {
+            return self.top(now);
+        };
         if let Node::Collect(_) = node {
             return self.enter_collect(now, id, Purpose::Standalone);
         }
@@ -418,7 +455,11 @@ impl Ivr {
             }
             Node::Collect(_) => unreachable!("handled above"),
             Node::Bill(b) => self.bill_start(now, id, &b),
-            Node::Play { prompts, barge_in, next } => {
+            Node::Play {
+                prompts,
+                barge_in,
+                next,
+            } => {
                 self.mode = Mode::Idle;
                 self.play(now, &prompts, barge_in, After::Enter(next));
             }
@@ -430,7 +471,10 @@ impl Ivr {
     }
 
     fn goto(&mut self, now: Instant, id: &str) {
-        if matches!(self.menus.node(&self.node), Some(Node::Menu(_) | Node::Bill(_))) {
+        if matches!(
+            self.menus.node(&self.node),
+            Some(Node::Menu(_) | Node::Bill(_))
+        ) {
             let cur = self.node.clone();
             self.history.push(cur);
         }
@@ -475,7 +519,10 @@ impl Ivr {
             self.record(d.to_string());
             return self.menu_invalid(now);
         };
-        if let Action::Goto { pass_digit: true, .. } = action {
+        if let Action::Goto {
+            pass_digit: true, ..
+        } = action
+        {
             self.typeahead.push_front(d);
         } else {
             self.record(d.to_string());
@@ -511,7 +558,9 @@ impl Ivr {
     }
 
     fn repeat(&mut self, now: Instant) {
-        if matches!(self.menus.node(&self.node), Some(Node::Bill(_))) && self.bill.statement.is_some() {
+        if matches!(self.menus.node(&self.node), Some(Node::Bill(_)))
+            && self.bill.statement.is_some()
+        {
             return self.play_statement(now);
         }
         let greet = self.menu_spec().greet_long.clone();
@@ -526,7 +575,12 @@ impl Ivr {
             let exit = spec.exit.clone();
             return self.exit(now, exit, "max_failures");
         }
-        let prompts: Vec<PromptRef> = spec.invalid.iter().chain(&spec.greet_short).cloned().collect();
+        let prompts: Vec<PromptRef> = spec
+            .invalid
+            .iter()
+            .chain(&spec.greet_short)
+            .cloned()
+            .collect();
         self.play(now, &prompts, true, After::MenuWait);
     }
 
@@ -541,7 +595,12 @@ impl Ivr {
             let exit = spec.exit.clone();
             return self.exit(now, exit, "max_timeouts");
         }
-        let prompts: Vec<PromptRef> = spec.no_input.iter().chain(&spec.greet_short).cloned().collect();
+        let prompts: Vec<PromptRef> = spec
+            .no_input
+            .iter()
+            .chain(&spec.greet_short)
+            .cloned()
+            .collect();
         self.play(now, &prompts, true, After::MenuWait);
     }
 
@@ -556,7 +615,10 @@ impl Ivr {
         self.node = id.to_string();
         self.failures = 0;
         self.timeouts = 0;
-        self.mode = Mode::Collect { digits: String::new(), purpose };
+        self.mode = Mode::Collect {
+            digits: String::new(),
+            purpose,
+        };
         if self.typeahead.is_empty() {
             let prompt = self.collect_spec().prompt.clone();
             self.play(now, &prompt, true, After::CollectWait);
@@ -574,9 +636,17 @@ impl Ivr {
                 return;
             }
         }
-        let Mode::Collect { digits, .. } = &self.mode else { return };
+        let Mode::Collect { digits, .. } = &self.mode else {
+            return;
+        };
         let t = &self.collect_spec().timers;
-        self.deadline = Some(now + if digits.is_empty() { t.first_digit } else { t.inter_digit });
+        self.deadline = Some(
+            now + if digits.is_empty() {
+                t.first_digit
+            } else {
+                t.inter_digit
+            },
+        );
     }
 
     /// Returns true when the collection ended (complete, rejected or left).
@@ -592,7 +662,9 @@ impl Ivr {
             self.finish_collect(now);
             return true;
         }
-        let Mode::Collect { digits, .. } = &mut self.mode else { return true };
+        let Mode::Collect { digits, .. } = &mut self.mode else {
+            return true;
+        };
         digits.push(d);
         if digits.len() >= max {
             self.finish_collect(now);
@@ -604,7 +676,9 @@ impl Ivr {
 
     fn finish_collect(&mut self, now: Instant) {
         self.deadline = None;
-        let Mode::Collect { digits, purpose } = &mut self.mode else { return };
+        let Mode::Collect { digits, purpose } = &mut self.mode else {
+            return;
+        };
         let (value, purpose) = (std::mem::take(digits), *purpose);
         let menus = Arc::clone(&self.menus);
         let spec = collect_of(&menus, &self.node);
@@ -617,11 +691,16 @@ impl Ivr {
                 let exit = spec.exit.clone();
                 return self.exit(now, exit, "max_failures");
             }
-            let prompts: Vec<PromptRef> = spec.invalid.iter().chain(&spec.prompt).cloned().collect();
+            let prompts: Vec<PromptRef> =
+                spec.invalid.iter().chain(&spec.prompt).cloned().collect();
             return self.play(now, &prompts, true, After::CollectWait);
         }
         let (sensitive, var, next) = (spec.sensitive, spec.var.clone(), spec.next.clone());
-        self.record(if sensitive { MASK.into() } else { value.clone() });
+        self.record(if sensitive {
+            MASK.into()
+        } else {
+            value.clone()
+        });
         match purpose {
             Purpose::Standalone => {
                 if let (Some(var), false) = (var, sensitive) {
@@ -638,7 +717,11 @@ impl Ivr {
             }
             Purpose::BillPin => {
                 let msisdn = self.bill.msisdn.clone().unwrap_or_default();
-                self.request(now, Pending::Pin, BillingRequest::VerifyPin { msisdn, pin: value });
+                self.request(
+                    now,
+                    Pending::Pin,
+                    BillingRequest::VerifyPin { msisdn, pin: value },
+                );
             }
         }
     }
@@ -664,11 +747,18 @@ impl Ivr {
     }
 
     fn bill_start(&mut self, now: Instant, id: &str, spec: &BillSpec) {
-        self.bill = BillState { node: id.to_string(), ..BillState::default() };
+        self.bill = BillState {
+            node: id.to_string(),
+            ..BillState::default()
+        };
         match (&self.caller, spec.identify) {
             (Some(caller), Identify::CallerId) => {
                 let msisdn = caller.clone();
-                self.request(now, Pending::FindByCaller, BillingRequest::FindAccount { msisdn });
+                self.request(
+                    now,
+                    Pending::FindByCaller,
+                    BillingRequest::FindAccount { msisdn },
+                );
             }
             _ => self.run_after(now, After::BillAskPhone),
         }
@@ -682,27 +772,43 @@ impl Ivr {
 
     fn on_billing(&mut self, now: Instant, reply: BillingReply) {
         // A reply nobody waits for (e.g. after the billing timeout) is dropped.
-        let Mode::Billing(pending) = self.mode else { return };
+        let Mode::Billing(pending) = self.mode else {
+            return;
+        };
         self.deadline = None;
         self.mode = Mode::Idle;
         self.node = self.bill.node.clone();
         match (pending, reply) {
             (Pending::FindByCaller, BillingReply::Account(Some(acc))) => {
                 self.bill.msisdn = Some(acc.msisdn.clone());
-                self.request(now, Pending::Statement, BillingRequest::Statement { msisdn: acc.msisdn });
+                self.request(
+                    now,
+                    Pending::Statement,
+                    BillingRequest::Statement { msisdn: acc.msisdn },
+                );
             }
-            (Pending::FindByCaller, BillingReply::Account(None)) => self.run_after(now, After::BillAskPhone),
+            (Pending::FindByCaller, BillingReply::Account(None)) => {
+                self.run_after(now, After::BillAskPhone)
+            }
             (Pending::Pin, BillingReply::Pin(PinCheck::Ok)) => {
                 let msisdn = self.bill.msisdn.clone().unwrap_or_default();
-                self.request(now, Pending::Statement, BillingRequest::Statement { msisdn });
+                self.request(
+                    now,
+                    Pending::Statement,
+                    BillingRequest::Statement { msisdn },
+                );
             }
             (Pending::Pin, BillingReply::Pin(check @ (PinCheck::Wrong | PinCheck::NoAccount))) => {
                 self.bill.tries += 1;
                 self.typeahead.clear();
                 let spec = self.bill_spec();
                 if self.bill.tries >= spec.pin_tries {
-                    let prompts: Vec<PromptRef> =
-                        spec.pin_failed.iter().chain(&self.menus.settings.goodbye).cloned().collect();
+                    let prompts: Vec<PromptRef> = spec
+                        .pin_failed
+                        .iter()
+                        .chain(&self.menus.settings.goodbye)
+                        .cloned()
+                        .collect();
                     return self.exit(now, prompts, "pin_failed");
                 }
                 let (prompts, next) = match check {
@@ -741,7 +847,13 @@ impl Ivr {
         self.mode = Mode::Menu;
         let spec = self.bill_spec();
         let money = |fen: i64, lang: &str| -> Vec<PromptRef> {
-            say::say_money(lang, fen).into_iter().map(|n| PromptRef { lang: None, name: n.to_string() }).collect()
+            say::say_money(lang, fen)
+                .into_iter()
+                .map(|n| PromptRef {
+                    lang: None,
+                    name: n.to_string(),
+                })
+                .collect()
         };
         let mut prompts = Vec::new();
         if s.balance_fen < 0 {

@@ -34,12 +34,18 @@ pub struct PromptRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Enter another node. `pass_digit`: the key pressed is type-ahead for that node.
-    Goto { node: String, pass_digit: bool },
+    Goto {
+        node: String,
+        pass_digit: bool,
+    },
     Back,
     Top,
     Repeat,
     /// Switch the call's language, then go to `node` (or replay this one).
-    Lang { lang: String, node: Option<String> },
+    Lang {
+        lang: String,
+        node: Option<String>,
+    },
     Agent,
     Hangup,
 }
@@ -121,9 +127,15 @@ pub enum Node {
     Menu(MenuSpec),
     Collect(CollectSpec),
     Bill(Box<BillSpec>),
-    Play { prompts: Vec<PromptRef>, barge_in: bool, next: String },
+    Play {
+        prompts: Vec<PromptRef>,
+        barge_in: bool,
+        next: String,
+    },
     /// Plays "coming soon" and returns to the previous menu.
-    TopupSoon { prompts: Vec<PromptRef> },
+    TopupSoon {
+        prompts: Vec<PromptRef>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +175,11 @@ impl MenuSet {
             fix: "check the TOML syntax and the field names documented at the top of prompts/menus.toml"
                 .into(),
         })?;
-        Checker { file, names: raw.menus.keys().cloned().collect() }.build(raw)
+        Checker {
+            file,
+            names: raw.menus.keys().cloned().collect(),
+        }
+        .build(raw)
     }
 
     pub fn node(&self, id: &str) -> Option<&Node> {
@@ -179,24 +195,50 @@ impl MenuSet {
     pub fn prompt_names(&self, lang: &str) -> BTreeSet<String> {
         let mut refs: Vec<&PromptRef> = Vec::new();
         let s = &self.settings;
-        refs.extend(s.transferring.iter().chain(&s.agent_unavailable).chain(&s.goodbye));
+        refs.extend(
+            s.transferring
+                .iter()
+                .chain(&s.agent_unavailable)
+                .chain(&s.goodbye),
+        );
         fn menu_refs(m: &MenuSpec) -> impl Iterator<Item = &PromptRef> {
-            m.greet_long.iter().chain(&m.greet_short).chain(&m.invalid).chain(&m.no_input).chain(&m.exit)
+            m.greet_long
+                .iter()
+                .chain(&m.greet_short)
+                .chain(&m.invalid)
+                .chain(&m.no_input)
+                .chain(&m.exit)
         }
         for node in self.nodes.values() {
             match node {
                 Node::Menu(m) => refs.extend(menu_refs(m)),
-                Node::Collect(c) => refs.extend(c.prompt.iter().chain(&c.invalid).chain(&c.no_input).chain(&c.exit)),
+                Node::Collect(c) => refs.extend(
+                    c.prompt
+                        .iter()
+                        .chain(&c.invalid)
+                        .chain(&c.no_input)
+                        .chain(&c.exit),
+                ),
                 Node::Bill(b) => {
                     refs.extend(menu_refs(&b.menu));
                     for list in [
-                        &b.balance, &b.owed, &b.owed_hint, &b.month_to_date, &b.last_month, &b.pin_wrong,
-                        &b.pin_failed, &b.pin_locked, &b.no_account, &b.busy,
+                        &b.balance,
+                        &b.owed,
+                        &b.owed_hint,
+                        &b.month_to_date,
+                        &b.last_month,
+                        &b.pin_wrong,
+                        &b.pin_failed,
+                        &b.pin_locked,
+                        &b.no_account,
+                        &b.busy,
                     ] {
                         refs.extend(list.iter());
                     }
                 }
-                Node::Play { prompts, .. } | Node::TopupSoon { prompts } => refs.extend(prompts.iter()),
+                Node::Play { prompts, .. } | Node::TopupSoon { prompts } => {
+                    refs.extend(prompts.iter())
+                }
             }
         }
         refs.into_iter()
@@ -210,7 +252,11 @@ impl MenuSet {
 /// number units of the say functions.
 pub fn all_prompt_names(menus: &MenuSet, lang: &str) -> BTreeSet<String> {
     let mut names = menus.prompt_names(lang);
-    names.extend(crate::ivr::say::prompt_names(lang).into_iter().map(String::from));
+    names.extend(
+        crate::ivr::say::prompt_names(lang)
+            .into_iter()
+            .map(String::from),
+    );
     names
 }
 
@@ -323,15 +369,33 @@ struct Defaults {
 }
 
 impl Checker<'_> {
-    fn err(&self, key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> MenuError {
-        MenuError { file: self.file.into(), key: key.into(), problem: problem.into(), fix: fix.into() }
+    fn err(
+        &self,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> MenuError {
+        MenuError {
+            file: self.file.into(),
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     fn build(&self, raw: RawFile) -> Result<MenuSet, MenuError> {
         let s = raw.settings;
         let timers = Timers {
-            first_digit: self.ms("settings.first_digit_timeout_ms", s.first_digit_timeout_ms, 5000)?,
-            inter_digit: self.ms("settings.inter_digit_timeout_ms", s.inter_digit_timeout_ms, 3000)?,
+            first_digit: self.ms(
+                "settings.first_digit_timeout_ms",
+                s.first_digit_timeout_ms,
+                5000,
+            )?,
+            inter_digit: self.ms(
+                "settings.inter_digit_timeout_ms",
+                s.inter_digit_timeout_ms,
+                3000,
+            )?,
             max_failures: self.count("settings.max_failures", s.max_failures, 3)?,
             max_timeouts: self.count("settings.max_timeouts", s.max_timeouts, 3)?,
         };
@@ -344,14 +408,22 @@ impl Checker<'_> {
         let settings = Settings {
             entry: self.node_ref("settings.entry", s.entry.as_deref().unwrap_or("welcome"))?,
             top: self.node_ref("settings.top", s.top.as_deref().unwrap_or("main"))?,
-            transferring: self.prompts_or("settings.transferring", s.transferring, &["transferring"])?,
+            transferring: self.prompts_or(
+                "settings.transferring",
+                s.transferring,
+                &["transferring"],
+            )?,
             agent_unavailable: self.prompts_or(
                 "settings.agent_unavailable",
                 s.agent_unavailable,
                 &["agent_unavailable"],
             )?,
             goodbye: self.prompts_or("settings.goodbye", s.goodbye, &["goodbye"])?,
-            billing_timeout: self.ms("settings.billing_timeout_ms", s.billing_timeout_ms, 10_000)?,
+            billing_timeout: self.ms(
+                "settings.billing_timeout_ms",
+                s.billing_timeout_ms,
+                10_000,
+            )?,
         };
         let mut nodes = BTreeMap::new();
         for (id, node) in raw.menus {
@@ -366,7 +438,11 @@ impl Checker<'_> {
             nodes.insert(id, built);
         }
         if !matches!(nodes.get(&settings.top), Some(Node::Menu(_))) {
-            return Err(self.err("settings.top", format!("'{}' is not a menu node", settings.top), "point top at the main menu"));
+            return Err(self.err(
+                "settings.top",
+                format!("'{}' is not a menu node", settings.top),
+                "point top at the main menu",
+            ));
         }
         // Cross-node checks need every node built first.
         for (id, node) in &nodes {
@@ -395,7 +471,11 @@ impl Checker<'_> {
     fn node(&self, id: &str, n: RawNode, d: &Defaults) -> Result<Node, MenuError> {
         let key = format!("menus.{id}");
         let kind = n.kind.clone().ok_or_else(|| {
-            self.err(format!("{key}.kind"), "missing kind", format!("add kind = \"menu\" (one of: {KINDS})"))
+            self.err(
+                format!("{key}.kind"),
+                "missing kind",
+                format!("add kind = \"menu\" (one of: {KINDS})"),
+            )
         })?;
         let allowed: &[&str] = match kind.as_str() {
             "menu" => &MENU_FIELDS,
@@ -404,10 +484,18 @@ impl Checker<'_> {
             "play" => &["prompts", "barge_in", "next"],
             "topup_soon" => &["prompts"],
             other => {
-                return Err(self.err(format!("{key}.kind"), format!("unknown kind '{other}'"), format!("use one of: {KINDS}")))
+                return Err(self.err(
+                    format!("{key}.kind"),
+                    format!("unknown kind '{other}'"),
+                    format!("use one of: {KINDS}"),
+                ))
             }
         };
-        if let Some(field) = n.present_fields().into_iter().find(|f| !allowed.contains(f)) {
+        if let Some(field) = n
+            .present_fields()
+            .into_iter()
+            .find(|f| !allowed.contains(f))
+        {
             return Err(self.err(
                 format!("{key}.{field}"),
                 format!("'{field}' does not apply to kind = \"{kind}\""),
@@ -423,14 +511,28 @@ impl Checker<'_> {
                 barge_in: n.barge_in.unwrap_or(true),
                 next: self.node_ref(
                     &format!("{key}.next"),
-                    n.next.as_deref().ok_or_else(|| self.err(format!("{key}.next"), "missing next", "add next = \"main\""))?,
+                    n.next.as_deref().ok_or_else(|| {
+                        self.err(format!("{key}.next"), "missing next", "add next = \"main\"")
+                    })?,
                 )?,
             },
-            _ => Node::TopupSoon { prompts: self.prompts_or(&format!("{key}.prompts"), n.prompts.clone(), &["topup_coming_soon"])? },
+            _ => Node::TopupSoon {
+                prompts: self.prompts_or(
+                    &format!("{key}.prompts"),
+                    n.prompts.clone(),
+                    &["topup_coming_soon"],
+                )?,
+            },
         })
     }
 
-    fn timers(&self, key: &str, n: &RawNode, d: &Defaults, retries: Option<u32>) -> Result<Timers, MenuError> {
+    fn timers(
+        &self,
+        key: &str,
+        n: &RawNode,
+        d: &Defaults,
+        retries: Option<u32>,
+    ) -> Result<Timers, MenuError> {
         Ok(Timers {
             first_digit: match n.first_digit_timeout_ms {
                 Some(v) => self.ms(&format!("{key}.first_digit_timeout_ms"), Some(v), 0)?,
@@ -452,7 +554,13 @@ impl Checker<'_> {
     }
 
     /// `fallback_greet`: a default greeting for nodes where one is not required.
-    fn menu_spec(&self, key: &str, n: &RawNode, d: &Defaults, fallback_greet: Option<&[&str]>) -> Result<MenuSpec, MenuError> {
+    fn menu_spec(
+        &self,
+        key: &str,
+        n: &RawNode,
+        d: &Defaults,
+        fallback_greet: Option<&[&str]>,
+    ) -> Result<MenuSpec, MenuError> {
         let greet_long = match fallback_greet {
             Some(f) => self.prompts_or(&format!("{key}.greet_long"), n.greet_long.clone(), f)?,
             None => self.prompts_req(&format!("{key}.greet_long"), n.greet_long.clone())?,
@@ -466,22 +574,44 @@ impl Checker<'_> {
             let akey = format!("{key}.keys.{k}");
             let mut chars = k.chars();
             let (Some(c), None) = (chars.next(), chars.next()) else {
-                return Err(self.err(akey, "a key must be one DTMF digit", "use one of 0-9 * # A-D, quoted: \"1\" = {...}"));
+                return Err(self.err(
+                    akey,
+                    "a key must be one DTMF digit",
+                    "use one of 0-9 * # A-D, quoted: \"1\" = {...}",
+                ));
             };
             if !is_dtmf(c) {
-                return Err(self.err(akey, format!("'{k}' is not a DTMF digit"), "use one of 0-9 * # A-D"));
+                return Err(self.err(
+                    akey,
+                    format!("'{k}' is not a DTMF digit"),
+                    "use one of 0-9 * # A-D",
+                ));
             }
             keys.insert(c, self.action(&akey, &a)?);
         }
         Ok(MenuSpec {
             greet_long,
             greet_short,
-            invalid: self.prompts_or(&format!("{key}.invalid"), n.invalid.clone(), &[])?.or_default(&d.invalid),
-            no_input: self.prompts_or(&format!("{key}.no_input"), n.no_input.clone(), &[])?.or_default(&d.no_input),
-            exit: self.prompts_or(&format!("{key}.exit"), n.exit.clone(), &[])?.or_default(&d.exit),
+            invalid: self
+                .prompts_or(&format!("{key}.invalid"), n.invalid.clone(), &[])?
+                .or_default(&d.invalid),
+            no_input: self
+                .prompts_or(&format!("{key}.no_input"), n.no_input.clone(), &[])?
+                .or_default(&d.no_input),
+            exit: self
+                .prompts_or(&format!("{key}.exit"), n.exit.clone(), &[])?
+                .or_default(&d.exit),
             keys,
-            other: n.other.as_ref().map(|a| self.action(&format!("{key}.other"), a)).transpose()?,
-            on_timeout: n.on_timeout.as_ref().map(|a| self.action(&format!("{key}.on_timeout"), a)).transpose()?,
+            other: n
+                .other
+                .as_ref()
+                .map(|a| self.action(&format!("{key}.other"), a))
+                .transpose()?,
+            on_timeout: n
+                .on_timeout
+                .as_ref()
+                .map(|a| self.action(&format!("{key}.on_timeout"), a))
+                .transpose()?,
             timers: self.timers(key, n, d, None)?,
         })
     }
@@ -490,7 +620,11 @@ impl Checker<'_> {
         let min_digits = n.min_digits.unwrap_or(1);
         let max_digits = n.max_digits.unwrap_or(min_digits.max(1));
         if max_digits == 0 || max_digits > 64 {
-            return Err(self.err(format!("{key}.max_digits"), format!("{max_digits} is out of range"), "use 1..=64"));
+            return Err(self.err(
+                format!("{key}.max_digits"),
+                format!("{max_digits} is out of range"),
+                "use 1..=64",
+            ));
         }
         if min_digits > max_digits {
             return Err(self.err(
@@ -502,39 +636,67 @@ impl Checker<'_> {
         let terminator = match n.terminator.as_deref() {
             None => Some('#'),
             Some("") => None,
-            Some(t) if t.chars().count() == 1 && is_dtmf(t.chars().next().unwrap()) => t.chars().next(),
+            Some(t) if t.chars().count() == 1 && is_dtmf(t.chars().next().unwrap()) => {
+                t.chars().next()
+            }
             Some(t) => {
-                return Err(self.err(format!("{key}.terminator"), format!("'{t}' is not one DTMF digit"), "use \"#\", or \"\" for none"))
+                return Err(self.err(
+                    format!("{key}.terminator"),
+                    format!("'{t}' is not one DTMF digit"),
+                    "use \"#\", or \"\" for none",
+                ))
             }
         };
         let regex = match &n.regex {
             None => None,
             Some(r) => Some(Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                self.err(format!("{key}.regex"), format!("invalid regex: {e}"), "write a Rust regex matching the whole entry, e.g. \"1[3-9][0-9]{9}\"")
+                self.err(
+                    format!("{key}.regex"),
+                    format!("invalid regex: {e}"),
+                    "write a Rust regex matching the whole entry, e.g. \"1[3-9][0-9]{9}\"",
+                )
             })?),
         };
         if let Some(v) = &n.var {
             if !valid_name(v) {
-                return Err(self.err(format!("{key}.var"), "variable names are lowercase letters, digits and '_'", "e.g. var = \"phone\""));
+                return Err(self.err(
+                    format!("{key}.var"),
+                    "variable names are lowercase letters, digits and '_'",
+                    "e.g. var = \"phone\"",
+                ));
             }
         }
         if let Some(r) = n.retries {
             if r == 0 {
-                return Err(self.err(format!("{key}.retries"), "retries must be at least 1", "set retries = 3"));
+                return Err(self.err(
+                    format!("{key}.retries"),
+                    "retries must be at least 1",
+                    "set retries = 3",
+                ));
             }
         }
         Ok(CollectSpec {
             prompt: self.prompts_req(&format!("{key}.prompt"), n.prompt.clone())?,
-            invalid: self.prompts_or(&format!("{key}.invalid"), n.invalid.clone(), &[])?.or_default(&d.invalid),
-            no_input: self.prompts_or(&format!("{key}.no_input"), n.no_input.clone(), &[])?.or_default(&d.no_input),
-            exit: self.prompts_or(&format!("{key}.exit"), n.exit.clone(), &[])?.or_default(&d.exit),
+            invalid: self
+                .prompts_or(&format!("{key}.invalid"), n.invalid.clone(), &[])?
+                .or_default(&d.invalid),
+            no_input: self
+                .prompts_or(&format!("{key}.no_input"), n.no_input.clone(), &[])?
+                .or_default(&d.no_input),
+            exit: self
+                .prompts_or(&format!("{key}.exit"), n.exit.clone(), &[])?
+                .or_default(&d.exit),
             min_digits,
             max_digits,
             terminator,
             regex,
             sensitive: n.sensitive.unwrap_or(false),
             var: n.var.clone(),
-            next: n.next.as_deref().map(|x| self.node_ref(&format!("{key}.next"), x)).transpose()?,
+            next: n
+                .next
+                .as_deref()
+                .map(|x| self.node_ref(&format!("{key}.next"), x))
+                .transpose()?,
             timers: self.timers(key, n, d, n.retries)?,
         })
     }
@@ -544,15 +706,27 @@ impl Checker<'_> {
             "caller_id" => Identify::CallerId,
             "ask" => Identify::Ask,
             other => {
-                return Err(self.err(format!("{key}.identify"), format!("unknown identify '{other}'"), "use \"caller_id\" or \"ask\""))
+                return Err(self.err(
+                    format!("{key}.identify"),
+                    format!("unknown identify '{other}'"),
+                    "use \"caller_id\" or \"ask\"",
+                ))
             }
         };
         let req_node = |field: &str, v: &Option<String>| -> Result<String, MenuError> {
             let k = format!("{key}.{field}");
-            let v = v.as_deref().ok_or_else(|| self.err(&k, format!("missing {field}"), format!("add {field} = \"bill_{field}\" (a collect node)")))?;
+            let v = v.as_deref().ok_or_else(|| {
+                self.err(
+                    &k,
+                    format!("missing {field}"),
+                    format!("add {field} = \"bill_{field}\" (a collect node)"),
+                )
+            })?;
             self.node_ref(&k, v)
         };
-        let p = |field: &str, v: &Option<Vec<String>>, def: &str| self.prompts_or(&format!("{key}.{field}"), v.clone(), &[def]);
+        let p = |field: &str, v: &Option<Vec<String>>, def: &str| {
+            self.prompts_or(&format!("{key}.{field}"), v.clone(), &[def])
+        };
         Ok(BillSpec {
             identify,
             phone: req_node("phone", &n.phone)?,
@@ -561,7 +735,11 @@ impl Checker<'_> {
             statement_barge_in: n.statement_barge_in.unwrap_or(false),
             balance: p("balance", &n.balance, "bill_balance")?,
             owed: p("owed", &n.owed, "bill_owed")?,
-            owed_hint: self.prompts_or(&format!("{key}.owed_hint"), n.owed_hint.clone(), &["bill_owed_hint"])?,
+            owed_hint: self.prompts_or(
+                &format!("{key}.owed_hint"),
+                n.owed_hint.clone(),
+                &["bill_owed_hint"],
+            )?,
             month_to_date: p("month_to_date", &n.month_to_date, "bill_mtd")?,
             last_month: p("last_month", &n.last_month, "bill_last")?,
             pin_wrong: p("pin_wrong", &n.pin_wrong, "bill_pin_wrong")?,
@@ -575,9 +753,17 @@ impl Checker<'_> {
 
     fn action(&self, key: &str, a: &RawAction) -> Result<Action, MenuError> {
         let allow = |fields: &[&str]| -> Result<(), MenuError> {
-            for (name, present) in [("node", a.node.is_some()), ("lang", a.lang.is_some()), ("pass_digit", a.pass_digit.is_some())] {
+            for (name, present) in [
+                ("node", a.node.is_some()),
+                ("lang", a.lang.is_some()),
+                ("pass_digit", a.pass_digit.is_some()),
+            ] {
                 if present && !fields.contains(&name) {
-                    return Err(self.err(format!("{key}.{name}"), format!("'{name}' does not apply to action \"{}\"", a.action), "remove it"));
+                    return Err(self.err(
+                        format!("{key}.{name}"),
+                        format!("'{name}' does not apply to action \"{}\"", a.action),
+                        "remove it",
+                    ));
                 }
             }
             Ok(())
@@ -586,18 +772,36 @@ impl Checker<'_> {
             "goto" => {
                 allow(&["node", "pass_digit"])?;
                 let node = a.node.as_deref().ok_or_else(|| {
-                    self.err(format!("{key}.node"), "goto needs a node", "add node = \"main\" (a node id under [menus])")
+                    self.err(
+                        format!("{key}.node"),
+                        "goto needs a node",
+                        "add node = \"main\" (a node id under [menus])",
+                    )
                 })?;
-                Action::Goto { node: self.node_ref(&format!("{key}.node"), node)?, pass_digit: a.pass_digit.unwrap_or(false) }
+                Action::Goto {
+                    node: self.node_ref(&format!("{key}.node"), node)?,
+                    pass_digit: a.pass_digit.unwrap_or(false),
+                }
             }
             "lang" => {
                 allow(&["node", "lang"])?;
                 let lang = a.lang.as_deref().unwrap_or("");
                 if !LANGS.contains(&lang) {
-                    return Err(self.err(format!("{key}.lang"), format!("unknown language '{lang}'"), format!("use one of: {}", LANGS.join(", "))));
+                    return Err(self.err(
+                        format!("{key}.lang"),
+                        format!("unknown language '{lang}'"),
+                        format!("use one of: {}", LANGS.join(", ")),
+                    ));
                 }
-                let node = a.node.as_deref().map(|n| self.node_ref(&format!("{key}.node"), n)).transpose()?;
-                Action::Lang { lang: lang.into(), node }
+                let node = a
+                    .node
+                    .as_deref()
+                    .map(|n| self.node_ref(&format!("{key}.node"), n))
+                    .transpose()?;
+                Action::Lang {
+                    lang: lang.into(),
+                    node,
+                }
             }
             simple => {
                 allow(&[])?;
@@ -625,14 +829,22 @@ impl Checker<'_> {
             Ok(id.into())
         } else {
             let known: Vec<&str> = self.names.iter().map(String::as_str).collect();
-            Err(self.err(key, format!("unknown node '{id}'"), format!("use one of: {} (or add [menus.{id}])", known.join(", "))))
+            Err(self.err(
+                key,
+                format!("unknown node '{id}'"),
+                format!("use one of: {} (or add [menus.{id}])", known.join(", ")),
+            ))
         }
     }
 
     fn ms(&self, key: &str, v: Option<u64>, default: u64) -> Result<Duration, MenuError> {
         let v = v.unwrap_or(default);
         if !(100..=120_000).contains(&v) {
-            return Err(self.err(key, format!("{v} ms is out of range"), "use 100..=120000 (milliseconds)"));
+            return Err(self.err(
+                key,
+                format!("{v} ms is out of range"),
+                "use 100..=120000 (milliseconds)",
+            ));
         }
         Ok(Duration::from_millis(v))
     }
@@ -648,14 +860,29 @@ impl Checker<'_> {
     fn prompts_req(&self, key: &str, v: Option<Vec<String>>) -> Result<Vec<PromptRef>, MenuError> {
         match v {
             Some(list) if !list.is_empty() => self.prompt_list(key, &list),
-            _ => Err(self.err(key, "missing or empty prompt list", "add a list of prompt names, e.g. [\"main_menu\"]")),
+            _ => Err(self.err(
+                key,
+                "missing or empty prompt list",
+                "add a list of prompt names, e.g. [\"main_menu\"]",
+            )),
         }
     }
 
-    fn prompts_or(&self, key: &str, v: Option<Vec<String>>, default: &[&str]) -> Result<Vec<PromptRef>, MenuError> {
+    fn prompts_or(
+        &self,
+        key: &str,
+        v: Option<Vec<String>>,
+        default: &[&str],
+    ) -> Result<Vec<PromptRef>, MenuError> {
         match v {
             Some(list) => self.prompt_list(key, &list),
-            None => Ok(default.iter().map(|n| PromptRef { lang: None, name: (*n).into() }).collect()),
+            None => Ok(default
+                .iter()
+                .map(|n| PromptRef {
+                    lang: None,
+                    name: (*n).into(),
+                })
+                .collect()),
         }
     }
 
@@ -700,18 +927,65 @@ impl OrDefault for Vec<PromptRef> {
 }
 
 const MENU_FIELDS: [&str; 12] = [
-    "greet_long", "greet_short", "keys", "other", "on_timeout", "invalid", "no_input", "exit",
-    "first_digit_timeout_ms", "inter_digit_timeout_ms", "max_failures", "max_timeouts",
+    "greet_long",
+    "greet_short",
+    "keys",
+    "other",
+    "on_timeout",
+    "invalid",
+    "no_input",
+    "exit",
+    "first_digit_timeout_ms",
+    "inter_digit_timeout_ms",
+    "max_failures",
+    "max_timeouts",
 ];
 const COLLECT_FIELDS: [&str; 16] = [
-    "prompt", "min_digits", "max_digits", "terminator", "regex", "retries", "sensitive", "var", "next",
-    "invalid", "no_input", "exit", "first_digit_timeout_ms", "inter_digit_timeout_ms", "max_failures", "max_timeouts",
+    "prompt",
+    "min_digits",
+    "max_digits",
+    "terminator",
+    "regex",
+    "retries",
+    "sensitive",
+    "var",
+    "next",
+    "invalid",
+    "no_input",
+    "exit",
+    "first_digit_timeout_ms",
+    "inter_digit_timeout_ms",
+    "max_failures",
+    "max_timeouts",
 ];
 const BILL_FIELDS: [&str; 27] = [
-    "greet_long", "greet_short", "keys", "other", "on_timeout", "invalid", "no_input", "exit",
-    "first_digit_timeout_ms", "inter_digit_timeout_ms", "max_failures", "max_timeouts", "identify", "phone", "pin",
-    "pin_tries", "statement_barge_in", "balance", "owed", "owed_hint", "month_to_date", "last_month", "pin_wrong",
-    "pin_failed", "pin_locked", "no_account", "busy",
+    "greet_long",
+    "greet_short",
+    "keys",
+    "other",
+    "on_timeout",
+    "invalid",
+    "no_input",
+    "exit",
+    "first_digit_timeout_ms",
+    "inter_digit_timeout_ms",
+    "max_failures",
+    "max_timeouts",
+    "identify",
+    "phone",
+    "pin",
+    "pin_tries",
+    "statement_barge_in",
+    "balance",
+    "owed",
+    "owed_hint",
+    "month_to_date",
+    "last_month",
+    "pin_wrong",
+    "pin_failed",
+    "pin_locked",
+    "no_account",
+    "busy",
 ];
 
 impl RawNode {
@@ -721,10 +995,44 @@ impl RawNode {
             ($($f:ident),*) => { $( if self.$f.is_some() { v.push(stringify!($f)); } )* };
         }
         check!(
-            greet_long, greet_short, keys, other, on_timeout, invalid, no_input, exit, first_digit_timeout_ms,
-            inter_digit_timeout_ms, max_failures, max_timeouts, prompt, min_digits, max_digits, terminator, regex,
-            retries, sensitive, var, next, prompts, barge_in, identify, phone, pin, pin_tries, statement_barge_in,
-            balance, owed, owed_hint, month_to_date, last_month, pin_wrong, pin_failed, pin_locked, no_account, busy
+            greet_long,
+            greet_short,
+            keys,
+            other,
+            on_timeout,
+            invalid,
+            no_input,
+            exit,
+            first_digit_timeout_ms,
+            inter_digit_timeout_ms,
+            max_failures,
+            max_timeouts,
+            prompt,
+            min_digits,
+            max_digits,
+            terminator,
+            regex,
+            retries,
+            sensitive,
+            var,
+            next,
+            prompts,
+            barge_in,
+            identify,
+            phone,
+            pin,
+            pin_tries,
+            statement_barge_in,
+            balance,
+            owed,
+            owed_hint,
+            month_to_date,
+            last_month,
+            pin_wrong,
+            pin_failed,
+            pin_locked,
+            no_account,
+            busy
         );
         v
     }
@@ -735,7 +1043,9 @@ fn is_dtmf(c: char) -> bool {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]

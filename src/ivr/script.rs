@@ -16,11 +16,15 @@ pub(crate) mod fixtures {
 
     pub fn zh() -> &'static Script {
         static S: OnceLock<Script> = OnceLock::new();
-        S.get_or_init(|| parse_script(include_str!("../../prompts/zh/script.toml")).expect("zh script parses"))
+        S.get_or_init(|| {
+            parse_script(include_str!("../../prompts/zh/script.toml")).expect("zh script parses")
+        })
     }
 
     pub fn en() -> &'static Script {
         static S: OnceLock<Script> = OnceLock::new();
-        S.get_or_init(|| parse_script(include_str!("../../prompts/en/script.toml")).expect("en script parses"))
+        S.get_or_init(|| {
+            parse_script(include_str!("../../prompts/en/script.toml")).expect("en script parses")
+        })
     }
 }

@@ -16,11 +16,20 @@ pub const UNDER_20: [&str; 20] = [
     "n_13", "n_14", "n_15", "n_16", "n_17", "n_18", "n_19",
 ];
 /// Index = tens digit (2..=9).
-pub const TENS: [&str; 10] = ["", "", "n_20", "n_30", "n_40", "n_50", "n_60", "n_70", "n_80", "n_90"];
+pub const TENS: [&str; 10] = [
+    "", "", "n_20", "n_30", "n_40", "n_50", "n_60", "n_70", "n_80", "n_90",
+];
 pub const HUNDRED: &str = "n_hundred";
 /// Scale words, index = power of 1000.
-pub const SCALES: [&str; 7] =
-    ["", "n_thousand", "n_million", "n_billion", "n_trillion", "n_quadrillion", "n_quintillion"];
+pub const SCALES: [&str; 7] = [
+    "",
+    "n_thousand",
+    "n_million",
+    "n_billion",
+    "n_trillion",
+    "n_quadrillion",
+    "n_quintillion",
+];
 pub const MINUS: &str = "n_minus";
 pub const YUAN: &str = "cur_yuan";
 pub const FEN: &str = "cur_fen";
@@ -66,7 +75,11 @@ pub fn say_money_en(fen: i64) -> Vec<&'static str> {
 }
 
 pub fn say_digits_en(digits: &str) -> Vec<&'static str> {
-    digits.chars().filter_map(|c| c.to_digit(10)).map(|d| UNDER_20[d as usize]).collect()
+    digits
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .map(|d| UNDER_20[d as usize])
+        .collect()
 }
 
 fn read_u64(n: u64, out: &mut Vec<&'static str>) {

@@ -38,7 +38,9 @@ const ZERO: &str = "num_0";
 /// Every prompt name this module can emit.
 pub fn prompt_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = DIGITS.to_vec();
-    v.extend([LIANG, YAO, SHI, BAI, QIAN, WAN, YI, NEG, YUAN, JIAO, FEN, ZHENG]);
+    v.extend([
+        LIANG, YAO, SHI, BAI, QIAN, WAN, YI, NEG, YUAN, JIAO, FEN, ZHENG,
+    ]);
     v
 }
 
@@ -120,7 +122,14 @@ fn read_u64(n: u64, leading: bool, out: &mut Vec<&'static str>) {
 }
 
 /// `high` counts `unit` (万 or 亿); `rest` < `base` follows it.
-fn read_big(high: u64, rest: u64, base: u64, unit: &'static str, leading: bool, out: &mut Vec<&'static str>) {
+fn read_big(
+    high: u64,
+    rest: u64,
+    base: u64,
+    unit: &'static str,
+    leading: bool,
+    out: &mut Vec<&'static str>,
+) {
     if high == 2 {
         out.push(LIANG);
     } else {
