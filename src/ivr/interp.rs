@@ -297,8 +297,10 @@ impl Ivr {
         self.inputs.clone()
     }
 
-    /// abandoned | bill_played | agent_requested | agent_unavailable | max_failures |
-    /// max_timeouts | billing_unavailable | pin_failed | pin_locked | completed
+    /// The latest significant event: abandoned (nothing yet; the caller hung up) |
+    /// bill_played | agent_requested | agent_unavailable | max_failures | max_timeouts |
+    /// billing_unavailable | pin_failed | pin_locked | completed (hangup key).
+    /// Silence after the bill was read keeps bill_played.
     pub fn outcome(&self) -> &str {
         &self.outcome
     }
@@ -496,7 +498,11 @@ impl Ivr {
 
     /// Plays the exit prompt, then hangs up with `cause` (also the outcome).
     fn exit(&mut self, now: Instant, prompts: Vec<PromptRef>, cause: &str) {
-        self.outcome = cause.into();
+        // A caller who heard the bill and then stays silent was served; the CDR
+        // should say so rather than blame the timeout.
+        if !(cause == "max_timeouts" && self.outcome == "bill_played") {
+            self.outcome = cause.into();
+        }
         self.mode = Mode::Idle;
         self.typeahead.clear();
         self.play(now, &prompts, false, After::Hangup(cause.into()));

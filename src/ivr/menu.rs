@@ -260,6 +260,33 @@ pub fn all_prompt_names(menus: &MenuSet, lang: &str) -> BTreeSet<String> {
     names
 }
 
+/// Checks that every prompt the IVR can play exists, in every language, e.g. against
+/// the loaded `PromptSet` (`|lang, name| set.get(lang, name).is_some()`) at start-up.
+/// `file` names the menus file in the error.
+pub fn check_prompts(
+    menus: &MenuSet,
+    file: &str,
+    has: impl Fn(&str, &str) -> bool,
+) -> Result<(), MenuError> {
+    for lang in LANGS {
+        let missing: Vec<String> = all_prompt_names(menus, lang)
+            .into_iter()
+            .filter(|n| !has(lang, n))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(MenuError {
+                file: file.into(),
+                key: format!("prompts/{lang}/{first}"),
+                problem: format!("{} prompt(s) missing in {lang}: {}", missing.len(), missing.join(", ")),
+                fix: format!(
+                    "add them to prompts/{lang}/script.toml and regenerate the audio, or record prompts/{lang}/<name>.wav"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn line_of(text: &str, byte: usize) -> String {
     let line = text[..byte.min(text.len())].matches('\n').count() + 1;
     format!("line {line}")

@@ -642,3 +642,26 @@ fn valid_key_barges_into_the_invalid_prompt() {
         ]
     );
 }
+
+#[test]
+fn silence_after_the_bill_hangs_up_but_keeps_bill_played() {
+    let mut c = Call::new(Some("13800138000"));
+    c.goto_main();
+    c.goto_bill(ZHANG_ST);
+    c.done();
+    c.done();
+    for _ in 0..2 {
+        assert_eq!(c.wait(5.0), [play("zh", &["no_input", "bill_menu"], true)]);
+        c.done();
+    }
+    assert_eq!(c.wait(5.0), [play("zh", &["goodbye"], false)]);
+    assert_eq!(c.done(), [hangup("max_timeouts")]);
+    assert_eq!(c.ivr.outcome(), "bill_played");
+}
+
+#[test]
+fn abandoned_until_something_happens() {
+    let mut c = Call::new(Some("13800138000"));
+    c.goto_main();
+    assert_eq!(c.ivr.outcome(), "abandoned");
+}

@@ -210,3 +210,23 @@ fn load_reports_missing_file() {
     let e = MenuSet::load(Path::new("/nonexistent/menus.toml")).unwrap_err();
     assert!(e.to_string().contains("/nonexistent/menus.toml"), "{e}");
 }
+
+#[test]
+fn check_prompts_reports_the_missing_ones() {
+    let m = load(DEFAULT).unwrap();
+    let has = |lang: &str, name: &str| {
+        let script = if lang == "en" {
+            fixtures::en()
+        } else {
+            fixtures::zh()
+        };
+        script.contains_key(name)
+    };
+    assert_eq!(check_prompts(&m, "menus.toml", has), Ok(()));
+    let e = check_prompts(&m, "menus.toml", |lang, name| {
+        has(lang, name) && !(lang == "en" && name == "cur_fen")
+    })
+    .unwrap_err();
+    assert_eq!(e.key, "prompts/en/cur_fen");
+    assert!(e.fix.contains("prompts/en/script.toml"), "{e}");
+}
