@@ -1,1 +1,9 @@
-//! (in progress)
+//! IVR: menus declared in TOML, the sans-IO interpreter, and number/money reading.
+
+pub mod interp;
+pub mod menu;
+pub mod say;
+pub mod script;
+
+pub use interp::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStart};
+pub use menu::{all_prompt_names, check_prompts, MenuError, MenuSet};

@@ -1,0 +1,900 @@
+//! The IVR interpreter: one per call, sans-IO.
+//!
+//! Fed digits, "playback finished", billing replies and time; emits prompts to play,
+//! billing requests, transfer and hangup. Timers run only while the caller is
+//! expected to act (after a prompt finished), as on a real IVR; digits pressed
+//! during a barge-in prompt stop it and are kept as type-ahead, digits pressed
+//! during a non-interruptible prompt wait for it to finish.
+//!
+//! Contract with the call layer: `StopPlayback` flushes everything queued, and no
+//! `PlaybackDone` is reported for flushed prompts; `PlaybackDone` is reported once
+//! the queue is empty after a `Play`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::billing::{normalize_msisdn, Account, PinCheck, Statement};
+use crate::ivr::menu::{
+    Action, BillSpec, CollectSpec, Identify, MenuSet, MenuSpec, Node, PromptRef, LANGS,
+};
+use crate::ivr::say;
+
+/// Type-ahead beyond this is dropped: nobody legitimately types 32 keys ahead.
+const MAX_TYPEAHEAD: usize = 32;
+const MASK: &str = "******";
+
+#[derive(Debug, Clone)]
+pub struct IvrStart {
+    /// Normalised MSISDN, or None when withheld/unknown.
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    /// "zh" or "en"; anything else starts in Mandarin.
+    pub lang: String,
+    /// Node id to start in; unknown ids fall back to the menus' entry.
+    pub entry: String,
+}
+
+impl Default for IvrStart {
+    fn default() -> Self {
+        IvrStart {
+            caller: None,
+            called: None,
+            lang: "zh".into(),
+            entry: "welcome".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IvrInput {
+    Digit(char),
+    /// Everything queued by the last Play finished.
+    PlaybackDone,
+    Billing(BillingReply),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum BillingRequest {
+    FindAccount { msisdn: String },
+    VerifyPin { msisdn: String, pin: String },
+    Statement { msisdn: String },
+}
+
+/// Never prints the PIN.
+impl fmt::Debug for BillingRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BillingRequest::FindAccount { msisdn } => f
+                .debug_struct("FindAccount")
+                .field("msisdn", msisdn)
+                .finish(),
+            BillingRequest::VerifyPin { msisdn, .. } => f
+                .debug_struct("VerifyPin")
+                .field("msisdn", msisdn)
+                .field("pin", &MASK)
+                .finish(),
+            BillingRequest::Statement { msisdn } => {
+                f.debug_struct("Statement").field("msisdn", msisdn).finish()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillingReply {
+    Account(Option<Account>),
+    Pin(PinCheck),
+    Statement(Statement),
+    /// The backend failed or timed out.
+    Unavailable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IvrAction {
+    /// Queue these prompts after what is already queued.
+    Play {
+        lang: String,
+        prompts: Vec<String>,
+        barge_in: bool,
+    },
+    /// A digit barged in: flush the queue.
+    StopPlayback,
+    /// Run it and answer with `IvrInput::Billing`.
+    Billing(BillingRequest),
+    /// `target` is "agent"; the call layer maps it to the profile's agent URI.
+    Transfer { target: String },
+    /// Sent after the goodbye/exit prompt finished playing.
+    Hangup { cause: String },
+}
+
+/// What to do when the current playback finishes (or is barged into).
+#[derive(Debug, Clone)]
+enum After {
+    MenuWait,
+    CollectWait,
+    Enter(String),
+    Back,
+    Top,
+    Hangup(String),
+    Transfer,
+    BillMenu,
+    BillAskPhone,
+    BillAskPin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Standalone,
+    BillPhone,
+    BillPin,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Idle,
+    /// A menu node, or a bill node after its statement.
+    Menu,
+    Collect {
+        digits: String,
+        purpose: Purpose,
+    },
+    Billing(Pending),
+    Transferring,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    FindByCaller,
+    Pin,
+    Statement,
+}
+
+#[derive(Default)]
+struct BillState {
+    node: String,
+    msisdn: Option<String>,
+    statement: Option<Statement>,
+    tries: u32,
+}
+
+pub struct Ivr {
+    menus: Arc<MenuSet>,
+    caller: Option<String>,
+    lang: String,
+    entry: String,
+    node: String,
+    /// Menus to return to with "back"; cleared on reaching the top menu.
+    history: Vec<String>,
+    mode: Mode,
+    playing: bool,
+    barge_in: bool,
+    after: Option<After>,
+    typeahead: VecDeque<char>,
+    deadline: Option<Instant>,
+    failures: u32,
+    timeouts: u32,
+    actions: VecDeque<IvrAction>,
+    path: Vec<String>,
+    inputs: Vec<(String, String)>,
+    vars: BTreeMap<String, String>,
+    outcome: String,
+    bill: BillState,
+}
+
+/// Leaves out digits and variables: they may hold a PIN being typed.
+impl fmt::Debug for Ivr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ivr")
+            .field("node", &self.node)
+            .field("lang", &self.lang)
+            .field("playing", &self.playing)
+            .field("deadline", &self.deadline)
+            .field("path", &self.path)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ivr {
+    pub fn new(menus: Arc<MenuSet>, start: IvrStart) -> Self {
+        let lang = if LANGS.contains(&start.lang.as_str()) {
+            start.lang
+        } else {
+            "zh".into()
+        };
+        let entry = if menus.node(&start.entry).is_some() {
+            start.entry
+        } else {
+            menus.settings.entry.clone()
+        };
+        Ivr {
+            menus,
+            caller: start.caller,
+            lang,
+            entry,
+            node: String::new(),
+            history: Vec::new(),
+            mode: Mode::Idle,
+            playing: false,
+            barge_in: false,
+            after: None,
+            typeahead: VecDeque::new(),
+            deadline: None,
+            failures: 0,
+            timeouts: 0,
+            actions: VecDeque::new(),
+            path: Vec::new(),
+            inputs: Vec::new(),
+            vars: BTreeMap::new(),
+            outcome: "abandoned".into(),
+            bill: BillState::default(),
+        }
+    }
+
+    pub fn start(&mut self, now: Instant) {
+        if self.path.is_empty() {
+            let entry = self.entry.clone();
+            self.enter(now, &entry);
+        }
+    }
+
+    pub fn handle_input(&mut self, now: Instant, input: IvrInput) {
+        match input {
+            IvrInput::Digit(d) => self.on_digit(now, d),
+            IvrInput::PlaybackDone => {
+                if self.playing {
+                    self.playing = false;
+                    if let Some(a) = self.after.take() {
+                        self.run_after(now, a);
+                    }
+                }
+            }
+            IvrInput::Billing(reply) => self.on_billing(now, reply),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_none_or(|d| now < d) {
+            return;
+        }
+        self.deadline = None;
+        match &self.mode {
+            Mode::Menu => self.menu_timeout(now),
+            Mode::Collect { digits, .. } => {
+                if digits.is_empty() {
+                    self.collect_no_input(now)
+                } else {
+                    self.finish_collect(now)
+                }
+            }
+            Mode::Billing(_) => {
+                self.mode = Mode::Idle;
+                self.billing_busy(now)
+            }
+            _ => {}
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub fn poll_action(&mut self) -> Option<IvrAction> {
+        self.actions.pop_front()
+    }
+
+    /// Node ids visited, in order, for the CDR.
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// (node, value) of each key pressed in a menu and each completed entry;
+    /// sensitive entries are "******".
+    pub fn inputs(&self) -> Vec<(String, String)> {
+        self.inputs.clone()
+    }
+
+    /// The latest significant event: abandoned (nothing yet; the caller hung up) |
+    /// bill_played | agent_requested | agent_unavailable | max_failures | max_timeouts |
+    /// billing_unavailable | pin_failed | pin_locked | completed (hangup key).
+    /// Silence after the bill was read keeps bill_played.
+    pub fn outcome(&self) -> &str {
+        &self.outcome
+    }
+
+    pub fn lang(&self) -> &str {
+        &self.lang
+    }
+
+    /// A value collected by a non-sensitive `collect` node with `var`.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    /// The call layer could not reach an agent: apologise, then back to the top menu.
+    pub fn on_agent_unavailable(&mut self, now: Instant) {
+        if matches!(self.mode, Mode::Ended) {
+            return;
+        }
+        self.outcome = "agent_unavailable".into();
+        self.mode = Mode::Idle;
+        self.typeahead.clear();
+        let prompts = self.menus.settings.agent_unavailable.clone();
+        self.play(now, &prompts, true, After::Top);
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    fn play(&mut self, now: Instant, prompts: &[PromptRef], barge_in: bool, after: After) {
+        self.deadline = None;
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for p in prompts {
+            let lang = p.lang.as_deref().unwrap_or(&self.lang);
+            match groups.last_mut() {
+                Some((l, names)) if l == lang => names.push(p.name.clone()),
+                _ => groups.push((lang.to_string(), vec![p.name.clone()])),
+            }
+        }
+        if groups.is_empty() {
+            self.run_after(now, after);
+            return;
+        }
+        for (lang, prompts) in groups {
+            self.actions.push_back(IvrAction::Play {
+                lang,
+                prompts,
+                barge_in,
+            });
+        }
+        self.playing = true;
+        self.barge_in = barge_in;
+        self.after = Some(after);
+    }
+
+    fn on_digit(&mut self, now: Instant, d: char) {
+        if matches!(self.mode, Mode::Ended | Mode::Transferring) {
+            return;
+        }
+        if self.playing {
+            if self.typeahead.len() < MAX_TYPEAHEAD {
+                self.typeahead.push_back(d);
+            }
+            if self.barge_in {
+                self.actions.push_back(IvrAction::StopPlayback);
+                self.playing = false;
+                if let Some(a) = self.after.take() {
+                    self.run_after(now, a);
+                }
+            }
+            return;
+        }
+        match self.mode {
+            Mode::Menu => self.menu_key(now, d),
+            Mode::Collect { .. } => {
+                self.collect_digit(now, d);
+            }
+            _ => {
+                if self.typeahead.len() < MAX_TYPEAHEAD {
+                    self.typeahead.push_back(d);
+                }
+            }
+        }
+    }
+
+    fn run_after(&mut self, now: Instant, after: After) {
+        match after {
+            After::MenuWait => {
+                self.mode = Mode::Menu;
+                match self.typeahead.pop_front() {
+                    Some(d) => self.menu_key(now, d),
+                    None => self.deadline = Some(now + self.menu_spec().timers.first_digit),
+                }
+            }
+            After::CollectWait => self.collect_wait(now),
+            After::Enter(id) => self.enter(now, &id),
+            After::Back => self.back(now),
+            After::Top => self.top(now),
+            After::Hangup(cause) => {
+                self.mode = Mode::Ended;
+                self.typeahead.clear();
+                self.deadline = None;
+                self.actions.push_back(IvrAction::Hangup { cause });
+            }
+            After::Transfer => {
+                self.mode = Mode::Transferring;
+                self.typeahead.clear();
+                self.deadline = None;
+                self.actions.push_back(IvrAction::Transfer {
+                    target: "agent".into(),
+                });
+            }
+            After::BillMenu => {
+                self.mode = Mode::Menu;
+                if self.typeahead.is_empty() {
+                    let greet = self.bill_spec().menu.greet_long.clone();
+                    self.play(now, &greet, true, After::MenuWait);
+                } else {
+                    self.run_after(now, After::MenuWait);
+                }
+            }
+            After::BillAskPhone => {
+                let id = self.bill_spec().phone.clone();
+                self.enter_collect(now, &id, Purpose::BillPhone);
+            }
+            After::BillAskPin => {
+                let id = self.bill_spec().pin.clone();
+                self.enter_collect(now, &id, Purpose::BillPin);
+            }
+        }
+    }
+
+    fn enter(&mut self, now: Instant, id: &str) {
+        let Some(node) = self.menus.node(id).cloned() else {
+            return self.top(now);
+        };
+        if let Node::Collect(_) = node {
+            return self.enter_collect(now, id, Purpose::Standalone);
+        }
+        self.path.push(id.to_string());
+        self.node = id.to_string();
+        self.failures = 0;
+        self.timeouts = 0;
+        self.deadline = None;
+        if id == self.menus.settings.top {
+            self.history.clear();
+        }
+        match node {
+            Node::Menu(m) => {
+                self.mode = Mode::Menu;
+                if self.typeahead.is_empty() {
+                    self.play(now, &m.greet_long, true, After::MenuWait);
+                } else {
+                    self.run_after(now, After::MenuWait);
+                }
+            }
+            Node::Collect(_) => unreachable!("handled above"),
+            Node::Bill(b) => self.bill_start(now, id, &b),
+            Node::Play {
+                prompts,
+                barge_in,
+                next,
+            } => {
+                self.mode = Mode::Idle;
+                self.play(now, &prompts, barge_in, After::Enter(next));
+            }
+            Node::TopupSoon { prompts } => {
+                self.mode = Mode::Idle;
+                self.play(now, &prompts, true, After::Back);
+            }
+        }
+    }
+
+    fn goto(&mut self, now: Instant, id: &str) {
+        if matches!(
+            self.menus.node(&self.node),
+            Some(Node::Menu(_) | Node::Bill(_))
+        ) {
+            let cur = self.node.clone();
+            self.history.push(cur);
+        }
+        self.enter(now, id);
+    }
+
+    fn back(&mut self, now: Instant) {
+        match self.history.pop() {
+            Some(prev) => self.enter(now, &prev),
+            None => self.top(now),
+        }
+    }
+
+    fn top(&mut self, now: Instant) {
+        self.history.clear();
+        let top = self.menus.settings.top.clone();
+        self.enter(now, &top);
+    }
+
+    /// Plays the exit prompt, then hangs up with `cause` (also the outcome).
+    fn exit(&mut self, now: Instant, prompts: Vec<PromptRef>, cause: &str) {
+        // A caller who heard the bill and then stays silent was served; the CDR
+        // should say so rather than blame the timeout.
+        if !(cause == "max_timeouts" && self.outcome == "bill_played") {
+            self.outcome = cause.into();
+        }
+        self.mode = Mode::Idle;
+        self.typeahead.clear();
+        self.play(now, &prompts, false, After::Hangup(cause.into()));
+    }
+
+    fn record(&mut self, value: String) {
+        self.inputs.push((self.node.clone(), value));
+    }
+
+    // ------------------------------------------------------------ menus
+
+    fn menu_spec(&self) -> &MenuSpec {
+        menu_of(&self.menus, &self.node)
+    }
+
+    fn menu_key(&mut self, now: Instant, d: char) {
+        self.deadline = None;
+        let spec = self.menu_spec();
+        let Some(action) = spec.keys.get(&d).or(spec.other.as_ref()).cloned() else {
+            self.record(d.to_string());
+            return self.menu_invalid(now);
+        };
+        if let Action::Goto {
+            pass_digit: true, ..
+        } = action
+        {
+            self.typeahead.push_front(d);
+        } else {
+            self.record(d.to_string());
+        }
+        self.do_action(now, action);
+    }
+
+    fn do_action(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::Goto { node, .. } => self.goto(now, &node),
+            Action::Back => self.back(now),
+            Action::Top => self.top(now),
+            Action::Repeat => self.repeat(now),
+            Action::Lang { lang, node } => {
+                self.lang = lang;
+                match node {
+                    Some(n) => self.goto(now, &n),
+                    None => self.repeat(now),
+                }
+            }
+            Action::Agent => {
+                self.outcome = "agent_requested".into();
+                self.mode = Mode::Idle;
+                self.typeahead.clear();
+                let prompts = self.menus.settings.transferring.clone();
+                self.play(now, &prompts, false, After::Transfer);
+            }
+            Action::Hangup => {
+                let prompts = self.menus.settings.goodbye.clone();
+                self.exit(now, prompts, "completed");
+            }
+        }
+    }
+
+    fn repeat(&mut self, now: Instant) {
+        if matches!(self.menus.node(&self.node), Some(Node::Bill(_)))
+            && self.bill.statement.is_some()
+        {
+            return self.play_statement(now);
+        }
+        let greet = self.menu_spec().greet_long.clone();
+        self.play(now, &greet, true, After::MenuWait);
+    }
+
+    fn menu_invalid(&mut self, now: Instant) {
+        self.failures += 1;
+        self.typeahead.clear();
+        let spec = self.menu_spec();
+        if self.failures >= spec.timers.max_failures {
+            let exit = spec.exit.clone();
+            return self.exit(now, exit, "max_failures");
+        }
+        let prompts: Vec<PromptRef> = spec
+            .invalid
+            .iter()
+            .chain(&spec.greet_short)
+            .cloned()
+            .collect();
+        self.play(now, &prompts, true, After::MenuWait);
+    }
+
+    fn menu_timeout(&mut self, now: Instant) {
+        if let Some(action) = self.menu_spec().on_timeout.clone() {
+            return self.do_action(now, action);
+        }
+        self.timeouts += 1;
+        let menus = Arc::clone(&self.menus);
+        let spec = menu_of(&menus, &self.node);
+        if self.timeouts >= spec.timers.max_timeouts {
+            let exit = spec.exit.clone();
+            return self.exit(now, exit, "max_timeouts");
+        }
+        let prompts: Vec<PromptRef> = spec
+            .no_input
+            .iter()
+            .chain(&spec.greet_short)
+            .cloned()
+            .collect();
+        self.play(now, &prompts, true, After::MenuWait);
+    }
+
+    // ------------------------------------------------------------ collect
+
+    fn collect_spec(&self) -> &CollectSpec {
+        collect_of(&self.menus, &self.node)
+    }
+
+    fn enter_collect(&mut self, now: Instant, id: &str, purpose: Purpose) {
+        self.path.push(id.to_string());
+        self.node = id.to_string();
+        self.failures = 0;
+        self.timeouts = 0;
+        self.mode = Mode::Collect {
+            digits: String::new(),
+            purpose,
+        };
+        if self.typeahead.is_empty() {
+            let prompt = self.collect_spec().prompt.clone();
+            self.play(now, &prompt, true, After::CollectWait);
+        } else {
+            self.collect_wait(now);
+        }
+    }
+
+    fn collect_wait(&mut self, now: Instant) {
+        if !matches!(self.mode, Mode::Collect { .. }) {
+            return;
+        }
+        while let Some(d) = self.typeahead.pop_front() {
+            if self.collect_digit(now, d) {
+                return;
+            }
+        }
+        let Mode::Collect { digits, .. } = &self.mode else {
+            return;
+        };
+        let t = &self.collect_spec().timers;
+        self.deadline = Some(
+            now + if digits.is_empty() {
+                t.first_digit
+            } else {
+                t.inter_digit
+            },
+        );
+    }
+
+    /// Returns true when the collection ended (complete, rejected or left).
+    fn collect_digit(&mut self, now: Instant, d: char) -> bool {
+        let spec = self.collect_spec();
+        let (terminator, max, inter) = (spec.terminator, spec.max_digits, spec.timers.inter_digit);
+        if d == '*' && terminator != Some('*') {
+            self.typeahead.clear();
+            self.back(now);
+            return true;
+        }
+        if Some(d) == terminator {
+            self.finish_collect(now);
+            return true;
+        }
+        let Mode::Collect { digits, .. } = &mut self.mode else {
+            return true;
+        };
+        digits.push(d);
+        if digits.len() >= max {
+            self.finish_collect(now);
+            return true;
+        }
+        self.deadline = Some(now + inter);
+        false
+    }
+
+    fn finish_collect(&mut self, now: Instant) {
+        self.deadline = None;
+        let Mode::Collect { digits, purpose } = &mut self.mode else {
+            return;
+        };
+        let (value, purpose) = (std::mem::take(digits), *purpose);
+        let menus = Arc::clone(&self.menus);
+        let spec = collect_of(&menus, &self.node);
+        let ok = (spec.min_digits..=spec.max_digits).contains(&value.len())
+            && spec.regex.as_ref().is_none_or(|r| r.is_match(&value));
+        if !ok {
+            self.failures += 1;
+            self.typeahead.clear();
+            if self.failures >= spec.timers.max_failures {
+                let exit = spec.exit.clone();
+                return self.exit(now, exit, "max_failures");
+            }
+            let prompts: Vec<PromptRef> =
+                spec.invalid.iter().chain(&spec.prompt).cloned().collect();
+            return self.play(now, &prompts, true, After::CollectWait);
+        }
+        let (sensitive, var, next) = (spec.sensitive, spec.var.clone(), spec.next.clone());
+        self.record(if sensitive {
+            MASK.into()
+        } else {
+            value.clone()
+        });
+        match purpose {
+            Purpose::Standalone => {
+                if let (Some(var), false) = (var, sensitive) {
+                    self.vars.insert(var, value);
+                }
+                match next {
+                    Some(n) => self.enter(now, &n),
+                    None => self.top(now),
+                }
+            }
+            Purpose::BillPhone => {
+                self.bill.msisdn = Some(normalize_msisdn(&value).unwrap_or(value));
+                self.run_after(now, After::BillAskPin);
+            }
+            Purpose::BillPin => {
+                let msisdn = self.bill.msisdn.clone().unwrap_or_default();
+                self.request(
+                    now,
+                    Pending::Pin,
+                    BillingRequest::VerifyPin { msisdn, pin: value },
+                );
+            }
+        }
+    }
+
+    fn collect_no_input(&mut self, now: Instant) {
+        self.timeouts += 1;
+        let spec = self.collect_spec();
+        if self.timeouts >= spec.timers.max_timeouts {
+            let exit = spec.exit.clone();
+            return self.exit(now, exit, "max_timeouts");
+        }
+        let prompts: Vec<PromptRef> = spec.no_input.iter().chain(&spec.prompt).cloned().collect();
+        self.play(now, &prompts, true, After::CollectWait);
+    }
+
+    // ------------------------------------------------------------ bill
+
+    fn bill_spec(&self) -> &BillSpec {
+        match self.menus.node(&self.bill.node) {
+            Some(Node::Bill(b)) => b,
+            _ => unreachable!("bill step outside a bill node"),
+        }
+    }
+
+    fn bill_start(&mut self, now: Instant, id: &str, spec: &BillSpec) {
+        self.bill = BillState {
+            node: id.to_string(),
+            ..BillState::default()
+        };
+        match (&self.caller, spec.identify) {
+            (Some(caller), Identify::CallerId) => {
+                let msisdn = caller.clone();
+                self.request(
+                    now,
+                    Pending::FindByCaller,
+                    BillingRequest::FindAccount { msisdn },
+                );
+            }
+            _ => self.run_after(now, After::BillAskPhone),
+        }
+    }
+
+    fn request(&mut self, now: Instant, pending: Pending, req: BillingRequest) {
+        self.mode = Mode::Billing(pending);
+        self.actions.push_back(IvrAction::Billing(req));
+        self.deadline = Some(now + self.menus.settings.billing_timeout);
+    }
+
+    fn on_billing(&mut self, now: Instant, reply: BillingReply) {
+        // A reply nobody waits for (e.g. after the billing timeout) is dropped.
+        let Mode::Billing(pending) = self.mode else {
+            return;
+        };
+        self.deadline = None;
+        self.mode = Mode::Idle;
+        self.node = self.bill.node.clone();
+        match (pending, reply) {
+            (Pending::FindByCaller, BillingReply::Account(Some(acc))) => {
+                self.bill.msisdn = Some(acc.msisdn.clone());
+                self.request(
+                    now,
+                    Pending::Statement,
+                    BillingRequest::Statement { msisdn: acc.msisdn },
+                );
+            }
+            (Pending::FindByCaller, BillingReply::Account(None)) => {
+                self.run_after(now, After::BillAskPhone)
+            }
+            (Pending::Pin, BillingReply::Pin(PinCheck::Ok)) => {
+                let msisdn = self.bill.msisdn.clone().unwrap_or_default();
+                self.request(
+                    now,
+                    Pending::Statement,
+                    BillingRequest::Statement { msisdn },
+                );
+            }
+            (Pending::Pin, BillingReply::Pin(check @ (PinCheck::Wrong | PinCheck::NoAccount))) => {
+                self.bill.tries += 1;
+                self.typeahead.clear();
+                let spec = self.bill_spec();
+                if self.bill.tries >= spec.pin_tries {
+                    let prompts: Vec<PromptRef> = spec
+                        .pin_failed
+                        .iter()
+                        .chain(&self.menus.settings.goodbye)
+                        .cloned()
+                        .collect();
+                    return self.exit(now, prompts, "pin_failed");
+                }
+                let (prompts, next) = match check {
+                    PinCheck::Wrong => (spec.pin_wrong.clone(), After::BillAskPin),
+                    _ => (spec.no_account.clone(), After::BillAskPhone),
+                };
+                self.play(now, &prompts, true, next);
+            }
+            (Pending::Pin, BillingReply::Pin(PinCheck::Locked)) => {
+                self.outcome = "pin_locked".into();
+                self.typeahead.clear();
+                let prompts = self.bill_spec().pin_locked.clone();
+                self.play(now, &prompts, true, After::Top);
+            }
+            (Pending::Statement, BillingReply::Statement(s)) => {
+                self.bill.statement = Some(s);
+                self.outcome = "bill_played".into();
+                self.play_statement(now);
+            }
+            // Unavailable, or a reply that does not answer the request.
+            _ => self.billing_busy(now),
+        }
+    }
+
+    fn billing_busy(&mut self, now: Instant) {
+        self.outcome = "billing_unavailable".into();
+        self.node = self.bill.node.clone();
+        let prompts = self.bill_spec().busy.clone();
+        // Barge-in so "press 0" works at once: the key is type-ahead for the top menu.
+        self.play(now, &prompts, true, After::Top);
+    }
+
+    fn play_statement(&mut self, now: Instant) {
+        let Some(s) = self.bill.statement else { return };
+        self.node = self.bill.node.clone();
+        self.mode = Mode::Menu;
+        let spec = self.bill_spec();
+        let money = |fen: i64, lang: &str| -> Vec<PromptRef> {
+            say::say_money(lang, fen)
+                .into_iter()
+                .map(|n| PromptRef {
+                    lang: None,
+                    name: n.to_string(),
+                })
+                .collect()
+        };
+        let mut prompts = Vec::new();
+        if s.balance_fen < 0 {
+            prompts.extend(spec.owed.iter().cloned());
+            prompts.extend(money(s.balance_fen.saturating_abs(), &self.lang));
+            prompts.extend(spec.owed_hint.iter().cloned());
+        } else {
+            prompts.extend(spec.balance.iter().cloned());
+            prompts.extend(money(s.balance_fen, &self.lang));
+        }
+        prompts.extend(spec.month_to_date.iter().cloned());
+        prompts.extend(money(s.month_to_date_fen, &self.lang));
+        prompts.extend(spec.last_month.iter().cloned());
+        prompts.extend(money(s.last_month_fen, &self.lang));
+        let barge = spec.statement_barge_in;
+        self.play(now, &prompts, barge, After::BillMenu);
+    }
+}
+
+// Menu mode is only entered on menu and bill nodes, collect mode only on collect
+// nodes, and node ids come from the validated MenuSet: a miss is a bug here.
+fn menu_of<'a>(menus: &'a MenuSet, node: &str) -> &'a MenuSpec {
+    match menus.node(node) {
+        Some(Node::Menu(m)) => m,
+        Some(Node::Bill(b)) => &b.menu,
+        _ => unreachable!("menu step on non-menu node {node}"),
+    }
+}
+
+fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
+    match menus.node(node) {
+        Some(Node::Collect(c)) => c,
+        _ => unreachable!("collect step on non-collect node {node}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
