@@ -411,7 +411,8 @@ impl SipCore {
             h.push(("From".into(), v.to_string()));
         }
         if let Some(v) = msg.get("to") {
-            let has_tag = wire::parse_name_addr(v).ok().and_then(|n| n.param("tag").map(|_| ())).is_some();
+            // An unparseable To is echoed as is: adding a tag could duplicate one.
+            let has_tag = wire::parse_name_addr(v).map_or(true, |n| n.param("tag").is_some());
             let v = if has_tag || status == 100 { v.to_string() } else { format!("{v};tag={tag}") };
             h.push(("To".into(), v));
         }

@@ -568,3 +568,4 @@ fn garbage_never_panics() {
     events(&mut c);
     c.handle_timeout(now + Duration::from_secs(100));
 }
+

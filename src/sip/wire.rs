@@ -185,11 +185,11 @@ pub(crate) fn parse(data: &[u8], datagram: bool) -> Result<Msg, Bad> {
             let others: Vec<&str> = cl_values.collect();
             match parse_content_length(first_cl) {
                 None => {
-                    body_fault = Some("bad Content-Length");
+                    body_fault = Some("Bad Content-Length");
                     Vec::new()
                 }
                 Some(_) if !others.is_empty() => {
-                    body_fault = Some("multiple Content-Length");
+                    body_fault = Some("Multiple Content-Length");
                     Vec::new()
                 }
                 Some(n) if n > rest.len() => {
@@ -518,7 +518,7 @@ pub(crate) fn parse_name_addr(v: &str) -> Result<NameAddr, ()> {
         params_str = &inner[close + 1..];
     } else {
         let semi = v.find(';').unwrap_or(v.len());
-        uri = &v[..semi];
+        uri = v[..semi].trim_end();
         params_str = &v[semi..];
         if uri.contains(['?', ',', '"', '>']) {
             return Err(());
