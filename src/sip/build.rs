@@ -27,11 +27,21 @@ pub(crate) fn response(code: u16, reason: &str, mut list: Vec<(String, String)>,
 
 /// A request to `target`; `None` when the target URI cannot be parsed.
 pub(crate) fn request(method: &str, target: &str, mut list: Vec<(String, String)>, body: &[u8]) -> Option<Vec<u8>> {
+    if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return None;
+    }
+    let line = format!("{method} {target} SIP/2.0");
     let uri = rsipstack::sip::parse_uri(target).ok()?;
     let method: Method = method.parse().ok()?;
     list.push(("Content-Length".into(), body.len().to_string()));
     let req = Request { method, uri, version: Version::V2, headers: headers(list), body: body.to_vec() };
-    Some(req.to_bytes())
+    let bytes = req.to_bytes();
+    // rsipstack re-escapes '%' in the user part (%2B -> %252B): keep the remote's
+    // Contact URI byte for byte, as RFC 3261 12.2.1.1 requires.
+    let eol = bytes.windows(2).position(|w| w == b"\r\n")?;
+    let mut out = line.into_bytes();
+    out.extend_from_slice(&bytes[eol..]);
+    Some(out)
 }
 
 /// The user part of a SIP/SIPS/TEL URI or of a name-addr header value, percent-decoded.

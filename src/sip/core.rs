@@ -216,7 +216,12 @@ impl Req {
     }
     fn ctx(&self) -> RespCtx {
         RespCtx {
-            vias: self.msg.all("via").map(str::to_string).collect(),
+            vias: self
+                .msg
+                .all("via")
+                .enumerate()
+                .map(|(i, v)| if i == 0 { wire::stamp_via(v, self.peer.addr) } else { v.to_string() })
+                .collect(),
             from: self.msg.get("from").unwrap_or("").to_string(),
             to: self.msg.get("to").unwrap_or("").to_string(),
             to_has_tag: self.to_tag().is_some(),
@@ -244,6 +249,9 @@ pub struct SipCore {
     inv_keys: HashMap<String, CallKey>,
     /// Answered non-INVITE requests, replayed when the request is retransmitted.
     nict_done: HashMap<String, Cached>,
+    /// Finished INVITE transactions: late retransmissions are absorbed, not taken for
+    /// new calls (RFC 6026 Accepted state). Pruned lazily, so no timer wakes for them.
+    tombstones: HashMap<String, Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
 }
@@ -258,6 +266,7 @@ impl SipCore {
             calls: HashMap::new(),
             inv_keys: HashMap::new(),
             nict_done: HashMap::new(),
+            tombstones: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -319,6 +328,7 @@ impl SipCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.nict_done.retain(|_, c| c.expires > now);
+        self.tombstones.retain(|_, t| *t > now);
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
             self.call_timers(now, key);
@@ -505,6 +515,9 @@ impl SipCore {
     }
 
     fn on_invite(&mut self, now: Instant, req: Req) {
+        if self.tombstones.get(&req.key).is_some_and(|t| *t > now) {
+            return;
+        }
         if let Some(&call) = self.inv_keys.get(&req.key) {
             // A retransmission: replay our last response.
             let last = self.calls.get(&call).and_then(|c| c.invite.as_ref()).and_then(|t| t.last.clone());
@@ -615,12 +628,12 @@ impl SipCore {
         });
     }
 
-    fn on_ack(&mut self, _now: Instant, req: Req) {
+    fn on_ack(&mut self, now: Instant, req: Req) {
         let Some(call) = self.find_dialog(&req) else { return };
         let Some(c) = self.calls.get_mut(&call) else { return };
         if let Some(tx) = &c.reinvite {
             if tx.cseq == req.cseq && tx.state != InvState::Proceeding {
-                self.inv_keys.remove(&tx.key);
+                Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
                 c.reinvite = None;
                 return;
             }
@@ -632,11 +645,11 @@ impl SipCore {
         match tx.state {
             InvState::Proceeding => {}
             InvState::Accepted => {
-                self.inv_keys.remove(&tx.key);
+                Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
                 c.invite = None;
                 self.events.push_back(SipEvent::Confirmed { call });
             }
-            InvState::Completed => self.terminate(call),
+            InvState::Completed => self.terminate(now, call),
         }
     }
 
@@ -675,7 +688,7 @@ impl SipCore {
                     self.respond_invite(now, call, false, 487, "Request Terminated", &[], None);
                 }
                 self.events.push_back(SipEvent::Bye { call });
-                self.terminate(call);
+                self.terminate(now, call);
             }
             "INFO" => self.on_info(now, call, req),
             "OPTIONS" => self.reply_options(now, &req),
@@ -709,6 +722,9 @@ impl SipCore {
     }
 
     fn on_reinvite(&mut self, now: Instant, call: CallKey, req: Req) {
+        if self.tombstones.get(&req.key).is_some_and(|t| *t > now) {
+            return;
+        }
         if let Some(&k) = self.inv_keys.get(&req.key) {
             if k == call {
                 let last = self.calls.get(&call).and_then(|c| c.reinvite.as_ref()).and_then(|t| t.last.clone());
@@ -754,7 +770,7 @@ impl SipCore {
         self.events.push_back(SipEvent::ReInvite { call, sdp_offer });
     }
 
-    fn handle_response(&mut self, _now: Instant, code: u16, msg: Msg) {
+    fn handle_response(&mut self, now: Instant, code: u16, msg: Msg) {
         let branch = msg
             .get("via")
             .and_then(wire::parse_via_list)
@@ -774,7 +790,7 @@ impl SipCore {
             return;
         };
         if code >= 200 {
-            self.terminate(call);
+            self.terminate(now, call);
         } else if let Some(b) = self.calls.get_mut(&call).and_then(|c| c.bye.as_mut()) {
             // RFC 3261 17.1.2.2: after a provisional, retransmit at T2.
             b.interval = self.cfg.t2;
@@ -791,14 +807,14 @@ impl SipCore {
             let Some(tx) = slot.as_mut() else { continue };
             if tx.give_up_at.is_some_and(|t| t <= now) {
                 let state = tx.state;
-                self.inv_keys.remove(&tx.key);
+                Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
                 *slot = None;
                 match (state, re) {
                     (InvState::Accepted, _) => {
                         self.events.push_back(SipEvent::AckTimeout { call });
                         self.send_bye(now, call);
                     }
-                    (InvState::Completed, false) => self.terminate(call),
+                    (InvState::Completed, false) => self.terminate(now, call),
                     _ => {}
                 }
                 continue;
@@ -815,7 +831,7 @@ impl SipCore {
         let Some(c) = self.calls.get_mut(&call) else { return };
         if let Some(b) = c.bye.as_mut() {
             if b.deadline <= now {
-                self.terminate(call);
+                self.terminate(now, call);
                 return;
             }
             if b.retrans_at.is_some_and(|t| t <= now) {
@@ -926,7 +942,7 @@ impl SipCore {
         let data = build::request("BYE", &c.remote_target, h.clone(), b"")
             .or_else(|| build::request("BYE", &wire::parse_name_addr(&c.remote_party).map(|n| n.uri).unwrap_or_default(), h, b""));
         let Some(data) = data else {
-            self.terminate(call);
+            self.terminate(now, call);
             return;
         };
         let udp = c.info.transport == Transport::Udp;
@@ -939,10 +955,10 @@ impl SipCore {
         });
         // Our BYE replaces any pending INVITE answer: stop retransmitting it.
         if let Some(tx) = c.invite.take() {
-            self.inv_keys.remove(&tx.key);
+            Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
         }
         if let Some(tx) = c.reinvite.take() {
-            self.inv_keys.remove(&tx.key);
+            Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
         }
         let peer = Peer { transport: c.info.transport, conn: c.info.conn, addr: c.info.remote };
         self.send(peer, data);
@@ -991,10 +1007,26 @@ impl SipCore {
         self.send(req.peer, data);
     }
 
-    fn terminate(&mut self, call: CallKey) {
+    fn retire_key(&mut self, now: Instant, key: &str) {
+        Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, key);
+    }
+
+    fn retire(
+        inv_keys: &mut HashMap<String, CallKey>,
+        tombstones: &mut HashMap<String, Instant>,
+        now: Instant,
+        hold: Duration,
+        key: &str,
+    ) {
+        if inv_keys.remove(key).is_some() {
+            tombstones.insert(key.to_string(), now + hold);
+        }
+    }
+
+    fn terminate(&mut self, now: Instant, call: CallKey) {
         if let Some(c) = self.calls.remove(&call) {
             for tx in [c.invite, c.reinvite].into_iter().flatten() {
-                self.inv_keys.remove(&tx.key);
+                self.retire_key(now, &tx.key);
             }
             self.events.push_back(SipEvent::Terminated { call });
         }

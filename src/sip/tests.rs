@@ -191,7 +191,7 @@ fn answer_has_sdp_contact_and_is_retransmitted_until_ack() {
     assert!(text(ok).ends_with("\r\n\r\nv=0\r\ns=answer\r\n"));
     assert_eq!(header(ok, "Contact").as_deref(), Some("<sip:10010@198.51.100.1:5060>"));
     assert_eq!(headers(ok, "Record-Route"), vec!["<sip:sbc1.example.net;lr>", "<sip:sbc2.example.net;lr>"]);
-    assert_eq!(header(ok, "Via").as_deref(), Some("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-inv1;rport"));
+    assert_eq!(header(ok, "Via").as_deref(), Some("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-inv1;rport=5062;received=192.0.2.10"));
     assert_eq!(header(ok, "CSeq").as_deref(), Some("1 INVITE"));
     assert!(header(ok, "Allow").unwrap().contains("BYE"));
     assert!(header(ok, "Server").unwrap().starts_with("answerline"));
@@ -569,3 +569,61 @@ fn garbage_never_panics() {
     c.handle_timeout(now + Duration::from_secs(100));
 }
 
+
+#[test]
+fn late_invite_retransmission_after_ack_is_not_a_new_call() {
+    let t0 = Instant::now();
+    let (mut c, _call, _tag) = answered_call(t0);
+    c.handle_datagram(t0 + Duration::from_secs(1), peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
+    assert!(events(&mut c).is_empty());
+    assert!(drain(&mut c).is_empty());
+    assert_eq!(c.call_count(), 1);
+    // Same for a rejected call after its ACK.
+    let (mut c, call, tag) = ringing_call(t0);
+    c.reject(t0, call, 486, "Busy Here", &[]);
+    drain(&mut c);
+    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-inv1", "call-1", 1, "ACK", &tag, "", ""));
+    assert_eq!(events(&mut c), vec![SipEvent::Terminated { call }]);
+    c.handle_datagram(t0 + Duration::from_secs(2), peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.call_count(), 0);
+    // Once the transaction would be long gone, the same bytes are a new call again.
+    c.handle_timeout(t0 + Duration::from_secs(40));
+    c.handle_datagram(t0 + Duration::from_secs(40), peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
+    assert!(matches!(events(&mut c)[..], [SipEvent::IncomingCall { .. }]));
+}
+
+#[test]
+fn bye_keeps_the_contact_uri_verbatim() {
+    let t0 = Instant::now();
+    let mut c = core();
+    let inv = String::from_utf8(invite("z9hG4bK-e1", "esc-1", 1, None, SDP))
+        .unwrap()
+        .replace("Contact: <sip:13800138000@192.0.2.10:5062>", "Contact: <sip:%2B8613800138000@[2001:db8::5]:5062;transport=udp>");
+    c.handle_datagram(t0, peer(), inv.as_bytes());
+    let call = match events(&mut c).pop().unwrap() {
+        SipEvent::IncomingCall { call, .. } => call,
+        e => panic!("{e:?}"),
+    };
+    c.answer(t0, call, "v=0\r\n");
+    let tag = to_tag(drain(&mut c).last().unwrap());
+    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-a", "esc-1", 1, "ACK", &tag, "", ""));
+    c.hangup(t0, call);
+    let bye = drain(&mut c).pop().unwrap();
+    assert!(text(&bye).starts_with("BYE sip:%2B8613800138000@[2001:db8::5]:5062;transport=udp SIP/2.0\r\n"), "{}", text(&bye));
+}
+
+#[test]
+fn retransmitted_reinvite_gets_the_same_answer() {
+    let t0 = Instant::now();
+    let (mut c, call, tag) = answered_call(t0);
+    let re = invite("z9hG4bK-re1", "call-1", 2, Some(&tag), SDP);
+    c.handle_datagram(t0, peer(), &re);
+    drain(&mut c);
+    events(&mut c);
+    c.answer_reinvite(t0, call, Ok("v=0\r\n"));
+    let first = drain(&mut c);
+    c.handle_datagram(t0, peer(), &re);
+    assert_eq!(drain(&mut c), first);
+    assert!(events(&mut c).is_empty());
+}

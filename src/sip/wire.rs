@@ -590,6 +590,38 @@ pub(crate) fn parse_via_list(v: &str) -> Option<Vec<ViaEntry>> {
     Some(out)
 }
 
+/// Adds `received` and fills a bare `rport` in the top Via entry (RFC 3261 18.2.1,
+/// RFC 3581), so NATed clients learn their public address.
+pub(crate) fn stamp_via(via: &str, src: std::net::SocketAddr) -> String {
+    let first = split_top(via, b',')[0];
+    let rest = &via[first.len()..];
+    let parts = split_top(first, b';');
+    let sent_by = parts[0].trim().rsplit([' ', '\t']).next().unwrap_or("");
+    let host = match sent_by.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => sent_by.split(':').next().unwrap_or(""),
+    };
+    let same_host = host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == src.ip());
+    let mut out = parts[0].trim_end().to_string();
+    let (mut has_received, mut had_rport) = (false, false);
+    for p in &parts[1..] {
+        let name = p.split('=').next().unwrap_or("").trim();
+        out.push(';');
+        if name.eq_ignore_ascii_case("rport") && !p.contains('=') {
+            had_rport = true;
+            out.push_str(&format!("rport={}", src.port()));
+        } else {
+            has_received |= name.eq_ignore_ascii_case("received");
+            out.push_str(p.trim());
+        }
+    }
+    if !has_received && (!same_host || had_rport) {
+        out.push_str(&format!(";received={}", src.ip()));
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +652,21 @@ mod tests {
         assert_eq!(v[1].branch.as_deref(), Some("z9hG4bK30239"));
         assert!(parse_via_list("SIP/2.0/UDP 192.0.2.15;;,;,,").is_none());
         assert!(parse_via_list("SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3-111;received=[2001:db8::9:255]").is_some());
+    }
+
+    #[test]
+    fn via_is_stamped_with_the_source() {
+        let src = "203.0.113.5:40000".parse().unwrap();
+        assert_eq!(
+            stamp_via("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport", src),
+            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport=40000;received=203.0.113.5"
+        );
+        let same = "10.0.0.2:5060".parse().unwrap();
+        assert_eq!(stamp_via("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1", same), "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1");
+        assert_eq!(
+            stamp_via("SIP/2.0/UDP pc.example.com;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2", same),
+            "SIP/2.0/UDP pc.example.com;branch=z9hG4bK1;received=10.0.0.2, SIP/2.0/UDP b;branch=z9hG4bK2"
+        );
     }
 
     #[test]
