@@ -10,7 +10,7 @@ use super::build;
 use super::info::parse_dtmf;
 use super::wire::{self, Bad, Msg, NameAddr, Start};
 
-/// What we implement; sent in Allow on 2xx, 405 and 501.
+/// What we implement; sent in Allow on every response but 100.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 
 /// Methods the core recognises; anything else is answered 501.
@@ -89,7 +89,8 @@ pub struct CallInfo {
     pub conn: Option<ConnId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Debug output masks DTMF digits: they may be a PIN (see `SipEvent`'s Debug impl).
+#[derive(Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
 pub enum SipEvent {
     /// A new INVITE; the core already sent 100 Trying. Answer with `ringing`/`answer`/`reject`.
@@ -121,6 +122,32 @@ pub enum SipEvent {
     AckTimeout { call: CallKey },
     /// The call is gone; every CallKey ends with exactly one of these.
     Terminated { call: CallKey },
+}
+
+impl std::fmt::Debug for SipEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SipEvent::IncomingCall { call, call_id, from_user, to_user, request_user, remote, transport, sdp_offer, .. } => f
+                .debug_struct("IncomingCall")
+                .field("call", call)
+                .field("call_id", call_id)
+                .field("from_user", from_user)
+                .field("to_user", to_user)
+                .field("request_user", request_user)
+                .field("remote", remote)
+                .field("transport", transport)
+                .field("has_sdp", &sdp_offer.is_some())
+                .finish_non_exhaustive(),
+            SipEvent::Confirmed { call } => write!(f, "Confirmed({})", call.0),
+            SipEvent::Cancelled { call } => write!(f, "Cancelled({})", call.0),
+            SipEvent::Bye { call } => write!(f, "Bye({})", call.0),
+            SipEvent::ReInvite { call, sdp_offer } => write!(f, "ReInvite({}, has_sdp={})", call.0, sdp_offer.is_some()),
+            // Never print the digit: callers key in PINs and card numbers.
+            SipEvent::Dtmf { call, duration_ms, .. } => write!(f, "Dtmf({}, digit=*, duration_ms={duration_ms:?})", call.0),
+            SipEvent::AckTimeout { call } => write!(f, "AckTimeout({})", call.0),
+            SipEvent::Terminated { call } => write!(f, "Terminated({})", call.0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -384,6 +411,9 @@ impl SipCore {
             }
             return;
         }
+        if self.inv_state(call, true) == Some(InvState::Proceeding) {
+            self.respond_invite(now, call, true, 487, "Request Terminated", &[], None);
+        }
         self.send_bye(now, call);
     }
 
@@ -409,9 +439,7 @@ impl SipCore {
     }
 
     fn stateless_reply(&mut self, msg: &Msg, peer: Peer, status: u16, reason: &str, mut extra: Vec<(String, String)>) {
-        if status == 405 || status == 501 {
-            extra.push(("Allow".into(), ALLOW.into()));
-        }
+        extra.push(("Allow".into(), ALLOW.into()));
         let tag = self.token();
         let mut h = Vec::new();
         for v in msg.all("via") {
@@ -499,7 +527,7 @@ impl SipCore {
                         "BYE" | "INFO" | "UPDATE" | "PRACK" => {
                             self.reply(now, &req, 481, "Call/Transaction Does Not Exist", &[], None)
                         }
-                        _ => self.reply(now, &req, 405, "Method Not Allowed", &[("Allow", ALLOW.into())], None),
+                        _ => self.reply(now, &req, 405, "Method Not Allowed", &[], None),
                     }
                 }
             }
@@ -524,6 +552,16 @@ impl SipCore {
             if let Some(data) = last {
                 self.send(req.peer, data);
             }
+            return;
+        }
+        // RFC 3261 8.2.2.2: the same request reaching us by a second path.
+        let merged = self.calls.values().any(|c| {
+            c.info.call_id == req.call_id
+                && c.remote_tag == req.remote_tag()
+                && c.invite.as_ref().is_some_and(|t| t.cseq == req.cseq && t.key != req.key)
+        });
+        if merged {
+            self.reply(now, &req, 482, "Loop Detected", &[], None);
             return;
         }
         let sdp_offer = match offer_body(&req.msg) {
@@ -693,8 +731,8 @@ impl SipCore {
             "INFO" => self.on_info(now, call, req),
             "OPTIONS" => self.reply_options(now, &req),
             "INVITE" => self.on_reinvite(now, call, req),
-            "UPDATE" | "PRACK" => self.reply(now, &req, 501, "Not Implemented", &[("Allow", ALLOW.into())], None),
-            _ => self.reply(now, &req, 405, "Method Not Allowed", &[("Allow", ALLOW.into())], None),
+            "UPDATE" | "PRACK" => self.reply(now, &req, 501, "Not Implemented", &[], None),
+            _ => self.reply(now, &req, 405, "Method Not Allowed", &[], None),
         }
     }
 
@@ -966,7 +1004,6 @@ impl SipCore {
 
     fn reply_options(&mut self, now: Instant, req: &Req) {
         let extra = [
-            ("Allow", ALLOW.to_string()),
             ("Accept", "application/sdp".to_string()),
             ("Supported", String::new()),
         ];
@@ -1078,8 +1115,10 @@ fn response_bytes(
         }
         h.push(("Contact".into(), contact.to_string()));
     }
-    if (200..300).contains(&code) && !contact.is_empty() {
+    if code != 100 {
         h.push(("Allow".into(), ALLOW.into()));
+    }
+    if (200..300).contains(&code) && !contact.is_empty() {
         h.push(("Supported".into(), String::new()));
     }
     h.push(("Server".into(), user_agent.to_string()));

@@ -627,3 +627,33 @@ fn retransmitted_reinvite_gets_the_same_answer() {
     assert_eq!(drain(&mut c), first);
     assert!(events(&mut c).is_empty());
 }
+
+#[test]
+fn dtmf_digits_never_show_in_debug_output() {
+    let e = SipEvent::Dtmf { call: CallKey(3), digit: '7', duration_ms: Some(160) };
+    let dbg = format!("{e:?}");
+    assert!(!dbg.contains('7'), "{dbg}");
+    assert!(dbg.contains("Dtmf(3"));
+}
+
+#[test]
+fn merged_request_gets_482() {
+    let t0 = Instant::now();
+    let (mut c, _call, _tag) = ringing_call(t0);
+    c.handle_datagram(t0, peer(), &invite("z9hG4bK-otherpath", "call-1", 1, None, SDP));
+    assert_eq!(statuses(&drain(&mut c)), vec![482]);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn hangup_during_reinvite_answers_it_first() {
+    let t0 = Instant::now();
+    let (mut c, call, tag) = answered_call(t0);
+    c.handle_datagram(t0, peer(), &invite("z9hG4bK-re1", "call-1", 2, Some(&tag), SDP));
+    drain(&mut c);
+    events(&mut c);
+    c.hangup(t0, call);
+    let out = drain(&mut c);
+    assert_eq!(status(&out[0]), 487);
+    assert!(text(&out[1]).starts_with("BYE "));
+}
