@@ -87,6 +87,9 @@ pub struct CallInfo {
     pub remote: SocketAddr,
     pub transport: Transport,
     pub conn: Option<ConnId>,
+    /// The SDP answer carried by the ACK when the INVITE had no offer (late offer):
+    /// read it after `SipEvent::Confirmed`.
+    pub ack_sdp: Option<String>,
 }
 
 /// Debug output masks DTMF digits: they may be a PIN (see `SipEvent`'s Debug impl).
@@ -232,6 +235,8 @@ struct Req {
     call_id: String,
     cseq: u32,
     peer: Peer,
+    /// Matched a dialog or transaction, so its answer is kept for retransmissions.
+    stateful: bool,
 }
 
 impl Req {
@@ -487,7 +492,7 @@ impl SipCore {
                 msg.get("via").unwrap_or("")
             ),
         };
-        let req = Req { msg, method, uri, key, from, to, call_id, cseq, peer };
+        let req = Req { msg, method, uri, key, from, to, call_id, cseq, peer, stateful: false };
 
         if req.method != "INVITE" && req.method != "ACK" {
             let nk = format!("{}|{}", req.key, req.method);
@@ -518,7 +523,7 @@ impl SipCore {
             _ => {
                 if req.to_tag().is_some() {
                     match self.find_dialog(&req) {
-                        Some(call) => self.in_dialog(now, call, req),
+                        Some(call) => self.in_dialog(now, call, Req { stateful: true, ..req }),
                         None => self.reply(now, &req, 481, "Call/Transaction Does Not Exist", &[], None),
                     }
                 } else {
@@ -602,6 +607,7 @@ impl SipCore {
             remote: req.peer.addr,
             transport: req.peer.transport,
             conn: req.peer.conn,
+            ack_sdp: None,
         };
         let ctx = req.ctx();
         let local_party = format!("{};tag={}", ctx.to, local_tag);
@@ -683,6 +689,9 @@ impl SipCore {
         match tx.state {
             InvState::Proceeding => {}
             InvState::Accepted => {
+                if content_type(&req.msg) == "application/sdp" && !req.msg.body.is_empty() {
+                    c.info.ack_sdp = Some(String::from_utf8_lossy(&req.msg.body).into_owned());
+                }
                 Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
                 c.invite = None;
                 self.events.push_back(SipEvent::Confirmed { call });
@@ -691,11 +700,12 @@ impl SipCore {
         }
     }
 
-    fn on_cancel(&mut self, now: Instant, req: Req) {
+    fn on_cancel(&mut self, now: Instant, mut req: Req) {
         let Some(&call) = self.inv_keys.get(&req.key) else {
             self.reply(now, &req, 481, "Call/Transaction Does Not Exist", &[], None);
             return;
         };
+        req.stateful = true;
         let Some(c) = self.calls.get(&call) else { return };
         let is_initial = c.invite.as_ref().is_some_and(|t| t.key == req.key);
         let tag = c.local_tag.clone();
@@ -1033,7 +1043,9 @@ impl SipCore {
         body: Option<&str>,
     ) {
         let data = response_bytes(ctx, code, reason, "", "", &self.cfg.user_agent, extra, body);
-        if req.method != "INVITE" {
+        // Only answers tied to a dialog or transaction are kept: a stateless answer is
+        // simply recomputed, so a request flood cannot grow this map.
+        if req.method != "INVITE" && req.stateful {
             // Timer J: absorb retransmissions for 64*T1 (UDP); on TCP none arrive.
             let hold = if req.peer.transport == Transport::Udp { 64 * self.cfg.t1 } else { Duration::ZERO };
             if !hold.is_zero() {

@@ -657,3 +657,36 @@ fn hangup_during_reinvite_answers_it_first() {
     assert_eq!(status(&out[0]), 487);
     assert!(text(&out[1]).starts_with("BYE "));
 }
+
+#[test]
+fn late_offer_answer_arrives_in_the_ack() {
+    let t0 = Instant::now();
+    let mut c = core();
+    let inv = String::from_utf8(invite("z9hG4bK-lo", "lo-1", 1, None, "")).unwrap().replace("Content-Type: application/sdp\r\n", "");
+    c.handle_datagram(t0, peer(), inv.as_bytes());
+    let call = match events(&mut c).pop().unwrap() {
+        SipEvent::IncomingCall { call, sdp_offer: None, .. } => call,
+        e => panic!("{e:?}"),
+    };
+    c.answer(t0, call, "v=0\r\ns=offer\r\n");
+    let tag = to_tag(drain(&mut c).last().unwrap());
+    let ack = request("ACK", "z9hG4bK-loack", "lo-1", 1, "ACK", &tag, "Content-Type: application/sdp\r\n", SDP);
+    c.handle_datagram(t0, peer(), &ack);
+    assert_eq!(events(&mut c), vec![SipEvent::Confirmed { call }]);
+    assert_eq!(c.call_info(call).unwrap().ack_sdp.as_deref(), Some(SDP));
+}
+
+#[test]
+fn out_of_dialog_floods_are_answered_without_keeping_state() {
+    let mut c = core();
+    let now = Instant::now();
+    for i in 0..200 {
+        let opts = format!(
+            "OPTIONS sip:198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-f{i}\r\n\
+             From: <sip:scan@192.0.2.10>;tag=s{i}\r\nTo: <sip:100@198.51.100.1>\r\nCall-ID: f{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        c.handle_datagram(now, peer(), opts.as_bytes());
+    }
+    assert_eq!(drain(&mut c).len(), 200);
+    assert!(c.poll_timeout().is_none(), "nothing to time out: no state was kept");
+}
