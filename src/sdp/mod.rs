@@ -110,10 +110,29 @@ fn parse_direction(attrs: impl Iterator<Item = String>) -> Option<Direction> {
     dir
 }
 
+fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
+    match SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) {
+        Ok(d) => Ok(d),
+        Err(e) => {
+            // Some gateways omit the mandatory t= line; supply "t=0 0" before the first m=.
+            let has_t = sdp.lines().any(|l| l.starts_with("t="));
+            let m = sdp.find("\nm=");
+            match (has_t, m) {
+                (false, Some(i)) => {
+                    let eol = if sdp[..i].ends_with('\r') { "\r\n" } else { "\n" };
+                    let fixed = format!("{}{eol}t=0 0{}", &sdp[..i].trim_end_matches('\r'), &sdp[i..]);
+                    SessionDescription::unmarshal(&mut Cursor::new(fixed.as_bytes()))
+                        .map_err(|e| SdpError::Malformed(e.to_string()))
+                }
+                _ => Err(SdpError::Malformed(e.to_string())),
+            }
+        }
+    }
+}
+
 /// Chooses codec, DTMF payload type, ptime and direction for an answer to `offer`.
 pub fn negotiate(offer: &str, prefs: &MediaPrefs) -> Result<Negotiated, SdpError> {
-    let desc = SessionDescription::unmarshal(&mut Cursor::new(offer.as_bytes()))
-        .map_err(|e| SdpError::Malformed(e.to_string()))?;
+    let desc = parse(offer)?;
     let offered: Vec<OfferedMedia> = desc
         .media_descriptions
         .iter()

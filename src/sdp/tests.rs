@@ -209,3 +209,16 @@ fn offer_lists_our_codecs() {
     let n = negotiate(&o, &prefs()).unwrap();
     assert_eq!((n.law, n.te_payload_type, n.ptime_ms), (Law::Alaw, Some(101), 20));
 }
+#[test]
+fn tolerates_gateway_quirks() {
+    let base = "v=0\no=- 1 1 IN IP4 192.0.2.50\ns=-\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+    let no_t = "v=0\r\no=- 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let empty_s = "v=0\r\no=- 1 1 IN IP4 192.0.2.50\r\ns=\r\nc=IN IP4 192.0.2.50 \r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n\r\n";
+    for o in [base, no_t, empty_s] {
+        let n = negotiate(o, &prefs()).unwrap_or_else(|e| panic!("{o:?}: {e}"));
+        assert_eq!(n.remote_rtp, Some("192.0.2.50:4000".parse().unwrap()), "{o:?}");
+    }
+    // SRTP-only offers are not something we can answer.
+    let savp = "v=0\r\no=- 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n";
+    assert_eq!(negotiate(savp, &prefs()), Err(SdpError::NoCommonCodec));
+}
