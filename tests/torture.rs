@@ -71,21 +71,39 @@ const TABLE: &[(&str, Option<u16>)] = &[
     ("rfc5118/malformed/4.2_ipv6-bad.sip", Some(400)),
     ("rfc5118/wellformed/4.3_port-ambiguous.sip", Some(405)),
     ("rfc5118/wellformed/4.4_port-unambiguous.sip", Some(405)),
-    ("rfc5118/wellformed/4.5_via-received-param-with-delim.sip", Some(481)),
-    ("rfc5118/wellformed/4.5_via-received-param-no-delim.sip", Some(200)),
+    (
+        "rfc5118/wellformed/4.5_via-received-param-with-delim.sip",
+        Some(481),
+    ),
+    (
+        "rfc5118/wellformed/4.5_via-received-param-no-delim.sip",
+        Some(200),
+    ),
     ("rfc5118/wellformed/4.6_ipv6-in-sdp.sip", Some(100)),
     ("rfc5118/wellformed/4.7_mult-ip-in-header.sip", Some(481)),
     ("rfc5118/wellformed/4.8_mult-ip-in-sdp.sip", Some(100)),
     ("rfc5118/wellformed/4.9_ipv4-mapped-ipv6.sip", Some(100)),
-    ("rfc5118/wellformed/4.10_ipv6-bug-abnf-3-colons.sip", Some(200)),
-    ("rfc5118/wellformed/4.10_ipv6-correct-abnf-2-colons.sip", Some(200)),
+    (
+        "rfc5118/wellformed/4.10_ipv6-bug-abnf-3-colons.sip",
+        Some(200),
+    ),
+    (
+        "rfc5118/wellformed/4.10_ipv6-correct-abnf-2-colons.sip",
+        Some(200),
+    ),
     // --- RFC 5118 archive bytes (bare LF line ends, accepted) ---
     ("rfc5118/archive-lf/ipv6-good.dat", Some(405)),
     ("rfc5118/archive-lf/ipv6-bad.dat", Some(400)),
     ("rfc5118/archive-lf/port-ambiguous.dat", Some(405)),
     ("rfc5118/archive-lf/port-unambiguous.dat", Some(405)),
-    ("rfc5118/archive-lf/via-received-param-with-delim.dat", Some(481)),
-    ("rfc5118/archive-lf/via-received-param-no-delim.dat", Some(200)),
+    (
+        "rfc5118/archive-lf/via-received-param-with-delim.dat",
+        Some(481),
+    ),
+    (
+        "rfc5118/archive-lf/via-received-param-no-delim.dat",
+        Some(200),
+    ),
     // The archive's Content-Length (268) exceeds its body (242): over UDP that is 400.
     ("rfc5118/archive-lf/ipv6-in-sdp.dat", Some(400)),
     ("rfc5118/archive-lf/mult-ip-in-header.dat", Some(481)),
@@ -94,7 +112,10 @@ const TABLE: &[(&str, Option<u16>)] = &[
     ("rfc5118/archive-lf/ipv4-mapped-ipv6.dat", Some(100)),
     // No empty line ends the headers: the datagram's end does.
     ("rfc5118/archive-lf/ipv6-bug-abnf-3-colons.dat", Some(200)),
-    ("rfc5118/archive-lf/ipv6-correct-abnf-2-colons.dat", Some(200)),
+    (
+        "rfc5118/archive-lf/ipv6-correct-abnf-2-colons.dat",
+        Some(200),
+    ),
 ];
 
 fn root() -> PathBuf {
@@ -102,11 +123,18 @@ fn root() -> PathBuf {
 }
 
 fn new_core() -> SipCore {
-    SipCore::new(SipConfig::new("torture", "198.51.100.1:5060".parse().unwrap()))
+    SipCore::new(SipConfig::new(
+        "torture",
+        "198.51.100.1:5060".parse().unwrap(),
+    ))
 }
 
 fn status(data: &[u8]) -> u16 {
-    assert!(data.starts_with(b"SIP/2.0 "), "{}", String::from_utf8_lossy(data));
+    assert!(
+        data.starts_with(b"SIP/2.0 "),
+        "{}",
+        String::from_utf8_lossy(data)
+    );
     std::str::from_utf8(&data[8..11]).unwrap().parse().unwrap()
 }
 
@@ -130,11 +158,23 @@ fn every_torture_message_gets_its_expected_answer() {
         for t in &sent {
             assert_eq!(t.to, from, "{file}: answered to the source address");
             let text = String::from_utf8_lossy(&t.data);
-            assert!(text.contains("\r\nContent-Length: 0\r\n\r\n"), "{file}: {text}");
-            assert!(rsipstack::sip::SipMessage::try_from(t.data.as_slice()).is_ok(), "{file}: {text}");
+            assert!(
+                text.contains("\r\nContent-Length: 0\r\n\r\n"),
+                "{file}: {text}"
+            );
+            assert!(
+                rsipstack::sip::SipMessage::try_from(t.data.as_slice()).is_ok(),
+                "{file}: {text}"
+            );
         }
-        let incoming = events.iter().any(|e| matches!(e, SipEvent::IncomingCall { .. }));
-        assert_eq!(incoming, *expect == Some(100), "{file}: IncomingCall only for accepted INVITEs");
+        let incoming = events
+            .iter()
+            .any(|e| matches!(e, SipEvent::IncomingCall { .. }));
+        assert_eq!(
+            incoming,
+            *expect == Some(100),
+            "{file}: IncomingCall only for accepted INVITEs"
+        );
         // Whatever happened, the core keeps working and its timers are sane.
         core.handle_timeout(now + Duration::from_secs(120));
     }
@@ -149,15 +189,26 @@ fn the_table_covers_every_fixture() {
             if p.is_dir() {
                 walk(&p, out);
             } else if p.extension().is_some_and(|x| x == "sip" || x == "dat") {
-                out.push(p.strip_prefix(root()).unwrap().to_string_lossy().replace('\\', "/"));
+                out.push(
+                    p.strip_prefix(root())
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
     let mut files = Vec::new();
     walk(&root(), &mut files);
-    let mut missing: Vec<_> = files.iter().filter(|f| !TABLE.iter().any(|(t, _)| t == f)).collect();
+    let mut missing: Vec<_> = files
+        .iter()
+        .filter(|f| !TABLE.iter().any(|(t, _)| t == f))
+        .collect();
     missing.sort();
-    assert!(missing.is_empty(), "fixtures without an expectation: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fixtures without an expectation: {missing:?}"
+    );
     assert_eq!(files.len(), TABLE.len());
 }
 
@@ -166,7 +217,10 @@ fn dblreq_trailing_invite_is_ignored() {
     let bytes = std::fs::read(root().join("rfc4475/wellformed/3.1.1.8_dblreq.sip")).unwrap();
     let mut core = new_core();
     core.handle_datagram(Instant::now(), "192.0.2.99:5060".parse().unwrap(), &bytes);
-    assert!(core.poll_event().is_none(), "the INVITE after Content-Length must not start a call");
+    assert!(
+        core.poll_event().is_none(),
+        "the INVITE after Content-Length must not start a call"
+    );
     assert_eq!(core.call_count(), 0);
 }
 
@@ -176,7 +230,11 @@ fn inv2543_body_is_the_rest_of_the_datagram() {
     let mut core = new_core();
     core.handle_datagram(Instant::now(), "192.0.2.99:5060".parse().unwrap(), &bytes);
     match core.poll_event() {
-        Some(SipEvent::IncomingCall { sdp_offer: Some(sdp), from_user, .. }) => {
+        Some(SipEvent::IncomingCall {
+            sdp_offer: Some(sdp),
+            from_user,
+            ..
+        }) => {
             assert_eq!(sdp.len(), 105);
             assert_eq!(from_user.as_deref(), Some("+13035551111"));
         }

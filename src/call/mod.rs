@@ -1,1 +1,124 @@
-//! (in progress)
+//! One call: its SIP dialog key, its media leg, its IVR flow and what goes in its CDR.
+//! `Engine` (in `engine.rs`) holds every call and drives them from inputs and time.
+
+pub mod clock;
+pub mod dtmf_dedup;
+mod engine;
+pub mod media_leg;
+
+pub use engine::{CallRef, Engine, EngineOptions, Output};
+
+use crate::config::DtmfMode;
+use crate::ivr::Ivr;
+use crate::sip::CallKey;
+use dtmf_dedup::{DtmfDedup, DtmfPath};
+use media_leg::MediaLeg;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// INVITE accepted by policy, waiting for the shell to open an RTP socket.
+    OpeningMedia,
+    /// 200 OK sent; the IVR runs.
+    Answered,
+    /// Hang-up decided; waiting for the dialog to end.
+    Ending,
+}
+
+pub struct Call {
+    pub id: CallRef,
+    pub profile: usize,
+    pub sip: CallKey,
+    pub phase: Phase,
+    pub call_id: String,
+    pub caller: Option<String>,
+    pub called: Option<String>,
+    pub remote_sip: SocketAddr,
+    pub offer: Option<String>,
+    pub started: Instant,
+    pub answered: Option<Instant>,
+    pub media: Option<MediaLeg>,
+    pub rtp_port: Option<u16>,
+    pub ivr: Option<Ivr>,
+    pub dtmf_mode: DtmfMode,
+    dedup: DtmfDedup,
+    /// Tag of the last clip of the IVR's latest Play: its end is the IVR's PlaybackDone.
+    pub awaiting_tag: Option<u32>,
+    pub next_tag: u32,
+    pub hangup_cause: Option<String>,
+    pub sip_code: u16,
+}
+
+impl Call {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: CallRef,
+        profile: usize,
+        sip: CallKey,
+        call_id: String,
+        caller: Option<String>,
+        called: Option<String>,
+        remote_sip: SocketAddr,
+        offer: Option<String>,
+        now: Instant,
+        dtmf_mode: DtmfMode,
+    ) -> Self {
+        Call {
+            id,
+            profile,
+            sip,
+            phase: Phase::OpeningMedia,
+            call_id,
+            caller,
+            called,
+            remote_sip,
+            offer,
+            started: now,
+            answered: None,
+            media: None,
+            rtp_port: None,
+            ivr: None,
+            dtmf_mode,
+            dedup: DtmfDedup::default(),
+            awaiting_tag: None,
+            next_tag: 1,
+            hangup_cause: None,
+            sip_code: 0,
+        }
+    }
+
+    /// Whether a digit from this path reaches the IVR under the profile's DTMF mode.
+    pub fn accept_digit(&mut self, now: Instant, digit: char, path: DtmfPath) -> bool {
+        let allowed = match (self.dtmf_mode, path) {
+            (DtmfMode::Auto, _) => true,
+            (DtmfMode::Rfc4733, DtmfPath::Rfc4733) | (DtmfMode::Info, DtmfPath::Info) => true,
+            _ => false,
+        };
+        allowed && self.dedup.accept(now, digit, path)
+    }
+}
+
+/// `13800138000` → `138****8000`: enough for an operator to recognise, not enough to leak.
+pub fn mask_number(n: &str) -> String {
+    let chars: Vec<char> = n.chars().collect();
+    if chars.len() <= 4 {
+        return "*".repeat(chars.len());
+    }
+    let keep_head = if chars.len() >= 11 { 3 } else { 0 };
+    let head: String = chars[..keep_head].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - keep_head - 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_caller_numbers_for_logs() {
+        assert_eq!(mask_number("13800138000"), "138****8000");
+        assert_eq!(mask_number("10010"), "*0010");
+        assert_eq!(mask_number("123"), "***");
+    }
+}

@@ -3,9 +3,17 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub enum ConfigError {
-    Io { path: PathBuf, reason: String },
+    Io {
+        path: PathBuf,
+        reason: String,
+    },
     /// A problem with one key: file, line (when known), dotted key, what is wrong and how to fix it.
-    Key { path: PathBuf, line: Option<usize>, key: String, reason: String },
+    Key {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -24,7 +32,12 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Io { path, reason } => write!(f, "{}: {}", path.display(), reason),
-            ConfigError::Key { path, line, key, reason } => {
+            ConfigError::Key {
+                path,
+                line,
+                key,
+                reason,
+            } => {
                 write!(f, "{}", path.display())?;
                 if let Some(l) = line {
                     write!(f, ":{l}")?;
@@ -41,15 +54,20 @@ impl std::error::Error for ConfigError {}
 pub(crate) fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let leaf = key.rsplit('.').next().unwrap_or(key);
     let quoted = format!("\"{leaf}\"");
-    text.lines().position(|l| {
-        let t = l.trim_start();
-        let name = t.split('=').next().unwrap_or("").trim();
-        (t.contains('=') && (name == leaf || name == quoted)) || t == format!("[{leaf}]")
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            let name = t.split('=').next().unwrap_or("").trim();
+            (t.contains('=') && (name == leaf || name == quoted)) || t == format!("[{leaf}]")
+        })
+        .map(|i| i + 1)
 }
 
 /// 1-based line of a byte offset (for TOML syntax errors).
 pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Io {
         path: dir.to_path_buf(),
-        reason: format!("{e}; point --profiles (or ANSWERLINE_PROFILES) at the sip-profiles folder"),
+        reason: format!(
+            "{e}; point --profiles (or ANSWERLINE_PROFILES) at the sip-profiles folder"
+        ),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -27,7 +29,8 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
     if files.is_empty() {
         return Err(ConfigError::Io {
             path: dir.to_path_buf(),
-            reason: "no *.toml profile found; copy sip-profiles/lab.toml from the repository".into(),
+            reason: "no *.toml profile found; copy sip-profiles/lab.toml from the repository"
+                .into(),
         });
     }
     let mut profiles = Vec::with_capacity(files.len());
@@ -41,7 +44,9 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
 fn check_conflicts(profiles: &[Profile]) -> Result<(), ConfigError> {
     for (i, a) in profiles.iter().enumerate() {
         for b in &profiles[i + 1..] {
-            if a.port == b.port && (a.bind == b.bind || a.bind.is_unspecified() || b.bind.is_unspecified()) {
+            if a.port == b.port
+                && (a.bind == b.bind || a.bind.is_unspecified() || b.bind.is_unspecified())
+            {
                 return Err(ConfigError::key(
                     &b.source,
                     None,

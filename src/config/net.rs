@@ -24,7 +24,9 @@ impl PortRange {
 impl FromStr for PortRange {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not a port range; write \"LO-HI\" with 1024 <= LO <= HI <= 65535, e.g. \"20000-29999\"");
+        let bad = || {
+            format!("\"{s}\" is not a port range; write \"LO-HI\" with 1024 <= LO <= HI <= 65535, e.g. \"20000-29999\"")
+        };
         let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
         let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
         let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
@@ -57,11 +59,19 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -72,7 +82,9 @@ impl Cidr {
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not an address or CIDR block; write e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"");
+        let bad = || {
+            format!("\"{s}\" is not an address or CIDR block; write e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"")
+        };
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -80,7 +92,12 @@ impl FromStr for Cidr {
         let addr: IpAddr = a.trim().parse().map_err(|_| bad())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(bad)?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(bad)?,
             None => max,
         };
         Ok(Cidr { addr, prefix })

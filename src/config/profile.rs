@@ -128,7 +128,11 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
             let dtext = std::fs::read_to_string(&dpath).map_err(|_| {
                 kerr(
                     "device",
-                    format!("no device file {}; use one of the files in {} (without .toml)", dpath.display(), hardware_dir.display()),
+                    format!(
+                        "no device file {}; use one of the files in {} (without .toml)",
+                        dpath.display(),
+                        hardware_dir.display()
+                    ),
                 )
             })?;
             let dev: RawDevice = parse_toml(&dpath, &dtext)?;
@@ -146,31 +150,55 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
     };
 
     let name = raw.name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "default".into())
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "default".into())
     });
     let bind: IpAddr = raw
         .bind
         .as_deref()
         .unwrap_or("0.0.0.0")
         .parse()
-        .map_err(|_| kerr("bind", format!("\"{}\" is not an IP address; write e.g. \"0.0.0.0\" or \"192.0.2.10\"", raw.bind.as_deref().unwrap_or(""))))?;
+        .map_err(|_| {
+            kerr(
+                "bind",
+                format!(
+                    "\"{}\" is not an IP address; write e.g. \"0.0.0.0\" or \"192.0.2.10\"",
+                    raw.bind.as_deref().unwrap_or("")
+                ),
+            )
+        })?;
     let port = raw.port.unwrap_or(5060);
     if port == 0 {
-        return Err(kerr("port", "0 is not a port to listen on; write e.g. 5060".into()));
+        return Err(kerr(
+            "port",
+            "0 is not a port to listen on; write e.g. 5060".into(),
+        ));
     }
 
-    let transports = raw.transports.clone().unwrap_or_else(|| vec!["udp".into(), "tcp".into()]);
+    let transports = raw
+        .transports
+        .clone()
+        .unwrap_or_else(|| vec!["udp".into(), "tcp".into()]);
     let mut udp = false;
     let mut tcp = false;
     for t in &transports {
         match t.to_ascii_lowercase().as_str() {
             "udp" => udp = true,
             "tcp" => tcp = true,
-            other => return Err(kerr("transports", format!("\"{other}\" is not supported; use [\"udp\", \"tcp\"] or one of them"))),
+            other => {
+                return Err(kerr(
+                    "transports",
+                    format!("\"{other}\" is not supported; use [\"udp\", \"tcp\"] or one of them"),
+                ))
+            }
         }
     }
     if !udp && !tcp {
-        return Err(kerr("transports", "is empty; use [\"udp\", \"tcp\"]".into()));
+        return Err(kerr(
+            "transports",
+            "is empty; use [\"udp\", \"tcp\"]".into(),
+        ));
     }
 
     let (codec_list, codec_from_profile) = match (&raw.codecs, dev.and_then(|d| d.codecs.clone())) {
@@ -185,7 +213,12 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
             "PCMU" | "G711U" => Law::Ulaw,
             other => {
                 let (p, t) = src_path(codec_from_profile);
-                return Err(ConfigError::key(p, Some(t), "codecs", format!("\"{other}\" is not a supported codec; use \"PCMA\" and/or \"PCMU\"")));
+                return Err(ConfigError::key(
+                    p,
+                    Some(t),
+                    "codecs",
+                    format!("\"{other}\" is not a supported codec; use \"PCMA\" and/or \"PCMU\""),
+                ));
             }
         };
         if !codecs.contains(&law) {
@@ -203,7 +236,12 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         "auto" => DtmfMode::Auto,
         other => {
             let (p, t) = src_path(dtmf_from_profile);
-            return Err(ConfigError::key(p, Some(t), "dtmf", format!("\"{other}\" is not a DTMF mode; use \"rfc4733\", \"info\" or \"auto\"")));
+            return Err(ConfigError::key(
+                p,
+                Some(t),
+                "dtmf",
+                format!("\"{other}\" is not a DTMF mode; use \"rfc4733\", \"info\" or \"auto\""),
+            ));
         }
     };
 
@@ -214,23 +252,39 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
     };
     if ptime_ms != 20 && ptime_ms != 30 {
         let (p, t) = src_path(ptime_from_profile);
-        return Err(ConfigError::key(p, Some(t), "ptime_ms", format!("{ptime_ms} is not supported; use 20 or 30")));
+        return Err(ConfigError::key(
+            p,
+            Some(t),
+            "ptime_ms",
+            format!("{ptime_ms} is not supported; use 20 or 30"),
+        ));
     }
 
-    let rtp_ports: PortRange = raw.rtp_ports.as_deref().unwrap_or("20000-29999").parse().map_err(|e| kerr("rtp_ports", e))?;
+    let rtp_ports: PortRange = raw
+        .rtp_ports
+        .as_deref()
+        .unwrap_or("20000-29999")
+        .parse()
+        .map_err(|e| kerr("rtp_ports", e))?;
 
     let mut allow = Vec::new();
     for a in raw.allow.iter().flatten() {
         allow.push(a.parse::<Cidr>().map_err(|e| kerr("allow", e))?);
     }
 
-    let (cid, cid_from_profile) = pick(&raw.caller_id, dev.and_then(|d| d.caller_id.clone()), "pai");
+    let (cid, cid_from_profile) =
+        pick(&raw.caller_id, dev.and_then(|d| d.caller_id.clone()), "pai");
     let caller_id = match cid.as_str() {
         "pai" => CallerIdSource::Pai,
         "from" => CallerIdSource::From,
         other => {
             let (p, t) = src_path(cid_from_profile);
-            return Err(ConfigError::key(p, Some(t), "caller_id", format!("\"{other}\" is not a caller-ID source; use \"pai\" or \"from\"")));
+            return Err(ConfigError::key(
+                p,
+                Some(t),
+                "caller_id",
+                format!("\"{other}\" is not a caller-ID source; use \"pai\" or \"from\""),
+            ));
         }
     };
 
@@ -259,7 +313,10 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         ptime_ms,
         rtp_ports,
         rtp_timeout_s: raw.rtp_timeout_s.unwrap_or(60),
-        send_ringing: raw.send_ringing.or(dev.and_then(|d| d.send_ringing)).unwrap_or(true),
+        send_ringing: raw
+            .send_ringing
+            .or(dev.and_then(|d| d.send_ringing))
+            .unwrap_or(true),
         allow,
         caller_id,
         agent_uri,

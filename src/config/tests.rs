@@ -32,8 +32,14 @@ fn shipped_profiles_load_with_the_documented_defaults() {
 #[test]
 fn a_bad_value_names_file_line_key_and_fix() {
     let d = tmpdir("badval");
-    std::fs::write(d.join("profiles/gw.toml"), "port = 5070\n\nrtp_ports = \"30000-2\"\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    std::fs::write(
+        d.join("profiles/gw.toml"),
+        "port = 5070\n\nrtp_ports = \"30000-2\"\n",
+    )
+    .unwrap();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gw.toml:3"), "{e}");
     assert!(e.contains("'rtp_ports'"), "{e}");
     assert!(e.contains("LO-HI"), "{e}");
@@ -42,8 +48,14 @@ fn a_bad_value_names_file_line_key_and_fix() {
 #[test]
 fn an_unknown_key_is_named_with_its_line() {
     let d = tmpdir("unknown");
-    std::fs::write(d.join("profiles/gw.toml"), "port = 5070\ncodec = [\"PCMA\"]\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    std::fs::write(
+        d.join("profiles/gw.toml"),
+        "port = 5070\ncodec = [\"PCMA\"]\n",
+    )
+    .unwrap();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gw.toml:2"), "{e}");
     assert!(e.contains("'codec'"), "{e}");
 }
@@ -51,8 +63,14 @@ fn an_unknown_key_is_named_with_its_line() {
 #[test]
 fn a_syntax_error_names_the_line() {
     let d = tmpdir("syntax");
-    std::fs::write(d.join("profiles/gw.toml"), "port = 5070\nbind = \"0.0.0.0\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    std::fs::write(
+        d.join("profiles/gw.toml"),
+        "port = 5070\nbind = \"0.0.0.0\n",
+    )
+    .unwrap();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gw.toml:2"), "{e}");
 }
 
@@ -61,23 +79,43 @@ fn a_bad_device_value_is_reported_against_the_device_file() {
     let d = tmpdir("device");
     std::fs::write(d.join("hardware/odd.toml"), "ptime_ms = 40\n").unwrap();
     std::fs::write(d.join("profiles/gw.toml"), "device = \"odd\"\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("odd.toml:1"), "{e}");
     assert!(e.contains("use 20 or 30"), "{e}");
     std::fs::write(d.join("profiles/gw.toml"), "device = \"missing\"\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.toml"), "{e}");
 }
 
 #[test]
 fn two_profiles_on_one_port_are_refused() {
     let d = tmpdir("clash");
-    std::fs::write(d.join("profiles/a.toml"), "port = 5070\nrtp_ports = \"20000-20099\"\n").unwrap();
-    std::fs::write(d.join("profiles/b.toml"), "port = 5070\nrtp_ports = \"21000-21099\"\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    std::fs::write(
+        d.join("profiles/a.toml"),
+        "port = 5070\nrtp_ports = \"20000-20099\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("profiles/b.toml"),
+        "port = 5070\nrtp_ports = \"21000-21099\"\n",
+    )
+    .unwrap();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("b.toml") && e.contains("already used"), "{e}");
-    std::fs::write(d.join("profiles/b.toml"), "port = 5071\nrtp_ports = \"20050-20150\"\n").unwrap();
-    let e = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap_err().to_string();
+    std::fs::write(
+        d.join("profiles/b.toml"),
+        "port = 5071\nrtp_ports = \"20050-20150\"\n",
+    )
+    .unwrap();
+    let e = load_profiles(&d.join("profiles"), &d.join("hardware"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("overlaps"), "{e}");
 }
 

@@ -22,7 +22,11 @@ pub struct MediaPrefs {
 
 impl Default for MediaPrefs {
     fn default() -> Self {
-        MediaPrefs { codecs: vec![Law::Alaw, Law::Ulaw], telephone_event: true, ptime_ms: 20 }
+        MediaPrefs {
+            codecs: vec![Law::Alaw, Law::Ulaw],
+            telephone_event: true,
+            ptime_ms: 20,
+        }
     }
 }
 
@@ -119,8 +123,16 @@ fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
             let m = sdp.find("\nm=");
             match (has_t, m) {
                 (false, Some(i)) => {
-                    let eol = if sdp[..i].ends_with('\r') { "\r\n" } else { "\n" };
-                    let fixed = format!("{}{eol}t=0 0{}", &sdp[..i].trim_end_matches('\r'), &sdp[i..]);
+                    let eol = if sdp[..i].ends_with('\r') {
+                        "\r\n"
+                    } else {
+                        "\n"
+                    };
+                    let fixed = format!(
+                        "{}{eol}t=0 0{}",
+                        &sdp[..i].trim_end_matches('\r'),
+                        &sdp[i..]
+                    );
                     SessionDescription::unmarshal(&mut Cursor::new(fixed.as_bytes()))
                         .map_err(|e| SdpError::Malformed(e.to_string()))
                 }
@@ -169,18 +181,34 @@ pub fn negotiate(offer: &str, prefs: &MediaPrefs) -> Result<Negotiated, SdpError
             })
             .collect();
         let chosen = prefs.codecs.iter().find_map(|&law| {
-            formats.iter().find(|(_, name, rate)| name == law_name(law) && *rate == 8000).map(|(pt, _, _)| (law, *pt))
+            formats
+                .iter()
+                .find(|(_, name, rate)| name == law_name(law) && *rate == 8000)
+                .map(|(pt, _, _)| (law, *pt))
         });
-        let Some((law, payload_type)) = chosen else { continue };
+        let Some((law, payload_type)) = chosen else {
+            continue;
+        };
         let te = if prefs.telephone_event {
-            formats.iter().find(|(_, name, rate)| name == "TELEPHONE-EVENT" && *rate == 8000).map(|(pt, _, _)| *pt)
+            formats
+                .iter()
+                .find(|(_, name, rate)| name == "TELEPHONE-EVENT" && *rate == 8000)
+                .map(|(pt, _, _)| *pt)
         } else {
             None
         };
-        let te_fmtp = te.and_then(|pt| codecs.get(&pt)).map(|c| c.fmtp.trim().to_string()).filter(|f| !f.is_empty());
+        let te_fmtp = te
+            .and_then(|pt| codecs.get(&pt))
+            .map(|c| c.fmtp.trim().to_string())
+            .filter(|f| !f.is_empty());
 
-        let conn = m.connection_information.as_ref().or(desc.connection_information.as_ref());
-        let ip: Option<IpAddr> = conn.and_then(|c| c.address.as_ref()).and_then(|a| a.address.trim().parse().ok());
+        let conn = m
+            .connection_information
+            .as_ref()
+            .or(desc.connection_information.as_ref());
+        let ip: Option<IpAddr> = conn
+            .and_then(|c| c.address.as_ref())
+            .and_then(|a| a.address.trim().parse().ok());
         let port = u16::try_from(m.media_name.port.value).unwrap_or(0);
         let remote_rtp = match ip {
             Some(ip) if !ip.is_unspecified() && port != 0 => Some(SocketAddr::new(ip, port)),
@@ -192,7 +220,11 @@ pub fn negotiate(offer: &str, prefs: &MediaPrefs) -> Result<Negotiated, SdpError
             .or_else(|| desc.attribute("ptime").map(|s| s.as_str()))
             .and_then(|v| v.trim().parse::<u32>().ok())
             .filter(|p| (10..=200).contains(p));
-        let fallback = if prefs.ptime_ms == 0 { 20 } else { prefs.ptime_ms };
+        let fallback = if prefs.ptime_ms == 0 {
+            20
+        } else {
+            prefs.ptime_ms
+        };
         let remote_dir = parse_direction(m.attributes.iter().map(|a| a.key.to_ascii_lowercase()))
             .or_else(|| parse_direction(desc.attributes.iter().map(|a| a.key.to_ascii_lowercase())))
             .unwrap_or(Direction::SendRecv);
@@ -243,7 +275,13 @@ fn origin_and_connection(out: &mut String, ip: IpAddr, session_id: u64, version:
 
 /// The answer for a negotiation: our address/port, the chosen codec, telephone-event,
 /// ptime when the offer had one, our direction; other offered streams rejected with port 0.
-pub fn build_answer(n: &Negotiated, local_ip: IpAddr, local_rtp_port: u16, session_id: u64, version: u64) -> String {
+pub fn build_answer(
+    n: &Negotiated,
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    session_id: u64,
+    version: u64,
+) -> String {
     let mut s = String::with_capacity(256);
     origin_and_connection(&mut s, local_ip, session_id, version);
     let count = n.offered.len().max(n.audio_index + 1);
@@ -259,10 +297,18 @@ pub fn build_answer(n: &Negotiated, local_ip: IpAddr, local_rtp_port: u16, sessi
             let _ = write!(s, " {te}");
         }
         s.push_str("\r\n");
-        let _ = write!(s, "a=rtpmap:{} {}/8000\r\n", n.payload_type, law_name(n.law));
+        let _ = write!(
+            s,
+            "a=rtpmap:{} {}/8000\r\n",
+            n.payload_type,
+            law_name(n.law)
+        );
         if let Some(te) = n.te_payload_type {
             let fmtp = n.te_fmtp.as_deref().unwrap_or("0-15");
-            let _ = write!(s, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} {fmtp}\r\n");
+            let _ = write!(
+                s,
+                "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} {fmtp}\r\n"
+            );
         }
         if n.offer_had_ptime {
             let _ = write!(s, "a=ptime:{}\r\n", n.ptime_ms);
@@ -273,7 +319,13 @@ pub fn build_answer(n: &Negotiated, local_ip: IpAddr, local_rtp_port: u16, sessi
 }
 
 /// An offer for an outbound leg: our codecs in preference order, telephone-event as 101.
-pub fn build_offer(prefs: &MediaPrefs, local_ip: IpAddr, local_rtp_port: u16, session_id: u64, version: u64) -> String {
+pub fn build_offer(
+    prefs: &MediaPrefs,
+    local_ip: IpAddr,
+    local_rtp_port: u16,
+    session_id: u64,
+    version: u64,
+) -> String {
     let mut s = String::with_capacity(256);
     origin_and_connection(&mut s, local_ip, session_id, version);
     let _ = write!(s, "m=audio {local_rtp_port} RTP/AVP");
@@ -285,12 +337,21 @@ pub fn build_offer(prefs: &MediaPrefs, local_ip: IpAddr, local_rtp_port: u16, se
     }
     s.push_str("\r\n");
     for law in &prefs.codecs {
-        let _ = write!(s, "a=rtpmap:{} {}/8000\r\n", law.payload_type(), law_name(*law));
+        let _ = write!(
+            s,
+            "a=rtpmap:{} {}/8000\r\n",
+            law.payload_type(),
+            law_name(*law)
+        );
     }
     if prefs.telephone_event {
         s.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n");
     }
-    let ptime = if prefs.ptime_ms == 0 { 20 } else { prefs.ptime_ms };
+    let ptime = if prefs.ptime_ms == 0 {
+        20
+    } else {
+        prefs.ptime_ms
+    };
     let _ = write!(s, "a=ptime:{ptime}\r\na=sendrecv\r\n");
     s
 }

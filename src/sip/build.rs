@@ -13,7 +13,12 @@ fn headers(list: Vec<(String, String)>) -> Headers {
 
 /// A response with exactly these headers; Content-Length is appended here so it is
 /// never missing or wrong.
-pub(crate) fn response(code: u16, reason: &str, mut list: Vec<(String, String)>, body: &[u8]) -> Vec<u8> {
+pub(crate) fn response(
+    code: u16,
+    reason: &str,
+    mut list: Vec<(String, String)>,
+    body: &[u8],
+) -> Vec<u8> {
     list.push(("Content-Length".into(), body.len().to_string()));
     let resp = Response {
         status_code: StatusCode::Other(code, reason.to_string()),
@@ -26,7 +31,12 @@ pub(crate) fn response(code: u16, reason: &str, mut list: Vec<(String, String)>,
 }
 
 /// A request to `target`; `None` when the target URI cannot be parsed.
-pub(crate) fn request(method: &str, target: &str, mut list: Vec<(String, String)>, body: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn request(
+    method: &str,
+    target: &str,
+    mut list: Vec<(String, String)>,
+    body: &[u8],
+) -> Option<Vec<u8>> {
     if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return None;
     }
@@ -34,7 +44,13 @@ pub(crate) fn request(method: &str, target: &str, mut list: Vec<(String, String)
     let uri = rsipstack::sip::parse_uri(target).ok()?;
     let method: Method = method.parse().ok()?;
     list.push(("Content-Length".into(), body.len().to_string()));
-    let req = Request { method, uri, version: Version::V2, headers: headers(list), body: body.to_vec() };
+    let req = Request {
+        method,
+        uri,
+        version: Version::V2,
+        headers: headers(list),
+        body: body.to_vec(),
+    };
     let bytes = req.to_bytes();
     // rsipstack re-escapes '%' in the user part (%2B -> %252B): keep the remote's
     // Contact URI byte for byte, as RFC 3261 12.2.1.1 requires.
@@ -48,7 +64,11 @@ pub(crate) fn request(method: &str, target: &str, mut list: Vec<(String, String)
 pub fn user_part(value: &str) -> Option<String> {
     let uri = match super::wire::parse_name_addr(value) {
         Ok(na) => na.uri,
-        Err(_) => value.trim().trim_start_matches('<').trim_end_matches('>').to_string(),
+        Err(_) => value
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string(),
     };
     let colon = uri.find(':')?;
     let scheme = &uri[..colon];
@@ -69,7 +89,11 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
             out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
             i += 3;
@@ -87,9 +111,18 @@ mod tests {
 
     #[test]
     fn user_part_of_common_forms() {
-        assert_eq!(user_part("\"Zhang San\" <sip:13800138000@10.0.0.1:5060>;tag=1").as_deref(), Some("13800138000"));
-        assert_eq!(user_part("<tel:+8613800138000;cpc=ordinary>").as_deref(), Some("+8613800138000"));
-        assert_eq!(user_part("sip:%2B8613800138000@gw.example.com;user=phone").as_deref(), Some("+8613800138000"));
+        assert_eq!(
+            user_part("\"Zhang San\" <sip:13800138000@10.0.0.1:5060>;tag=1").as_deref(),
+            Some("13800138000")
+        );
+        assert_eq!(
+            user_part("<tel:+8613800138000;cpc=ordinary>").as_deref(),
+            Some("+8613800138000")
+        );
+        assert_eq!(
+            user_part("sip:%2B8613800138000@gw.example.com;user=phone").as_deref(),
+            Some("+8613800138000")
+        );
         assert_eq!(user_part("sip:gw.example.com"), None);
         assert_eq!(user_part("http://example.com"), None);
         assert_eq!(user_part("sip:a%4@h").as_deref(), Some("a%4"));

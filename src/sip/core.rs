@@ -17,8 +17,20 @@ pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
 pub(crate) fn is_known_method(m: &str) -> bool {
     matches!(
         m,
-        "INVITE" | "ACK" | "BYE" | "CANCEL" | "OPTIONS" | "INFO" | "REGISTER" | "SUBSCRIBE" | "NOTIFY"
-            | "PUBLISH" | "MESSAGE" | "REFER" | "UPDATE" | "PRACK"
+        "INVITE"
+            | "ACK"
+            | "BYE"
+            | "CANCEL"
+            | "OPTIONS"
+            | "INFO"
+            | "REGISTER"
+            | "SUBSCRIBE"
+            | "NOTIFY"
+            | "PUBLISH"
+            | "MESSAGE"
+            | "REFER"
+            | "UPDATE"
+            | "PRACK"
     )
 }
 
@@ -118,19 +130,40 @@ pub enum SipEvent {
     /// Remote BYE: 200 already sent; `Terminated` follows at once.
     Bye { call: CallKey },
     /// In-dialog INVITE; 100 sent. Reply with `answer_reinvite`.
-    ReInvite { call: CallKey, sdp_offer: Option<String> },
+    ReInvite {
+        call: CallKey,
+        sdp_offer: Option<String>,
+    },
     /// SIP INFO DTMF (application/dtmf-relay or application/dtmf); 200 already sent.
-    Dtmf { call: CallKey, digit: char, duration_ms: Option<u32> },
+    Dtmf {
+        call: CallKey,
+        digit: char,
+        duration_ms: Option<u32>,
+    },
     /// No ACK for our 2xx within 64*T1; the core sends BYE, `Terminated` follows.
     AckTimeout { call: CallKey },
     /// The call is gone; every CallKey ends with exactly one of these.
     Terminated { call: CallKey },
+    /// Final answer to our REFER (202 accepted; 408 when it timed out).
+    ReferAnswered { call: CallKey, code: u16 },
+    /// A NOTIFY (Event: refer) reported the transfer target's status line (RFC 3515 sipfrag).
+    TransferProgress { call: CallKey, code: u16 },
 }
 
 impl std::fmt::Debug for SipEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SipEvent::IncomingCall { call, call_id, from_user, to_user, request_user, remote, transport, sdp_offer, .. } => f
+            SipEvent::IncomingCall {
+                call,
+                call_id,
+                from_user,
+                to_user,
+                request_user,
+                remote,
+                transport,
+                sdp_offer,
+                ..
+            } => f
                 .debug_struct("IncomingCall")
                 .field("call", call)
                 .field("call_id", call_id)
@@ -144,11 +177,21 @@ impl std::fmt::Debug for SipEvent {
             SipEvent::Confirmed { call } => write!(f, "Confirmed({})", call.0),
             SipEvent::Cancelled { call } => write!(f, "Cancelled({})", call.0),
             SipEvent::Bye { call } => write!(f, "Bye({})", call.0),
-            SipEvent::ReInvite { call, sdp_offer } => write!(f, "ReInvite({}, has_sdp={})", call.0, sdp_offer.is_some()),
+            SipEvent::ReInvite { call, sdp_offer } => {
+                write!(f, "ReInvite({}, has_sdp={})", call.0, sdp_offer.is_some())
+            }
             // Never print the digit: callers key in PINs and card numbers.
-            SipEvent::Dtmf { call, duration_ms, .. } => write!(f, "Dtmf({}, digit=*, duration_ms={duration_ms:?})", call.0),
+            SipEvent::Dtmf {
+                call, duration_ms, ..
+            } => write!(f, "Dtmf({}, digit=*, duration_ms={duration_ms:?})", call.0),
             SipEvent::AckTimeout { call } => write!(f, "AckTimeout({})", call.0),
             SipEvent::Terminated { call } => write!(f, "Terminated({})", call.0),
+            SipEvent::ReferAnswered { call, code } => {
+                write!(f, "ReferAnswered({}, {code})", call.0)
+            }
+            SipEvent::TransferProgress { call, code } => {
+                write!(f, "TransferProgress({}, {code})", call.0)
+            }
         }
     }
 }
@@ -220,6 +263,8 @@ struct Call {
     invite: Option<InvTxn>,
     reinvite: Option<InvTxn>,
     bye: Option<ByeTxn>,
+    /// Our REFER (blind transfer), a non-INVITE client transaction like the BYE.
+    refer: Option<ByeTxn>,
     /// 2xx sent to the initial INVITE (the dialog is or will be confirmed).
     answered: bool,
 }
@@ -252,7 +297,13 @@ impl Req {
                 .msg
                 .all("via")
                 .enumerate()
-                .map(|(i, v)| if i == 0 { wire::stamp_via(v, self.peer.addr) } else { v.to_string() })
+                .map(|(i, v)| {
+                    if i == 0 {
+                        wire::stamp_via(v, self.peer.addr)
+                    } else {
+                        v.to_string()
+                    }
+                })
                 .collect(),
             from: self.msg.get("from").unwrap_or("").to_string(),
             to: self.msg.get("to").unwrap_or("").to_string(),
@@ -314,12 +365,26 @@ impl SipCore {
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let peer = Peer { transport: Transport::Udp, conn: None, addr: from };
+        let peer = Peer {
+            transport: Transport::Udp,
+            conn: None,
+            addr: from,
+        };
         self.handle(now, peer, data, true);
     }
 
-    pub fn handle_stream_message(&mut self, now: Instant, conn: ConnId, from: SocketAddr, msg: &[u8]) {
-        let peer = Peer { transport: Transport::Tcp, conn: Some(conn), addr: from };
+    pub fn handle_stream_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        from: SocketAddr,
+        msg: &[u8],
+    ) {
+        let peer = Peer {
+            transport: Transport::Tcp,
+            conn: Some(conn),
+            addr: from,
+        };
         self.handle(now, peer, msg, false);
     }
 
@@ -347,7 +412,7 @@ impl SipCore {
                 consider(tx.retrans_at);
                 consider(tx.give_up_at);
             }
-            if let Some(b) = &c.bye {
+            for b in [&c.bye, &c.refer].into_iter().flatten() {
                 consider(b.retrans_at);
                 consider(Some(b.deadline));
             }
@@ -381,7 +446,14 @@ impl SipCore {
         }
     }
 
-    pub fn reject(&mut self, now: Instant, call: CallKey, code: u16, reason: &str, extra_headers: &[(&str, &str)]) {
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        code: u16,
+        reason: &str,
+        extra_headers: &[(&str, &str)],
+    ) {
         if !(300..=699).contains(&code) {
             return;
         }
@@ -406,7 +478,9 @@ impl SipCore {
 
     /// Ends the call: BYE once answered, 480 while still ringing.
     pub fn hangup(&mut self, now: Instant, call: CallKey) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if c.bye.is_some() {
             return;
         }
@@ -429,7 +503,12 @@ impl SipCore {
             Err(Bad::Drop(why)) => {
                 tracing::debug!(profile = %self.cfg.profile, from = %peer.addr, why, "dropped SIP message");
             }
-            Err(Bad::Reply { status, reason, msg, extra }) => {
+            Err(Bad::Reply {
+                status,
+                reason,
+                msg,
+                extra,
+            }) => {
                 tracing::debug!(profile = %self.cfg.profile, from = %peer.addr, status, reason, "rejected SIP request");
                 let is_ack = matches!(&msg.start, Start::Request { method, .. } if method == "ACK");
                 if !is_ack {
@@ -443,7 +522,14 @@ impl SipCore {
         }
     }
 
-    fn stateless_reply(&mut self, msg: &Msg, peer: Peer, status: u16, reason: &str, mut extra: Vec<(String, String)>) {
+    fn stateless_reply(
+        &mut self,
+        msg: &Msg,
+        peer: Peer,
+        status: u16,
+        reason: &str,
+        mut extra: Vec<(String, String)>,
+    ) {
         extra.push(("Allow".into(), ALLOW.into()));
         let tag = self.token();
         let mut h = Vec::new();
@@ -456,7 +542,11 @@ impl SipCore {
         if let Some(v) = msg.get("to") {
             // An unparseable To is echoed as is: adding a tag could duplicate one.
             let has_tag = wire::parse_name_addr(v).map_or(true, |n| n.param("tag").is_some());
-            let v = if has_tag || status == 100 { v.to_string() } else { format!("{v};tag={tag}") };
+            let v = if has_tag || status == 100 {
+                v.to_string()
+            } else {
+                format!("{v};tag={tag}")
+            };
             h.push(("To".into(), v));
         }
         if let Some(v) = msg.get("call-id") {
@@ -478,8 +568,14 @@ impl SipCore {
         ) else {
             return;
         };
-        let Some((cseq, _)) = msg.get("cseq").and_then(wire::parse_cseq) else { return };
-        let Some(top) = msg.get("via").and_then(wire::parse_via_list).and_then(|v| v.into_iter().next()) else {
+        let Some((cseq, _)) = msg.get("cseq").and_then(wire::parse_cseq) else {
+            return;
+        };
+        let Some(top) = msg
+            .get("via")
+            .and_then(wire::parse_via_list)
+            .and_then(|v| v.into_iter().next())
+        else {
             return;
         };
         let call_id = msg.get("call-id").unwrap_or("").to_string();
@@ -492,7 +588,18 @@ impl SipCore {
                 msg.get("via").unwrap_or("")
             ),
         };
-        let req = Req { msg, method, uri, key, from, to, call_id, cseq, peer, stateful: false };
+        let req = Req {
+            msg,
+            method,
+            uri,
+            key,
+            from,
+            to,
+            call_id,
+            cseq,
+            peer,
+            stateful: false,
+        };
 
         if req.method != "INVITE" && req.method != "ACK" {
             let nk = format!("{}|{}", req.key, req.method);
@@ -523,8 +630,17 @@ impl SipCore {
             _ => {
                 if req.to_tag().is_some() {
                     match self.find_dialog(&req) {
-                        Some(call) => self.in_dialog(now, call, Req { stateful: true, ..req }),
-                        None => self.reply(now, &req, 481, "Call/Transaction Does Not Exist", &[], None),
+                        Some(call) => self.in_dialog(
+                            now,
+                            call,
+                            Req {
+                                stateful: true,
+                                ..req
+                            },
+                        ),
+                        None => {
+                            self.reply(now, &req, 481, "Call/Transaction Does Not Exist", &[], None)
+                        }
                     }
                 } else {
                     match req.method.as_str() {
@@ -543,7 +659,11 @@ impl SipCore {
         let to_tag = req.to_tag()?;
         self.calls
             .iter()
-            .find(|(_, c)| c.info.call_id == req.call_id && c.local_tag == to_tag && c.remote_tag == req.remote_tag())
+            .find(|(_, c)| {
+                c.info.call_id == req.call_id
+                    && c.local_tag == to_tag
+                    && c.remote_tag == req.remote_tag()
+            })
             .map(|(k, _)| *k)
     }
 
@@ -553,7 +673,11 @@ impl SipCore {
         }
         if let Some(&call) = self.inv_keys.get(&req.key) {
             // A retransmission: replay our last response.
-            let last = self.calls.get(&call).and_then(|c| c.invite.as_ref()).and_then(|t| t.last.clone());
+            let last = self
+                .calls
+                .get(&call)
+                .and_then(|c| c.invite.as_ref())
+                .and_then(|t| t.last.clone());
             if let Some(data) = last {
                 self.send(req.peer, data);
             }
@@ -563,7 +687,9 @@ impl SipCore {
         let merged = self.calls.values().any(|c| {
             c.info.call_id == req.call_id
                 && c.remote_tag == req.remote_tag()
-                && c.invite.as_ref().is_some_and(|t| t.cseq == req.cseq && t.key != req.key)
+                && c.invite
+                    .as_ref()
+                    .is_some_and(|t| t.cseq == req.cseq && t.key != req.key)
         });
         if merged {
             self.reply(now, &req, 482, "Loop Detected", &[], None);
@@ -572,13 +698,25 @@ impl SipCore {
         let sdp_offer = match offer_body(&req.msg) {
             Ok(sdp) => sdp,
             Err(()) => {
-                self.reply(now, &req, 415, "Unsupported Media Type", &[("Accept", "application/sdp".into())], None);
+                self.reply(
+                    now,
+                    &req,
+                    415,
+                    "Unsupported Media Type",
+                    &[("Accept", "application/sdp".into())],
+                    None,
+                );
                 return;
             }
         };
         if let Some(accept) = req.msg.get("accept") {
             let ok = accept.split(',').any(|t| {
-                let t = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let t = t
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 t == "application/sdp" || t == "application/*" || t == "*/*"
             });
             if !ok && !accept.trim().is_empty() {
@@ -593,11 +731,21 @@ impl SipCore {
         let request_user = build::user_part(&req.uri);
         let from_user = build::user_part(&req.from.uri);
         let to_user = build::user_part(&req.to.uri);
-        let contact = req.msg.get("contact").and_then(|v| wire::parse_name_addr(wire::split_top(v, b',')[0]).ok());
-        let remote_target = contact.map(|c| c.uri).unwrap_or_else(|| req.from.uri.clone());
+        let contact = req
+            .msg
+            .get("contact")
+            .and_then(|v| wire::parse_name_addr(wire::split_top(v, b',')[0]).ok());
+        let remote_target = contact
+            .map(|c| c.uri)
+            .unwrap_or_else(|| req.from.uri.clone());
         let contact_user = request_user
             .clone()
-            .filter(|u| !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b)))
+            .filter(|u| {
+                !u.is_empty()
+                    && u.len() <= 64
+                    && u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-_.".contains(&b))
+            })
             .unwrap_or_else(|| "answerline".into());
         let info = CallInfo {
             call_id: req.call_id.clone(),
@@ -634,6 +782,7 @@ impl SipCore {
             }),
             reinvite: None,
             bye: None,
+            refer: None,
             answered: false,
         };
         self.calls.insert(call, c);
@@ -642,7 +791,10 @@ impl SipCore {
         if self.cfg.send_ringing {
             self.respond_invite(now, call, false, 180, "Ringing", &[], None);
         }
-        let pai_user = req.msg.get("p-asserted-identity").and_then(|v| build::user_part(wire::split_top(v, b',')[0]));
+        let pai_user = req
+            .msg
+            .get("p-asserted-identity")
+            .and_then(|v| build::user_part(wire::split_top(v, b',')[0]));
         let headers = req
             .msg
             .headers
@@ -651,8 +803,15 @@ impl SipCore {
                 n.starts_with("x-")
                     || matches!(
                         n.as_str(),
-                        "p-asserted-identity" | "p-preferred-identity" | "remote-party-id" | "diversion"
-                            | "history-info" | "user-to-user" | "subject" | "user-agent" | "privacy"
+                        "p-asserted-identity"
+                            | "p-preferred-identity"
+                            | "remote-party-id"
+                            | "diversion"
+                            | "history-info"
+                            | "user-to-user"
+                            | "subject"
+                            | "user-agent"
+                            | "privacy"
                     )
             })
             .cloned()
@@ -673,11 +832,21 @@ impl SipCore {
     }
 
     fn on_ack(&mut self, now: Instant, req: Req) {
-        let Some(call) = self.find_dialog(&req) else { return };
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(call) = self.find_dialog(&req) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if let Some(tx) = &c.reinvite {
             if tx.cseq == req.cseq && tx.state != InvState::Proceeding {
-                Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
+                Self::retire(
+                    &mut self.inv_keys,
+                    &mut self.tombstones,
+                    now,
+                    64 * self.cfg.t1,
+                    &tx.key,
+                );
                 c.reinvite = None;
                 return;
             }
@@ -692,7 +861,13 @@ impl SipCore {
                 if content_type(&req.msg) == "application/sdp" && !req.msg.body.is_empty() {
                     c.info.ack_sdp = Some(String::from_utf8_lossy(&req.msg.body).into_owned());
                 }
-                Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
+                Self::retire(
+                    &mut self.inv_keys,
+                    &mut self.tombstones,
+                    now,
+                    64 * self.cfg.t1,
+                    &tx.key,
+                );
                 c.invite = None;
                 self.events.push_back(SipEvent::Confirmed { call });
             }
@@ -706,7 +881,9 @@ impl SipCore {
             return;
         };
         req.stateful = true;
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         let is_initial = c.invite.as_ref().is_some_and(|t| t.key == req.key);
         let tag = c.local_tag.clone();
         let mut ctx = req.ctx();
@@ -724,7 +901,14 @@ impl SipCore {
     fn in_dialog(&mut self, now: Instant, call: CallKey, req: Req) {
         if let Some(c) = self.calls.get_mut(&call) {
             if req.cseq < c.remote_cseq && req.method != "INVITE" {
-                self.reply(now, &req, 500, "Server Internal Error", &[("Retry-After", "1".into())], None);
+                self.reply(
+                    now,
+                    &req,
+                    500,
+                    "Server Internal Error",
+                    &[("Retry-After", "1".into())],
+                    None,
+                );
                 return;
             }
             c.remote_cseq = c.remote_cseq.max(req.cseq);
@@ -742,7 +926,41 @@ impl SipCore {
             "OPTIONS" => self.reply_options(now, &req),
             "INVITE" => self.on_reinvite(now, call, req),
             "UPDATE" | "PRACK" => self.reply(now, &req, 501, "Not Implemented", &[], None),
+            "NOTIFY" => self.on_notify(now, call, req),
             _ => self.reply(now, &req, 405, "Method Not Allowed", &[], None),
+        }
+    }
+
+    /// RFC 3515: the transferee reports the transfer's progress as a sipfrag status line.
+    fn on_notify(&mut self, now: Instant, call: CallKey, req: Req) {
+        let event = req
+            .msg
+            .get("event")
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !event.starts_with("refer") {
+            self.reply(
+                now,
+                &req,
+                489,
+                "Bad Event",
+                &[("Allow-Events", "refer".into())],
+                None,
+            );
+            return;
+        }
+        self.reply(now, &req, 200, "OK", &[], None);
+        let body = String::from_utf8_lossy(&req.msg.body);
+        let code = body
+            .lines()
+            .next()
+            .and_then(|l| l.trim().strip_prefix("SIP/2.0 "))
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse::<u16>().ok());
+        if let Some(code) = code {
+            self.events
+                .push_back(SipEvent::TransferProgress { call, code });
         }
     }
 
@@ -757,14 +975,21 @@ impl SipCore {
             match parse_dtmf(&ctype, &req.msg.body) {
                 Some((digit, duration_ms)) => {
                     self.reply(now, &req, 200, "OK", &[], None);
-                    self.events.push_back(SipEvent::Dtmf { call, digit, duration_ms });
+                    self.events.push_back(SipEvent::Dtmf {
+                        call,
+                        digit,
+                        duration_ms,
+                    });
                 }
                 None => self.reply(now, &req, 400, "Bad DTMF Body", &[], None),
             }
         } else if req.msg.get("info-package").is_some() {
             self.reply(now, &req, 469, "Bad Info Package", &[], None);
         } else {
-            let accept = ("Accept", "application/dtmf-relay, application/dtmf".to_string());
+            let accept = (
+                "Accept",
+                "application/dtmf-relay, application/dtmf".to_string(),
+            );
             self.reply(now, &req, 415, "Unsupported Media Type", &[accept], None);
         }
     }
@@ -775,7 +1000,11 @@ impl SipCore {
         }
         if let Some(&k) = self.inv_keys.get(&req.key) {
             if k == call {
-                let last = self.calls.get(&call).and_then(|c| c.reinvite.as_ref()).and_then(|t| t.last.clone());
+                let last = self
+                    .calls
+                    .get(&call)
+                    .and_then(|c| c.reinvite.as_ref())
+                    .and_then(|t| t.last.clone());
                 if let Some(data) = last {
                     self.send(req.peer, data);
                 }
@@ -783,24 +1012,48 @@ impl SipCore {
             }
         }
         let busy = self.calls.get(&call).is_some_and(|c| {
-            c.reinvite.is_some() || c.bye.is_some() || c.invite.as_ref().is_some_and(|t| t.state == InvState::Proceeding)
+            c.reinvite.is_some()
+                || c.bye.is_some()
+                || c.invite
+                    .as_ref()
+                    .is_some_and(|t| t.state == InvState::Proceeding)
         });
         if busy {
             // RFC 3261 14.2: an INVITE transaction is already in progress.
-            self.reply(now, &req, 500, "Server Internal Error", &[("Retry-After", "2".into())], None);
+            self.reply(
+                now,
+                &req,
+                500,
+                "Server Internal Error",
+                &[("Retry-After", "2".into())],
+                None,
+            );
             return;
         }
         let sdp_offer = match offer_body(&req.msg) {
             Ok(s) => s,
             Err(()) => {
-                self.reply(now, &req, 415, "Unsupported Media Type", &[("Accept", "application/sdp".into())], None);
+                self.reply(
+                    now,
+                    &req,
+                    415,
+                    "Unsupported Media Type",
+                    &[("Accept", "application/sdp".into())],
+                    None,
+                );
                 return;
             }
         };
         let t1 = self.cfg.t1;
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         // A refreshed Contact updates the remote target (RFC 3261 12.2.2).
-        if let Some(ct) = req.msg.get("contact").and_then(|v| wire::parse_name_addr(wire::split_top(v, b',')[0]).ok()) {
+        if let Some(ct) = req
+            .msg
+            .get("contact")
+            .and_then(|v| wire::parse_name_addr(wire::split_top(v, b',')[0]).ok())
+        {
             c.remote_target = ct.uri;
         }
         c.reinvite = Some(InvTxn {
@@ -815,7 +1068,8 @@ impl SipCore {
         });
         self.inv_keys.insert(req.key.clone(), call);
         self.respond_invite(now, call, true, 100, "Trying", &[], None);
-        self.events.push_back(SipEvent::ReInvite { call, sdp_offer });
+        self.events
+            .push_back(SipEvent::ReInvite { call, sdp_offer });
     }
 
     fn handle_response(&mut self, now: Instant, code: u16, msg: Msg) {
@@ -825,23 +1079,48 @@ impl SipCore {
             .and_then(|v| v.into_iter().next())
             .and_then(|v| v.branch);
         let Some(branch) = branch else { return };
-        let is_bye = msg.get("cseq").and_then(wire::parse_cseq).is_some_and(|(_, m)| m == "BYE");
-        if !is_bye {
-            return;
-        }
+        let method = msg
+            .get("cseq")
+            .and_then(wire::parse_cseq)
+            .map(|(_, m)| m.to_string())
+            .unwrap_or_default();
+        let is_refer = match method.as_str() {
+            "BYE" => false,
+            "REFER" => true,
+            _ => return,
+        };
         let Some(call) = self
             .calls
             .iter()
-            .find(|(_, c)| c.bye.as_ref().is_some_and(|b| b.branch == branch))
+            .find(|(_, c)| {
+                let tx = if is_refer { &c.refer } else { &c.bye };
+                tx.as_ref().is_some_and(|b| b.branch == branch)
+            })
             .map(|(k, _)| *k)
         else {
             return;
         };
-        if code >= 200 {
-            self.terminate(now, call);
-        } else if let Some(b) = self.calls.get_mut(&call).and_then(|c| c.bye.as_mut()) {
-            // RFC 3261 17.1.2.2: after a provisional, retransmit at T2.
-            b.interval = self.cfg.t2;
+        let t2 = self.cfg.t2;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match (code >= 200, is_refer) {
+            (true, false) => self.terminate(now, call),
+            (true, true) => {
+                c.refer = None;
+                self.events
+                    .push_back(SipEvent::ReferAnswered { call, code });
+            }
+            (false, refer) => {
+                // RFC 3261 17.1.2.2: after a provisional, retransmit at T2.
+                if let Some(b) = if refer {
+                    c.refer.as_mut()
+                } else {
+                    c.bye.as_mut()
+                } {
+                    b.interval = t2;
+                }
+            }
         }
     }
 
@@ -850,12 +1129,20 @@ impl SipCore {
     fn call_timers(&mut self, now: Instant, call: CallKey) {
         let t2 = self.cfg.t2;
         for re in [false, true] {
-            let Some(c) = self.calls.get_mut(&call) else { return };
+            let Some(c) = self.calls.get_mut(&call) else {
+                return;
+            };
             let slot = if re { &mut c.reinvite } else { &mut c.invite };
             let Some(tx) = slot.as_mut() else { continue };
             if tx.give_up_at.is_some_and(|t| t <= now) {
                 let state = tx.state;
-                Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
+                Self::retire(
+                    &mut self.inv_keys,
+                    &mut self.tombstones,
+                    now,
+                    64 * self.cfg.t1,
+                    &tx.key,
+                );
                 *slot = None;
                 match (state, re) {
                     (InvState::Accepted, _) => {
@@ -876,7 +1163,29 @@ impl SipCore {
                 }
             }
         }
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let Some(b) = c.refer.as_mut() {
+            if b.deadline <= now {
+                c.refer = None;
+                self.events
+                    .push_back(SipEvent::ReferAnswered { call, code: 408 });
+            } else if b.retrans_at.is_some_and(|t| t <= now) {
+                b.interval = (b.interval * 2).min(t2);
+                b.retrans_at = Some(now + b.interval);
+                let data = b.data.clone();
+                let peer = Peer {
+                    transport: c.info.transport,
+                    conn: c.info.conn,
+                    addr: c.info.remote,
+                };
+                self.send(peer, data);
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if let Some(b) = c.bye.as_mut() {
             if b.deadline <= now {
                 self.terminate(now, call);
@@ -886,7 +1195,11 @@ impl SipCore {
                 b.interval = (b.interval * 2).min(t2);
                 b.retrans_at = Some(now + b.interval);
                 let data = b.data.clone();
-                let peer = Peer { transport: c.info.transport, conn: c.info.conn, addr: c.info.remote };
+                let peer = Peer {
+                    transport: c.info.transport,
+                    conn: c.info.conn,
+                    addr: c.info.remote,
+                };
                 self.send(peer, data);
             }
         }
@@ -896,7 +1209,11 @@ impl SipCore {
 
     fn inv_state(&self, call: CallKey, re: bool) -> Option<InvState> {
         let c = self.calls.get(&call)?;
-        let tx = if re { c.reinvite.as_ref() } else { c.invite.as_ref() };
+        let tx = if re {
+            c.reinvite.as_ref()
+        } else {
+            c.invite.as_ref()
+        };
         tx.map(|t| t.state)
     }
 
@@ -913,12 +1230,23 @@ impl SipCore {
     ) {
         let contact = self.contact_for(call);
         let (t1, user_agent) = (self.cfg.t1, self.cfg.user_agent.clone());
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let local_tag = c.local_tag.clone();
         let slot = if re { &mut c.reinvite } else { &mut c.invite };
         let Some(tx) = slot.as_mut() else { return };
         let extra: Vec<(&str, String)> = extra.iter().map(|(n, v)| (*n, v.to_string())).collect();
-        let data = response_bytes(&tx.ctx, code, reason, &local_tag, &contact, &user_agent, &extra, sdp);
+        let data = response_bytes(
+            &tx.ctx,
+            code,
+            reason,
+            &local_tag,
+            &contact,
+            &user_agent,
+            &extra,
+            sdp,
+        );
         tx.last = Some(data.clone());
         let udp = tx.ctx.peer.transport == Transport::Udp;
         match code {
@@ -945,7 +1273,9 @@ impl SipCore {
     }
 
     fn contact_for(&self, call: CallKey) -> String {
-        let Some(c) = self.calls.get(&call) else { return String::new() };
+        let Some(c) = self.calls.get(&call) else {
+            return String::new();
+        };
         let (addr, tp) = match (c.info.transport, self.cfg.local_tcp) {
             (Transport::Tcp, Some(a)) => (a, ";transport=tcp"),
             (Transport::Tcp, None) => (self.cfg.local_udp, ";transport=tcp"),
@@ -965,35 +1295,109 @@ impl SipCore {
         }
     }
 
-    fn send_bye(&mut self, now: Instant, call: CallKey) {
+    /// Builds an in-dialog request (BYE, REFER) with the dialog's route set, tags and next CSeq.
+    fn dialog_request(
+        &mut self,
+        call: CallKey,
+        method: &str,
+        extra: Vec<(String, String)>,
+    ) -> Option<(String, Vec<u8>)> {
         let branch = format!("z9hG4bK{}", self.token());
-        let (t1, ua) = (self.cfg.t1, self.cfg.user_agent.clone());
-        let Some(c) = self.calls.get(&call) else { return };
+        let ua = self.cfg.user_agent.clone();
+        let c = self.calls.get(&call)?;
         let (via_tp, local) = match (c.info.transport, self.cfg.local_tcp) {
             (Transport::Tcp, Some(a)) => ("TCP", a),
             (Transport::Tcp, None) => ("TCP", self.cfg.local_udp),
             _ => ("UDP", self.cfg.local_udp),
         };
-        let via = format!("SIP/2.0/{via_tp} {};branch={branch};rport", self.host_port(local));
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let via = format!(
+            "SIP/2.0/{via_tp} {};branch={branch};rport",
+            self.host_port(local)
+        );
+        let c = self.calls.get_mut(&call)?;
         c.local_cseq += 1;
-        let mut h: Vec<(String, String)> = vec![("Via".into(), via), ("Max-Forwards".into(), "70".into())];
+        let mut h: Vec<(String, String)> =
+            vec![("Via".into(), via), ("Max-Forwards".into(), "70".into())];
         for r in &c.route_set {
             h.push(("Route".into(), r.clone()));
         }
         h.push(("From".into(), c.local_party.clone()));
         h.push(("To".into(), c.remote_party.clone()));
         h.push(("Call-ID".into(), c.info.call_id.clone()));
-        h.push(("CSeq".into(), format!("{} BYE", c.local_cseq)));
+        h.push(("CSeq".into(), format!("{} {method}", c.local_cseq)));
         h.push(("User-Agent".into(), ua));
+        h.extend(extra);
         // An unusable Contact still lets us reach the peer at the INVITE's From URI.
-        let data = build::request("BYE", &c.remote_target, h.clone(), b"")
-            .or_else(|| build::request("BYE", &wire::parse_name_addr(&c.remote_party).map(|n| n.uri).unwrap_or_default(), h, b""));
-        let Some(data) = data else {
-            self.terminate(now, call);
+        let data = build::request(method, &c.remote_target, h.clone(), b"").or_else(|| {
+            build::request(
+                method,
+                &wire::parse_name_addr(&c.remote_party)
+                    .map(|n| n.uri)
+                    .unwrap_or_default(),
+                h,
+                b"",
+            )
+        })?;
+        Some((branch, data))
+    }
+
+    /// Blind transfer (RFC 3515): ask the caller to call `target`. Progress comes back as
+    /// `ReferAnswered` and `TransferProgress` events.
+    pub fn refer(&mut self, now: Instant, call: CallKey, target: &str) {
+        let t1 = self.cfg.t1;
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        if !c.answered || c.bye.is_some() || c.refer.is_some() {
+            return;
+        }
+        let contact = self.contact_for(call);
+        let referred_by = format!(
+            "<{}>",
+            wire::parse_name_addr(&self.calls[&call].local_party)
+                .map(|n| n.uri)
+                .unwrap_or_default()
+        );
+        let extra = vec![
+            ("Refer-To".into(), format!("<{target}>")),
+            ("Referred-By".into(), referred_by),
+            ("Contact".into(), contact),
+        ];
+        let Some((branch, data)) = self.dialog_request(call, "REFER", extra) else {
+            self.events
+                .push_back(SipEvent::ReferAnswered { call, code: 400 });
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         let udp = c.info.transport == Transport::Udp;
+        c.refer = Some(ByeTxn {
+            branch,
+            data: data.clone(),
+            retrans_at: udp.then(|| now + t1),
+            interval: t1,
+            deadline: now + 64 * t1,
+        });
+        let peer = Peer {
+            transport: c.info.transport,
+            conn: c.info.conn,
+            addr: c.info.remote,
+        };
+        self.send(peer, data);
+    }
+
+    fn send_bye(&mut self, now: Instant, call: CallKey) {
+        let t1 = self.cfg.t1;
+        let Some((branch, data)) = self.dialog_request(call, "BYE", Vec::new()) else {
+            self.terminate(now, call);
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let udp = c.info.transport == Transport::Udp;
+        c.refer = None;
         c.bye = Some(ByeTxn {
             branch,
             data: data.clone(),
@@ -1003,12 +1407,28 @@ impl SipCore {
         });
         // Our BYE replaces any pending INVITE answer: stop retransmitting it.
         if let Some(tx) = c.invite.take() {
-            Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
+            Self::retire(
+                &mut self.inv_keys,
+                &mut self.tombstones,
+                now,
+                64 * self.cfg.t1,
+                &tx.key,
+            );
         }
         if let Some(tx) = c.reinvite.take() {
-            Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, &tx.key);
+            Self::retire(
+                &mut self.inv_keys,
+                &mut self.tombstones,
+                now,
+                64 * self.cfg.t1,
+                &tx.key,
+            );
         }
-        let peer = Peer { transport: c.info.transport, conn: c.info.conn, addr: c.info.remote };
+        let peer = Peer {
+            transport: c.info.transport,
+            conn: c.info.conn,
+            addr: c.info.remote,
+        };
         self.send(peer, data);
     }
 
@@ -1021,7 +1441,15 @@ impl SipCore {
     }
 
     /// Answers a non-INVITE request (or rejects an INVITE) and remembers the answer.
-    fn reply(&mut self, now: Instant, req: &Req, code: u16, reason: &str, extra: &[(&str, String)], body: Option<&str>) {
+    fn reply(
+        &mut self,
+        now: Instant,
+        req: &Req,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+        body: Option<&str>,
+    ) {
         let mut ctx = req.ctx();
         if !ctx.to_has_tag && code != 100 {
             let tag = self.token();
@@ -1047,17 +1475,31 @@ impl SipCore {
         // simply recomputed, so a request flood cannot grow this map.
         if req.method != "INVITE" && req.stateful {
             // Timer J: absorb retransmissions for 64*T1 (UDP); on TCP none arrive.
-            let hold = if req.peer.transport == Transport::Udp { 64 * self.cfg.t1 } else { Duration::ZERO };
+            let hold = if req.peer.transport == Transport::Udp {
+                64 * self.cfg.t1
+            } else {
+                Duration::ZERO
+            };
             if !hold.is_zero() {
-                let cached = Cached { data: data.clone(), expires: now + hold };
-                self.nict_done.insert(format!("{}|{}", req.key, req.method), cached);
+                let cached = Cached {
+                    data: data.clone(),
+                    expires: now + hold,
+                };
+                self.nict_done
+                    .insert(format!("{}|{}", req.key, req.method), cached);
             }
         }
         self.send(req.peer, data);
     }
 
     fn retire_key(&mut self, now: Instant, key: &str) {
-        Self::retire(&mut self.inv_keys, &mut self.tombstones, now, 64 * self.cfg.t1, key);
+        Self::retire(
+            &mut self.inv_keys,
+            &mut self.tombstones,
+            now,
+            64 * self.cfg.t1,
+            key,
+        );
     }
 
     fn retire(
@@ -1082,7 +1524,12 @@ impl SipCore {
     }
 
     fn send(&mut self, peer: Peer, data: Vec<u8>) {
-        self.transmits.push_back(Transmit { transport: peer.transport, conn: peer.conn, to: peer.addr, data });
+        self.transmits.push_back(Transmit {
+            transport: peer.transport,
+            conn: peer.conn,
+            to: peer.addr,
+            data,
+        });
     }
 
     /// A fresh random token for tags and branches.
@@ -1146,7 +1593,13 @@ fn response_bytes(
 
 fn content_type(msg: &Msg) -> String {
     msg.get("content-type")
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
@@ -1158,13 +1611,17 @@ fn offer_body(msg: &Msg) -> Result<Option<String>, ()> {
     }
     let ct = content_type(msg);
     if ct == "application/sdp" {
-        return String::from_utf8(msg.body.clone()).map(Some).map_err(|_| ());
+        return String::from_utf8(msg.body.clone())
+            .map(Some)
+            .map_err(|_| ());
     }
     if ct == "multipart/mixed" {
         let boundary = msg.get("content-type").and_then(|v| {
             v.split(';').skip(1).find_map(|p| {
                 let (n, val) = p.split_once('=')?;
-                n.trim().eq_ignore_ascii_case("boundary").then(|| val.trim().trim_matches('"').to_string())
+                n.trim()
+                    .eq_ignore_ascii_case("boundary")
+                    .then(|| val.trim().trim_matches('"').to_string())
             })
         });
         if let Some(b) = boundary {
@@ -1178,15 +1635,24 @@ fn multipart_sdp(body: &[u8], boundary: &str) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let delim = format!("--{boundary}");
     for part in text.split(delim.as_str()).skip(1) {
-        let part = part.strip_prefix("\r\n").or_else(|| part.strip_prefix('\n')).unwrap_or(part);
-        let (head, content) = part.split_once("\r\n\r\n").or_else(|| part.split_once("\n\n"))?;
+        let part = part
+            .strip_prefix("\r\n")
+            .or_else(|| part.strip_prefix('\n'))
+            .unwrap_or(part);
+        let (head, content) = part
+            .split_once("\r\n\r\n")
+            .or_else(|| part.split_once("\n\n"))?;
         let is_sdp = head.lines().any(|l| {
             l.split_once(':').is_some_and(|(n, v)| {
-                n.trim().eq_ignore_ascii_case("content-type") && v.trim().to_ascii_lowercase().starts_with("application/sdp")
+                n.trim().eq_ignore_ascii_case("content-type")
+                    && v.trim().to_ascii_lowercase().starts_with("application/sdp")
             })
         });
         if is_sdp {
-            let content = content.strip_suffix("\r\n").or_else(|| content.strip_suffix('\n')).unwrap_or(content);
+            let content = content
+                .strip_suffix("\r\n")
+                .or_else(|| content.strip_suffix('\n'))
+                .unwrap_or(content);
             return Some(content.to_string());
         }
     }

@@ -44,7 +44,11 @@ impl StreamFramer {
         if let Some(e) = &self.failed {
             return Some(Err(e.clone()));
         }
-        let skip = self.buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(self.buf.len());
+        let skip = self
+            .buf
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(self.buf.len());
         self.buf.drain(..skip);
         if self.buf.is_empty() {
             return None;
@@ -101,7 +105,9 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let text = String::from_utf8_lossy(head);
     let mut found: Option<usize> = None;
     for line in text.split('\n') {
-        let Some(colon) = line.find(':') else { continue };
+        let Some(colon) = line.find(':') else {
+            continue;
+        };
         if line.starts_with([' ', '\t']) {
             continue;
         }
@@ -146,9 +152,18 @@ mod tests {
     #[test]
     fn unrecoverable_framing_is_reported() {
         for (input, err) in [
-            (&b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n"[..], FramingError::BadContentLength),
-            (&b"INVITE sip:a@b SIP/2.0\r\nl: 13\r\nContent-Length: 5\r\n\r\n"[..], FramingError::DuplicateContentLength),
-            (&b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n"[..], FramingError::BodyTooLarge),
+            (
+                &b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n"[..],
+                FramingError::BadContentLength,
+            ),
+            (
+                &b"INVITE sip:a@b SIP/2.0\r\nl: 13\r\nContent-Length: 5\r\n\r\n"[..],
+                FramingError::DuplicateContentLength,
+            ),
+            (
+                &b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n"[..],
+                FramingError::BodyTooLarge,
+            ),
         ] {
             let mut f = StreamFramer::new();
             f.push(input);

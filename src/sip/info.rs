@@ -34,7 +34,9 @@ pub(crate) fn parse_dtmf(content_type: &str, body: &[u8]) -> Option<(char, Optio
     let mut sig = None;
     let mut dur = None;
     for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         match k.trim().to_ascii_lowercase().as_str() {
             "signal" => sig = digit(v),
             "duration" => dur = v.trim().parse::<u32>().ok(),
@@ -50,12 +52,30 @@ mod tests {
 
     #[test]
     fn relay_and_plain_bodies() {
-        assert_eq!(parse_dtmf("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n"), Some(('5', Some(160))));
-        assert_eq!(parse_dtmf("application/dtmf-relay", b"Signal= *\nDuration= 100"), Some(('*', Some(100))));
-        assert_eq!(parse_dtmf("application/dtmf-relay", b"signal=#\r\n"), Some(('#', None)));
-        assert_eq!(parse_dtmf("application/dtmf-relay", b"Signal=10\r\nDuration=250"), Some(('*', Some(250))));
-        assert_eq!(parse_dtmf("application/dtmf-relay", b"Signal=11"), Some(('#', None)));
-        assert_eq!(parse_dtmf("application/dtmf-relay", b"Signal=d"), Some(('D', None)));
+        assert_eq!(
+            parse_dtmf("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n"),
+            Some(('5', Some(160)))
+        );
+        assert_eq!(
+            parse_dtmf("application/dtmf-relay", b"Signal= *\nDuration= 100"),
+            Some(('*', Some(100)))
+        );
+        assert_eq!(
+            parse_dtmf("application/dtmf-relay", b"signal=#\r\n"),
+            Some(('#', None))
+        );
+        assert_eq!(
+            parse_dtmf("application/dtmf-relay", b"Signal=10\r\nDuration=250"),
+            Some(('*', Some(250)))
+        );
+        assert_eq!(
+            parse_dtmf("application/dtmf-relay", b"Signal=11"),
+            Some(('#', None))
+        );
+        assert_eq!(
+            parse_dtmf("application/dtmf-relay", b"Signal=d"),
+            Some(('D', None))
+        );
         assert_eq!(parse_dtmf("application/dtmf", b"5"), Some(('5', None)));
         assert_eq!(parse_dtmf("application/dtmf", b"11\r\n"), Some(('#', None)));
         assert_eq!(parse_dtmf("application/dtmf-relay", b"Signal=55"), None);

@@ -30,7 +30,9 @@ mod info;
 mod wire;
 
 pub use self::build::user_part;
-pub use self::core::{CallInfo, CallKey, ConnId, SipConfig, SipCore, SipEvent, Transmit, Transport, ALLOW};
+pub use self::core::{
+    CallInfo, CallKey, ConnId, SipConfig, SipCore, SipEvent, Transmit, Transport, ALLOW,
+};
 pub use self::framer::{FramingError, StreamFramer};
 
 #[cfg(test)]

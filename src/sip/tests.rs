@@ -39,7 +39,16 @@ fn invite(branch: &str, call_id: &str, cseq: u32, to_tag: Option<&str>, body: &s
 
 /// An in-dialog (or dialog-less) request from the caller.
 #[allow(clippy::too_many_arguments)]
-fn request(method: &str, branch: &str, call_id: &str, cseq: u32, cseq_method: &str, to_tag: &str, extra: &str, body: &str) -> Vec<u8> {
+fn request(
+    method: &str,
+    branch: &str,
+    call_id: &str,
+    cseq: u32,
+    cseq_method: &str,
+    to_tag: &str,
+    extra: &str,
+    body: &str,
+) -> Vec<u8> {
     format!(
         "{method} sip:10010@198.51.100.1 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 192.0.2.10:5062;branch={branch}\r\n\
@@ -79,15 +88,22 @@ fn statuses(ts: &[Transmit]) -> Vec<u16> {
 fn header(t: &Transmit, name: &str) -> Option<String> {
     let s = text(t);
     let head = s.split("\r\n\r\n").next().unwrap().to_string();
-    head.lines()
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+    head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    })
 }
 
 fn headers(t: &Transmit, name: &str) -> Vec<String> {
     let s = text(t);
     let head = s.split("\r\n\r\n").next().unwrap().to_string();
     head.lines()
-        .filter_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+        .filter_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .collect()
 }
 
@@ -102,7 +118,11 @@ fn ringing_call(now: Instant) -> (SipCore, CallKey, String) {
     c.handle_datagram(now, peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![100]);
-    assert_eq!(header(&out[0], "To").unwrap(), "<sip:10010@198.51.100.1>", "100 carries no To tag");
+    assert_eq!(
+        header(&out[0], "To").unwrap(),
+        "<sip:10010@198.51.100.1>",
+        "100 carries no To tag"
+    );
     let ev = events(&mut c);
     let call = match &ev[..] {
         [SipEvent::IncomingCall { call, .. }] => *call,
@@ -121,7 +141,11 @@ fn answered_call(now: Instant) -> (SipCore, CallKey, String) {
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![200]);
     assert_eq!(to_tag(&out[0]), tag, "one To tag for the whole dialog");
-    c.handle_datagram(now, peer(), &request("ACK", "z9hG4bK-ack1", "call-1", 1, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        now,
+        peer(),
+        &request("ACK", "z9hG4bK-ack1", "call-1", 1, "ACK", &tag, "", ""),
+    );
     assert_eq!(events(&mut c), vec![SipEvent::Confirmed { call }]);
     (c, call, tag)
 }
@@ -137,7 +161,17 @@ fn incoming_call_event_carries_caller_and_offer() {
     assert_eq!(out[0].transport, Transport::Udp);
     match events(&mut c).pop().unwrap() {
         SipEvent::IncomingCall {
-            call, call_id, from_user, from_display, pai_user, to_user, request_user, sdp_offer, remote, transport, headers,
+            call,
+            call_id,
+            from_user,
+            from_display,
+            pai_user,
+            to_user,
+            request_user,
+            sdp_offer,
+            remote,
+            transport,
+            headers,
         } => {
             assert_eq!(call_id, "call-1");
             assert_eq!(from_user.as_deref(), Some("13800138000"));
@@ -186,12 +220,24 @@ fn answer_has_sdp_contact_and_is_retransmitted_until_ack() {
     let out = drain(&mut c);
     let ok = &out[0];
     assert_eq!(status(ok), 200);
-    assert_eq!(header(ok, "Content-Type").as_deref(), Some("application/sdp"));
+    assert_eq!(
+        header(ok, "Content-Type").as_deref(),
+        Some("application/sdp")
+    );
     assert_eq!(header(ok, "Content-Length").as_deref(), Some("15"));
     assert!(text(ok).ends_with("\r\n\r\nv=0\r\ns=answer\r\n"));
-    assert_eq!(header(ok, "Contact").as_deref(), Some("<sip:10010@198.51.100.1:5060>"));
-    assert_eq!(headers(ok, "Record-Route"), vec!["<sip:sbc1.example.net;lr>", "<sip:sbc2.example.net;lr>"]);
-    assert_eq!(header(ok, "Via").as_deref(), Some("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-inv1;rport=5062;received=192.0.2.10"));
+    assert_eq!(
+        header(ok, "Contact").as_deref(),
+        Some("<sip:10010@198.51.100.1:5060>")
+    );
+    assert_eq!(
+        headers(ok, "Record-Route"),
+        vec!["<sip:sbc1.example.net;lr>", "<sip:sbc2.example.net;lr>"]
+    );
+    assert_eq!(
+        header(ok, "Via").as_deref(),
+        Some("SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-inv1;rport=5062;received=192.0.2.10")
+    );
     assert_eq!(header(ok, "CSeq").as_deref(), Some("1 INVITE"));
     assert!(header(ok, "Allow").unwrap().contains("BYE"));
     assert!(header(ok, "Server").unwrap().starts_with("answerline"));
@@ -207,7 +253,11 @@ fn answer_has_sdp_contact_and_is_retransmitted_until_ack() {
         at.push((t - t0).as_millis());
     }
     assert_eq!(at, vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500]);
-    c.handle_datagram(t, peer(), &request("ACK", "z9hG4bK-ack1", "call-1", 1, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        t,
+        peer(),
+        &request("ACK", "z9hG4bK-ack1", "call-1", 1, "ACK", &tag, "", ""),
+    );
     assert_eq!(events(&mut c), vec![SipEvent::Confirmed { call }]);
     c.handle_timeout(t + Duration::from_secs(60));
     assert!(drain(&mut c).is_empty(), "no retransmission after ACK");
@@ -226,7 +276,10 @@ fn missing_ack_times_out_and_the_core_hangs_up() {
     c.handle_timeout(t);
     assert_eq!(events(&mut c), vec![SipEvent::AckTimeout { call }]);
     let out = drain(&mut c);
-    let bye = out.iter().find(|t| text(t).starts_with("BYE ")).expect("BYE after ACK timeout");
+    let bye = out
+        .iter()
+        .find(|t| text(t).starts_with("BYE "))
+        .expect("BYE after ACK timeout");
     assert_eq!(bye.to, peer());
     // Nobody answers the BYE either: Timer F ends the call.
     c.handle_timeout(t + Duration::from_secs(32));
@@ -274,7 +327,11 @@ fn cancel_after_answer_leaves_the_call_up() {
     c.handle_datagram(t0, peer(), cancel.as_bytes());
     assert_eq!(statuses(&drain(&mut c)), vec![200]);
     assert!(events(&mut c).is_empty());
-    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-a", "call-1", 1, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &request("ACK", "z9hG4bK-a", "call-1", 1, "ACK", &tag, "", ""),
+    );
     assert_eq!(events(&mut c), vec![SipEvent::Confirmed { call }]);
     assert!(c.call_info(call).is_some());
 }
@@ -297,14 +354,21 @@ fn remote_bye_is_answered_and_its_retransmission_too() {
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![200]);
     assert_eq!(header(&out[0], "CSeq").as_deref(), Some("2 BYE"));
-    assert_eq!(events(&mut c), vec![SipEvent::Bye { call }, SipEvent::Terminated { call }]);
+    assert_eq!(
+        events(&mut c),
+        vec![SipEvent::Bye { call }, SipEvent::Terminated { call }]
+    );
     // The 200 got lost: the retransmitted BYE gets 200 again, not 481.
     c.handle_datagram(t0 + Duration::from_millis(500), peer(), &bye);
     let again = drain(&mut c);
     assert_eq!(again, out);
     assert!(events(&mut c).is_empty());
     // A new BYE after the dialog is gone gets 481.
-    c.handle_datagram(t0, peer(), &request("BYE", "z9hG4bK-bye2", "call-1", 3, "BYE", &tag, "", ""));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &request("BYE", "z9hG4bK-bye2", "call-1", 3, "BYE", &tag, "", ""),
+    );
     assert_eq!(statuses(&drain(&mut c)), vec![481]);
 }
 
@@ -318,17 +382,39 @@ fn our_bye_follows_route_set_and_is_retransmitted() {
     let bye = &out[0];
     assert_eq!(bye.to, peer(), "sent back where the INVITE came from");
     let s = text(bye);
-    assert!(s.starts_with("BYE sip:13800138000@192.0.2.10:5062 SIP/2.0\r\n"), "{s}");
-    assert_eq!(headers(bye, "Route"), vec!["<sip:sbc1.example.net;lr>", "<sip:sbc2.example.net;lr>"]);
+    assert!(
+        s.starts_with("BYE sip:13800138000@192.0.2.10:5062 SIP/2.0\r\n"),
+        "{s}"
+    );
+    assert_eq!(
+        headers(bye, "Route"),
+        vec!["<sip:sbc1.example.net;lr>", "<sip:sbc2.example.net;lr>"]
+    );
     assert_eq!(header(bye, "Max-Forwards").as_deref(), Some("70"));
-    assert_eq!(header(bye, "From").unwrap(), format!("<sip:10010@198.51.100.1>;tag={tag}"));
-    assert_eq!(header(bye, "To").unwrap(), "\"Zhang San\" <sip:13800138000@192.0.2.10>;tag=caller1");
+    assert_eq!(
+        header(bye, "From").unwrap(),
+        format!("<sip:10010@198.51.100.1>;tag={tag}")
+    );
+    assert_eq!(
+        header(bye, "To").unwrap(),
+        "\"Zhang San\" <sip:13800138000@192.0.2.10>;tag=caller1"
+    );
     assert_eq!(header(bye, "Call-ID").as_deref(), Some("call-1"));
     assert_eq!(header(bye, "CSeq").as_deref(), Some("1 BYE"));
     assert_eq!(header(bye, "Content-Length").as_deref(), Some("0"));
     let via = header(bye, "Via").unwrap();
-    assert!(via.starts_with("SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bK"), "{via}");
-    let branch = via.split("branch=").nth(1).unwrap().split(';').next().unwrap().to_string();
+    assert!(
+        via.starts_with("SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bK"),
+        "{via}"
+    );
+    let branch = via
+        .split("branch=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     // Timer E: T1, 2T1, 4T1, 4 s cap.
     let mut t = t0;
     for expect in [500u64, 1500, 3500, 7500] {
@@ -367,7 +453,11 @@ fn hangup_while_ringing_sends_480() {
     let (mut c, call, tag) = ringing_call(t0);
     c.hangup(t0, call);
     assert_eq!(statuses(&drain(&mut c)), vec![480]);
-    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-inv1", "call-1", 1, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &request("ACK", "z9hG4bK-inv1", "call-1", 1, "ACK", &tag, "", ""),
+    );
     assert_eq!(events(&mut c), vec![SipEvent::Terminated { call }]);
 }
 
@@ -375,7 +465,13 @@ fn hangup_while_ringing_sends_480() {
 fn reject_is_retransmitted_until_timer_h() {
     let t0 = Instant::now();
     let (mut c, call, _tag) = ringing_call(t0);
-    c.reject(t0, call, 503, "Service Unavailable", &[("Retry-After", "30")]);
+    c.reject(
+        t0,
+        call,
+        503,
+        "Service Unavailable",
+        &[("Retry-After", "30")],
+    );
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![503]);
     assert_eq!(header(&out[0], "Retry-After").as_deref(), Some("30"));
@@ -390,21 +486,42 @@ fn reject_is_retransmitted_until_timer_h() {
 fn reinvite_is_reported_and_answered() {
     let t0 = Instant::now();
     let (mut c, call, tag) = answered_call(t0);
-    c.handle_datagram(t0, peer(), &invite("z9hG4bK-re1", "call-1", 2, Some(&tag), SDP));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &invite("z9hG4bK-re1", "call-1", 2, Some(&tag), SDP),
+    );
     assert_eq!(statuses(&drain(&mut c)), vec![100]);
-    assert_eq!(events(&mut c), vec![SipEvent::ReInvite { call, sdp_offer: Some(SDP.to_string()) }]);
+    assert_eq!(
+        events(&mut c),
+        vec![SipEvent::ReInvite {
+            call,
+            sdp_offer: Some(SDP.to_string())
+        }]
+    );
     c.answer_reinvite(t0, call, Ok("v=0\r\ns=re\r\n"));
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![200]);
     assert_eq!(header(&out[0], "CSeq").as_deref(), Some("2 INVITE"));
     assert_eq!(to_tag(&out[0]), tag);
     assert!(text(&out[0]).ends_with("s=re\r\n"));
-    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-ack2", "call-1", 2, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &request("ACK", "z9hG4bK-ack2", "call-1", 2, "ACK", &tag, "", ""),
+    );
     assert!(events(&mut c).is_empty());
     c.handle_timeout(t0 + Duration::from_secs(5));
-    assert!(drain(&mut c).is_empty(), "ACKed re-INVITE 200 is not retransmitted");
+    assert!(
+        drain(&mut c).is_empty(),
+        "ACKed re-INVITE 200 is not retransmitted"
+    );
     // A rejected re-INVITE keeps the call.
-    c.handle_datagram(t0, peer(), &invite("z9hG4bK-re2", "call-1", 3, Some(&tag), SDP));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &invite("z9hG4bK-re2", "call-1", 3, Some(&tag), SDP),
+    );
     drain(&mut c);
     events(&mut c);
     c.answer_reinvite(t0, call, Err(488));
@@ -416,22 +533,72 @@ fn reinvite_is_reported_and_answered() {
 fn info_dtmf_both_content_types() {
     let t0 = Instant::now();
     let (mut c, call, tag) = answered_call(t0);
-    let relay = request("INFO", "z9hG4bK-i1", "call-1", 2, "INFO", &tag, "Content-Type: application/dtmf-relay\r\n", "Signal=5\r\nDuration=160\r\n");
+    let relay = request(
+        "INFO",
+        "z9hG4bK-i1",
+        "call-1",
+        2,
+        "INFO",
+        &tag,
+        "Content-Type: application/dtmf-relay\r\n",
+        "Signal=5\r\nDuration=160\r\n",
+    );
     c.handle_datagram(t0, peer(), &relay);
     assert_eq!(statuses(&drain(&mut c)), vec![200]);
-    assert_eq!(events(&mut c), vec![SipEvent::Dtmf { call, digit: '5', duration_ms: Some(160) }]);
-    let plain = request("INFO", "z9hG4bK-i2", "call-1", 3, "INFO", &tag, "Content-Type: application/dtmf\r\n", "#");
+    assert_eq!(
+        events(&mut c),
+        vec![SipEvent::Dtmf {
+            call,
+            digit: '5',
+            duration_ms: Some(160)
+        }]
+    );
+    let plain = request(
+        "INFO",
+        "z9hG4bK-i2",
+        "call-1",
+        3,
+        "INFO",
+        &tag,
+        "Content-Type: application/dtmf\r\n",
+        "#",
+    );
     c.handle_datagram(t0, peer(), &plain);
     assert_eq!(statuses(&drain(&mut c)), vec![200]);
-    assert_eq!(events(&mut c), vec![SipEvent::Dtmf { call, digit: '#', duration_ms: None }]);
+    assert_eq!(
+        events(&mut c),
+        vec![SipEvent::Dtmf {
+            call,
+            digit: '#',
+            duration_ms: None
+        }]
+    );
     // Retransmitted INFO: answered again, no second digit.
     c.handle_datagram(t0, peer(), &plain);
     assert_eq!(statuses(&drain(&mut c)), vec![200]);
     assert!(events(&mut c).is_empty());
-    let other = request("INFO", "z9hG4bK-i3", "call-1", 4, "INFO", &tag, "Content-Type: application/media_control+xml\r\n", "<x/>");
+    let other = request(
+        "INFO",
+        "z9hG4bK-i3",
+        "call-1",
+        4,
+        "INFO",
+        &tag,
+        "Content-Type: application/media_control+xml\r\n",
+        "<x/>",
+    );
     c.handle_datagram(t0, peer(), &other);
     assert_eq!(statuses(&drain(&mut c)), vec![415]);
-    let pkg = request("INFO", "z9hG4bK-i4", "call-1", 5, "INFO", &tag, "Info-Package: foo\r\nContent-Type: application/foo\r\n", "x");
+    let pkg = request(
+        "INFO",
+        "z9hG4bK-i4",
+        "call-1",
+        5,
+        "INFO",
+        &tag,
+        "Info-Package: foo\r\nContent-Type: application/foo\r\n",
+        "x",
+    );
     c.handle_datagram(t0, peer(), &pkg);
     assert_eq!(statuses(&drain(&mut c)), vec![469]);
 }
@@ -441,12 +608,33 @@ fn requests_for_unknown_dialogs_get_481() {
     let mut c = core();
     let now = Instant::now();
     for m in ["BYE", "INFO", "OPTIONS"] {
-        c.handle_datagram(now, peer(), &request(m, &format!("z9hG4bK-{m}"), "ghost", 1, m, "nosuchtag", "", ""));
+        c.handle_datagram(
+            now,
+            peer(),
+            &request(
+                m,
+                &format!("z9hG4bK-{m}"),
+                "ghost",
+                1,
+                m,
+                "nosuchtag",
+                "",
+                "",
+            ),
+        );
     }
-    c.handle_datagram(now, peer(), &invite("z9hG4bK-ghostinv", "ghost", 1, Some("nosuchtag"), SDP));
+    c.handle_datagram(
+        now,
+        peer(),
+        &invite("z9hG4bK-ghostinv", "ghost", 1, Some("nosuchtag"), SDP),
+    );
     assert_eq!(statuses(&drain(&mut c)), vec![481, 481, 481, 481]);
     // ACK for nothing gets no answer at all.
-    c.handle_datagram(now, peer(), &request("ACK", "z9hG4bK-x", "ghost", 1, "ACK", "nosuchtag", "", ""));
+    c.handle_datagram(
+        now,
+        peer(),
+        &request("ACK", "z9hG4bK-x", "ghost", 1, "ACK", "nosuchtag", "", ""),
+    );
     assert!(drain(&mut c).is_empty());
     assert!(events(&mut c).is_empty());
 }
@@ -461,11 +649,22 @@ fn options_register_and_unknown_methods() {
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![200]);
     assert_eq!(header(&out[0], "Allow").as_deref(), Some(ALLOW));
-    assert_eq!(header(&out[0], "Accept").as_deref(), Some("application/sdp"));
+    assert_eq!(
+        header(&out[0], "Accept").as_deref(),
+        Some("application/sdp")
+    );
     assert!(header(&out[0], "Supported").is_some());
     assert!(header(&out[0], "To").unwrap().contains(";tag="));
-    for (m, code) in [("REGISTER", 405), ("SUBSCRIBE", 405), ("MESSAGE", 405), ("NOTIFY", 405), ("FOO", 501)] {
-        let r = opts.replace("OPTIONS", m).replace("z9hG4bK-o1", &format!("z9hG4bK-{m}"));
+    for (m, code) in [
+        ("REGISTER", 405),
+        ("SUBSCRIBE", 405),
+        ("MESSAGE", 405),
+        ("NOTIFY", 405),
+        ("FOO", 501),
+    ] {
+        let r = opts
+            .replace("OPTIONS", m)
+            .replace("z9hG4bK-o1", &format!("z9hG4bK-{m}"));
         c.handle_datagram(now, peer(), r.as_bytes());
         let out = drain(&mut c);
         assert_eq!(statuses(&out), vec![code], "{m}");
@@ -478,13 +677,19 @@ fn options_register_and_unknown_methods() {
 fn tcp_responses_use_the_connection_and_skip_udp_retransmission() {
     let t0 = Instant::now();
     let mut c = core();
-    let inv = String::from_utf8(invite("z9hG4bK-t1", "tcp-1", 1, None, SDP)).unwrap().replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    let inv = String::from_utf8(invite("z9hG4bK-t1", "tcp-1", 1, None, SDP))
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
     c.handle_stream_message(t0, ConnId(7), peer(), inv.as_bytes());
     let out = drain(&mut c);
     assert_eq!(out[0].conn, Some(ConnId(7)));
     assert_eq!(out[0].transport, Transport::Tcp);
     let call = match events(&mut c).pop().unwrap() {
-        SipEvent::IncomingCall { call, transport: Transport::Tcp, .. } => call,
+        SipEvent::IncomingCall {
+            call,
+            transport: Transport::Tcp,
+            ..
+        } => call,
         e => panic!("{e:?}"),
     };
     c.reject(t0, call, 486, "Busy Here", &[]);
@@ -499,12 +704,19 @@ fn tcp_responses_use_the_connection_and_skip_udp_retransmission() {
 fn unsupported_bodies_and_extensions_on_invite() {
     let mut c = core();
     let now = Instant::now();
-    let inv = String::from_utf8(invite("z9hG4bK-u1", "u-1", 1, None, "hello")).unwrap().replace("application/sdp", "text/plain");
+    let inv = String::from_utf8(invite("z9hG4bK-u1", "u-1", 1, None, "hello"))
+        .unwrap()
+        .replace("application/sdp", "text/plain");
     c.handle_datagram(now, peer(), inv.as_bytes());
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![415]);
-    assert_eq!(header(&out[0], "Accept").as_deref(), Some("application/sdp"));
-    let inv = String::from_utf8(invite("z9hG4bK-u2", "u-2", 1, None, SDP)).unwrap().replace("Max-Forwards", "Require: 100rel\r\nMax-Forwards");
+    assert_eq!(
+        header(&out[0], "Accept").as_deref(),
+        Some("application/sdp")
+    );
+    let inv = String::from_utf8(invite("z9hG4bK-u2", "u-2", 1, None, SDP))
+        .unwrap()
+        .replace("Max-Forwards", "Require: 100rel\r\nMax-Forwards");
     c.handle_datagram(now, peer(), inv.as_bytes());
     let out = drain(&mut c);
     assert_eq!(statuses(&out), vec![420]);
@@ -521,7 +733,10 @@ fn multipart_invite_yields_its_sdp() {
     );
     let inv = String::from_utf8(invite("z9hG4bK-m1", "m-1", 1, None, &body))
         .unwrap()
-        .replace("Content-Type: application/sdp\r\nContent-Length", "Content-Type: multipart/mixed;boundary=b1\r\nContent-Length");
+        .replace(
+            "Content-Type: application/sdp\r\nContent-Length",
+            "Content-Type: multipart/mixed;boundary=b1\r\nContent-Length",
+        );
     c.handle_datagram(Instant::now(), peer(), inv.as_bytes());
     assert_eq!(statuses(&drain(&mut c)), vec![100]);
     match events(&mut c).pop().unwrap() {
@@ -546,7 +761,13 @@ fn garbage_never_panics() {
     let mut c = core();
     let now = Instant::now();
     let inv = invite("z9hG4bK-g", "g-1", 1, None, SDP);
-    let mut inputs: Vec<Vec<u8>> = vec![vec![], vec![0; 10], b"\r\n\r\n".to_vec(), vec![0xff; 70_000], b"SIP/2.0".to_vec()];
+    let mut inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0; 10],
+        b"\r\n\r\n".to_vec(),
+        vec![0xff; 70_000],
+        b"SIP/2.0".to_vec(),
+    ];
     for cut in (0..inv.len()).step_by(7) {
         inputs.push(inv[..cut].to_vec());
     }
@@ -569,12 +790,15 @@ fn garbage_never_panics() {
     c.handle_timeout(now + Duration::from_secs(100));
 }
 
-
 #[test]
 fn late_invite_retransmission_after_ack_is_not_a_new_call() {
     let t0 = Instant::now();
     let (mut c, _call, _tag) = answered_call(t0);
-    c.handle_datagram(t0 + Duration::from_secs(1), peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
+    c.handle_datagram(
+        t0 + Duration::from_secs(1),
+        peer(),
+        &invite("z9hG4bK-inv1", "call-1", 1, None, SDP),
+    );
     assert!(events(&mut c).is_empty());
     assert!(drain(&mut c).is_empty());
     assert_eq!(c.call_count(), 1);
@@ -582,15 +806,30 @@ fn late_invite_retransmission_after_ack_is_not_a_new_call() {
     let (mut c, call, tag) = ringing_call(t0);
     c.reject(t0, call, 486, "Busy Here", &[]);
     drain(&mut c);
-    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-inv1", "call-1", 1, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &request("ACK", "z9hG4bK-inv1", "call-1", 1, "ACK", &tag, "", ""),
+    );
     assert_eq!(events(&mut c), vec![SipEvent::Terminated { call }]);
-    c.handle_datagram(t0 + Duration::from_secs(2), peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
+    c.handle_datagram(
+        t0 + Duration::from_secs(2),
+        peer(),
+        &invite("z9hG4bK-inv1", "call-1", 1, None, SDP),
+    );
     assert!(events(&mut c).is_empty());
     assert_eq!(c.call_count(), 0);
     // Once the transaction would be long gone, the same bytes are a new call again.
     c.handle_timeout(t0 + Duration::from_secs(40));
-    c.handle_datagram(t0 + Duration::from_secs(40), peer(), &invite("z9hG4bK-inv1", "call-1", 1, None, SDP));
-    assert!(matches!(events(&mut c)[..], [SipEvent::IncomingCall { .. }]));
+    c.handle_datagram(
+        t0 + Duration::from_secs(40),
+        peer(),
+        &invite("z9hG4bK-inv1", "call-1", 1, None, SDP),
+    );
+    assert!(matches!(
+        events(&mut c)[..],
+        [SipEvent::IncomingCall { .. }]
+    ));
 }
 
 #[test]
@@ -599,7 +838,10 @@ fn bye_keeps_the_contact_uri_verbatim() {
     let mut c = core();
     let inv = String::from_utf8(invite("z9hG4bK-e1", "esc-1", 1, None, SDP))
         .unwrap()
-        .replace("Contact: <sip:13800138000@192.0.2.10:5062>", "Contact: <sip:%2B8613800138000@[2001:db8::5]:5062;transport=udp>");
+        .replace(
+            "Contact: <sip:13800138000@192.0.2.10:5062>",
+            "Contact: <sip:%2B8613800138000@[2001:db8::5]:5062;transport=udp>",
+        );
     c.handle_datagram(t0, peer(), inv.as_bytes());
     let call = match events(&mut c).pop().unwrap() {
         SipEvent::IncomingCall { call, .. } => call,
@@ -607,10 +849,19 @@ fn bye_keeps_the_contact_uri_verbatim() {
     };
     c.answer(t0, call, "v=0\r\n");
     let tag = to_tag(drain(&mut c).last().unwrap());
-    c.handle_datagram(t0, peer(), &request("ACK", "z9hG4bK-a", "esc-1", 1, "ACK", &tag, "", ""));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &request("ACK", "z9hG4bK-a", "esc-1", 1, "ACK", &tag, "", ""),
+    );
     c.hangup(t0, call);
     let bye = drain(&mut c).pop().unwrap();
-    assert!(text(&bye).starts_with("BYE sip:%2B8613800138000@[2001:db8::5]:5062;transport=udp SIP/2.0\r\n"), "{}", text(&bye));
+    assert!(
+        text(&bye)
+            .starts_with("BYE sip:%2B8613800138000@[2001:db8::5]:5062;transport=udp SIP/2.0\r\n"),
+        "{}",
+        text(&bye)
+    );
 }
 
 #[test]
@@ -630,7 +881,11 @@ fn retransmitted_reinvite_gets_the_same_answer() {
 
 #[test]
 fn dtmf_digits_never_show_in_debug_output() {
-    let e = SipEvent::Dtmf { call: CallKey(3), digit: '7', duration_ms: Some(160) };
+    let e = SipEvent::Dtmf {
+        call: CallKey(3),
+        digit: '7',
+        duration_ms: Some(160),
+    };
     let dbg = format!("{e:?}");
     assert!(!dbg.contains('7'), "{dbg}");
     assert!(dbg.contains("Dtmf(3"));
@@ -640,7 +895,11 @@ fn dtmf_digits_never_show_in_debug_output() {
 fn merged_request_gets_482() {
     let t0 = Instant::now();
     let (mut c, _call, _tag) = ringing_call(t0);
-    c.handle_datagram(t0, peer(), &invite("z9hG4bK-otherpath", "call-1", 1, None, SDP));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &invite("z9hG4bK-otherpath", "call-1", 1, None, SDP),
+    );
     assert_eq!(statuses(&drain(&mut c)), vec![482]);
     assert!(events(&mut c).is_empty());
 }
@@ -649,7 +908,11 @@ fn merged_request_gets_482() {
 fn hangup_during_reinvite_answers_it_first() {
     let t0 = Instant::now();
     let (mut c, call, tag) = answered_call(t0);
-    c.handle_datagram(t0, peer(), &invite("z9hG4bK-re1", "call-1", 2, Some(&tag), SDP));
+    c.handle_datagram(
+        t0,
+        peer(),
+        &invite("z9hG4bK-re1", "call-1", 2, Some(&tag), SDP),
+    );
     drain(&mut c);
     events(&mut c);
     c.hangup(t0, call);
@@ -662,15 +925,30 @@ fn hangup_during_reinvite_answers_it_first() {
 fn late_offer_answer_arrives_in_the_ack() {
     let t0 = Instant::now();
     let mut c = core();
-    let inv = String::from_utf8(invite("z9hG4bK-lo", "lo-1", 1, None, "")).unwrap().replace("Content-Type: application/sdp\r\n", "");
+    let inv = String::from_utf8(invite("z9hG4bK-lo", "lo-1", 1, None, ""))
+        .unwrap()
+        .replace("Content-Type: application/sdp\r\n", "");
     c.handle_datagram(t0, peer(), inv.as_bytes());
     let call = match events(&mut c).pop().unwrap() {
-        SipEvent::IncomingCall { call, sdp_offer: None, .. } => call,
+        SipEvent::IncomingCall {
+            call,
+            sdp_offer: None,
+            ..
+        } => call,
         e => panic!("{e:?}"),
     };
     c.answer(t0, call, "v=0\r\ns=offer\r\n");
     let tag = to_tag(drain(&mut c).last().unwrap());
-    let ack = request("ACK", "z9hG4bK-loack", "lo-1", 1, "ACK", &tag, "Content-Type: application/sdp\r\n", SDP);
+    let ack = request(
+        "ACK",
+        "z9hG4bK-loack",
+        "lo-1",
+        1,
+        "ACK",
+        &tag,
+        "Content-Type: application/sdp\r\n",
+        SDP,
+    );
     c.handle_datagram(t0, peer(), &ack);
     assert_eq!(events(&mut c), vec![SipEvent::Confirmed { call }]);
     assert_eq!(c.call_info(call).unwrap().ack_sdp.as_deref(), Some(SDP));
@@ -688,5 +966,8 @@ fn out_of_dialog_floods_are_answered_without_keeping_state() {
         c.handle_datagram(now, peer(), opts.as_bytes());
     }
     assert_eq!(drain(&mut c).len(), 200);
-    assert!(c.poll_timeout().is_none(), "nothing to time out: no state was kept");
+    assert!(
+        c.poll_timeout().is_none(),
+        "nothing to time out: no state was kept"
+    );
 }

@@ -25,7 +25,12 @@ pub(crate) enum Bad {
     /// Nothing useful to answer to (no Via, not SIP, a broken response): drop silently.
     Drop(&'static str),
     /// Answer statelessly with this status, copying what the message carries.
-    Reply { status: u16, reason: &'static str, msg: Box<Msg>, extra: Vec<(String, String)> },
+    Reply {
+        status: u16,
+        reason: &'static str,
+        msg: Box<Msg>,
+        extra: Vec<(String, String)>,
+    },
 }
 
 /// Largest message we accept in one datagram or one framed stream message.
@@ -33,10 +38,16 @@ pub const MAX_MESSAGE: usize = 65_535;
 
 impl Msg {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn count(&self, name: &str) -> usize {
         self.headers.iter().filter(|(n, _)| n == name).count()
@@ -126,7 +137,10 @@ pub(crate) fn parse(data: &[u8], datagram: bool) -> Result<Msg, Bad> {
         return Err(Bad::Drop("oversized"));
     }
     // Leading CRLFs are keep-alives (RFC 5626) or padding; tolerate them.
-    let start = data.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(data.len());
+    let start = data
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(data.len());
     let data = &data[start..];
     if data.is_empty() {
         return Err(Bad::Drop("empty"));
@@ -171,7 +185,10 @@ pub(crate) fn parse(data: &[u8], datagram: bool) -> Result<Msg, Bad> {
     }
 
     // Framing by Content-Length.
-    let mut cl_values = headers.iter().filter(|(n, _)| n == "content-length").map(|(_, v)| v.as_str());
+    let mut cl_values = headers
+        .iter()
+        .filter(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.as_str());
     let mut body_fault: Option<&'static str> = None;
     let body: Vec<u8> = match cl_values.next() {
         None => {
@@ -203,8 +220,18 @@ pub(crate) fn parse(data: &[u8], datagram: bool) -> Result<Msg, Bad> {
 
     if first.starts_with("SIP/") {
         return parse_response_line(&first)
-            .map(|code| Msg { start: Start::Response { code }, headers: headers.clone(), body: body.clone() })
-            .and_then(|m| if fault.is_some() || body_fault.is_some() { Err(Bad::Drop("malformed response")) } else { Ok(m) })
+            .map(|code| Msg {
+                start: Start::Response { code },
+                headers: headers.clone(),
+                body: body.clone(),
+            })
+            .and_then(|m| {
+                if fault.is_some() || body_fault.is_some() {
+                    Err(Bad::Drop("malformed response"))
+                } else {
+                    Ok(m)
+                }
+            })
             .and_then(check_response);
     }
 
@@ -212,14 +239,24 @@ pub(crate) fn parse(data: &[u8], datagram: bool) -> Result<Msg, Bad> {
     let via_count = headers.iter().filter(|(n, _)| n == "via").count();
     let (method, uri, version) = split_request_line(&first);
     let msg = Msg {
-        start: Start::Request { method: method.clone().unwrap_or_default(), uri: uri.clone().unwrap_or_default() },
+        start: Start::Request {
+            method: method.clone().unwrap_or_default(),
+            uri: uri.clone().unwrap_or_default(),
+        },
         headers,
         body,
     };
     if via_count == 0 {
         return Err(Bad::Drop("no Via"));
     }
-    let reply = |status, reason, msg| Err(Bad::Reply { status, reason, msg: Box::new(msg), extra: Vec::new() });
+    let reply = |status, reason, msg| {
+        Err(Bad::Reply {
+            status,
+            reason,
+            msg: Box::new(msg),
+            extra: Vec::new(),
+        })
+    };
     let (Some(method), Some(uri), Some(version)) = (method, uri, version) else {
         return reply(400, "Bad Request Line", msg);
     };
@@ -269,9 +306,12 @@ pub(crate) fn parse(data: &[u8], datagram: bool) -> Result<Msg, Bad> {
             return reply(400, "Bad From/To", msg);
         }
     }
-    let bad_contact = msg
-        .all("contact")
-        .any(|v| v.trim() != "*" && split_top(v, b',').iter().any(|c| check_name_addr(c).is_err()));
+    let bad_contact = msg.all("contact").any(|v| {
+        v.trim() != "*"
+            && split_top(v, b',')
+                .iter()
+                .any(|c| check_name_addr(c).is_err())
+    });
     if bad_contact {
         return reply(400, "Bad Contact", msg);
     }
@@ -305,7 +345,9 @@ fn parse_response_line(line: &str) -> Result<u16, Bad> {
         .map(|_| &line[8..])
         .ok_or(Bad::Drop("bad status line"))?;
     let code = rest.get(..3).ok_or(Bad::Drop("bad status line"))?;
-    if !code.bytes().all(|b| b.is_ascii_digit()) || rest.as_bytes().get(3).is_some_and(|&b| b != b' ') {
+    if !code.bytes().all(|b| b.is_ascii_digit())
+        || rest.as_bytes().get(3).is_some_and(|&b| b != b' ')
+    {
         return Err(Bad::Drop("bad status code"));
     }
     let code: u16 = code.parse().map_err(|_| Bad::Drop("bad status code"))?;
@@ -323,11 +365,19 @@ fn split_request_line(line: &str) -> (Option<String>, Option<String>, Option<Str
         let m = parts.first().filter(|m| is_token(m)).map(|s| s.to_string());
         return (m, None, None);
     }
-    (Some(parts[0].to_string()), Some(parts[1].to_string()), Some(parts[2].to_string()))
+    (
+        Some(parts[0].to_string()),
+        Some(parts[1].to_string()),
+        Some(parts[2].to_string()),
+    )
 }
 
 fn is_sip_version(v: &str) -> bool {
-    let Some(num) = v.get(..4).filter(|p| p.eq_ignore_ascii_case("SIP/")).map(|_| &v[4..]) else {
+    let Some(num) = v
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("SIP/"))
+        .map(|_| &v[4..])
+    else {
         return false;
     };
     let mut it = num.split('.');
@@ -342,8 +392,13 @@ fn check_request_uri(uri: &str) -> Result<(), u16> {
     }
     let colon = uri.find(':').ok_or(400u16)?;
     let scheme = &uri[..colon];
-    let valid_scheme = scheme.as_bytes().first().is_some_and(|b| b.is_ascii_alphabetic())
-        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    let valid_scheme = scheme
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
     if !valid_scheme {
         return Err(400);
     }
@@ -378,7 +433,11 @@ pub(crate) fn check_hostport(hp: &str) -> Result<(), ()> {
         let close = inner.find(']').ok_or(())?;
         let addr = &inner[..close];
         // Tolerates RFC 5118 4.10's three-colon form: hex, ':' and '.' only.
-        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if addr.is_empty()
+            || !addr
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(());
         }
         let after = &inner[close + 1..];
@@ -393,7 +452,10 @@ pub(crate) fn check_hostport(hp: &str) -> Result<(), ()> {
         (h, it.next())
     };
     if host != "v6"
-        && (host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
+        && (host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
     {
         return Err(());
     }
@@ -457,7 +519,10 @@ pub(crate) struct NameAddr {
 
 impl NameAddr {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -506,7 +571,11 @@ pub(crate) fn parse_name_addr(v: &str) -> Result<NameAddr, ()> {
         params_str = &inner[close + 1..];
     } else if let Some(lt) = v.find('<') {
         let dn = v[..lt].trim();
-        if !dn.split([' ', '\t']).filter(|w| !w.is_empty()).all(is_token) {
+        if !dn
+            .split([' ', '\t'])
+            .filter(|w| !w.is_empty())
+            .all(is_token)
+        {
             return Err(());
         }
         if !dn.is_empty() {
@@ -542,7 +611,11 @@ pub(crate) fn parse_name_addr(v: &str) -> Result<NameAddr, ()> {
             params.push((name.to_ascii_lowercase(), value.to_string()));
         }
     }
-    Ok(NameAddr { display, uri: uri.to_string(), params })
+    Ok(NameAddr {
+        display,
+        uri: uri.to_string(),
+        params,
+    })
 }
 
 /// One Via entry: transport, sent-by and branch.
@@ -585,7 +658,10 @@ pub(crate) fn parse_via_list(v: &str) -> Option<Vec<ViaEntry>> {
                 branch = Some(pv.to_string());
             }
         }
-        out.push(ViaEntry { sent_by: sent_by.to_string(), branch });
+        out.push(ViaEntry {
+            sent_by: sent_by.to_string(),
+            branch,
+        });
     }
     Some(out)
 }
@@ -601,7 +677,9 @@ pub(crate) fn stamp_via(via: &str, src: std::net::SocketAddr) -> String {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => sent_by.split(':').next().unwrap_or(""),
     };
-    let same_host = host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == src.ip());
+    let same_host = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip == src.ip());
     let mut out = parts[0].trim_end().to_string();
     let (mut has_received, mut had_rport) = (false, false);
     for p in &parts[1..] {
@@ -628,7 +706,12 @@ mod tests {
 
     #[test]
     fn name_addr_forms() {
-        let n = parse_name_addr("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r ;\r tag = 98asjd8".replace('\r', "").as_str()).unwrap();
+        let n = parse_name_addr(
+            "\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r ;\r tag = 98asjd8"
+                .replace('\r', "")
+                .as_str(),
+        )
+        .unwrap();
         assert_eq!(n.param("tag"), Some("98asjd8"));
         assert_eq!(n.uri, "sip:jdrosen@example.com");
         assert!(parse_name_addr("\"Mr. J. User <sip:j.user@example.com>").is_err());
@@ -651,7 +734,10 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].branch.as_deref(), Some("z9hG4bK30239"));
         assert!(parse_via_list("SIP/2.0/UDP 192.0.2.15;;,;,,").is_none());
-        assert!(parse_via_list("SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3-111;received=[2001:db8::9:255]").is_some());
+        assert!(parse_via_list(
+            "SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3-111;received=[2001:db8::9:255]"
+        )
+        .is_some());
     }
 
     #[test]
@@ -662,7 +748,10 @@ mod tests {
             "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1;rport=40000;received=203.0.113.5"
         );
         let same = "10.0.0.2:5060".parse().unwrap();
-        assert_eq!(stamp_via("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1", same), "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1");
+        assert_eq!(
+            stamp_via("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1", same),
+            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1"
+        );
         assert_eq!(
             stamp_via("SIP/2.0/UDP pc.example.com;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2", same),
             "SIP/2.0/UDP pc.example.com;branch=z9hG4bK1;received=10.0.0.2, SIP/2.0/UDP b;branch=z9hG4bK2"

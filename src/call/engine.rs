@@ -1,0 +1,691 @@
+//! Every call of the server, as one sans-IO state machine: SIP messages, RTP packets, billing
+//! replies and time go in; SIP transmissions, socket requests, billing jobs and CDRs come out.
+//! The tokio shell (`crate::server`) owns the sockets and the 10 ms tick and nothing else.
+
+use super::clock::WallClock;
+use super::dtmf_dedup::DtmfPath;
+use super::media_leg::{MediaLeg, RxOutcome, MAX_PACKET};
+use super::{mask_number, Call, Phase};
+use crate::billing::normalize_msisdn;
+use crate::config::{CallerIdSource, Profile};
+use crate::ivr::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
+use crate::media::prompts::PromptSet;
+use crate::sdp::{self, MediaPrefs};
+use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
+use crate::store::{Cdr, CdrInput};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{debug, info, warn};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub user_agent: String,
+    /// Overrides every profile's RTP inactivity timeout (tests use a short one).
+    pub rtp_timeout: Option<Duration>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            user_agent: format!("answerline/{}", env!("CARGO_PKG_VERSION")),
+            rtp_timeout: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Sip {
+        profile: usize,
+        transmit: Transmit,
+    },
+    /// Bind an RTP socket from the profile's range and answer with `Engine::rtp_ready`.
+    OpenRtp {
+        call: CallRef,
+        profile: usize,
+        remote: SocketAddr,
+    },
+    CloseRtp {
+        call: CallRef,
+    },
+    Billing {
+        call: CallRef,
+        request: BillingRequest,
+    },
+    Cdr(Cdr),
+}
+
+pub struct Engine {
+    profiles: Vec<Profile>,
+    sip: Vec<SipCore>,
+    calls: HashMap<CallRef, Call>,
+    by_sip: HashMap<(usize, CallKey), CallRef>,
+    next_id: u64,
+    prompts: Arc<PromptSet>,
+    menus: Arc<MenuSet>,
+    out: VecDeque<Output>,
+    clock: WallClock,
+    opts: EngineOptions,
+    scratch_ids: Vec<CallRef>,
+    scratch_done: Vec<u32>,
+}
+
+impl Engine {
+    /// `local_addrs[i]` is where profile i's SIP sockets are bound (after port overrides).
+    pub fn new(
+        now: Instant,
+        profiles: Vec<Profile>,
+        local_addrs: &[SocketAddr],
+        prompts: Arc<PromptSet>,
+        menus: Arc<MenuSet>,
+        opts: EngineOptions,
+    ) -> Self {
+        let sip = profiles
+            .iter()
+            .zip(local_addrs)
+            .map(|(p, &addr)| {
+                let mut cfg = SipConfig::new(&p.name, addr);
+                cfg.user_agent = opts.user_agent.clone();
+                cfg.local_tcp = p.tcp.then_some(addr);
+                cfg.send_ringing = p.send_ringing;
+                cfg.advertise_ip = addr
+                    .ip()
+                    .is_unspecified()
+                    .then(|| crate::server::local_ip_toward(IpAddr::from([192, 0, 2, 1])));
+                SipCore::new(cfg)
+            })
+            .collect();
+        Engine {
+            profiles,
+            sip,
+            calls: HashMap::new(),
+            by_sip: HashMap::new(),
+            next_id: 1,
+            prompts,
+            menus,
+            out: VecDeque::new(),
+            clock: WallClock::new(now, SystemTime::now()),
+            opts,
+            scratch_ids: Vec::new(),
+            scratch_done: Vec::new(),
+        }
+    }
+
+    pub fn set_wall_clock(&mut self, clock: WallClock) {
+        self.clock = clock;
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    pub fn sip_datagram(&mut self, now: Instant, profile: usize, from: SocketAddr, data: &[u8]) {
+        self.sip[profile].handle_datagram(now, from, data);
+        self.drain_sip(now, profile);
+    }
+
+    pub fn sip_stream(
+        &mut self,
+        now: Instant,
+        profile: usize,
+        conn: crate::sip::ConnId,
+        from: SocketAddr,
+        msg: &[u8],
+    ) {
+        self.sip[profile].handle_stream_message(now, conn, from, msg);
+        self.drain_sip(now, profile);
+    }
+
+    pub fn rtp_packet(&mut self, now: Instant, call: CallRef, from: SocketAddr, data: &[u8]) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(m) = c.media.as_mut() else { return };
+        if let RxOutcome::Digit(d) = m.on_packet(now, from, data) {
+            if c.accept_digit(now, d, DtmfPath::Rfc4733) {
+                self.ivr_input(now, call, IvrInput::Digit(d));
+            }
+        }
+    }
+
+    /// The shell's answer to `Output::OpenRtp`: the socket's local address, or None when the range is exhausted.
+    pub fn rtp_ready(&mut self, now: Instant, call: CallRef, local: Option<(IpAddr, u16)>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            // The caller gave up while we were binding.
+            self.out.push_back(Output::CloseRtp { call });
+            return;
+        };
+        let p = c.profile;
+        let Some((ip, port)) = local else {
+            warn!(call_id = %c.call_id, "no free RTP port in the profile's range");
+            self.reject(now, call, 503, "Service Unavailable", "no_rtp_port");
+            return;
+        };
+        let offer = c.offer.clone().unwrap_or_default();
+        let neg = match sdp::negotiate(&offer, &self.prefs(p)) {
+            Ok(n) => n,
+            Err(_) => {
+                self.reject(now, call, 488, "Not Acceptable Here", "no_common_codec");
+                return;
+            }
+        };
+        let answer = sdp::build_answer(&neg, ip, port, call.0, 1);
+        let c = self.calls.get_mut(&call).expect("checked above");
+        c.rtp_port = Some(port);
+        // Spread the streams over the 10 ms ticks so the sends do not all land on one.
+        let phase = ((call.0 * 10) % neg.ptime_ms as u64) as u32;
+        c.media = Some(MediaLeg::new(now, &neg, ssrc_for(call), phase));
+        c.phase = Phase::Answered;
+        c.answered = Some(now);
+        c.sip_code = 200;
+        self.sip[p].answer(now, c.sip, &answer);
+        let start = IvrStart {
+            caller: c.caller.clone(),
+            called: c.called.clone(),
+            lang: "zh".into(),
+            entry: self.profiles[p].route(c.called.as_deref()).to_string(),
+        };
+        let mut ivr = Ivr::new(self.menus.clone(), start);
+        ivr.start(now);
+        c.ivr = Some(ivr);
+        info!(call_id = %c.call_id, rtp_port = port, codec = ?neg.law, ptime = neg.ptime_ms, "answered");
+        self.drain_ivr(now, call);
+        self.drain_sip(now, p);
+    }
+
+    pub fn billing_reply(&mut self, now: Instant, call: CallRef, reply: BillingReply) {
+        self.ivr_input(now, call, IvrInput::Billing(reply));
+    }
+
+    /// Hang up every call (server shutting down).
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<CallRef> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.hangup(now, id, "server_shutdown");
+        }
+    }
+
+    /// The worker's 10 ms tick: SIP and IVR timers, RTP inactivity, and every due RTP packet.
+    pub fn tick(&mut self, now: Instant, send: &mut impl FnMut(CallRef, SocketAddr, &[u8])) {
+        for p in 0..self.sip.len() {
+            if self.sip[p].poll_timeout().is_some_and(|t| t <= now) {
+                self.sip[p].handle_timeout(now);
+                self.drain_sip(now, p);
+            }
+        }
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
+        ids.extend(self.calls.keys().copied());
+        let mut buf = [0u8; MAX_PACKET];
+        for &id in &ids {
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if c.ivr
+                .as_ref()
+                .and_then(|i| i.poll_timeout())
+                .is_some_and(|t| t <= now)
+            {
+                if let Some(ivr) = c.ivr.as_mut() {
+                    ivr.handle_timeout(now);
+                }
+                self.drain_ivr(now, id);
+            }
+            let timeout = self.opts.rtp_timeout.unwrap_or_else(|| {
+                Duration::from_secs(self.profiles[self.calls[&id].profile].rtp_timeout_s as u64)
+            });
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if c.phase != Phase::Answered {
+                continue;
+            }
+            let Some(m) = c.media.as_mut() else { continue };
+            if !timeout.is_zero() && m.silent_for(now) > timeout {
+                info!(call_id = %c.call_id, "no RTP from the caller for {:?}: hanging up", timeout);
+                self.hangup(now, id, "rtp_timeout");
+                continue;
+            }
+            let mut done = std::mem::take(&mut self.scratch_done);
+            done.clear();
+            if let Some((n, to)) = m.poll_send(now, &mut buf, &mut |tag| done.push(tag)) {
+                send(id, to, &buf[..n]);
+            }
+            let finished = c.awaiting_tag.is_some_and(|t| done.contains(&t));
+            self.scratch_done = done;
+            if finished {
+                c.awaiting_tag = None;
+                self.ivr_input(now, id, IvrInput::PlaybackDone);
+            }
+        }
+        self.scratch_ids = ids;
+    }
+
+    // ---- SIP ----------------------------------------------------------------------------
+
+    fn drain_sip(&mut self, now: Instant, p: usize) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.sip[p].poll_transmit() {
+                self.out.push_back(Output::Sip {
+                    profile: p,
+                    transmit: t,
+                });
+                progressed = true;
+            }
+            if let Some(ev) = self.sip[p].poll_event() {
+                self.on_sip_event(now, p, ev);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn on_sip_event(&mut self, now: Instant, p: usize, ev: SipEvent) {
+        match ev {
+            SipEvent::IncomingCall {
+                call: key,
+                call_id,
+                from_user,
+                pai_user,
+                request_user,
+                to_user,
+                sdp_offer,
+                remote,
+                ..
+            } => {
+                let profile = &self.profiles[p];
+                if !profile.allows(remote.ip()) {
+                    warn!(%remote, profile = %profile.name, "INVITE from an address not in the allow-list");
+                    self.sip[p].reject(now, key, 403, "Forbidden", &[]);
+                    return;
+                }
+                let raw_caller = match profile.caller_id {
+                    CallerIdSource::Pai => pai_user.or(from_user),
+                    CallerIdSource::From => from_user,
+                };
+                let caller = raw_caller
+                    .as_deref()
+                    .and_then(normalize_msisdn)
+                    .or(raw_caller);
+                let called = request_user.or(to_user);
+                let Some(offer) = sdp_offer else {
+                    // Late offer (INVITE without SDP) is not supported yet: say so precisely.
+                    self.sip[p].reject(
+                        now,
+                        key,
+                        488,
+                        "Not Acceptable Here",
+                        &[("Warning", "399 answerline \"SDP offer required in INVITE\"")],
+                    );
+                    return;
+                };
+                if let Err(e) = sdp::negotiate(&offer, &self.prefs(p)) {
+                    debug!(?e, "offer refused");
+                    self.sip[p].reject(
+                        now,
+                        key,
+                        488,
+                        "Not Acceptable Here",
+                        &[("Warning", "304 answerline \"No common codec (PCMA/PCMU)\"")],
+                    );
+                    self.write_rejected_cdr(
+                        now,
+                        p,
+                        &call_id,
+                        caller.as_deref(),
+                        called.as_deref(),
+                        488,
+                        "no_common_codec",
+                    );
+                    return;
+                }
+                let id = CallRef(self.next_id);
+                self.next_id += 1;
+                info!(call_id = %call_id, caller = %caller.as_deref().map(mask_number).unwrap_or_default(), called = ?called, profile = %profile.name, "incoming call");
+                let call = Call::new(
+                    id,
+                    p,
+                    key,
+                    call_id,
+                    caller,
+                    called,
+                    remote,
+                    Some(offer),
+                    now,
+                    profile.dtmf,
+                );
+                self.calls.insert(id, call);
+                self.by_sip.insert((p, key), id);
+                self.out.push_back(Output::OpenRtp {
+                    call: id,
+                    profile: p,
+                    remote,
+                });
+            }
+            SipEvent::Confirmed { .. } => {}
+            SipEvent::Cancelled { call } => {
+                if let Some(id) = self.by_sip.get(&(p, call)).copied() {
+                    self.finish(now, id, "caller_cancel", Some(487));
+                }
+            }
+            SipEvent::Bye { call } => {
+                if let Some(id) = self.by_sip.get(&(p, call)).copied() {
+                    self.finish(now, id, "caller_bye", None);
+                }
+            }
+            SipEvent::AckTimeout { call } => {
+                if let Some(id) = self.by_sip.get(&(p, call)).copied() {
+                    self.hangup(now, id, "ack_timeout");
+                }
+            }
+            SipEvent::Terminated { call } => {
+                if let Some(id) = self.by_sip.remove(&(p, call)) {
+                    if self.calls.contains_key(&id) {
+                        self.finish(now, id, "dialog_terminated", None);
+                    }
+                }
+            }
+            SipEvent::ReInvite { call, sdp_offer } => self.on_reinvite(now, p, call, sdp_offer),
+            SipEvent::ReferAnswered { call, code } => {
+                let Some(id) = self.by_sip.get(&(p, call)).copied() else {
+                    return;
+                };
+                if !(200..300).contains(&code) {
+                    info!(code, "caller's phone refused the transfer");
+                    self.agent_unavailable(now, id);
+                }
+            }
+            SipEvent::TransferProgress { call, code } => {
+                let Some(id) = self.by_sip.get(&(p, call)).copied() else {
+                    return;
+                };
+                match code {
+                    200..=299 => self.hangup(now, id, "transferred"),
+                    300.. => {
+                        info!(code, "transfer target did not answer");
+                        self.agent_unavailable(now, id);
+                    }
+                    _ => {}
+                }
+            }
+            SipEvent::Dtmf { call, digit, .. } => {
+                let Some(id) = self.by_sip.get(&(p, call)).copied() else {
+                    return;
+                };
+                let Some(c) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                if c.accept_digit(now, digit, DtmfPath::Info) {
+                    self.ivr_input(now, id, IvrInput::Digit(digit));
+                }
+            }
+        }
+    }
+
+    fn on_reinvite(&mut self, now: Instant, p: usize, key: CallKey, offer: Option<String>) {
+        let prefs = self.prefs(p);
+        let Some(id) = self.by_sip.get(&(p, key)).copied() else {
+            self.sip[p].answer_reinvite(now, key, Err(481));
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (Some(port), Some(m)) = (c.rtp_port, c.media.as_mut()) else {
+            self.sip[p].answer_reinvite(now, key, Err(491));
+            return;
+        };
+        // A re-INVITE without SDP asks us for an offer: offer what we have now.
+        let offer = offer.unwrap_or_else(|| c.offer.clone().unwrap_or_default());
+        match sdp::negotiate(&offer, &prefs) {
+            Ok(n) => {
+                m.update(&n);
+                let ip = local_ip_hint(&self.profiles[p], c.remote_sip);
+                let version = 2 + m.tx_packets; // any increasing number works
+                let answer = sdp::build_answer(&n, ip, port, id.0, version);
+                info!(call_id = %c.call_id, direction = ?n.direction, "re-INVITE");
+                self.sip[p].answer_reinvite(now, key, Ok(&answer));
+            }
+            Err(_) => self.sip[p].answer_reinvite(now, key, Err(488)),
+        }
+    }
+
+    fn agent_unavailable(&mut self, now: Instant, id: CallRef) {
+        if let Some(ivr) = self.calls.get_mut(&id).and_then(|c| c.ivr.as_mut()) {
+            ivr.on_agent_unavailable(now);
+        }
+        self.drain_ivr(now, id);
+    }
+
+    fn prefs(&self, p: usize) -> MediaPrefs {
+        let prof = &self.profiles[p];
+        MediaPrefs {
+            codecs: prof.codecs.clone(),
+            telephone_event: true,
+            ptime_ms: prof.ptime_ms,
+        }
+    }
+
+    // ---- IVR ----------------------------------------------------------------------------
+
+    fn ivr_input(&mut self, now: Instant, id: CallRef, input: IvrInput) {
+        let Some(ivr) = self.calls.get_mut(&id).and_then(|c| c.ivr.as_mut()) else {
+            return;
+        };
+        ivr.handle_input(now, input);
+        self.drain_ivr(now, id);
+    }
+
+    fn drain_ivr(&mut self, now: Instant, id: CallRef) {
+        // An empty Play finishes at once; loop rather than recurse.
+        loop {
+            let mut playback_done = false;
+            loop {
+                let Some(c) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let Some(action) = c.ivr.as_mut().and_then(|i| i.poll_action()) else {
+                    break;
+                };
+                match action {
+                    IvrAction::Play { lang, prompts, .. } => {
+                        let Some(m) = c.media.as_mut() else { continue };
+                        let mut last = None;
+                        for name in &prompts {
+                            match self.prompts.get(&lang, name) {
+                                Some(pr) => {
+                                    let tag = c.next_tag;
+                                    c.next_tag = c.next_tag.wrapping_add(1).max(1);
+                                    m.player.enqueue(pr.encoded(m.law).clone(), tag);
+                                    last = Some(tag);
+                                }
+                                None => warn!(%lang, %name, "prompt missing at play time"),
+                            }
+                        }
+                        match last {
+                            Some(t) => c.awaiting_tag = Some(t),
+                            None => playback_done = true,
+                        }
+                    }
+                    IvrAction::StopPlayback => {
+                        if let Some(m) = c.media.as_mut() {
+                            m.player.stop();
+                        }
+                        c.awaiting_tag = None;
+                    }
+                    IvrAction::Billing(request) => {
+                        self.out.push_back(Output::Billing { call: id, request })
+                    }
+                    IvrAction::Transfer { target } => {
+                        let p = c.profile;
+                        match &self.profiles[p].agent_uri {
+                            Some(uri) => {
+                                info!(call_id = %c.call_id, %target, %uri, "transfer to agent");
+                                let uri = uri.clone();
+                                self.sip[p].refer(now, c.sip, &uri);
+                                self.drain_sip(now, p);
+                            }
+                            None => {
+                                info!(call_id = %c.call_id, "agent requested but no agent is configured");
+                                if let Some(ivr) = c.ivr.as_mut() {
+                                    ivr.on_agent_unavailable(now);
+                                }
+                            }
+                        }
+                    }
+                    IvrAction::Hangup { cause } => {
+                        self.hangup(now, id, &cause);
+                        return;
+                    }
+                }
+            }
+            if !playback_done {
+                return;
+            }
+            let Some(ivr) = self.calls.get_mut(&id).and_then(|c| c.ivr.as_mut()) else {
+                return;
+            };
+            ivr.handle_input(now, IvrInput::PlaybackDone);
+        }
+    }
+
+    // ---- ending -------------------------------------------------------------------------
+
+    fn reject(&mut self, now: Instant, id: CallRef, code: u16, reason: &str, cause: &str) {
+        if let Some(c) = self.calls.get(&id) {
+            let (p, key) = (c.profile, c.sip);
+            self.sip[p].reject(now, key, code, reason, &[]);
+            self.finish(now, id, cause, Some(code));
+            self.drain_sip(now, p);
+        }
+    }
+
+    /// We end the call: BYE (or a final response if never answered), then the CDR.
+    pub fn hangup(&mut self, now: Instant, id: CallRef, cause: &str) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let (p, key) = (c.profile, c.sip);
+        self.sip[p].hangup(now, key);
+        self.finish(now, id, cause, None);
+        self.drain_sip(now, p);
+    }
+
+    fn finish(&mut self, now: Instant, id: CallRef, cause: &str, code: Option<u16>) {
+        let Some(c) = self.calls.remove(&id) else {
+            return;
+        };
+        self.by_sip.remove(&(c.profile, c.sip));
+        if c.rtp_port.is_some() || c.phase == Phase::OpeningMedia {
+            self.out.push_back(Output::CloseRtp { call: id });
+        }
+        let (path, inputs, outcome, lang) = match &c.ivr {
+            Some(ivr) => (
+                ivr.path().join(">"),
+                inputs_json(&ivr.inputs()),
+                ivr.outcome().to_string(),
+                ivr.lang().to_string(),
+            ),
+            None => (
+                String::new(),
+                "[]".into(),
+                "not_answered".into(),
+                "zh".into(),
+            ),
+        };
+        let (rx, tx) = c
+            .media
+            .as_ref()
+            .map(|m| (m.rx_packets, m.tx_packets))
+            .unwrap_or((0, 0));
+        info!(call_id = %c.call_id, cause, %path, rx, tx, "call ended");
+        self.out.push_back(Output::Cdr(Cdr {
+            id: 0,
+            call_id: c.call_id,
+            profile: self.profiles[c.profile].name.clone(),
+            caller: c.caller.unwrap_or_default(),
+            called: c.called.unwrap_or_default(),
+            started_at: self.clock.rfc3339(c.started),
+            answered_at: c.answered.map(|t| self.clock.rfc3339(t)),
+            ended_at: self.clock.rfc3339(now),
+            duration_ms: now
+                .saturating_duration_since(c.answered.unwrap_or(now))
+                .as_millis() as i64,
+            hangup_cause: cause.to_string(),
+            sip_code: code.unwrap_or(c.sip_code),
+            lang,
+            ivr_path: path,
+            inputs,
+            outcome,
+        }));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_rejected_cdr(
+        &mut self,
+        now: Instant,
+        p: usize,
+        call_id: &str,
+        caller: Option<&str>,
+        called: Option<&str>,
+        code: u16,
+        cause: &str,
+    ) {
+        self.out.push_back(Output::Cdr(Cdr {
+            id: 0,
+            call_id: call_id.to_string(),
+            profile: self.profiles[p].name.clone(),
+            caller: caller.unwrap_or_default().to_string(),
+            called: called.unwrap_or_default().to_string(),
+            started_at: self.clock.rfc3339(now),
+            answered_at: None,
+            ended_at: self.clock.rfc3339(now),
+            duration_ms: 0,
+            hangup_cause: cause.to_string(),
+            sip_code: code,
+            lang: String::new(),
+            ivr_path: String::new(),
+            inputs: "[]".into(),
+            outcome: "rejected".into(),
+        }));
+    }
+}
+
+/// The address our SDP names: the profile's bind address, else whatever faces the caller
+/// (the shell works that out when it binds; this hint serves re-INVITEs).
+fn local_ip_hint(p: &Profile, remote: SocketAddr) -> IpAddr {
+    if !p.bind.is_unspecified() {
+        return p.bind;
+    }
+    crate::server::local_ip_toward(remote.ip())
+}
+
+fn ssrc_for(call: CallRef) -> u32 {
+    // A per-call SSRC that differs between calls and server runs (RFC 3550 8.1).
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (call.0 as u32).wrapping_mul(0x9E37_79B9) ^ t
+}
+
+/// The IVR has already masked sensitive values.
+fn inputs_json(inputs: &[(String, String)]) -> String {
+    crate::store::inputs_json(inputs.iter().map(|(node, value)| CdrInput {
+        node,
+        value,
+        sensitive: false,
+    }))
+}

@@ -1,0 +1,138 @@
+//! The caller's RTP leg: what we send (paced prompts), what we hear (RFC 4733 digits),
+//! where we send it (symmetric RTP), and whether the caller is still there.
+
+use crate::media::g711::Law;
+use crate::media::player::{Pacer, Player};
+use crate::media::rfc4733::DtmfReceiver;
+use crate::media::rtp::{self, RtpSender};
+use crate::sdp::{Direction, Negotiated};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub const MAX_PACKET: usize = 12 + 240;
+
+pub struct MediaLeg {
+    pub law: Law,
+    pub payload_type: u8,
+    pub te_payload_type: Option<u8>,
+    pub ptime_ms: u32,
+    pub direction: Direction,
+    /// From the SDP until the caller's own RTP tells us better.
+    pub remote: Option<SocketAddr>,
+    latched_ssrc: Option<u32>,
+    sender: RtpSender,
+    pacer: Pacer,
+    pub player: Player,
+    dtmf: DtmfReceiver,
+    last_rx: Instant,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+}
+
+pub enum RxOutcome {
+    Nothing,
+    Digit(char),
+}
+
+impl MediaLeg {
+    pub fn new(now: Instant, n: &Negotiated, ssrc: u32, phase_ms: u32) -> Self {
+        MediaLeg {
+            law: n.law,
+            payload_type: n.payload_type,
+            te_payload_type: n.te_payload_type,
+            ptime_ms: n.ptime_ms,
+            direction: n.direction,
+            remote: n.remote_rtp,
+            latched_ssrc: None,
+            // Random-looking initial sequence/timestamp per RFC 3550, derived from the SSRC.
+            sender: RtpSender::new(ssrc, (ssrc >> 16) as u16, ssrc.rotate_left(7)),
+            pacer: Pacer::new(now, n.ptime_ms, phase_ms),
+            player: Player::new(n.law),
+            dtmf: DtmfReceiver::new(),
+            last_rx: now,
+            rx_packets: 0,
+            tx_packets: 0,
+        }
+    }
+
+    /// A re-INVITE changed the session (hold, unhold, new address or codec).
+    pub fn update(&mut self, n: &Negotiated) {
+        self.direction = n.direction;
+        if n.remote_rtp.is_some() && n.remote_rtp != self.remote && self.latched_ssrc.is_none() {
+            self.remote = n.remote_rtp;
+        }
+        self.te_payload_type = n.te_payload_type;
+        if n.law != self.law {
+            self.law = n.law;
+            self.payload_type = n.payload_type;
+            self.player = Player::new(n.law);
+        }
+    }
+
+    pub fn on_packet(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> RxOutcome {
+        if rtp::is_rtcp(data) {
+            return RxOutcome::Nothing;
+        }
+        let Ok(pkt) = rtp::parse(data) else {
+            return RxOutcome::Nothing;
+        };
+        self.last_rx = now;
+        self.rx_packets += 1;
+        // Symmetric RTP: answer where the caller's media really comes from (NAT, SBCs),
+        // re-latching only when a new stream (SSRC) appears from elsewhere.
+        if self.latched_ssrc != Some(pkt.ssrc) || self.remote.is_none() {
+            self.latched_ssrc = Some(pkt.ssrc);
+            self.remote = Some(from);
+        }
+        match self.te_payload_type {
+            Some(te) if pkt.payload_type == te => match self.dtmf.on_packet(now, &pkt, te) {
+                Some(d) => RxOutcome::Digit(d.digit),
+                None => RxOutcome::Nothing,
+            },
+            _ => RxOutcome::Nothing,
+        }
+    }
+
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_rx)
+    }
+
+    /// On a worker tick: if this stream is due, build the next packet into `buf`.
+    /// Returns the packet length and the destination, plus the player's finished tags via `on_done`.
+    pub fn poll_send(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8; MAX_PACKET],
+        on_done: &mut impl FnMut(u32),
+    ) -> Option<(usize, SocketAddr)> {
+        if !self.pacer.due(now) {
+            return None;
+        }
+        let samples = (self.ptime_ms * 8) as usize;
+        let mut payload = [0u8; 240];
+        // After a stall the pacer drops the missed slots; the RTP clock must jump with it.
+        let skipped = self.pacer.skipped();
+        if skipped > 0 {
+            self.sender.skip(skipped * samples as u32);
+        }
+        let outcome = self.player.next_frame(&mut payload[..samples]);
+        for &tag in outcome.finished.as_slice() {
+            on_done(tag);
+        }
+        let to = self.remote?;
+        if !self.direction.sends() {
+            // On hold: keep the clock running so timestamps stay continuous on unhold.
+            self.sender.skip(samples as u32);
+            return None;
+        }
+        let n = self.sender.write_packet(
+            buf,
+            self.payload_type,
+            false,
+            &payload[..samples],
+            samples as u32,
+        );
+        self.tx_packets += 1;
+        Some((n, to))
+    }
+}

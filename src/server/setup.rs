@@ -1,0 +1,109 @@
+//! Start-up: load and check everything before a single socket is opened, so that a bad
+//! profile, menu or prompt stops the server with a message naming the file.
+
+use crate::billing::{BillingBackend, SqliteBilling};
+use crate::call::EngineOptions;
+use crate::config::{load_profiles, PortRange, Profile};
+use crate::ivr::MenuSet;
+use crate::media::prompts::PromptSet;
+use crate::store::Db;
+use anyhow::{bail, Context};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const LANGS: [&str; 2] = ["zh", "en"];
+
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub profiles: PathBuf,
+    pub hardware: PathBuf,
+    pub prompts: PathBuf,
+    pub data: PathBuf,
+    pub bind: Option<IpAddr>,
+    pub sip_port: Option<u16>,
+    pub rtp_ports: Option<PortRange>,
+    pub rtp_timeout: Option<Duration>,
+}
+
+pub struct Prepared {
+    pub profiles: Vec<Profile>,
+    pub prompts: Arc<PromptSet>,
+    pub menus: Arc<MenuSet>,
+    pub db: Arc<Db>,
+    pub billing: Arc<dyn BillingBackend>,
+    pub options: EngineOptions,
+}
+
+/// Loads profiles, menus and prompts and opens the store (creating and seeding it on first start).
+pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
+    let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
+    apply_overrides(&mut profiles, o)?;
+
+    let menus_path = o.prompts.join("menus.toml");
+    let menus = Arc::new(MenuSet::load(&menus_path)?);
+    let prompts = PromptSet::load(&o.prompts, &LANGS)?;
+    for lang in LANGS {
+        // Menus and number/money units alike: a missing one would be silence mid-sentence.
+        prompts.require(
+            lang,
+            crate::ivr::all_prompt_names(&menus, lang)
+                .iter()
+                .map(String::as_str),
+        )?;
+    }
+
+    std::fs::create_dir_all(&o.data)
+        .with_context(|| format!("cannot create the data folder {}", o.data.display()))?;
+    let db = Arc::new(Db::open(&o.data.join("answerline.db"))?);
+    let billing: Arc<dyn BillingBackend> = Arc::new(SqliteBilling::new(db.clone()));
+    Ok(Prepared {
+        profiles,
+        prompts: Arc::new(prompts),
+        menus,
+        db,
+        billing,
+        options: EngineOptions {
+            rtp_timeout: o.rtp_timeout,
+            ..EngineOptions::default()
+        },
+    })
+}
+
+fn apply_overrides(profiles: &mut [Profile], o: &ServeOptions) -> anyhow::Result<()> {
+    if let Some(ip) = o.bind {
+        for p in profiles.iter_mut() {
+            p.bind = ip;
+        }
+    }
+    if let Some(base) = o.sip_port {
+        // Shift every profile by one offset so their relative layout (lab 5060, trunk 5080) holds.
+        for p in profiles.iter_mut() {
+            let shifted = base as i32 + (p.port as i32 - 5060);
+            if !(1..=65535).contains(&shifted) {
+                bail!("--sip-port {base} would put profile '{}' on port {shifted}; choose a port between 1024 and 60000", p.name);
+            }
+            p.port = shifted as u16;
+        }
+    }
+    if let Some(r) = o.rtp_ports {
+        // Split the range evenly between the profiles.
+        let n = profiles.len();
+        let share = r.len() / n;
+        if share < 2 {
+            bail!(
+                "--rtp-ports {r} is too small for {n} profiles; give at least {} ports",
+                2 * n
+            );
+        }
+        for (i, p) in profiles.iter_mut().enumerate() {
+            let lo = r.lo as usize + i * share;
+            p.rtp_ports = PortRange {
+                lo: lo as u16,
+                hi: (lo + share - 1) as u16,
+            };
+        }
+    }
+    Ok(())
+}
