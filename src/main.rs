@@ -104,11 +104,8 @@ fn main() -> ExitCode {
             o.rtp_timeout = rtp_timeout_ms.map(Duration::from_millis);
             serve(o)
         }
-        Cmd::CheckConfig { paths } => server::prepare(&options(paths)).map(|p| {
-            println!(
-                "ok: {} profile(s), menus and prompts valid",
-                p.profiles.len()
-            );
+        Cmd::CheckConfig { paths } => server::check_config(&options(paths)).map(|(p, _, _)| {
+            println!("ok: {} profile(s), menus and prompts valid", p.len());
         }),
         Cmd::Cdr { data, last } => print_cdrs(&data, last),
     };

@@ -5,7 +5,7 @@ mod rtp_ports;
 mod setup;
 mod tcp;
 
-pub use setup::{prepare, Prepared, ServeOptions};
+pub use setup::{check_config, prepare, Prepared, ServeOptions};
 
 use crate::billing::BillingBackend;
 use crate::call::{CallRef, Engine, Output};

@@ -38,22 +38,7 @@ pub struct Prepared {
 
 /// Loads profiles, menus and prompts and opens the store (creating and seeding it on first start).
 pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
-    let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
-    apply_overrides(&mut profiles, o)?;
-
-    let menus_path = o.prompts.join("menus.toml");
-    let menus = Arc::new(MenuSet::load(&menus_path)?);
-    let prompts = PromptSet::load(&o.prompts, &LANGS)?;
-    for lang in LANGS {
-        // Menus and number/money units alike: a missing one would be silence mid-sentence.
-        prompts.require(
-            lang,
-            crate::ivr::all_prompt_names(&menus, lang)
-                .iter()
-                .map(String::as_str),
-        )?;
-    }
-
+    let (profiles, menus, prompts) = check_config(o)?;
     std::fs::create_dir_all(&o.data)
         .with_context(|| format!("cannot create the data folder {}", o.data.display()))?;
     let db = Arc::new(Db::open(&o.data.join("answerline.db"))?);
@@ -69,6 +54,20 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
             ..EngineOptions::default()
         },
     })
+}
+
+/// Everything that can be wrong in the configuration, checked without touching the store.
+pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuSet>, PromptSet)> {
+    let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
+    apply_overrides(&mut profiles, o)?;
+    let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);
+    let prompts = PromptSet::load(&o.prompts, &LANGS)?;
+    for lang in LANGS {
+        // Menus and number/money units alike: a missing one would be silence mid-sentence.
+        let names = crate::ivr::all_prompt_names(&menus, lang);
+        prompts.require(lang, names.iter().map(String::as_str))?;
+    }
+    Ok((profiles, menus, prompts))
 }
 
 fn apply_overrides(profiles: &mut [Profile], o: &ServeOptions) -> anyhow::Result<()> {
