@@ -159,7 +159,9 @@ impl Server {
         let rtp_range = free_port_block(opts.rtp_ports);
         let root = repo_root();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_answerline"));
+        // ANSWERLINE_BIN runs the suite against another build (or a stand-in) of the server.
+        let bin = std::env::var("ANSWERLINE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_answerline").to_string());
+        let mut cmd = Command::new(bin);
         cmd.current_dir(&root)
             .arg("serve")
             .args(["--bind", "127.0.0.1"])
