@@ -547,6 +547,83 @@ pub fn make_pcap(out: &Path, args: &[&str]) {
     assert!(st.success(), "mkrtp_pcap.py {args:?} failed");
 }
 
+// ---------------------------------------------------------------- pjsua2 caller
+
+#[derive(Clone, Debug, Default)]
+pub struct PjCall {
+    pub digits: String,
+    pub hangup_s: f64,
+    pub codec: String,
+    pub caller: String,
+    pub play: Option<PathBuf>,
+    pub tcp: bool,
+}
+
+#[derive(Debug)]
+pub struct PjResult {
+    pub ok: bool,
+    /// The JSON summary line of pj_call.py (answered, codes, setup_ms, duration_s, hangup_by,
+    /// last_code, last_reason, digits_sent).
+    pub summary: String,
+    pub output: String,
+    /// What the caller heard, 8 kHz mono.
+    pub recording: Vec<i16>,
+}
+
+impl PjResult {
+    /// A field of the JSON summary, as its raw JSON text (`"true"`, `"[180, 200]"`, `"\"local\""`).
+    pub fn field(&self, name: &str) -> Option<String> {
+        let key = format!("\"{name}\": ");
+        let i = self.summary.find(&key)? + key.len();
+        let rest = &self.summary[i..];
+        let mut depth = 0;
+        let mut in_str = false;
+        for (j, c) in rest.char_indices() {
+            match c {
+                '"' => in_str = !in_str,
+                '[' | '{' if !in_str => depth += 1,
+                ']' | '}' if !in_str && depth > 0 => depth -= 1,
+                ',' | '}' if !in_str && depth == 0 => return Some(rest[..j].trim().to_string()),
+                _ => {}
+            }
+        }
+        Some(rest.trim().to_string())
+    }
+    pub fn answered(&self) -> bool {
+        self.field("answered").as_deref() == Some("true")
+    }
+}
+
+/// Calls `uri` with tests/peers/pj_call.py (pjsua2), recording what it hears. Digits are
+/// "D@seconds-after-answer,...". Bounded by hangup + 20 s.
+pub fn pj_call(uri: &str, c: &PjCall) -> PjResult {
+    let dir = TempDir::new("pj");
+    let wav = dir.path().join("heard.wav");
+    let hangup = if c.hangup_s > 0.0 { c.hangup_s } else { 10.0 };
+    let mut cmd = Command::new("python3");
+    cmd.arg(peers_dir().join("pj_call.py"))
+        .arg(uri)
+        .arg("--record")
+        .arg(&wav)
+        .args(["--hangup", &hangup.to_string()])
+        .args(["--digits", &c.digits])
+        .args(["--codec", if c.codec.is_empty() { "PCMA" } else { &c.codec }])
+        .args(["--from", if c.caller.is_empty() { "13800138000" } else { &c.caller }])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = &c.play {
+        cmd.arg("--play").arg(p);
+    }
+    if c.tcp {
+        cmd.arg("--tcp");
+    }
+    let (status, timed_out, output) = run_bounded(cmd, Duration::from_secs_f64(hangup + 20.0));
+    let summary = output.lines().rev().find(|l| l.starts_with('{')).unwrap_or("").to_string();
+    let recording = read_wav_8k(&wav).unwrap_or_default();
+    PjResult { ok: !timed_out && status.map(|s| s.success()).unwrap_or(false), summary, output, recording }
+}
+
 // ---------------------------------------------------------------- raw SIP
 
 /// Stands for the sender's own port in raw messages (Via, Contact): `send_raw_*` replace it

@@ -70,6 +70,8 @@ struct Tx {
     ssrc: u32,
     /// Digits replace audio while they are sent (RFC 4733 2.5.1.1).
     in_event: bool,
+    /// Encoded audio queued by `play`, sent before falling back to silence.
+    queue: std::collections::VecDeque<u8>,
 }
 
 pub struct RtpSink {
@@ -114,7 +116,7 @@ impl RtpSink {
             packets,
             stop,
             talk: Arc::new(AtomicBool::new(false)),
-            tx: Arc::new(Mutex::new(Tx { seq: 1000, ts: 160_000, ssrc: 0x5EED_0000 | port as u32, in_event: false })),
+            tx: Arc::new(Mutex::new(Tx { seq: 1000, ts: 160_000, ssrc: 0x5EED_0000 | port as u32, in_event: false, queue: Default::default() })),
             threads: vec![rx_thread],
         };
         (sink, port)
@@ -194,13 +196,17 @@ impl RtpSink {
         let (sock, packets, stop, talk, tx) =
             (self.socket.try_clone().unwrap(), self.packets.clone(), self.stop.clone(), self.talk.clone(), self.tx.clone());
         self.threads.push(std::thread::spawn(move || {
-            let payload = vec![law.encode(0); 160];
+            let silence = law.encode(0);
+            let mut payload = vec![silence; 160];
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) && talk.load(Ordering::Relaxed) {
                 next += Duration::from_millis(20);
                 if let Some(to) = packets.lock().unwrap().first().map(|p| p.from) {
                     let mut t = tx.lock().unwrap();
                     if !t.in_event {
+                        for b in payload.iter_mut() {
+                            *b = t.queue.pop_front().unwrap_or(silence);
+                        }
                         let pkt = rtp_packet(law.payload_type(), false, t.seq, t.ts, t.ssrc, &payload);
                         let _ = sock.send_to(&pkt, to);
                         t.seq = t.seq.wrapping_add(1);
@@ -213,6 +219,12 @@ impl RtpSink {
                 }
             }
         }));
+    }
+
+    /// Queues audio to send (needs `start_talking` with the same law): a stand-in server
+    /// playing a prompt, or a caller speaking.
+    pub fn play(&self, law: Law, pcm: &[i16]) {
+        self.tx.lock().unwrap().queue.extend(law.encode_all(pcm));
     }
 
     pub fn stop_talking(&self) {

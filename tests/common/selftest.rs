@@ -432,3 +432,31 @@ fn sipp_result_reports_failures_and_stats() {
     assert_eq!(r.stat("FailedCall(C)"), Some(0));
     uas.finish();
 }
+
+#[test]
+fn pjsua2_caller_records_what_it_hears_and_sends_rfc4733_digits() {
+    let (mut sink, sink_port) = RtpSink::bind();
+    let uas = StandIn::start("uas_ivr.xml", &[("uas_rtp_port", sink_port.to_string())]);
+    let prompt = fake_speech(21, 1500);
+    // the stand-in "plays a prompt" from the sink once pjsua2's media reached it
+    let player = std::thread::spawn(move || {
+        assert!(sink.wait_for_packets(1, Duration::from_secs(10)), "pjsua2 sent no RTP");
+        sink.start_talking(Law::Alaw);
+        std::thread::sleep(Duration::from_millis(300));
+        sink.play(Law::Alaw, &fake_speech(21, 1500));
+        std::thread::sleep(Duration::from_millis(3500));
+        sink
+    });
+    let uri = format!("sip:10010@{}", uas.addr);
+    let r = pj_call(&uri, &PjCall { digits: "1@1.0,9@2.0".into(), hangup_s: 4.0, ..Default::default() });
+    let sink = player.join().unwrap();
+    assert!(r.ok && r.answered(), "{}", r.output);
+    assert_eq!(r.field("codes").as_deref(), Some("[180, 200]"));
+    assert_eq!(r.field("hangup_by").as_deref(), Some("\"local\""));
+    assert!(uas.finish().0);
+    let ends: Vec<u8> = rfc4733_events(&sink).iter().filter(|e| e.1).map(|e| e.0).collect();
+    assert_eq!(ends, vec![1, 1, 1, 9, 9, 9]);
+    assert_eq!(sink.law(), Some(Law::Alaw), "PCMA negotiated");
+    let hits = find_prompts(&r.recording, &[("p", prompt), ("q", fake_speech(22, 1500))]);
+    assert_eq!(hits.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), vec!["p"], "{hits:?}");
+}
