@@ -84,22 +84,27 @@ pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// An even-aligned block of `len` UDP ports below the ephemeral range (20000-31999), distinct
-/// per process (pid) and per call (counter) so servers in parallel tests never share RTP ports;
-/// every port is probed.
+/// A block of `len` UDP ports (even start) in 20000-31999, below the kernel's ephemeral range.
+/// Blocks come from one cursor per process, starting at a pid-derived offset, so a server's
+/// RTP range and SIPp's media ports in parallel tests never overlap; every port is probed.
 pub fn free_port_block(len: u16) -> (u16, u16) {
-    let len = len.max(4) & !1;
-    let slots = (12000 / len as u32).max(1);
-    let seed = std::process::id().wrapping_mul(7919);
-    for _ in 0..slots {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let lo = 20000 + ((seed.wrapping_add(n) % slots) * len as u32) as u16;
-        let hi = lo + len - 1;
+    const BASE: u32 = 20000;
+    const SPAN: u32 = 12000;
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let len = (len.max(4) as u32 + 1) & !1;
+    let _ = CURSOR.compare_exchange(u32::MAX, (std::process::id().wrapping_mul(7919) % SPAN) & !1, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..(SPAN / len + 1) {
+        let mut start = CURSOR.fetch_add(len, Ordering::SeqCst) % SPAN;
+        if start + len > SPAN {
+            start = 0; // wrap: the block must not straddle the end of the span
+        }
+        let lo = (BASE + start) as u16;
+        let hi = lo + len as u16 - 1;
         if (lo..=hi).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
             return (lo, hi);
         }
     }
-    panic!("no free RTP port block of {len}");
+    panic!("no free port block of {len}");
 }
 
 // ---------------------------------------------------------------- server
@@ -232,6 +237,29 @@ impl Server {
         self.data_dir().join("answerline.db")
     }
 
+    /// Rows of a query on the server's SQLite db (read-only, WAL-safe), every value as text
+    /// ("NULL" for NULL). E.g. `server.db_rows("SELECT ivr_path, outcome FROM cdr ORDER BY id")`.
+    pub fn db_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        use rusqlite::types::ValueRef;
+        let db = rusqlite::Connection::open_with_flags(self.db_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.db_path().display()));
+        let mut st = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let n = st.column_count();
+        let rows = st
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| match r.get_ref(i).unwrap() {
+                        ValueRef::Null => "NULL".to_string(),
+                        ValueRef::Integer(v) => v.to_string(),
+                        ValueRef::Real(v) => v.to_string(),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.map(|r| r.unwrap()).collect()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
@@ -286,6 +314,21 @@ impl Drop for Server {
             eprintln!("---- answerline stderr (tail) ----\n{}\n----", self.stderr_tail(6000));
         }
         self.stop();
+    }
+}
+
+/// Polls `f` every 50 ms until it returns Some or `timeout` passes (CDRs are written after the
+/// call ends, asynchronously).
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
