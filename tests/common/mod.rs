@@ -240,9 +240,20 @@ impl Server {
     /// Rows of a query on the server's SQLite db (read-only, WAL-safe), every value as text
     /// ("NULL" for NULL). E.g. `server.db_rows("SELECT ivr_path, outcome FROM cdr ORDER BY id")`.
     pub fn db_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        db_rows(&self.db_path(), sql)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+}
+
+/// Rows of a query on an SQLite file, opened read-only, values as text ("NULL" for NULL).
+pub fn db_rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    {
         use rusqlite::types::ValueRef;
-        let db = rusqlite::Connection::open_with_flags(self.db_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap_or_else(|e| panic!("open {}: {e}", self.db_path().display()));
+        let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
         let mut st = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let n = st.column_count();
         let rows = st
@@ -259,11 +270,9 @@ impl Server {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows.map(|r| r.unwrap()).collect()
     }
+}
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-
+impl Server {
     pub fn stderr_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }

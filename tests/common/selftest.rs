@@ -460,3 +460,16 @@ fn pjsua2_caller_records_what_it_hears_and_sends_rfc4733_digits() {
     let hits = find_prompts(&r.recording, &[("p", prompt), ("q", fake_speech(22, 1500))]);
     assert_eq!(hits.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), vec!["p"], "{hits:?}");
 }
+
+#[test]
+fn db_rows_reads_text_numbers_and_nulls() {
+    let dir = TempDir::new("db");
+    let path = dir.path().join("t.db");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE TABLE cdr (id INTEGER PRIMARY KEY, caller TEXT, answered_at TEXT); INSERT INTO cdr (caller, answered_at) VALUES ('13800138000', NULL), ('张三', '2026-01-01T00:00:00Z');").unwrap();
+    drop(db);
+    assert_eq!(
+        db_rows(&path, "SELECT id, caller, answered_at FROM cdr ORDER BY id"),
+        vec![vec!["1", "13800138000", "NULL"], vec!["2", "张三", "2026-01-01T00:00:00Z"]]
+    );
+}
