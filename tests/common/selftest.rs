@@ -473,3 +473,32 @@ fn db_rows_reads_text_numbers_and_nulls() {
         vec![vec!["1", "13800138000", "NULL"], vec!["2", "张三", "2026-01-01T00:00:00Z"]]
     );
 }
+
+#[test]
+fn sipp_runs_scenarios_over_tcp() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while complete_sip_messages(&got) == 0 {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        let req = String::from_utf8_lossy(&got).to_string();
+        let mut resp = String::from("SIP/2.0 200 OK\r\n");
+        for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            resp.push_str(&format!("{h}: {}\r\n", header(&req, h).unwrap()));
+        }
+        resp.push_str("Content-Length: 0\r\n\r\n");
+        s.write_all(resp.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        req
+    });
+    Sipp::new("uac_options.xml", addr).tcp().run().assert_ok();
+    let req = t.join().unwrap();
+    assert!(req.starts_with("OPTIONS sip:10010@") && req.contains("SIP/2.0/TCP"), "{req}");
+}
