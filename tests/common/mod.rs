@@ -383,7 +383,7 @@ fn tail(s: &str, max: usize) -> &str {
 pub fn stat_from_csv(csv: &str, column: &str) -> Option<u64> {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next()?.split(';').collect();
-    let last = lines.last()?;
+    let last = lines.next_back()?;
     let idx = header.iter().position(|h| *h == column)?;
     last.split(';').nth(idx)?.trim().parse().ok()
 }

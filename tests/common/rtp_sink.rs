@@ -22,8 +22,11 @@ pub struct RtpPacket {
     pub payload: Vec<u8>,
 }
 
+/// (seq, timestamp, payload type, marker, ssrc, payload)
+pub type RtpFields<'a> = (u16, u32, u8, bool, u32, &'a [u8]);
+
 /// Parses an RTP packet (RFC 3550): skips CSRCs, header extension and padding.
-pub fn parse_rtp(b: &[u8]) -> Option<(u16, u32, u8, bool, u32, &[u8])> {
+pub fn parse_rtp(b: &[u8]) -> Option<RtpFields<'_>> {
     if b.len() < 12 || b[0] >> 6 != 2 {
         return None;
     }

@@ -85,7 +85,7 @@ fn fake_speech(seed: u32, ms: usize) -> Vec<i16> {
             let s = amp * env * ((2.0 * std::f64::consts::PI * f * i as f64 / 8000.0).sin() + 0.3 * ((rnd() % 2000) as f64 / 1000.0 - 1.0));
             out.push(s.clamp(-32000.0, 32000.0) as i16);
         }
-        out.extend(std::iter::repeat(0).take(200 + (rnd() % 1200) as usize));
+        out.extend(std::iter::repeat_n(0, 200 + (rnd() % 1200) as usize));
     }
     out
 }
@@ -223,7 +223,7 @@ fn raw_udp_and_tcp_senders_get_responses_and_fill_the_local_port() {
     let (req, from) = t.join().unwrap();
     assert_eq!(status_code(&resp), Some(200));
     assert!(req.contains(&format!("127.0.0.1:{};rport", from.port())), "{req}");
-    assert_eq!(complete_sip_messages(&req.as_bytes()), 1);
+    assert_eq!(complete_sip_messages(req.as_bytes()), 1);
 
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taddr = l.local_addr().unwrap();
@@ -409,7 +409,7 @@ fn scenario_load_streams_audio_and_optionally_one_digit() {
         let uas = StandIn::start("uas_ivr.xml", &[("uas_rtp_port", sink_port.to_string())]);
         Sipp::new("uac_load.xml", uas.addr).file(&pcap, "load.pcap").arg("-d").arg("2000").run().assert_ok();
         assert!(uas.finish().0);
-        assert!(rfc4733_events(&sink).iter().any(|e| *e == (5, true)));
+        assert!(rfc4733_events(&sink).contains(&(5, true)));
         assert!(sink.packets().iter().filter(|p| p.pt == 0).count() > 40);
         let sources: std::collections::HashSet<_> = sink.packets().iter().map(|p| p.from).collect();
         assert_eq!(sources.len(), 1, "audio and digit from one source port");
