@@ -51,6 +51,9 @@ enum Cmd {
         /// End calls whose caller sent no RTP for this many milliseconds (overrides the profiles).
         #[arg(long, env = "ANSWERLINE_RTP_TIMEOUT_MS")]
         rtp_timeout_ms: Option<u64>,
+        /// Do not try to give the media worker real-time priority.
+        #[arg(long, env = "ANSWERLINE_NO_REALTIME")]
+        no_realtime: bool,
     },
     /// Validate profiles, menus and prompts, then exit.
     CheckConfig {
@@ -76,6 +79,7 @@ fn options(paths: Paths) -> ServeOptions {
         sip_port: None,
         rtp_ports: None,
         rtp_timeout: None,
+        realtime: false,
     }
 }
 
@@ -96,12 +100,14 @@ fn main() -> ExitCode {
             sip_port,
             rtp_ports,
             rtp_timeout_ms,
+            no_realtime,
         } => {
             let mut o = options(paths);
             o.bind = bind;
             o.sip_port = sip_port;
             o.rtp_ports = rtp_ports;
             o.rtp_timeout = rtp_timeout_ms.map(Duration::from_millis);
+            o.realtime = !no_realtime;
             serve(o)
         }
         Cmd::CheckConfig { paths } => server::check_config(&options(paths)).map(|(p, _, _)| {

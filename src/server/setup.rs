@@ -25,6 +25,8 @@ pub struct ServeOptions {
     pub sip_port: Option<u16>,
     pub rtp_ports: Option<PortRange>,
     pub rtp_timeout: Option<Duration>,
+    /// Try to run the media worker at real-time priority.
+    pub realtime: bool,
 }
 
 pub struct Prepared {
@@ -34,6 +36,7 @@ pub struct Prepared {
     pub db: Arc<Db>,
     pub billing: Arc<dyn BillingBackend>,
     pub options: EngineOptions,
+    pub realtime: bool,
 }
 
 /// Loads profiles, menus and prompts and opens the store (creating and seeding it on first start).
@@ -53,6 +56,7 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
             rtp_timeout: o.rtp_timeout,
             ..EngineOptions::default()
         },
+        realtime: o.realtime,
     })
 }
 

@@ -1,6 +1,6 @@
 //! SIP over TCP: one reader (framing by Content-Length) and one writer per connection.
 
-use super::ShellEvent;
+use super::worker::{Inbound, Mailbox};
 use crate::sip::{ConnId, StreamFramer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,11 +10,7 @@ use tracing::{debug, warn};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-pub(super) async fn accept_loop(
-    profile: usize,
-    listener: TcpListener,
-    tx: mpsc::Sender<ShellEvent>,
-) {
+pub(super) async fn accept_loop(profile: usize, listener: TcpListener, tx: Mailbox) {
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
@@ -34,15 +30,11 @@ async fn serve_conn(
     conn: ConnId,
     stream: TcpStream,
     from: std::net::SocketAddr,
-    tx: mpsc::Sender<ShellEvent>,
+    tx: Mailbox,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if tx
-        .send(ShellEvent::TcpOpened { conn, tx: wtx })
-        .await
-        .is_err()
-    {
+    if !tx.send(Inbound::TcpOpened { conn, tx: wtx }) {
         return;
     }
     let writer = tokio::spawn(async move {
@@ -66,16 +58,12 @@ async fn serve_conn(
         while let Some(msg) = framer.next_message() {
             match msg {
                 Ok(data) => {
-                    if tx
-                        .send(ShellEvent::SipStream {
-                            profile,
-                            conn,
-                            from,
-                            data,
-                        })
-                        .await
-                        .is_err()
-                    {
+                    if !tx.send(Inbound::SipStream {
+                        profile,
+                        conn,
+                        from,
+                        data,
+                    }) {
                         break 'outer;
                     }
                 }
@@ -86,6 +74,6 @@ async fn serve_conn(
             }
         }
     }
-    let _ = tx.send(ShellEvent::TcpClosed { conn }).await;
+    tx.send(Inbound::TcpClosed { conn });
     writer.abort();
 }

@@ -37,12 +37,17 @@ pub fn parse_wav(data: &[u8]) -> Result<(u32, Vec<i16>), String> {
             }
         } else if id == b"data" {
             if format != 1 || bits != 16 || channels == 0 {
-                return Err(format!("unsupported WAV: format {format}, {bits} bits, {channels} channels"));
+                return Err(format!(
+                    "unsupported WAV: format {format}, {bits} bits, {channels} channels"
+                ));
             }
             let frames = body.chunks_exact(2 * channels as usize);
             let pcm = frames
                 .map(|f| {
-                    let sum: i32 = f.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]]) as i32).sum();
+                    let sum: i32 = f
+                        .chunks_exact(2)
+                        .map(|s| i16::from_le_bytes([s[0], s[1]]) as i32)
+                        .sum();
                     (sum / channels as i32) as i16
                 })
                 .collect();
@@ -109,8 +114,14 @@ pub struct PromptHit {
 
 /// Which prompts occur in `received` (8 kHz PCM decoded from the G.711 the caller got), in order
 /// of their start offset.
-pub fn find_prompt_sequence(received: &[i16], prompts: &[(&str, Vec<i16>)]) -> Vec<(String, usize)> {
-    find_prompts(received, prompts).into_iter().map(|h| (h.name, h.offset)).collect()
+pub fn find_prompt_sequence(
+    received: &[i16],
+    prompts: &[(&str, Vec<i16>)],
+) -> Vec<(String, usize)> {
+    find_prompts(received, prompts)
+        .into_iter()
+        .map(|h| (h.name, h.offset))
+        .collect()
 }
 
 /// Like `find_prompt_sequence`, with how much of each prompt was heard and how well it matched.
@@ -127,7 +138,8 @@ const SPEECH_LEVEL: i16 = 200;
 const MIN_HEARD: usize = 1600;
 
 fn first_loud(x: &[i16]) -> Option<usize> {
-    x.iter().position(|s| s.unsigned_abs() > SPEECH_LEVEL as u16)
+    x.iter()
+        .position(|s| s.unsigned_abs() > SPEECH_LEVEL as u16)
 }
 
 pub fn find_exact(received: &[i16], prompts: &[(&str, Vec<i16>)]) -> Vec<PromptHit> {
@@ -135,7 +147,9 @@ pub fn find_exact(received: &[i16], prompts: &[(&str, Vec<i16>)]) -> Vec<PromptH
     for (name, pcm) in prompts {
         for law in [Law::Alaw, Law::Ulaw] {
             let q: Vec<i16> = pcm.iter().map(|&s| law.decode(law.encode(s))).collect();
-            let Some(start) = first_loud(&q) else { continue };
+            let Some(start) = first_loud(&q) else {
+                continue;
+            };
             let rest = &q[start..];
             let need = rest.len().min(MIN_HEARD);
             if need < 160 {
@@ -145,9 +159,18 @@ pub fn find_exact(received: &[i16], prompts: &[(&str, Vec<i16>)]) -> Vec<PromptH
             let mut j = 0;
             while j + anchor.len() <= received.len() {
                 if received[j] == anchor[0] && received[j..j + anchor.len()] == *anchor {
-                    let heard = rest.iter().zip(&received[j..]).take_while(|(a, b)| a == b).count();
+                    let heard = rest
+                        .iter()
+                        .zip(&received[j..])
+                        .take_while(|(a, b)| a == b)
+                        .count();
                     if heard >= need {
-                        hits.push(PromptHit { name: name.to_string(), offset: j.saturating_sub(start), heard: heard + start, score: 1.0 });
+                        hits.push(PromptHit {
+                            name: name.to_string(),
+                            offset: j.saturating_sub(start),
+                            heard: heard + start,
+                            score: 1.0,
+                        });
                         j += heard;
                         continue;
                     }
@@ -171,11 +194,17 @@ fn envelope(x: &[i16]) -> Vec<f32> {
 }
 
 /// Envelope cross-correlation: robust to resampling, phase and gain; 10 ms resolution.
-pub fn find_by_envelope(received: &[i16], prompts: &[(&str, Vec<i16>)], threshold: f32) -> Vec<PromptHit> {
+pub fn find_by_envelope(
+    received: &[i16],
+    prompts: &[(&str, Vec<i16>)],
+    threshold: f32,
+) -> Vec<PromptHit> {
     let env_r = envelope(received);
     let mut hits = Vec::new();
     for (name, pcm) in prompts {
-        let Some(start) = first_loud(pcm) else { continue };
+        let Some(start) = first_loud(pcm) else {
+            continue;
+        };
         let start_f = start / ENV_FRAME;
         let env_p = envelope(&pcm[start_f * ENV_FRAME..]);
         let w = env_p.len().min(150);
@@ -199,7 +228,11 @@ pub fn find_by_envelope(received: &[i16], prompts: &[(&str, Vec<i16>)], threshol
                     dot += a * b;
                     rn += b * b;
                 }
-                if rn < 1e-6 { 0.0 } else { dot / (pn * rn.sqrt()) }
+                if rn < 1e-6 {
+                    0.0
+                } else {
+                    dot / (pn * rn.sqrt())
+                }
             })
             .collect();
         let mut l = 0;
@@ -216,7 +249,9 @@ pub fn find_by_envelope(received: &[i16], prompts: &[(&str, Vec<i16>)], threshol
                 hits.push(PromptHit {
                     name: name.to_string(),
                     offset: (best * ENV_FRAME).saturating_sub(start_f * ENV_FRAME),
-                    heard: pcm.len().min(received.len() - best * ENV_FRAME + start_f * ENV_FRAME),
+                    heard: pcm
+                        .len()
+                        .min(received.len() - best * ENV_FRAME + start_f * ENV_FRAME),
                     score: scores[best],
                 });
                 l = best + w / 2;
@@ -231,7 +266,12 @@ pub fn find_by_envelope(received: &[i16], prompts: &[(&str, Vec<i16>)], threshol
 /// Sorts by offset; where two hits overlap by more than half the shorter one, keeps the better
 /// (exact and longer first, then higher score).
 fn dedupe(mut hits: Vec<PromptHit>) -> Vec<PromptHit> {
-    hits.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap().then(b.heard.cmp(&a.heard)));
+    hits.sort_by(|a, b| {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap()
+            .then(b.heard.cmp(&a.heard))
+    });
     let mut kept: Vec<PromptHit> = Vec::new();
     for h in hits {
         let overlaps = kept.iter().any(|k| {

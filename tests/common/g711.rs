@@ -60,7 +60,11 @@ pub fn alaw_encode(pcm: i16) -> u8 {
     if s >= 8 {
         return (0x7F ^ mask) as u8;
     }
-    let low = if s < 2 { (v >> 1) & 0xF } else { (v >> s) & 0xF };
+    let low = if s < 2 {
+        (v >> 1) & 0xF
+    } else {
+        (v >> s) & 0xF
+    };
     ((((s as i32) << 4) | low) ^ mask) as u8
 }
 
@@ -101,4 +105,3 @@ pub fn ulaw_decode(u: u8) -> i16 {
     t <<= (u & 0x70) >> 4;
     (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
 }
-

@@ -9,7 +9,9 @@ pub mod audio;
 pub mod g711;
 pub mod rtp_sink;
 
-pub use audio::{find_prompt_sequence, find_prompts, load_prompt_dir, read_wav, read_wav_8k, PromptHit};
+pub use audio::{
+    find_prompt_sequence, find_prompts, load_prompt_dir, read_wav, read_wav_8k, PromptHit,
+};
 pub use g711::Law;
 pub use rtp_sink::{JitterStats, RtpPacket, RtpSink};
 
@@ -71,7 +73,11 @@ fn udp_tcp_free(port: u16) -> bool {
 /// kernel's ephemeral range.
 pub fn free_sip_port() -> u16 {
     for _ in 0..200 {
-        let p = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let p = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if p < 65500 && udp_tcp_free(p) && udp_tcp_free(p + 20) {
             return p;
         }
@@ -81,7 +87,11 @@ pub fn free_sip_port() -> u16 {
 
 /// A free UDP port (for SIPp's own signalling and media sockets).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A block of `len` UDP ports (even start) in 20000-31999, below the kernel's ephemeral range.
@@ -92,7 +102,12 @@ pub fn free_port_block(len: u16) -> (u16, u16) {
     const SPAN: u32 = 12000;
     static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
     let len = (len.max(4) as u32 + 1) & !1;
-    let _ = CURSOR.compare_exchange(u32::MAX, (std::process::id().wrapping_mul(7919) % SPAN) & !1, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = CURSOR.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919) % SPAN) & !1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     for _ in 0..(SPAN / len + 1) {
         let mut start = CURSOR.fetch_add(len, Ordering::SeqCst) % SPAN;
         if start + len > SPAN {
@@ -126,7 +141,14 @@ pub struct ServerOpts {
 
 impl Default for ServerOpts {
     fn default() -> Self {
-        ServerOpts { env: vec![], args: vec![], profiles: None, prompts: None, rtp_ports: 200, ready_timeout: Duration::from_secs(20) }
+        ServerOpts {
+            env: vec![],
+            args: vec![],
+            profiles: None,
+            prompts: None,
+            rtp_ports: 200,
+            ready_timeout: Duration::from_secs(20),
+        }
     }
 }
 
@@ -165,7 +187,8 @@ impl Server {
         let root = repo_root();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         // ANSWERLINE_BIN runs the suite against another build (or a stand-in) of the server.
-        let bin = std::env::var("ANSWERLINE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_answerline").to_string());
+        let bin = std::env::var("ANSWERLINE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_answerline").to_string());
         let mut cmd = Command::new(bin);
         cmd.current_dir(&root)
             .arg("serve")
@@ -175,18 +198,27 @@ impl Server {
             .arg("--data")
             .arg(&data)
             .arg("--profiles")
-            .arg(opts.profiles.clone().unwrap_or_else(|| root.join("sip-profiles")))
+            .arg(
+                opts.profiles
+                    .clone()
+                    .unwrap_or_else(|| root.join("sip-profiles")),
+            )
             .arg("--prompts")
             .arg(opts.prompts.clone().unwrap_or_else(|| root.join("prompts")))
             .args(&opts.args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn answerline (is the binary built?)");
+        let mut child = cmd
+            .spawn()
+            .expect("spawn answerline (is the binary built?)");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -196,11 +228,21 @@ impl Server {
                 }
             }
         });
-        let mut server = Server { child: Some(child), sip_port, rtp_range, ready_addr: String::new(), dir, stdout_rx: rx };
+        let mut server = Server {
+            child: Some(child),
+            sip_port,
+            rtp_range,
+            ready_addr: String::new(),
+            dir,
+            stdout_rx: rx,
+        };
         let deadline = Instant::now() + opts.ready_timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match server.stdout_rx.recv_timeout(left.min(Duration::from_millis(100))) {
+            match server
+                .stdout_rx
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix("answerline ready sip=") {
                         server.ready_addr = addr.trim().to_string();
@@ -209,12 +251,19 @@ impl Server {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = server.child.as_mut().unwrap().wait().ok();
-                    panic!("answerline exited before ready ({status:?}); stderr:\n{}", server.stderr_tail(8000));
+                    panic!(
+                        "answerline exited before ready ({status:?}); stderr:\n{}",
+                        server.stderr_tail(8000)
+                    );
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             if Instant::now() >= deadline {
-                panic!("answerline not ready within {:?}; stderr:\n{}", opts.ready_timeout, server.stderr_tail(8000));
+                panic!(
+                    "answerline not ready within {:?}; stderr:\n{}",
+                    opts.ready_timeout,
+                    server.stderr_tail(8000)
+                );
             }
         }
     }
@@ -252,8 +301,9 @@ impl Server {
 pub fn db_rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
     {
         use rusqlite::types::ValueRef;
-        let db = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let db =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
         let mut st = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let n = st.column_count();
         let rows = st
@@ -263,7 +313,9 @@ pub fn db_rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
                         ValueRef::Null => "NULL".to_string(),
                         ValueRef::Integer(v) => v.to_string(),
                         ValueRef::Real(v) => v.to_string(),
-                        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
                     })
                     .collect::<Vec<_>>())
             })
@@ -320,7 +372,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("---- answerline stderr (tail) ----\n{}\n----", self.stderr_tail(6000));
+            eprintln!(
+                "---- answerline stderr (tail) ----\n{}\n----",
+                self.stderr_tail(6000)
+            );
         }
         self.stop();
     }
@@ -409,22 +464,35 @@ impl Sipp {
     /// `scenario` is a file name in tests/sipp/ (or a path).
     pub fn new(scenario: &str, target: SocketAddr) -> Sipp {
         let p = Path::new(scenario);
-        let scenario = if p.is_absolute() || p.exists() { p.to_path_buf() } else { sipp_dir().join(scenario) };
+        let scenario = if p.is_absolute() || p.exists() {
+            p.to_path_buf()
+        } else {
+            sipp_dir().join(scenario)
+        };
         Sipp {
             scenario,
             target,
             transport: "u1",
             calls: 1,
             args: vec![],
-            keys: vec![("caller".into(), "13800138000".into()), ("codecs".into(), "8 0".into())],
+            keys: vec![
+                ("caller".into(), "13800138000".into()),
+                ("codecs".into(), "8 0".into()),
+            ],
             vars: vec![],
-            default_vars: ["first_ms=1000", "gap_ms=500", "hold_ms=1000", "after_ms=1000", "digits="]
-                .iter()
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap();
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
+            default_vars: [
+                "first_ms=1000",
+                "gap_ms=500",
+                "hold_ms=1000",
+                "after_ms=1000",
+                "digits=",
+            ]
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
             files: vec![],
             timeout: Duration::from_secs(30),
             service: "10010".into(),
@@ -484,7 +552,8 @@ impl Sipp {
         let dir = TempDir::new("sipp");
         let wd = dir.path().to_path_buf();
         for (src, name) in &self.files {
-            std::fs::copy(src, wd.join(name)).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+            std::fs::copy(src, wd.join(name))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
         }
         let mut keys = self.keys.clone();
         if !keys.iter().any(|(k, _)| k == "rtp_port") {
@@ -502,7 +571,12 @@ impl Sipp {
             .args(["-mp", &free_port_block(8).0.to_string()])
             .args(["-s", &self.service])
             .args(["-m", &self.calls.to_string()])
-            .args(["-nostdin", "-timeout", &format!("{secs}s"), "-timeout_error"])
+            .args([
+                "-nostdin",
+                "-timeout",
+                &format!("{secs}s"),
+                "-timeout_error",
+            ])
             .args(["-trace_err", "-error_file", "errors.log"])
             .args(["-trace_msg", "-message_file", "messages.log"])
             .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1"]);
@@ -512,14 +586,28 @@ impl Sipp {
         // SIPp refuses -set for a variable the scenario does not declare, so defaults only go
         // to the scenario's <Global variables="..."/>.
         let declared = declared_globals(&self.scenario);
-        let defaults = self.default_vars.iter().filter(|(k, _)| declared.contains(k) && !self.vars.iter().any(|(n, _)| n == k));
+        let defaults = self
+            .default_vars
+            .iter()
+            .filter(|(k, _)| declared.contains(k) && !self.vars.iter().any(|(n, _)| n == k));
         for (k, v) in self.vars.iter().chain(defaults) {
             cmd.arg("-set").arg(k).arg(v);
         }
-        cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let (status, timed_out, stdout) = run_bounded(cmd, self.timeout + Duration::from_secs(10));
         let read = |n: &str| std::fs::read_to_string(wd.join(n)).unwrap_or_default();
-        let res = SippResult { status, timed_out, errors: read("errors.log"), stats_csv: read("stats.csv"), messages: read("messages.log"), stdout, workdir: wd.clone() };
+        let res = SippResult {
+            status,
+            timed_out,
+            errors: read("errors.log"),
+            stats_csv: read("stats.csv"),
+            messages: read("messages.log"),
+            stdout,
+            workdir: wd.clone(),
+        };
         if !res.ok() {
             // keep the logs for a failing test
             std::mem::forget(dir);
@@ -529,10 +617,16 @@ impl Sipp {
 }
 
 fn declared_globals(scenario: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(scenario).unwrap_or_else(|e| panic!("{}: {e}", scenario.display()));
-    let Some(i) = text.find("<Global variables=\"") else { return vec![] };
+    let text =
+        std::fs::read_to_string(scenario).unwrap_or_else(|e| panic!("{}: {e}", scenario.display()));
+    let Some(i) = text.find("<Global variables=\"") else {
+        return vec![];
+    };
     let rest = &text[i + "<Global variables=\"".len()..];
-    rest[..rest.find('"').unwrap_or(0)].split(',').map(|v| v.trim().to_string()).collect()
+    rest[..rest.find('"').unwrap_or(0)]
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .collect()
 }
 
 /// `sipp(scenario, target, &["-key", "rtp_port", "4000", ...])`: one call with the defaults of
@@ -547,7 +641,9 @@ pub fn sipp(scenario: &str, target: SocketAddr, args: &[&str]) -> SippResult {
 
 /// Runs a command, killing it after `limit`; returns (status, timed out, stdout+stderr).
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> (Option<ExitStatus>, bool, String) {
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
     let out_t = std::thread::spawn(move || {
@@ -659,8 +755,18 @@ pub fn pj_call(uri: &str, c: &PjCall) -> PjResult {
         .arg(&wav)
         .args(["--hangup", &hangup.to_string()])
         .args(["--digits", &c.digits])
-        .args(["--codec", if c.codec.is_empty() { "PCMA" } else { &c.codec }])
-        .args(["--from", if c.caller.is_empty() { "13800138000" } else { &c.caller }])
+        .args([
+            "--codec",
+            if c.codec.is_empty() { "PCMA" } else { &c.codec },
+        ])
+        .args([
+            "--from",
+            if c.caller.is_empty() {
+                "13800138000"
+            } else {
+                &c.caller
+            },
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -671,9 +777,19 @@ pub fn pj_call(uri: &str, c: &PjCall) -> PjResult {
         cmd.arg("--tcp");
     }
     let (status, timed_out, output) = run_bounded(cmd, Duration::from_secs_f64(hangup + 20.0));
-    let summary = output.lines().rev().find(|l| l.starts_with('{')).unwrap_or("").to_string();
+    let summary = output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("")
+        .to_string();
     let recording = read_wav_8k(&wav).unwrap_or_default();
-    PjResult { ok: !timed_out && status.map(|s| s.success()).unwrap_or(false), summary, output, recording }
+    PjResult {
+        ok: !timed_out && status.map(|s| s.success()).unwrap_or(false),
+        summary,
+        output,
+        recording,
+    }
 }
 
 // ---------------------------------------------------------------- raw SIP
@@ -705,7 +821,12 @@ pub fn send_raw_udp(to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<
 
 /// Sends one datagram and collects every datagram received within `wait` (stops at the first
 /// one when `first_only`). Useful for 100 Trying followed by a final response.
-pub fn send_raw_udp_all(to: SocketAddr, bytes: &[u8], wait: Duration, first_only: bool) -> Vec<Vec<u8>> {
+pub fn send_raw_udp_all(
+    to: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+    first_only: bool,
+) -> Vec<Vec<u8>> {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     let bytes = fill_local_port(bytes, s.local_addr().unwrap().port());
     s.send_to(&bytes, to).unwrap();
@@ -773,7 +894,9 @@ pub fn complete_sip_messages(mut b: &[u8]) -> usize {
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
                 let k = k.trim().to_ascii_lowercase();
-                (k == "content-length" || k == "l").then(|| v.trim().parse::<usize>().ok()).flatten()
+                (k == "content-length" || k == "l")
+                    .then(|| v.trim().parse::<usize>().ok())
+                    .flatten()
             })
             .unwrap_or(0);
         if b.len() < h + 4 + cl {
@@ -796,18 +919,22 @@ pub fn status_code(msg: &[u8]) -> Option<u16> {
 
 /// A header's value (first occurrence, case-insensitive name) from a SIP message.
 pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+    msg.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 /// A well-formed out-of-dialog request (OPTIONS, INVITE, ...) for raw tests, Via/Contact
 /// carrying [`LOCAL_PORT`]; `transport` is "UDP" or "TCP"; `extra` headers go before
 /// Content-Length.
-pub fn sip_request(method: &str, to: SocketAddr, transport: &str, extra: &[&str], body: &str) -> Vec<u8> {
+pub fn sip_request(
+    method: &str,
+    to: SocketAddr,
+    transport: &str,
+    extra: &[&str],
+    body: &str,
+) -> Vec<u8> {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
     let lp = LOCAL_PORT;

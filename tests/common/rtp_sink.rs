@@ -97,18 +97,32 @@ impl RtpSink {
             }
         };
         let port = socket.local_addr().unwrap().port();
-        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let packets = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let rx_thread = {
-            let (sock, packets, stop) = (socket.try_clone().unwrap(), packets.clone(), stop.clone());
+            let (sock, packets, stop) =
+                (socket.try_clone().unwrap(), packets.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                    let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
                     let at = Instant::now();
                     if let Some((seq, ts, pt, marker, ssrc, payload)) = parse_rtp(&buf[..n]) {
-                        packets.lock().unwrap().push(RtpPacket { at, from, seq, ts, pt, marker, ssrc, payload: payload.to_vec() });
+                        packets.lock().unwrap().push(RtpPacket {
+                            at,
+                            from,
+                            seq,
+                            ts,
+                            pt,
+                            marker,
+                            ssrc,
+                            payload: payload.to_vec(),
+                        });
                     }
                 }
             })
@@ -119,7 +133,13 @@ impl RtpSink {
             packets,
             stop,
             talk: Arc::new(AtomicBool::new(false)),
-            tx: Arc::new(Mutex::new(Tx { seq: 1000, ts: 160_000, ssrc: 0x5EED_0000 | port as u32, in_event: false, queue: Default::default() })),
+            tx: Arc::new(Mutex::new(Tx {
+                seq: 1000,
+                ts: 160_000,
+                ssrc: 0x5EED_0000 | port as u32,
+                in_event: false,
+                queue: Default::default(),
+            })),
             threads: vec![rx_thread],
         };
         (sink, port)
@@ -160,20 +180,30 @@ impl RtpSink {
 
     /// The G.711 law of the audio received (first PT 0 or 8 packet).
     pub fn law(&self) -> Option<Law> {
-        self.packets.lock().unwrap().iter().find_map(|p| Law::from_pt(p.pt))
+        self.packets
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|p| Law::from_pt(p.pt))
     }
 
     /// Concatenated audio payloads of `law`'s payload type, in arrival order, decoded.
     pub fn decode_pcm(&self, law: Law) -> Vec<i16> {
         let pt = law.payload_type();
         let pk = self.packets.lock().unwrap();
-        pk.iter().filter(|p| p.pt == pt).flat_map(|p| p.payload.iter().map(|&b| law.decode(b))).collect()
+        pk.iter()
+            .filter(|p| p.pt == pt)
+            .flat_map(|p| p.payload.iter().map(|&b| law.decode(b)))
+            .collect()
     }
 
     /// Raw G.711 bytes of payload type `pt`, in arrival order.
     pub fn payload_bytes(&self, pt: u8) -> Vec<u8> {
         let pk = self.packets.lock().unwrap();
-        pk.iter().filter(|p| p.pt == pt).flat_map(|p| p.payload.iter().copied()).collect()
+        pk.iter()
+            .filter(|p| p.pt == pt)
+            .flat_map(|p| p.payload.iter().copied())
+            .collect()
     }
 
     /// Arrival-interval jitter of the audio packets (PT 0/8), over pairs with consecutive
@@ -196,8 +226,13 @@ impl RtpSink {
         if self.talk.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (sock, packets, stop, talk, tx) =
-            (self.socket.try_clone().unwrap(), self.packets.clone(), self.stop.clone(), self.talk.clone(), self.tx.clone());
+        let (sock, packets, stop, talk, tx) = (
+            self.socket.try_clone().unwrap(),
+            self.packets.clone(),
+            self.stop.clone(),
+            self.talk.clone(),
+            self.tx.clone(),
+        );
         self.threads.push(std::thread::spawn(move || {
             let silence = law.encode(0);
             let mut payload = vec![silence; 160];
@@ -210,7 +245,8 @@ impl RtpSink {
                         for b in payload.iter_mut() {
                             *b = t.queue.pop_front().unwrap_or(silence);
                         }
-                        let pkt = rtp_packet(law.payload_type(), false, t.seq, t.ts, t.ssrc, &payload);
+                        let pkt =
+                            rtp_packet(law.payload_type(), false, t.seq, t.ts, t.ssrc, &payload);
                         let _ = sock.send_to(&pkt, to);
                         t.seq = t.seq.wrapping_add(1);
                     }

@@ -1,0 +1,367 @@
+//! The media worker: one OS thread that owns the engine, every UDP socket (SIP and RTP) and
+//! the 10 ms tick. One epoll set, no task wake-up or channel hop per packet, and a thread
+//! that can be given real-time priority so pacing holds when the machine is busy.
+
+use super::local_ip_toward;
+use super::rtp_ports::RtpPorts;
+use crate::billing::BillingBackend;
+use crate::call::{CallRef, Engine, Output};
+use crate::ivr::{BillingReply, BillingRequest};
+use crate::sip::{ConnId, Transport};
+use crate::store::Db;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{error, info, warn};
+
+const WAKER: Token = Token(0);
+const SIP_BASE: usize = 1;
+const RTP_BASE: usize = 1 << 20;
+const TICK: Duration = Duration::from_millis(10);
+/// How long a stopping server waits for its BYEs to be answered.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// What the async side (TCP connections, billing look-ups, signals) tells the worker.
+pub(crate) enum Inbound {
+    SipStream {
+        profile: usize,
+        conn: ConnId,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    TcpOpened {
+        conn: ConnId,
+        tx: UnboundedSender<Vec<u8>>,
+    },
+    TcpClosed {
+        conn: ConnId,
+    },
+    Billing {
+        call: CallRef,
+        reply: BillingReply,
+    },
+    Shutdown,
+}
+
+/// A handle for sending to the worker from any thread.
+#[derive(Clone)]
+pub(crate) struct Mailbox {
+    tx: Sender<Inbound>,
+    waker: Arc<Waker>,
+}
+
+impl Mailbox {
+    pub fn send(&self, m: Inbound) -> bool {
+        self.tx.send(m).is_ok() && self.waker.wake().is_ok()
+    }
+}
+
+struct RtpSlot {
+    sock: UdpSocket,
+    call: CallRef,
+    port: u16,
+    profile: usize,
+}
+
+pub(crate) struct Worker {
+    poll: Poll,
+    rx: Receiver<Inbound>,
+    mailbox: Mailbox,
+    engine: Engine,
+    sip: Vec<UdpSocket>,
+    ports: Vec<RtpPorts>,
+    slots: Vec<Option<RtpSlot>>,
+    free_slots: Vec<usize>,
+    by_call: HashMap<CallRef, usize>,
+    conns: HashMap<u64, UnboundedSender<Vec<u8>>>,
+    rt: tokio::runtime::Handle,
+    billing: Arc<dyn BillingBackend>,
+    db: Arc<Db>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Engine,
+        sip: Vec<std::net::UdpSocket>,
+        ports: Vec<RtpPorts>,
+        rt: tokio::runtime::Handle,
+        billing: Arc<dyn BillingBackend>,
+        db: Arc<Db>,
+    ) -> std::io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut socks = Vec::with_capacity(sip.len());
+        for (i, s) in sip.into_iter().enumerate() {
+            s.set_nonblocking(true)?;
+            let mut s = UdpSocket::from_std(s);
+            poll.registry()
+                .register(&mut s, Token(SIP_BASE + i), Interest::READABLE)?;
+            socks.push(s);
+        }
+        Ok(Worker {
+            poll,
+            rx,
+            mailbox: Mailbox { tx, waker },
+            engine,
+            sip: socks,
+            ports,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_call: HashMap::new(),
+            conns: HashMap::new(),
+            rt,
+            billing,
+            db,
+        })
+    }
+
+    pub fn mailbox(&self) -> Mailbox {
+        self.mailbox.clone()
+    }
+
+    /// Runs until told to shut down and every call has ended (or `DRAIN` has passed).
+    pub fn run(mut self, realtime: bool) {
+        if realtime {
+            info!(priority = raise_priority(), "media worker started");
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; 65_535];
+        let mut next_tick = Instant::now() + TICK;
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != ErrorKind::Interrupted {
+                    error!("media worker poll: {e}");
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {
+                        while let Ok(m) = self.rx.try_recv() {
+                            if matches!(m, Inbound::Shutdown) && stopping.is_none() {
+                                info!(
+                                    active = self.engine.active_calls(),
+                                    "shutting down: hanging up active calls"
+                                );
+                                self.engine.shutdown(Instant::now());
+                                stopping = Some(Instant::now());
+                            } else {
+                                self.inbound(m);
+                            }
+                        }
+                    }
+                    Token(t) if t >= RTP_BASE => self.read_rtp(t - RTP_BASE, &mut buf),
+                    Token(t) => self.read_sip(t - SIP_BASE, &mut buf),
+                }
+                self.flush();
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                let (slots, by_call) = (&self.slots, &self.by_call);
+                self.engine.tick(now, &mut |call, to, pkt| {
+                    if let Some(s) = by_call.get(&call).and_then(|&i| slots[i].as_ref()) {
+                        // A full socket buffer drops one packet rather than stalling every call.
+                        let _ = s.sock.send_to(pkt, to);
+                    }
+                });
+                next_tick += TICK;
+                if next_tick <= now {
+                    // Fell behind (suspended, overloaded): resume the grid from now, no burst.
+                    next_tick = now + TICK;
+                }
+                self.flush();
+                if stopping.is_some_and(|t| {
+                    self.engine.active_calls() == 0 || now.duration_since(t) > DRAIN
+                }) {
+                    info!("stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_sip(&mut self, profile: usize, buf: &mut [u8]) {
+        loop {
+            match self.sip[profile].recv_from(buf) {
+                Ok((n, from)) => self
+                    .engine
+                    .sip_datagram(Instant::now(), profile, from, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // ICMP port-unreachable from a vanished peer surfaces here on Linux: keep serving.
+                Err(e) => warn!("SIP UDP receive: {e}"),
+            }
+        }
+    }
+
+    fn read_rtp(&mut self, slot: usize, buf: &mut [u8]) {
+        let Some(s) = self.slots.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        let call = s.call;
+        let now = Instant::now();
+        loop {
+            let Some(s) = self.slots[slot].as_ref() else {
+                return;
+            };
+            match s.sock.recv_from(buf) {
+                Ok((n, from)) => self.engine.rtp_packet(now, call, from, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn inbound(&mut self, m: Inbound) {
+        match m {
+            Inbound::SipStream {
+                profile,
+                conn,
+                from,
+                data,
+            } => self
+                .engine
+                .sip_stream(Instant::now(), profile, conn, from, &data),
+            Inbound::TcpOpened { conn, tx } => {
+                self.conns.insert(conn.0, tx);
+            }
+            Inbound::TcpClosed { conn } => {
+                self.conns.remove(&conn.0);
+            }
+            Inbound::Billing { call, reply } => {
+                self.engine.billing_reply(Instant::now(), call, reply)
+            }
+            Inbound::Shutdown => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Sip { profile, transmit } => match (transmit.transport, transmit.conn) {
+                    (Transport::Tcp, Some(conn)) => match self.conns.get(&conn.0) {
+                        Some(w) => {
+                            let _ = w.send(transmit.data);
+                        }
+                        None => warn!(to = %transmit.to, "TCP connection gone; message dropped"),
+                    },
+                    _ => {
+                        if let Err(e) = self.sip[profile].send_to(&transmit.data, transmit.to) {
+                            warn!(to = %transmit.to, "SIP send failed: {e}");
+                        }
+                    }
+                },
+                Output::OpenRtp {
+                    call,
+                    profile,
+                    remote,
+                } => {
+                    let local = self.open_rtp(call, profile, remote);
+                    self.engine.rtp_ready(Instant::now(), call, local);
+                }
+                Output::CloseRtp { call } => {
+                    if let Some(i) = self.by_call.remove(&call) {
+                        if let Some(mut s) = self.slots[i].take() {
+                            let _ = self.poll.registry().deregister(&mut s.sock);
+                            self.ports[s.profile].release(s.port);
+                        }
+                        self.free_slots.push(i);
+                    }
+                }
+                Output::Billing { call, request } => {
+                    let (backend, mailbox) = (self.billing.clone(), self.mailbox.clone());
+                    self.rt.spawn_blocking(move || {
+                        let reply = run_billing(backend.as_ref(), request);
+                        mailbox.send(Inbound::Billing { call, reply });
+                    });
+                }
+                Output::Cdr(cdr) => {
+                    let db = self.db.clone();
+                    self.rt.spawn_blocking(move || {
+                        if let Err(e) = db.insert_cdr(&cdr) {
+                            error!(call_id = %cdr.call_id, "CDR write failed: {e}");
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn open_rtp(
+        &mut self,
+        call: CallRef,
+        profile: usize,
+        remote: SocketAddr,
+    ) -> Option<(std::net::IpAddr, u16)> {
+        let (std_sock, port) = self.ports[profile].open()?;
+        let mut sock = UdpSocket::from_std(std_sock);
+        let i = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut sock, Token(RTP_BASE + i), Interest::READABLE)
+        {
+            error!("RTP socket registration: {e}");
+            self.ports[profile].release(port);
+            self.free_slots.push(i);
+            return None;
+        }
+        self.slots[i] = Some(RtpSlot {
+            sock,
+            call,
+            port,
+            profile,
+        });
+        self.by_call.insert(call, i);
+        let ip = match self.ports[profile].bind_ip() {
+            ip if ip.is_unspecified() => local_ip_toward(remote.ip()),
+            ip => ip,
+        };
+        Some((ip, port))
+    }
+}
+
+fn run_billing(b: &dyn BillingBackend, req: BillingRequest) -> BillingReply {
+    let r = match req {
+        BillingRequest::FindAccount { msisdn } => {
+            b.find_account(&msisdn).map(BillingReply::Account)
+        }
+        BillingRequest::VerifyPin { msisdn, pin } => {
+            b.verify_pin(&msisdn, &pin).map(BillingReply::Pin)
+        }
+        BillingRequest::Statement { msisdn } => b.statement(&msisdn).map(BillingReply::Statement),
+    };
+    r.unwrap_or_else(|e| {
+        warn!("billing backend: {e}");
+        BillingReply::Unavailable
+    })
+}
+
+/// Media servers run their timing thread at real-time priority (FreeSWITCH -rp, Asterisk -p):
+/// a 20 ms stream cannot wait for the scheduler's next slice. Falls back to a high nice value,
+/// then to normal priority, whatever the process is allowed.
+fn raise_priority() -> &'static str {
+    // SAFETY: plain libc calls on the calling thread with a valid, initialised sched_param.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 10 };
+        if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
+            return "SCHED_FIFO 10";
+        }
+        if libc::setpriority(libc::PRIO_PROCESS, 0, -10) == 0 {
+            return "nice -10";
+        }
+    }
+    "normal (no permission to raise it)"
+}
