@@ -1,0 +1,1043 @@
+//! The whole call engine on virtual time, driven the way the tokio shell drives it:
+//! a scripted caller sends SIP and RTP, the repository's real profiles, menus, prompts
+//! and a real SQLite billing store answer, and the tests check what a caller would hear.
+
+use super::*;
+use crate::billing::{BillingBackend, SqliteBilling};
+use crate::config::Profile;
+use crate::ivr::{say, BillingReply, BillingRequest, MenuSet};
+use crate::media::g711::Law;
+use crate::media::prompts::PromptSet;
+use crate::media::rfc4733::DtmfSender;
+use crate::media::rtp::{self, RtpSender};
+use crate::store::{Cdr, Db};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+const LAB: usize = 0;
+const TRUNK: usize = 1;
+const TICK: Duration = Duration::from_millis(10);
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Where the caller's SDP says its media is.
+const CALLER_RTP_PORT: u16 = 40000;
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Prompts take seconds to decode and resample: load them once for every test.
+fn prompts() -> Arc<PromptSet> {
+    static P: OnceLock<Arc<PromptSet>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(PromptSet::load(&repo("prompts"), &["zh", "en"]).unwrap()))
+        .clone()
+}
+
+fn clip(lang: &str, name: &str) -> Vec<u8> {
+    let p = prompts();
+    let pr = p
+        .get(lang, name)
+        .unwrap_or_else(|| panic!("no prompt {lang}/{name}"));
+    pr.encoded(Law::Alaw).to_vec()
+}
+
+/// How long a run of prompts takes to play, plus a little slack.
+fn play_time(clips: &[&[u8]]) -> Duration {
+    let samples: usize = clips.iter().map(|c| c.len()).sum();
+    Duration::from_millis(samples as u64 / 8 + 200)
+}
+
+fn offer(port: u16, formats: &str, extra: &str) -> String {
+    format!(
+        "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {formats}\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n{extra}"
+    )
+}
+
+fn g711_offer() -> String {
+    offer(CALLER_RTP_PORT, "8 0 101", "")
+}
+
+fn status(msg: &str) -> Option<u16> {
+    msg.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    let head = msg.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn body(msg: &str) -> &str {
+    msg.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+/// Start offsets of `needles`, each found after the end of the previous one.
+fn find_in_order(hay: &[u8], needles: &[(String, Vec<u8>)]) -> Result<Vec<usize>, String> {
+    let mut from = 0;
+    let mut at = Vec::new();
+    for (name, n) in needles {
+        let pos = hay[from..]
+            .windows(n.len())
+            .position(|w| w == n.as_slice())
+            .ok_or_else(|| format!("prompt {name} not heard after byte {from}"))?;
+        at.push(from + pos);
+        from += pos + n.len();
+    }
+    Ok(at)
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    let (mut n, mut from) = (0, 0);
+    while let Some(p) = hay[from..].windows(needle.len()).position(|w| w == needle) {
+        n += 1;
+        from += p + needle.len();
+    }
+    n
+}
+
+/// The zh prompts heard, in order, marked when cut short: for failure messages.
+fn transcript(heard: &[u8]) -> String {
+    let p = prompts();
+    let mut hits = Vec::new();
+    for name in p.names("zh") {
+        let c = clip("zh", name);
+        let start = &c[..c.len().min(800)];
+        let mut from = 0;
+        while let Some(i) = heard[from..].windows(start.len()).position(|w| w == start) {
+            let cut = if heard[from + i..].starts_with(&c) {
+                ""
+            } else {
+                " (cut)"
+            };
+            hits.push((from + i, format!("{name}{cut}")));
+            from += i + start.len();
+        }
+    }
+    hits.sort();
+    hits.into_iter()
+        .map(|(_, n)| n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn assert_heard_in_order(heard: &[u8], needles: &[(String, Vec<u8>)]) -> Vec<usize> {
+    find_in_order(heard, needles)
+        .unwrap_or_else(|e| panic!("{e}; the caller heard: {}", transcript(heard)))
+}
+
+fn named(lang: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
+    names
+        .iter()
+        .map(|n| (format!("{lang}/{n}"), clip(lang, n)))
+        .collect()
+}
+
+/// The statement a caller hears for `msisdn`, built from the billing store and the
+/// say-money rules rather than written out by hand.
+fn statement_prompts(billing: &SqliteBilling, msisdn: &str) -> Vec<(String, Vec<u8>)> {
+    let s = billing.statement(msisdn).unwrap();
+    assert!(s.balance_fen >= 0, "this helper reads credit balances only");
+    let mut names = vec!["bill_balance"];
+    names.extend(say::say_money("zh", s.balance_fen));
+    names.push("bill_mtd");
+    names.extend(say::say_money("zh", s.month_to_date_fen));
+    names.push("bill_last");
+    names.extend(say::say_money("zh", s.last_month_fen));
+    named("zh", &names)
+}
+
+/// One SIP user agent on the caller's side of one call.
+struct Caller {
+    profile: usize,
+    sip: SocketAddr,
+    user: String,
+    call_id: String,
+    cseq: u32,
+    invite_cseq: u32,
+    invite_branch: String,
+    branches: u32,
+    to_tag: Option<String>,
+}
+
+impl Caller {
+    fn new(profile: usize, user: &str) -> Caller {
+        Caller::from_addr(profile, user, SocketAddr::new(LOCAL, 5062))
+    }
+
+    fn from_addr(profile: usize, user: &str, sip: SocketAddr) -> Caller {
+        Caller {
+            profile,
+            sip,
+            user: user.into(),
+            call_id: format!("{user}-{}@test", sip.ip()),
+            cseq: 0,
+            invite_cseq: 0,
+            invite_branch: String::new(),
+            branches: 0,
+            to_tag: None,
+        }
+    }
+
+    fn branch(&mut self) -> String {
+        self.branches += 1;
+        format!("z9hG4bK-{}-{}", self.call_id.len(), self.branches)
+    }
+
+    fn msg(
+        &self,
+        method: &str,
+        branch: &str,
+        cseq: (u32, &str),
+        extra: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let port = if self.profile == TRUNK { 5080 } else { 5060 };
+        format!(
+            "{method} sip:10010@127.0.0.1:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {sip};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=caller\r\n\
+             To: <sip:10010@127.0.0.1:{port}>{to_tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {} {}\r\n\
+             Contact: <sip:{user}@{sip}>\r\n\
+             {extra}Content-Length: {}\r\n\r\n{body}",
+            cseq.0,
+            cseq.1,
+            body.len(),
+            sip = self.sip,
+            user = self.user,
+            call_id = self.call_id,
+        )
+        .into_bytes()
+    }
+
+    fn invite(&mut self, sdp: &str) -> Vec<u8> {
+        self.cseq += 1;
+        self.invite_cseq = self.cseq;
+        self.invite_branch = self.branch();
+        let b = self.invite_branch.clone();
+        self.msg(
+            "INVITE",
+            &b,
+            (self.cseq, "INVITE"),
+            "Content-Type: application/sdp\r\n",
+            sdp,
+        )
+    }
+
+    fn ack(&mut self) -> Vec<u8> {
+        let b = self.branch();
+        self.msg("ACK", &b, (self.invite_cseq, "ACK"), "", "")
+    }
+
+    fn cancel(&self) -> Vec<u8> {
+        self.msg(
+            "CANCEL",
+            &self.invite_branch,
+            (self.invite_cseq, "CANCEL"),
+            "",
+            "",
+        )
+    }
+
+    fn request(&mut self, method: &str, extra: &str, body: &str) -> Vec<u8> {
+        self.cseq += 1;
+        let b = self.branch();
+        self.msg(method, &b, (self.cseq, method), extra, body)
+    }
+
+    fn info(&mut self, digit: char) -> Vec<u8> {
+        self.request(
+            "INFO",
+            "Content-Type: application/dtmf-relay\r\n",
+            &format!("Signal={digit}\r\nDuration=160\r\n"),
+        )
+    }
+}
+
+/// The caller's RTP stream: PCMA silence every 20 ms, or RFC 4733 events while a key is held.
+struct Talker {
+    call: CallRef,
+    from: SocketAddr,
+    rtp: RtpSender,
+    next: Instant,
+    keys: VecDeque<DtmfSender>,
+}
+
+struct Sent {
+    call: CallRef,
+    to: SocketAddr,
+    at: Instant,
+    data: Vec<u8>,
+}
+
+/// Stands in for the tokio shell: owns time, "sockets" and the billing store.
+struct Rig {
+    engine: Engine,
+    now: Instant,
+    billing: SqliteBilling,
+    data: PathBuf,
+    profiles: Vec<Profile>,
+    /// Every SIP message we sent, as text, with where it went.
+    sip: Vec<(SocketAddr, String)>,
+    rtp: Vec<Sent>,
+    cdrs: Vec<Cdr>,
+    opened: Vec<CallRef>,
+    closed: Vec<CallRef>,
+    /// False: OpenRtp requests wait in `pending` until the test calls `open_pending`.
+    auto_open: bool,
+    pending: Vec<CallRef>,
+    next_port: u16,
+    talker: Option<Talker>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(EngineOptions::default())
+    }
+
+    fn with(opts: EngineOptions) -> Rig {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data =
+            std::env::temp_dir().join(format!("answerline-engine-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
+        let db = Arc::new(Db::open(&data.join("answerline.db")).unwrap());
+        let mut profiles =
+            crate::config::load_profiles(&repo("sip-profiles"), &repo("hardware")).unwrap();
+        assert_eq!(profiles[LAB].name, "lab");
+        assert_eq!(profiles[TRUNK].name, "trunk");
+        for p in &mut profiles {
+            p.bind = LOCAL;
+        }
+        let addrs: Vec<SocketAddr> = profiles
+            .iter()
+            .map(|p| SocketAddr::new(LOCAL, p.port))
+            .collect();
+        let menus = Arc::new(MenuSet::load(&repo("prompts/menus.toml")).unwrap());
+        let now = Instant::now();
+        let engine = Engine::new(now, profiles.clone(), &addrs, prompts(), menus, opts);
+        Rig {
+            engine,
+            now,
+            billing: SqliteBilling::new(db),
+            data,
+            profiles,
+            sip: Vec::new(),
+            rtp: Vec::new(),
+            cdrs: Vec::new(),
+            opened: Vec::new(),
+            closed: Vec::new(),
+            auto_open: true,
+            pending: Vec::new(),
+            next_port: 20000,
+            talker: None,
+        }
+    }
+
+    /// Does what the shell's `flush` does with each output.
+    fn pump(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Sip { transmit, .. } => self.sip.push((
+                    transmit.to,
+                    String::from_utf8_lossy(&transmit.data).into_owned(),
+                )),
+                Output::OpenRtp { call, .. } => {
+                    self.opened.push(call);
+                    if self.auto_open {
+                        self.open(call);
+                    } else {
+                        self.pending.push(call);
+                    }
+                }
+                Output::CloseRtp { call } => self.closed.push(call),
+                Output::Billing { call, request } => {
+                    let reply = self.run_billing(request);
+                    self.engine.billing_reply(self.now, call, reply);
+                }
+                Output::Cdr(cdr) => self.cdrs.push(cdr),
+            }
+        }
+    }
+
+    fn open(&mut self, call: CallRef) {
+        let port = self.next_port;
+        self.next_port += 2;
+        self.engine.rtp_ready(self.now, call, Some((LOCAL, port)));
+    }
+
+    fn open_pending(&mut self) {
+        for call in std::mem::take(&mut self.pending) {
+            self.open(call);
+        }
+        self.pump();
+    }
+
+    fn run_billing(&self, req: BillingRequest) -> BillingReply {
+        let b = &self.billing;
+        let r = match req {
+            BillingRequest::FindAccount { msisdn } => {
+                b.find_account(&msisdn).map(BillingReply::Account)
+            }
+            BillingRequest::VerifyPin { msisdn, pin } => {
+                b.verify_pin(&msisdn, &pin).map(BillingReply::Pin)
+            }
+            BillingRequest::Statement { msisdn } => {
+                b.statement(&msisdn).map(BillingReply::Statement)
+            }
+        };
+        r.unwrap_or(BillingReply::Unavailable)
+    }
+
+    fn send(&mut self, caller: &Caller, msg: &[u8]) {
+        self.engine
+            .sip_datagram(self.now, caller.profile, caller.sip, msg);
+        self.pump();
+    }
+
+    /// Runs the 10 ms worker tick (and the caller's RTP, if it talks) for `d` of virtual time.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now + TICK <= end {
+            self.now += TICK;
+            self.caller_rtp();
+            let (now, rtp) = (self.now, &mut self.rtp);
+            self.engine.tick(now, &mut |call, to, data| {
+                rtp.push(Sent {
+                    call,
+                    to,
+                    at: now,
+                    data: data.to_vec(),
+                })
+            });
+            self.pump();
+        }
+    }
+
+    fn caller_rtp(&mut self) {
+        let Some(t) = self.talker.as_mut() else {
+            return;
+        };
+        if t.next > self.now {
+            return;
+        }
+        t.next += Duration::from_millis(20);
+        let mut buf = [0u8; 200];
+        let mut n = 0;
+        while let Some(key) = t.keys.front_mut() {
+            n = key.next_packet(&mut t.rtp, &mut buf, 101);
+            if n > 0 {
+                break;
+            }
+            t.keys.pop_front();
+        }
+        if n == 0 {
+            n = t
+                .rtp
+                .write_packet(&mut buf, 8, false, &[Law::Alaw.silence(); 160], 160);
+        }
+        let (call, from) = (t.call, t.from);
+        self.engine.rtp_packet(self.now, call, from, &buf[..n]);
+        self.pump();
+    }
+
+    /// From now on the caller sends RTP from `from` (not necessarily what its SDP said).
+    fn talk(&mut self, call: CallRef, from: SocketAddr) {
+        self.talker = Some(Talker {
+            call,
+            from,
+            rtp: RtpSender::new(0x5eed_cafe, 1000, 8000),
+            next: self.now,
+            keys: VecDeque::new(),
+        });
+    }
+
+    fn press_rtp(&mut self, digit: char) {
+        let t = self
+            .talker
+            .as_mut()
+            .expect("the caller must be sending RTP");
+        t.keys.push_back(DtmfSender::new(digit, 100, 20).unwrap());
+    }
+
+    fn press_info(&mut self, caller: &mut Caller, digit: char) {
+        let m = caller.info(digit);
+        self.send(caller, &m);
+        assert_eq!(
+            self.last_response_to("INFO"),
+            Some(200),
+            "INFO {digit} refused"
+        );
+    }
+
+    /// Types `keys` one SIP INFO at a time, 300 ms apart.
+    fn type_info(&mut self, caller: &mut Caller, keys: &str) {
+        for k in keys.chars() {
+            self.press_info(caller, k);
+            self.advance(Duration::from_millis(300));
+        }
+    }
+
+    /// INVITE; returns the call the engine made of it (if it asked for a socket).
+    fn dial(&mut self, caller: &mut Caller, sdp: &str) -> Option<CallRef> {
+        let before = self.opened.len();
+        let m = caller.invite(sdp);
+        self.send(caller, &m);
+        self.opened.get(before).copied()
+    }
+
+    /// INVITE, 200, ACK: an answered call.
+    fn answered(&mut self, caller: &mut Caller) -> CallRef {
+        let call = self.dial(caller, &g711_offer()).expect("INVITE accepted");
+        let ok = self
+            .last_response(200, "INVITE")
+            .expect("200 OK to the INVITE");
+        let to = header(&ok, "To").unwrap();
+        caller.to_tag = Some(to.split(";tag=").nth(1).expect("To tag").to_string());
+        let ack = caller.ack();
+        self.send(caller, &ack);
+        call
+    }
+
+    fn responses(&self) -> Vec<u16> {
+        self.sip.iter().filter_map(|(_, m)| status(m)).collect()
+    }
+
+    fn requests(&self, method: &str) -> Vec<&str> {
+        self.sip
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .filter(|m| m.starts_with(&format!("{method} ")))
+            .collect()
+    }
+
+    fn last_response(&self, code: u16, method: &str) -> Option<String> {
+        self.sip.iter().rev().map(|(_, m)| m).find_map(|m| {
+            let cseq = header(m, "CSeq")?;
+            (status(m) == Some(code) && cseq.ends_with(method)).then(|| m.clone())
+        })
+    }
+
+    fn last_response_to(&self, method: &str) -> Option<u16> {
+        self.sip.iter().rev().map(|(_, m)| m).find_map(|m| {
+            let s = status(m)?;
+            header(m, "CSeq")?.ends_with(method).then_some(s)
+        })
+    }
+
+    fn sent(&self, call: CallRef) -> impl Iterator<Item = &Sent> {
+        self.rtp.iter().filter(move |s| s.call == call)
+    }
+
+    /// Everything the caller heard, as the concatenated RTP payloads.
+    fn audio(&self, call: CallRef) -> Vec<u8> {
+        self.sent(call)
+            .flat_map(|s| rtp::parse(&s.data).unwrap().payload.to_vec())
+            .collect()
+    }
+
+    fn cdr(&self) -> &Cdr {
+        assert_eq!(self.cdrs.len(), 1, "one CDR per call: {:#?}", self.cdrs);
+        &self.cdrs[0]
+    }
+}
+
+// ---- 1. answer and paced prompts ------------------------------------------------------
+
+#[test]
+fn invite_is_answered_with_pcma_and_the_welcome_is_paced_rtp() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    assert_eq!(
+        rig.responses(),
+        [100, 180, 200],
+        "lab profile rings before answering"
+    );
+
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+    let sdp = body(&ok);
+    assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"), "{sdp}");
+    assert!(sdp.contains("m=audio 20000 RTP/AVP 8 101\r\n"), "{sdp}");
+    assert!(sdp.contains("a=rtpmap:8 PCMA/8000\r\n"), "{sdp}");
+    assert!(
+        sdp.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+        "{sdp}"
+    );
+
+    let start = rig.now;
+    rig.advance(Duration::from_secs(2));
+    let pkts: Vec<_> = rig
+        .sent(call)
+        .map(|s| rtp::parse(&s.data).unwrap())
+        .collect();
+    assert!(
+        (99..=101).contains(&pkts.len()),
+        "{} packets in 2 s",
+        pkts.len()
+    );
+    let to = SocketAddr::new(LOCAL, CALLER_RTP_PORT);
+    assert!(
+        rig.sent(call).all(|s| s.to == to),
+        "RTP goes where the SDP said"
+    );
+    for w in pkts.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
+        assert_eq!(w[1].timestamp, w[0].timestamp.wrapping_add(160));
+    }
+    assert!(pkts
+        .iter()
+        .all(|p| p.payload_type == 8 && p.payload.len() == 160));
+    let times: Vec<Duration> = rig.sent(call).map(|s| s.at - start).collect();
+    for w in times.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            Duration::from_millis(20),
+            "one packet per 20 ms"
+        );
+    }
+
+    let welcome = clip("zh", "welcome");
+    let english = clip("en", "press2_english");
+    rig.advance(play_time(&[&welcome, &english]));
+    let heard = rig.audio(call);
+    assert!(
+        heard.starts_with(&welcome),
+        "the call opens with the zh welcome"
+    );
+    assert_eq!(
+        &heard[welcome.len()..welcome.len() + english.len()],
+        &english[..],
+        "then the English option, without a gap"
+    );
+}
+
+// ---- 2. digits reach the IVR: the bill is read ----------------------------------------
+
+fn press_1_hears_the_balance(via_rtp: bool) {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    // Symmetric RTP: the caller's media comes from another port than its SDP announced.
+    let real = SocketAddr::new(LOCAL, CALLER_RTP_PORT + 2);
+    rig.advance(Duration::from_millis(500));
+    rig.talk(call, real);
+    rig.advance(play_time(&[
+        &clip("zh", "welcome"),
+        &clip("en", "press2_english"),
+    ]));
+    let latched_at = rig
+        .sent(call)
+        .position(|s| s.to == real)
+        .expect("RTP latched");
+    assert!(
+        latched_at > 0,
+        "before the caller's RTP we use its SDP address"
+    );
+    assert!(
+        rig.sent(call).skip(latched_at).all(|s| s.to == real),
+        "and after it, its source"
+    );
+
+    if via_rtp {
+        rig.press_rtp('1');
+    } else {
+        rig.press_info(&mut caller, '1');
+    }
+    let statement = statement_prompts(&rig.billing, "13800138000");
+    let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
+    rig.advance(play_time(&clips));
+
+    // 128.50 yuan is read 一百二十八元五角.
+    assert_eq!(
+        say::say_money("zh", 12850),
+        ["num_1", "num_bai", "num_2", "num_shi", "num_8", "cur_yuan", "num_5", "cur_jiao"]
+    );
+    let balance = named(
+        "zh",
+        &[&["bill_balance"][..], &say::say_money("zh", 12850)].concat(),
+    );
+    let heard = rig.audio(call);
+    assert_heard_in_order(&heard, &balance);
+    assert_heard_in_order(&heard, &statement);
+    assert_eq!(
+        count(&heard, &clip("zh", "main_menu")),
+        0,
+        "'1' was type-ahead past the main menu"
+    );
+}
+
+#[test]
+fn info_digit_reaches_the_ivr_and_the_balance_is_read() {
+    press_1_hears_the_balance(false);
+}
+
+#[test]
+fn rfc4733_digit_reaches_the_ivr_and_rtp_latches_to_the_callers_source() {
+    press_1_hears_the_balance(true);
+}
+
+// ---- 3. auto DTMF: one press, two copies --------------------------------------------
+
+#[test]
+fn a_key_sent_both_as_info_and_rfc4733_counts_once() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+    let menu = clip("zh", "main_menu");
+    let welcome_part = play_time(&[&clip("zh", "welcome"), &clip("en", "press2_english")]);
+    // Welcome, its 1.5 s wait, then the whole main menu.
+    rig.advance(welcome_part + Duration::from_millis(1500) + play_time(&[&menu]));
+    assert_eq!(count(&rig.audio(call), &menu), 1);
+
+    // 9 = repeat. The gateway relays the press both ways, 40 ms apart.
+    rig.press_info(&mut caller, '9');
+    rig.advance(Duration::from_millis(40));
+    rig.press_rtp('9');
+    rig.advance(play_time(&[&menu]));
+    // A barge-in by a second copy would restart the menu: count starts, not whole plays.
+    let start = &menu[..320];
+    assert_eq!(
+        count(&rig.audio(call), start),
+        2,
+        "the menu is replayed once"
+    );
+
+    // A second real press a second later is not a duplicate.
+    rig.press_rtp('9');
+    rig.advance(play_time(&[&menu]));
+    assert_eq!(count(&rig.audio(call), start), 3);
+
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    let cdr = rig.cdr();
+    assert_eq!(
+        cdr.inputs,
+        r#"[{"node":"main","value":"9"},{"node":"main","value":"9"}]"#
+    );
+}
+
+// ---- 4. RTP inactivity ----------------------------------------------------------------
+
+#[test]
+fn a_silent_caller_is_hung_up_after_the_profiles_rtp_timeout() {
+    let mut rig = Rig::new();
+    let timeout = Duration::from_secs(rig.profiles[TRUNK].rtp_timeout_s as u64);
+    assert!(!timeout.is_zero());
+    let mut caller = Caller::new(TRUNK, "13800138000");
+    rig.answered(&mut caller);
+    rig.advance(timeout - Duration::from_millis(500));
+    assert!(rig.requests("BYE").is_empty(), "hung up before the timeout");
+    assert!(rig.cdrs.is_empty());
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.requests("BYE").len(), 1, "BYE once the timeout passed");
+    let cdr = rig.cdr();
+    assert_eq!(cdr.hangup_cause, "rtp_timeout");
+    assert_eq!(cdr.profile, "trunk");
+}
+
+#[test]
+fn a_call_with_rtp_flowing_stays_up() {
+    let mut rig = Rig::new();
+    let timeout = Duration::from_secs(rig.profiles[TRUNK].rtp_timeout_s as u64);
+    let mut caller = Caller::new(TRUNK, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+    rig.advance(timeout + Duration::from_secs(5));
+    assert!(rig.requests("BYE").is_empty());
+    assert!(rig.cdrs.is_empty());
+    assert_eq!(rig.engine.active_calls(), 1);
+}
+
+// ---- 5. hold and unhold ----------------------------------------------------------------
+
+#[test]
+fn hold_stops_our_rtp_and_unhold_resumes_with_continuous_timestamps() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+    rig.advance(Duration::from_secs(1));
+
+    let hold = caller.invite(&offer(CALLER_RTP_PORT, "8 0 101", "a=sendonly\r\n"));
+    rig.send(&caller, &hold);
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert_eq!(header(&ok, "CSeq"), Some("2 INVITE"));
+    assert!(body(&ok).contains("a=recvonly\r\n"), "{}", body(&ok));
+    let ack = caller.ack();
+    rig.send(&caller, &ack);
+    let before = rig.sent(call).count();
+    let last = rtp::parse(&rig.sent(call).last().unwrap().data).unwrap();
+    let (last_seq, last_ts, last_at) =
+        (last.seq, last.timestamp, rig.sent(call).last().unwrap().at);
+    rig.advance(Duration::from_secs(2));
+    assert_eq!(
+        rig.sent(call).count(),
+        before,
+        "no RTP while the caller holds"
+    );
+    assert_eq!(rig.engine.active_calls(), 1);
+
+    let unhold = caller.invite(&g711_offer());
+    rig.send(&caller, &unhold);
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert_eq!(header(&ok, "CSeq"), Some("3 INVITE"));
+    assert!(body(&ok).contains("a=sendrecv\r\n"), "{}", body(&ok));
+    let ack = caller.ack();
+    rig.send(&caller, &ack);
+    rig.advance(Duration::from_millis(500));
+    let resumed = rig
+        .sent(call)
+        .nth(before)
+        .expect("RTP resumes after unhold");
+    let first = rtp::parse(&resumed.data).unwrap();
+    assert_eq!(first.seq, last_seq.wrapping_add(1), "no sequence gap");
+    let periods = ((resumed.at - last_at).as_millis() / 20) as u32;
+    assert_eq!(
+        first.timestamp.wrapping_sub(last_ts),
+        periods * 160,
+        "the media clock kept running through the hold"
+    );
+}
+
+// ---- 6. call endings and refusals -----------------------------------------------------
+
+#[test]
+fn cancel_before_the_socket_is_ready_gets_487_and_a_cdr() {
+    let mut rig = Rig::new();
+    rig.auto_open = false;
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig
+        .dial(&mut caller, &g711_offer())
+        .expect("asks for a socket");
+    let cancel = caller.cancel();
+    rig.send(&caller, &cancel);
+    rig.open_pending();
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.last_response_to("CANCEL"), Some(200));
+    assert!(rig.responses().contains(&487));
+    assert!(rig.last_response(200, "INVITE").is_none(), "never answered");
+    assert!(rig.closed.contains(&call), "the socket is given back");
+    assert_eq!(rig.sent(call).count(), 0);
+    let cdr = rig.cdr();
+    assert_eq!(cdr.hangup_cause, "caller_cancel");
+    assert_eq!(cdr.sip_code, 487);
+    assert_eq!(cdr.answered_at, None);
+    assert_eq!(rig.engine.active_calls(), 0);
+}
+
+#[test]
+fn caller_bye_ends_the_call_with_path_and_inputs_in_the_cdr() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '1');
+    rig.advance(Duration::from_secs(3));
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    assert_eq!(rig.last_response_to("BYE"), Some(200));
+    assert_eq!(rig.closed, [call]);
+    let sent = rig.sent(call).count();
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.sent(call).count(), sent, "no RTP after the BYE");
+    let cdr = rig.cdr();
+    assert_eq!(cdr.hangup_cause, "caller_bye");
+    assert_eq!(cdr.caller, "13800138000");
+    assert_eq!(cdr.called, "10010");
+    assert_eq!(cdr.sip_code, 200);
+    assert!(cdr.answered_at.is_some());
+    assert_eq!(cdr.duration_ms, 4000);
+    assert_eq!(cdr.ivr_path, "welcome>main>bill");
+    assert_eq!(cdr.inputs, r#"[{"node":"main","value":"1"}]"#);
+    assert_eq!(cdr.outcome, "bill_played");
+}
+
+#[test]
+fn an_offer_without_g711_gets_488_and_no_socket() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let g729 = "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    assert_eq!(rig.dial(&mut caller, g729), None);
+    assert_eq!(rig.last_response_to("INVITE"), Some(488));
+    assert!(rig.opened.is_empty());
+    assert_eq!(rig.cdr().sip_code, 488);
+}
+
+#[test]
+fn a_trunk_invite_from_outside_the_allow_list_gets_403() {
+    let mut rig = Rig::new();
+    assert!(!rig.profiles[TRUNK].allows("127.0.0.2".parse().unwrap()));
+    let mut caller = Caller::from_addr(TRUNK, "13800138000", "127.0.0.2:5062".parse().unwrap());
+    assert_eq!(rig.dial(&mut caller, &g711_offer()), None);
+    assert_eq!(rig.last_response_to("INVITE"), Some(403));
+    assert!(rig.sip.iter().all(|(to, _)| to.ip() == caller.sip.ip()));
+    assert!(rig.opened.is_empty());
+    // The same INVITE from an allowed address is taken.
+    let mut ok = Caller::new(TRUNK, "13800138000");
+    assert!(rig.dial(&mut ok, &g711_offer()).is_some());
+}
+
+// ---- 7. unknown caller: phone and PIN -------------------------------------------------
+
+#[test]
+fn unknown_caller_gives_number_and_pin_and_hears_the_statement() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13912345678");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '1');
+    let ask_phone = clip("zh", "bill_phone_prompt");
+    rig.advance(play_time(&[&ask_phone]));
+    rig.type_info(&mut caller, "13800138000#");
+    rig.advance(play_time(&[&clip("zh", "bill_pin_prompt")]));
+    rig.type_info(&mut caller, "123456#");
+    let statement = statement_prompts(&rig.billing, "13800138000");
+    let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
+    rig.advance(play_time(&clips));
+
+    let heard = rig.audio(call);
+    // The PIN prompt's opening only: the caller may type over the rest.
+    let pin_prompt = clip("zh", "bill_pin_prompt")[..1600].to_vec();
+    let mut expected = named("zh", &["bill_phone_prompt"]);
+    expected.push(("zh/bill_pin_prompt (start)".into(), pin_prompt));
+    expected.extend(statement);
+    assert_heard_in_order(&heard, &expected);
+
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    let cdr = rig.cdr();
+    assert_eq!(cdr.caller, "13912345678");
+    assert!(
+        cdr.inputs
+            .contains(r#"{"node":"bill_phone","value":"13800138000"}"#),
+        "{}",
+        cdr.inputs
+    );
+    assert!(
+        cdr.inputs
+            .contains(r#"{"node":"bill_pin","value":"******"}"#),
+        "{}",
+        cdr.inputs
+    );
+    // The caller's own number happens to contain the PIN's digits.
+    let record = format!("{cdr:?}").replace("13912345678", "");
+    assert!(
+        !record.contains("123456"),
+        "PIN leaked into the CDR: {cdr:?}"
+    );
+    assert_eq!(cdr.outcome, "bill_played");
+}
+
+/// "以井号键结束": a caller who ends full-length entries with '#' as told must not hear
+/// an error for it.
+#[test]
+#[ignore = "IVR bug (src/ivr/interp.rs): an entry completes at max_digits, so the '#' that \
+            follows is taken as an empty PIN (bill_pin_invalid) or an invalid key after the statement"]
+fn a_hash_after_a_full_length_entry_is_not_an_error() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13912345678");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '1');
+    rig.advance(play_time(&[&clip("zh", "bill_phone_prompt")]));
+    rig.type_info(&mut caller, "13800138000#");
+    rig.advance(play_time(&[&clip("zh", "bill_pin_prompt")]));
+    rig.type_info(&mut caller, "123456#");
+    rig.advance(Duration::from_secs(30));
+    let heard = rig.audio(call);
+    for bad in ["bill_pin_invalid", "bill_phone_invalid", "invalid_input"] {
+        let n = count(&heard, &clip("zh", bad));
+        assert_eq!(n, 0, "caller heard {bad}: {}", transcript(&heard));
+    }
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    assert!(
+        !rig.cdr().inputs.contains(r##""value":"#""##),
+        "{}",
+        rig.cdr().inputs
+    );
+}
+
+// ---- 8. too many wrong keys ------------------------------------------------------------
+
+#[test]
+fn three_invalid_keys_play_goodbye_then_bye() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    let menu = clip("zh", "main_menu");
+    let welcome_part = play_time(&[&clip("zh", "welcome"), &clip("en", "press2_english")]);
+    rig.advance(welcome_part + Duration::from_millis(1500) + play_time(&[&menu]));
+    let invalid = clip("zh", "invalid_input");
+    let short = clip("zh", "main_menu_short");
+    for _ in 0..2 {
+        rig.press_info(&mut caller, '7');
+        rig.advance(play_time(&[&invalid, &short]));
+    }
+    let goodbye = clip("zh", "goodbye");
+    rig.press_info(&mut caller, '7');
+    // Just before the goodbye can have finished: still no BYE.
+    rig.advance(Duration::from_millis(goodbye.len() as u64 / 8 - 100));
+    assert!(rig.requests("BYE").is_empty(), "BYE cut the goodbye short");
+    rig.advance(Duration::from_millis(500));
+    assert_eq!(rig.requests("BYE").len(), 1);
+
+    let heard = rig.audio(call);
+    let order = named(
+        "zh",
+        &[
+            "main_menu",
+            "invalid_input",
+            "main_menu_short",
+            "invalid_input",
+            "main_menu_short",
+            "goodbye",
+        ],
+    );
+    let at = assert_heard_in_order(&heard, &order);
+    assert_eq!(
+        count(&heard, &invalid),
+        2,
+        "the third wrong key gets goodbye, not another error"
+    );
+    // The BYE left with the packet that finished the goodbye.
+    let end = at[5] + goodbye.len();
+    assert!(
+        heard.len() - end < 160,
+        "{} bytes sent after the goodbye",
+        heard.len() - end
+    );
+    let cdr = rig.cdr();
+    assert_eq!(cdr.outcome, "max_failures");
+    assert_eq!(cdr.ivr_path, "welcome>main");
+}
+
+#[test]
+fn caller_numbers_are_masked_for_logs() {
+    assert_eq!(mask_number("13800138000"), "138****8000");
+    assert_eq!(mask_number("10010"), "*0010");
+    assert_eq!(mask_number("123"), "***");
+}
