@@ -453,7 +453,7 @@ impl Engine {
         let offer = offer.unwrap_or_else(|| c.offer.clone().unwrap_or_default());
         match sdp::negotiate(&offer, &prefs) {
             Ok(n) => {
-                m.update(&n);
+                m.update(now, &n);
                 let ip = local_ip_hint(&self.profiles[p], c.remote_sip);
                 let version = 2 + m.tx_packets; // any increasing number works
                 let answer = sdp::build_answer(&n, ip, port, id.0, version);

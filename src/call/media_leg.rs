@@ -56,7 +56,11 @@ impl MediaLeg {
     }
 
     /// A re-INVITE changed the session (hold, unhold, new address or codec).
-    pub fn update(&mut self, n: &Negotiated) {
+    pub fn update(&mut self, now: Instant, n: &Negotiated) {
+        if n.direction != self.direction {
+            // The caller's silence during a hold says nothing about whether it is still there.
+            self.last_rx = now;
+        }
         self.direction = n.direction;
         if n.remote_rtp.is_some() && n.remote_rtp != self.remote && self.latched_ssrc.is_none() {
             self.remote = n.remote_rtp;
@@ -93,8 +97,15 @@ impl MediaLeg {
         }
     }
 
+    /// How long the caller has sent nothing although its SDP says it sends; zero while it
+    /// said it would not (a=inactive / a=recvonly hold).
     pub fn silent_for(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.last_rx)
+        match self.direction {
+            Direction::SendRecv | Direction::RecvOnly => {
+                now.saturating_duration_since(self.last_rx)
+            }
+            Direction::SendOnly | Direction::Inactive => Duration::ZERO,
+        }
     }
 
     /// On a worker tick: if this stream is due, build the next packet into `buf`.
