@@ -510,7 +510,7 @@ impl Engine {
                                 Some(pr) => {
                                     let tag = c.next_tag;
                                     c.next_tag = c.next_tag.wrapping_add(1).max(1);
-                                    m.player.enqueue(pr.encoded(m.law).clone(), tag);
+                                    m.player.enqueue(pr.encoded(m.player.law()).clone(), tag);
                                     last = Some(tag);
                                 }
                                 None => warn!(%lang, %name, "prompt missing at play time"),

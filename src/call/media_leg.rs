@@ -67,9 +67,10 @@ impl MediaLeg {
         }
         self.te_payload_type = n.te_payload_type;
         if n.law != self.law {
+            // The player keeps its queue (and the IVR its pending "playback done") in the
+            // call's first law; `poll_send` transcodes each frame to the new one.
             self.law = n.law;
             self.payload_type = n.payload_type;
-            self.player = Player::new(n.law);
         }
     }
 
@@ -127,6 +128,12 @@ impl MediaLeg {
             self.sender.skip(skipped * samples as u32);
         }
         let outcome = self.player.next_frame(&mut payload[..samples]);
+        let queued_in = self.player.law();
+        if queued_in != self.law {
+            for b in &mut payload[..samples] {
+                *b = self.law.encode(queued_in.decode(*b));
+            }
+        }
         for &tag in outcome.finished.as_slice() {
             on_done(tag);
         }

@@ -870,6 +870,52 @@ fn an_inactive_hold_longer_than_the_rtp_timeout_keeps_the_call() {
     assert_eq!(rig.cdr().hangup_cause, "rtp_timeout");
 }
 
+/// A re-INVITE that moves the call to PCMU must not leave the IVR waiting for
+/// prompts that were dropped with the old codec.
+#[test]
+fn a_codec_change_mid_prompt_keeps_the_menus_going() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+    rig.advance(Duration::from_millis(500));
+    let pcmu = caller.invite(&offer(CALLER_RTP_PORT, "0 101", ""));
+    rig.send(&caller, &pcmu);
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert!(
+        body(&ok).contains("m=audio 20000 RTP/AVP 0 101\r\n"),
+        "{}",
+        body(&ok)
+    );
+    let ack = caller.ack();
+    rig.send(&caller, &ack);
+    let before = rig.sent(call).count();
+    rig.advance(Duration::from_secs(20));
+    let after: Vec<_> = rig.sent(call).skip(before + 1).collect();
+    assert!(after
+        .iter()
+        .all(|s| rtp::parse(&s.data).unwrap().payload_type == 0));
+    let heard: Vec<u8> = after
+        .iter()
+        .flat_map(|s| rtp::parse(&s.data).unwrap().payload.to_vec())
+        .collect();
+    // Re-encoded from the prompt or transcoded from the A-law copy: either sounds right.
+    let direct = prompts()
+        .get("zh", "main_menu")
+        .unwrap()
+        .encoded(Law::Ulaw)
+        .to_vec();
+    let transcoded: Vec<u8> = clip("zh", "main_menu")
+        .iter()
+        .map(|&b| Law::Ulaw.encode(Law::Alaw.decode(b)))
+        .collect();
+    assert_eq!(
+        count(&heard, &direct) + count(&heard, &transcoded),
+        1,
+        "the main menu, in u-law, after the switch"
+    );
+}
+
 // ---- 6. call endings and refusals -----------------------------------------------------
 
 #[test]
