@@ -161,6 +161,7 @@ struct Caller {
     cseq: u32,
     invite_cseq: u32,
     invite_branch: String,
+    last_invite: Vec<u8>,
     branches: u32,
     to_tag: Option<String>,
 }
@@ -179,6 +180,7 @@ impl Caller {
             cseq: 0,
             invite_cseq: 0,
             invite_branch: String::new(),
+            last_invite: Vec::new(),
             branches: 0,
             to_tag: None,
         }
@@ -228,13 +230,14 @@ impl Caller {
         self.invite_cseq = self.cseq;
         self.invite_branch = self.branch();
         let b = self.invite_branch.clone();
-        self.msg(
+        self.last_invite = self.msg(
             "INVITE",
             &b,
             (self.cseq, "INVITE"),
             "Content-Type: application/sdp\r\n",
             sdp,
-        )
+        );
+        self.last_invite.clone()
     }
 
     fn ack(&mut self) -> Vec<u8> {
@@ -258,6 +261,15 @@ impl Caller {
         self.msg(method, &b, (self.cseq, method), extra, body)
     }
 
+    /// RFC 3515 progress of a transfer we asked for: `status` is the target's status line.
+    fn notify(&mut self, status: &str) -> Vec<u8> {
+        self.request(
+            "NOTIFY",
+            "Event: refer\r\nSubscription-State: active\r\nContent-Type: message/sipfrag;version=2.0\r\n",
+            &format!("SIP/2.0 {status}\r\n"),
+        )
+    }
+
     fn info(&mut self, digit: char) -> Vec<u8> {
         self.request(
             "INFO",
@@ -265,6 +277,16 @@ impl Caller {
             &format!("Signal={digit}\r\nDuration=160\r\n"),
         )
     }
+}
+
+/// The caller's answer to a request we sent it (same Via, From, To, Call-ID, CSeq).
+fn reply_to(request: &str, code: u16, reason: &str) -> Vec<u8> {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        out += &format!("{h}: {}\r\n", header(request, h).unwrap());
+    }
+    out += "Content-Length: 0\r\n\r\n";
+    out.into_bytes()
 }
 
 /// The caller's RTP stream: PCMA silence every 20 ms, or RFC 4733 events while a key is held.
@@ -315,6 +337,11 @@ impl Rig {
     }
 
     fn with(opts: EngineOptions) -> Rig {
+        Rig::build(opts, |_| {})
+    }
+
+    /// `edit` changes the repository's profiles before the engine sees them.
+    fn build(opts: EngineOptions, edit: impl FnOnce(&mut [Profile])) -> Rig {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let data =
@@ -328,6 +355,7 @@ impl Rig {
         for p in &mut profiles {
             p.bind = LOCAL;
         }
+        edit(&mut profiles);
         let addrs: Vec<SocketAddr> = profiles
             .iter()
             .map(|p| SocketAddr::new(LOCAL, p.port))
@@ -1128,6 +1156,166 @@ fn three_invalid_keys_play_goodbye_then_bye() {
     let cdr = rig.cdr();
     assert_eq!(cdr.outcome, "max_failures");
     assert_eq!(cdr.ivr_path, "welcome>main");
+}
+
+// ---- 9. agent transfer, concurrency, shutdown, unanswered 200 ---------------------------
+
+const AGENT: &str = "sip:agents@127.0.0.1:5070";
+
+/// A lab call with an agent configured; '0' pressed and the transferring prompt played.
+fn transfer_requested() -> (Rig, Caller, CallRef, String) {
+    let mut rig = Rig::build(EngineOptions::default(), |p| {
+        p[LAB].agent_uri = Some(AGENT.into())
+    });
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '0');
+    let transferring = clip("zh", "transferring");
+    rig.advance(Duration::from_millis(transferring.len() as u64 / 8 - 100));
+    assert!(
+        rig.requests("REFER").is_empty(),
+        "REFER before the prompt ended"
+    );
+    rig.advance(Duration::from_millis(300));
+    let refer = rig
+        .requests("REFER")
+        .first()
+        .expect("REFER sent")
+        .to_string();
+    assert_eq!(
+        header(&refer, "Refer-To"),
+        Some(format!("<{AGENT}>").as_str())
+    );
+    assert_heard_in_order(&rig.audio(call), &named("zh", &["transferring"]));
+    (rig, caller, call, refer)
+}
+
+#[test]
+fn zero_transfers_to_the_agent_and_hangs_up_once_the_agent_answers() {
+    let (mut rig, mut caller, call, refer) = transfer_requested();
+    rig.send(&caller, &reply_to(&refer, 202, "Accepted"));
+    let trying = caller.notify("100 Trying");
+    rig.send(&caller, &trying);
+    assert_eq!(rig.last_response_to("NOTIFY"), Some(200));
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.byes(), 0, "still transferring");
+    let answered = caller.notify("200 OK");
+    rig.send(&caller, &answered);
+    assert_eq!(rig.byes(), 1);
+    assert!(rig.closed.contains(&call));
+    let cdr = rig.cdr();
+    assert_eq!(cdr.hangup_cause, "transferred");
+    assert_eq!(cdr.outcome, "agent_requested");
+}
+
+#[test]
+fn a_busy_agent_is_apologised_for_and_the_caller_is_back_in_the_main_menu() {
+    let (mut rig, mut caller, call, refer) = transfer_requested();
+    rig.send(&caller, &reply_to(&refer, 202, "Accepted"));
+    let busy = caller.notify("486 Busy Here");
+    rig.send(&caller, &busy);
+    let sorry = clip("zh", "agent_unavailable");
+    let menu = clip("zh", "main_menu");
+    rig.advance(play_time(&[&sorry, &menu]));
+    let heard = rig.audio(call);
+    assert_heard_in_order(
+        &heard,
+        &named("zh", &["transferring", "agent_unavailable", "main_menu"]),
+    );
+    assert_eq!(rig.byes(), 0);
+    assert_eq!(rig.engine.active_calls(), 1);
+}
+
+#[test]
+fn without_an_agent_configured_zero_gets_an_apology() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.profiles[LAB].agent_uri, None);
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '0');
+    let names = ["transferring", "agent_unavailable", "main_menu"];
+    let clips: Vec<Vec<u8>> = names.iter().map(|n| clip("zh", n)).collect();
+    rig.advance(play_time(
+        &clips.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    ));
+    assert_heard_in_order(&rig.audio(call), &named("zh", &names));
+    assert!(rig.requests("REFER").is_empty());
+    assert_eq!(rig.byes(), 0);
+}
+
+#[test]
+fn two_calls_at_once_keep_their_own_media_dialogs_and_cdrs() {
+    let mut rig = Rig::new();
+    let mut a = Caller::new(LAB, "13800138000");
+    let mut b = Caller::from_addr(LAB, "13900139000", "127.0.0.1:6062".parse().unwrap());
+    let call_a = rig.answered(&mut a);
+    rig.advance(Duration::from_millis(50));
+    let call_b = rig.answered(&mut b);
+    assert_ne!(call_a, call_b);
+    // A retransmitted INVITE is the same call, not a third one.
+    let first_invite = a.last_invite.clone();
+    rig.send(&a, &first_invite);
+    assert_eq!(rig.opened, [call_a, call_b]);
+    rig.advance(Duration::from_secs(2));
+    let ssrc = |c| rtp::parse(&rig.sent(c).next().unwrap().data).unwrap().ssrc;
+    assert_ne!(ssrc(call_a), ssrc(call_b));
+    assert!(rig
+        .audio(call_a)
+        .starts_with(&clip("zh", "welcome")[..8000]));
+    assert!(rig
+        .audio(call_b)
+        .starts_with(&clip("zh", "welcome")[..8000]));
+
+    let bye = a.request("BYE", "", "");
+    rig.send(&a, &bye);
+    let sent_b = rig.sent(call_b).count();
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(
+        rig.sent(call_b).count(),
+        sent_b + 50,
+        "B still hears its prompts"
+    );
+    assert_eq!(rig.engine.active_calls(), 1);
+    assert_eq!(rig.cdrs.len(), 1);
+    assert_eq!(rig.cdrs[0].caller, "13800138000");
+
+    rig.engine.shutdown(rig.now);
+    rig.pump();
+    assert_eq!(rig.byes(), 1, "B is hung up at shutdown");
+    assert_eq!(rig.cdrs.len(), 2);
+    assert_eq!(rig.cdrs[1].caller, "13900139000");
+    assert_eq!(rig.cdrs[1].hangup_cause, "server_shutdown");
+    assert_eq!(rig.engine.active_calls(), 0);
+}
+
+#[test]
+fn a_200_never_acked_ends_the_call_with_bye_and_a_cdr() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    rig.dial(&mut caller, &g711_offer()).unwrap();
+    rig.advance(Duration::from_secs(40));
+    let oks = rig.responses().iter().filter(|&&c| c == 200).count();
+    assert!(
+        oks > 3,
+        "the 200 is retransmitted while unacknowledged ({oks})"
+    );
+    assert_eq!(rig.byes(), 1);
+    assert_eq!(rig.cdr().hangup_cause, "ack_timeout");
+}
+
+#[test]
+fn no_free_rtp_port_gets_503() {
+    let mut rig = Rig::new();
+    rig.auto_open = false;
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.dial(&mut caller, &g711_offer()).unwrap();
+    rig.engine.rtp_ready(rig.now, call, None);
+    rig.pump();
+    assert_eq!(rig.last_response_to("INVITE"), Some(503));
+    assert_eq!(rig.cdr().hangup_cause, "no_rtp_port");
+    assert_eq!(rig.engine.active_calls(), 0);
 }
 
 #[test]
