@@ -180,8 +180,9 @@ impl Engine {
                 return;
             }
         };
-        let answer = sdp::build_answer(&neg, ip, port, call.0, 1);
         let c = self.calls.get_mut(&call).expect("checked above");
+        let answer = sdp::build_answer(&neg, ip, port, call.0, c.sdp_version);
+        c.last_answer.clone_from(&answer);
         c.rtp_port = Some(port);
         // Spread the streams over the 10 ms ticks so the sends do not all land on one.
         let phase = ((call.0 * 10) % neg.ptime_ms as u64) as u32;
@@ -455,8 +456,14 @@ impl Engine {
             Ok(n) => {
                 m.update(now, &n);
                 let ip = local_ip_hint(&self.profiles[p], c.remote_sip);
-                let version = 2 + m.tx_packets; // any increasing number works
-                let answer = sdp::build_answer(&n, ip, port, id.0, version);
+                let mut answer = sdp::build_answer(&n, ip, port, id.0, c.sdp_version);
+                if answer != c.last_answer {
+                    // RFC 3264 8: a changed description carries the previous version plus
+                    // one; phones may ignore a changed one whose version did not move.
+                    c.sdp_version += 1;
+                    answer = sdp::build_answer(&n, ip, port, id.0, c.sdp_version);
+                    c.last_answer.clone_from(&answer);
+                }
                 info!(call_id = %c.call_id, direction = ?n.direction, "re-INVITE");
                 self.sip[p].answer_reinvite(now, key, Ok(&answer));
             }

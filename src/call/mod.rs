@@ -48,6 +48,9 @@ pub struct Call {
     pub next_tag: u32,
     pub hangup_cause: Option<String>,
     pub sip_code: u16,
+    /// o= version of our latest SDP answer, and that answer, to tell a changed one.
+    pub sdp_version: u64,
+    pub last_answer: String,
 }
 
 impl Call {
@@ -85,6 +88,8 @@ impl Call {
             next_tag: 1,
             hangup_cause: None,
             sip_code: 0,
+            sdp_version: 1,
+            last_answer: String::new(),
         }
     }
 

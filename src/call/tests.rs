@@ -73,6 +73,12 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The session version of an SDP's o= line (RFC 4566 5.2).
+fn sdp_version(sdp: &str) -> u64 {
+    let o = sdp.lines().find(|l| l.starts_with("o=")).expect("o= line");
+    o.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
 fn body(msg: &str) -> &str {
     msg.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
 }
@@ -816,6 +822,9 @@ fn hold_stops_our_rtp_and_unhold_resumes_with_continuous_timestamps() {
     let mut rig = Rig::new();
     let mut caller = Caller::new(LAB, "13800138000");
     let call = rig.answered(&mut caller);
+    let mut versions = vec![sdp_version(body(
+        &rig.last_response(200, "INVITE").unwrap(),
+    ))];
     rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
     rig.advance(Duration::from_secs(1));
 
@@ -824,6 +833,7 @@ fn hold_stops_our_rtp_and_unhold_resumes_with_continuous_timestamps() {
     let ok = rig.last_response(200, "INVITE").unwrap();
     assert_eq!(header(&ok, "CSeq"), Some("2 INVITE"));
     assert!(body(&ok).contains("a=recvonly\r\n"), "{}", body(&ok));
+    versions.push(sdp_version(body(&ok)));
     let ack = caller.ack();
     rig.send(&caller, &ack);
     let before = rig.sent(call).count();
@@ -843,6 +853,17 @@ fn hold_stops_our_rtp_and_unhold_resumes_with_continuous_timestamps() {
     let ok = rig.last_response(200, "INVITE").unwrap();
     assert_eq!(header(&ok, "CSeq"), Some("3 INVITE"));
     assert!(body(&ok).contains("a=sendrecv\r\n"), "{}", body(&ok));
+    versions.push(sdp_version(body(&ok)));
+    // RFC 3264 8: a changed session description carries a higher version, or the
+    // caller's phone may take it as unchanged and stay on hold.
+    assert_eq!(versions, [1, 2, 3], "o= versions");
+    // A session refresh that changes nothing keeps the version.
+    let refresh = caller.invite(&g711_offer());
+    rig.send(&caller, &refresh);
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert_eq!(sdp_version(body(&ok)), 3);
+    let ack = caller.ack();
+    rig.send(&caller, &ack);
     let ack = caller.ack();
     rig.send(&caller, &ack);
     rig.advance(Duration::from_millis(500));
