@@ -168,6 +168,8 @@ struct Caller {
     invite_cseq: u32,
     invite_branch: String,
     last_invite: Vec<u8>,
+    /// Extra header lines for INVITEs (e.g. P-Asserted-Identity).
+    invite_headers: String,
     branches: u32,
     to_tag: Option<String>,
 }
@@ -187,6 +189,7 @@ impl Caller {
             invite_cseq: 0,
             invite_branch: String::new(),
             last_invite: Vec::new(),
+            invite_headers: String::new(),
             branches: 0,
             to_tag: None,
         }
@@ -240,7 +243,7 @@ impl Caller {
             "INVITE",
             &b,
             (self.cseq, "INVITE"),
-            "Content-Type: application/sdp\r\n",
+            &format!("{}Content-Type: application/sdp\r\n", self.invite_headers),
             sdp,
         );
         self.last_invite.clone()
@@ -1337,6 +1340,36 @@ fn no_free_rtp_port_gets_503() {
     assert_eq!(rig.last_response_to("INVITE"), Some(503));
     assert_eq!(rig.cdr().hangup_cause, "no_rtp_port");
     assert_eq!(rig.engine.active_calls(), 0);
+}
+
+/// Gateways put a trunk number in From and the subscriber in P-Asserted-Identity, and
+/// relay keys as RFC 4733 only (the trunk profile's device file says so).
+#[test]
+fn trunk_caller_is_taken_from_pai_and_only_rfc4733_keys_count() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.profiles[TRUNK].dtmf, crate::config::DtmfMode::Rfc4733);
+    let mut caller = Caller::new(TRUNK, "02160000000");
+    caller.invite_headers = "P-Asserted-Identity: <tel:+8613800138000>\r\n".into();
+    let call = rig.answered(&mut caller);
+    rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '1');
+    rig.advance(Duration::from_secs(1));
+    let heard = rig.audio(call);
+    assert_eq!(
+        &heard[..16000],
+        &clip("zh", "welcome")[..16000],
+        "an INFO key on an RFC 4733 trunk does not barge in"
+    );
+    rig.press_rtp('1');
+    let statement = statement_prompts(&rig.billing, "13800138000");
+    let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
+    rig.advance(play_time(&clips));
+    assert_heard_in_order(&rig.audio(call), &statement);
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    assert_eq!(rig.cdr().caller, "13800138000");
+    assert_eq!(rig.cdr().inputs, r#"[{"node":"main","value":"1"}]"#);
 }
 
 #[test]
