@@ -305,6 +305,8 @@ struct Talker {
     rtp: RtpSender,
     next: Instant,
     keys: VecDeque<DtmfSender>,
+    /// telephone-event payload type of the caller's SDP.
+    te: u8,
 }
 
 struct Sent {
@@ -481,7 +483,7 @@ impl Rig {
         let mut buf = [0u8; 200];
         let mut n = 0;
         while let Some(key) = t.keys.front_mut() {
-            n = key.next_packet(&mut t.rtp, &mut buf, 101);
+            n = key.next_packet(&mut t.rtp, &mut buf, t.te);
             if n > 0 {
                 break;
             }
@@ -505,6 +507,7 @@ impl Rig {
             rtp: RtpSender::new(0x5eed_cafe, 1000, 8000),
             next: self.now,
             keys: VecDeque::new(),
+            te: 101,
         });
     }
 
@@ -678,6 +681,56 @@ fn invite_is_answered_with_pcma_and_the_welcome_is_paced_rtp() {
         &english[..],
         "then the English option, without a gap"
     );
+}
+
+#[test]
+fn a_pcmu_only_offer_hears_mu_law_prompts() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    rig.dial(&mut caller, &offer(CALLER_RTP_PORT, "0 101", ""))
+        .unwrap();
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert!(
+        body(&ok).contains("m=audio 20000 RTP/AVP 0 101\r\n"),
+        "{}",
+        body(&ok)
+    );
+    let call = rig.opened[0];
+    rig.advance(Duration::from_secs(2));
+    assert!(rig
+        .sent(call)
+        .all(|s| rtp::parse(&s.data).unwrap().payload_type == 0));
+    let welcome = prompts()
+        .get("zh", "welcome")
+        .unwrap()
+        .encoded(Law::Ulaw)
+        .to_vec();
+    let heard = rig.audio(call);
+    assert!(heard.len() >= 15_000 && welcome.starts_with(&heard));
+}
+
+/// Not every phone uses 101 for telephone-event: keys must arrive on the offered type.
+#[test]
+fn rfc4733_keys_arrive_on_the_offered_payload_type() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let sdp = "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 40000 RTP/AVP 8 96\r\na=rtpmap:8 PCMA/8000\r\n\
+               a=rtpmap:96 telephone-event/8000\r\na=fmtp:96 0-15\r\n";
+    let call = rig.dial(&mut caller, sdp).unwrap();
+    let ok = rig.last_response(200, "INVITE").unwrap();
+    assert!(
+        body(&ok).contains("m=audio 20000 RTP/AVP 8 96\r\n"),
+        "{}",
+        body(&ok)
+    );
+    rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+    rig.talker.as_mut().unwrap().te = 96;
+    rig.advance(Duration::from_secs(1));
+    rig.press_rtp('1');
+    rig.advance(Duration::from_secs(3));
+    let heard = rig.audio(call);
+    assert_heard_in_order(&heard, &named("zh", &["bill_balance"]));
 }
 
 // ---- 2. digits reach the IVR: the bill is read ----------------------------------------
