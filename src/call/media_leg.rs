@@ -19,6 +19,8 @@ pub struct MediaLeg {
     pub direction: Direction,
     /// From the SDP until the caller's own RTP tells us better.
     pub remote: Option<SocketAddr>,
+    /// What the caller's latest SDP said, to tell a moved stream from a session refresh.
+    sdp_remote: Option<SocketAddr>,
     latched_ssrc: Option<u32>,
     sender: RtpSender,
     pacer: Pacer,
@@ -43,6 +45,7 @@ impl MediaLeg {
             ptime_ms: n.ptime_ms,
             direction: n.direction,
             remote: n.remote_rtp,
+            sdp_remote: n.remote_rtp,
             latched_ssrc: None,
             // Random-looking initial sequence/timestamp per RFC 3550, derived from the SSRC.
             sender: RtpSender::new(ssrc, (ssrc >> 16) as u16, ssrc.rotate_left(7)),
@@ -62,8 +65,14 @@ impl MediaLeg {
             self.last_rx = now;
         }
         self.direction = n.direction;
-        if n.remote_rtp.is_some() && n.remote_rtp != self.remote && self.latched_ssrc.is_none() {
+        if n.remote_rtp.is_some() && n.remote_rtp != self.sdp_remote {
+            // The media moved: send there, and latch afresh to whatever arrives next,
+            // even under the same SSRC.
             self.remote = n.remote_rtp;
+            self.latched_ssrc = None;
+        }
+        if n.remote_rtp.is_some() {
+            self.sdp_remote = n.remote_rtp;
         }
         self.te_payload_type = n.te_payload_type;
         if n.law != self.law {

@@ -1021,6 +1021,39 @@ fn a_codec_change_mid_prompt_keeps_the_menus_going() {
     );
 }
 
+/// A re-INVITE that moves the caller's media (an SBC re-anchoring it, say) is followed
+/// even when the stream keeps its SSRC; a refresh naming the old address keeps the latch.
+#[test]
+fn a_reinvite_moving_the_callers_media_is_followed() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    let natted = SocketAddr::new(LOCAL, CALLER_RTP_PORT + 2);
+    rig.talk(call, natted);
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.sent(call).last().unwrap().to, natted);
+
+    let refresh = caller.invite(&g711_offer());
+    rig.send(&caller, &refresh);
+    let ack = caller.ack();
+    rig.send(&caller, &ack);
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(
+        rig.sent(call).last().unwrap().to,
+        natted,
+        "the latch survives a refresh"
+    );
+
+    let moved = SocketAddr::new(LOCAL, 41000);
+    let reinvite = caller.invite(&offer(moved.port(), "8 0 101", ""));
+    rig.send(&caller, &reinvite);
+    let ack = caller.ack();
+    rig.send(&caller, &ack);
+    rig.talker.as_mut().unwrap().from = moved;
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(rig.sent(call).last().unwrap().to, moved);
+}
+
 // ---- 6. call endings and refusals -----------------------------------------------------
 
 #[test]
