@@ -144,18 +144,18 @@ fn named(lang: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The statement a caller hears for `msisdn`, built from the billing store and the
-/// say-money rules rather than written out by hand.
-fn statement_prompts(billing: &SqliteBilling, msisdn: &str) -> Vec<(String, Vec<u8>)> {
+/// The statement a caller hears for `msisdn` in `lang`, built from the billing store and
+/// the say-money rules rather than written out by hand.
+fn statement_prompts(billing: &SqliteBilling, msisdn: &str, lang: &str) -> Vec<(String, Vec<u8>)> {
     let s = billing.statement(msisdn).unwrap();
     assert!(s.balance_fen >= 0, "this helper reads credit balances only");
     let mut names = vec!["bill_balance"];
-    names.extend(say::say_money("zh", s.balance_fen));
+    names.extend(say::say_money(lang, s.balance_fen));
     names.push("bill_mtd");
-    names.extend(say::say_money("zh", s.month_to_date_fen));
+    names.extend(say::say_money(lang, s.month_to_date_fen));
     names.push("bill_last");
-    names.extend(say::say_money("zh", s.last_month_fen));
-    named("zh", &names)
+    names.extend(say::say_money(lang, s.last_month_fen));
+    named(lang, &names)
 }
 
 /// One SIP user agent on the caller's side of one call.
@@ -765,7 +765,7 @@ fn press_1_hears_the_balance(via_rtp: bool) {
     } else {
         rig.press_info(&mut caller, '1');
     }
-    let statement = statement_prompts(&rig.billing, "13800138000");
+    let statement = statement_prompts(&rig.billing, "13800138000", "zh");
     let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
     rig.advance(play_time(&clips));
 
@@ -796,6 +796,28 @@ fn info_digit_reaches_the_ivr_and_the_balance_is_read() {
 #[test]
 fn rfc4733_digit_reaches_the_ivr_and_rtp_latches_to_the_callers_source() {
     press_1_hears_the_balance(true);
+}
+
+#[test]
+fn two_switches_to_english_for_menus_and_the_statement() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '2');
+    let menu = clip("en", "main_menu");
+    rig.advance(play_time(&[&menu]));
+    rig.press_info(&mut caller, '1');
+    let statement = statement_prompts(&rig.billing, "13800138000", "en");
+    let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
+    rig.advance(play_time(&clips));
+    let mut expected = named("en", &["main_menu"]);
+    expected.extend(statement);
+    assert_heard_in_order(&rig.audio(call), &expected);
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    assert_eq!(rig.cdr().lang, "en");
+    assert_eq!(rig.cdr().ivr_path, "welcome>main>bill");
 }
 
 // ---- 3. auto DTMF: one press, two copies --------------------------------------------
@@ -1147,7 +1169,7 @@ fn unknown_caller_gives_number_and_pin_and_hears_the_statement() {
     rig.type_info(&mut caller, "13800138000#");
     rig.advance(play_time(&[&clip("zh", "bill_pin_prompt")]));
     rig.type_info(&mut caller, "123456#");
-    let statement = statement_prompts(&rig.billing, "13800138000");
+    let statement = statement_prompts(&rig.billing, "13800138000", "zh");
     let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
     rig.advance(play_time(&clips));
 
@@ -1448,7 +1470,7 @@ fn trunk_caller_is_taken_from_pai_and_only_rfc4733_keys_count() {
         "an INFO key on an RFC 4733 trunk does not barge in"
     );
     rig.press_rtp('1');
-    let statement = statement_prompts(&rig.billing, "13800138000");
+    let statement = statement_prompts(&rig.billing, "13800138000", "zh");
     let clips: Vec<&[u8]> = statement.iter().map(|(_, c)| c.as_slice()).collect();
     rig.advance(play_time(&clips));
     assert_heard_in_order(&rig.audio(call), &statement);
