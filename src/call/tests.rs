@@ -332,6 +332,8 @@ struct Rig {
     /// False: OpenRtp requests wait in `pending` until the test calls `open_pending`.
     auto_open: bool,
     pending: Vec<CallRef>,
+    /// True: billing requests are never answered (a hung backend).
+    billing_down: bool,
     next_port: u16,
     talker: Option<Talker>,
 }
@@ -387,6 +389,7 @@ impl Rig {
             closed: Vec::new(),
             auto_open: true,
             pending: Vec::new(),
+            billing_down: false,
             next_port: 20000,
             talker: None,
         }
@@ -409,6 +412,7 @@ impl Rig {
                     }
                 }
                 Output::CloseRtp { call } => self.closed.push(call),
+                Output::Billing { .. } if self.billing_down => {}
                 Output::Billing { call, request } => {
                     let reply = self.run_billing(request);
                     self.engine.billing_reply(self.now, call, reply);
@@ -818,6 +822,28 @@ fn two_switches_to_english_for_menus_and_the_statement() {
     rig.send(&caller, &bye);
     assert_eq!(rig.cdr().lang, "en");
     assert_eq!(rig.cdr().ivr_path, "welcome>main>bill");
+}
+
+#[test]
+fn a_hung_billing_backend_gets_the_busy_prompt_after_the_billing_timeout() {
+    let mut rig = Rig::new();
+    rig.billing_down = true;
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '1');
+    let busy = clip("zh", "bill_busy");
+    rig.advance(Duration::from_secs(9));
+    assert_eq!(
+        count(&rig.audio(call), &busy[..800]),
+        0,
+        "busy before the timeout"
+    );
+    rig.advance(Duration::from_secs(1) + play_time(&[&busy]));
+    assert_heard_in_order(&rig.audio(call), &named("zh", &["bill_busy"]));
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    assert_eq!(rig.cdr().outcome, "billing_unavailable");
 }
 
 // ---- 3. auto DTMF: one press, two copies --------------------------------------------
