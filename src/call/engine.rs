@@ -180,8 +180,9 @@ impl Engine {
                 return;
             }
         };
-        let answer = sdp::build_answer(&neg, ip, port, call.0, 1);
         let c = self.calls.get_mut(&call).expect("checked above");
+        let answer = sdp::build_answer(&neg, ip, port, call.0, c.sdp_version);
+        c.last_answer.clone_from(&answer);
         c.rtp_port = Some(port);
         // Spread the streams over the 10 ms ticks so the sends do not all land on one.
         let phase = ((call.0 * 10) % neg.ptime_ms as u64) as u32;
@@ -453,10 +454,16 @@ impl Engine {
         let offer = offer.unwrap_or_else(|| c.offer.clone().unwrap_or_default());
         match sdp::negotiate(&offer, &prefs) {
             Ok(n) => {
-                m.update(&n);
+                m.update(now, &n);
                 let ip = local_ip_hint(&self.profiles[p], c.remote_sip);
-                let version = 2 + m.tx_packets; // any increasing number works
-                let answer = sdp::build_answer(&n, ip, port, id.0, version);
+                let mut answer = sdp::build_answer(&n, ip, port, id.0, c.sdp_version);
+                if answer != c.last_answer {
+                    // RFC 3264 8: a changed description carries the previous version plus
+                    // one; phones may ignore a changed one whose version did not move.
+                    c.sdp_version += 1;
+                    answer = sdp::build_answer(&n, ip, port, id.0, c.sdp_version);
+                    c.last_answer.clone_from(&answer);
+                }
                 info!(call_id = %c.call_id, direction = ?n.direction, "re-INVITE");
                 self.sip[p].answer_reinvite(now, key, Ok(&answer));
             }
@@ -510,7 +517,7 @@ impl Engine {
                                 Some(pr) => {
                                     let tag = c.next_tag;
                                     c.next_tag = c.next_tag.wrapping_add(1).max(1);
-                                    m.player.enqueue(pr.encoded(m.law).clone(), tag);
+                                    m.player.enqueue(pr.encoded(m.player.law()).clone(), tag);
                                     last = Some(tag);
                                 }
                                 None => warn!(%lang, %name, "prompt missing at play time"),

@@ -19,6 +19,8 @@ pub struct MediaLeg {
     pub direction: Direction,
     /// From the SDP until the caller's own RTP tells us better.
     pub remote: Option<SocketAddr>,
+    /// What the caller's latest SDP said, to tell a moved stream from a session refresh.
+    sdp_remote: Option<SocketAddr>,
     latched_ssrc: Option<u32>,
     sender: RtpSender,
     pacer: Pacer,
@@ -43,6 +45,7 @@ impl MediaLeg {
             ptime_ms: n.ptime_ms,
             direction: n.direction,
             remote: n.remote_rtp,
+            sdp_remote: n.remote_rtp,
             latched_ssrc: None,
             // Random-looking initial sequence/timestamp per RFC 3550, derived from the SSRC.
             sender: RtpSender::new(ssrc, (ssrc >> 16) as u16, ssrc.rotate_left(7)),
@@ -56,16 +59,27 @@ impl MediaLeg {
     }
 
     /// A re-INVITE changed the session (hold, unhold, new address or codec).
-    pub fn update(&mut self, n: &Negotiated) {
+    pub fn update(&mut self, now: Instant, n: &Negotiated) {
+        if n.direction != self.direction {
+            // The caller's silence during a hold says nothing about whether it is still there.
+            self.last_rx = now;
+        }
         self.direction = n.direction;
-        if n.remote_rtp.is_some() && n.remote_rtp != self.remote && self.latched_ssrc.is_none() {
+        if n.remote_rtp.is_some() && n.remote_rtp != self.sdp_remote {
+            // The media moved: send there, and latch afresh to whatever arrives next,
+            // even under the same SSRC.
             self.remote = n.remote_rtp;
+            self.latched_ssrc = None;
+        }
+        if n.remote_rtp.is_some() {
+            self.sdp_remote = n.remote_rtp;
         }
         self.te_payload_type = n.te_payload_type;
         if n.law != self.law {
+            // The player keeps its queue (and the IVR its pending "playback done") in the
+            // call's first law; `poll_send` transcodes each frame to the new one.
             self.law = n.law;
             self.payload_type = n.payload_type;
-            self.player = Player::new(n.law);
         }
     }
 
@@ -93,8 +107,15 @@ impl MediaLeg {
         }
     }
 
+    /// How long the caller has sent nothing although its SDP says it sends; zero while it
+    /// said it would not (a=inactive / a=recvonly hold).
     pub fn silent_for(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.last_rx)
+        match self.direction {
+            Direction::SendRecv | Direction::RecvOnly => {
+                now.saturating_duration_since(self.last_rx)
+            }
+            Direction::SendOnly | Direction::Inactive => Duration::ZERO,
+        }
     }
 
     /// On a worker tick: if this stream is due, build the next packet into `buf`.
@@ -116,6 +137,12 @@ impl MediaLeg {
             self.sender.skip(skipped * samples as u32);
         }
         let outcome = self.player.next_frame(&mut payload[..samples]);
+        let queued_in = self.player.law();
+        if queued_in != self.law {
+            for b in &mut payload[..samples] {
+                *b = self.law.encode(queued_in.decode(*b));
+            }
+        }
         for &tag in outcome.finished.as_slice() {
             on_done(tag);
         }

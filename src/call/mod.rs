@@ -48,6 +48,9 @@ pub struct Call {
     pub next_tag: u32,
     pub hangup_cause: Option<String>,
     pub sip_code: u16,
+    /// o= version of our latest SDP answer, and that answer, to tell a changed one.
+    pub sdp_version: u64,
+    pub last_answer: String,
 }
 
 impl Call {
@@ -85,6 +88,8 @@ impl Call {
             next_tag: 1,
             hangup_cause: None,
             sip_code: 0,
+            sdp_version: 1,
+            last_answer: String::new(),
         }
     }
 
@@ -112,13 +117,4 @@ pub fn mask_number(n: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_caller_numbers_for_logs() {
-        assert_eq!(mask_number("13800138000"), "138****8000");
-        assert_eq!(mask_number("10010"), "*0010");
-        assert_eq!(mask_number("123"), "***");
-    }
-}
+mod tests;
