@@ -173,6 +173,9 @@ pub struct Ivr {
     barge_in: bool,
     after: Option<After>,
     typeahead: VecDeque<char>,
+    /// After an entry filled to its maximum length, the terminator the prompt asked for
+    /// ("…以井号键结束") is still on its way: swallow it if it is the next key, soon after.
+    swallow: Option<(char, Instant)>,
     deadline: Option<Instant>,
     failures: u32,
     timeouts: u32,
@@ -222,6 +225,7 @@ impl Ivr {
             barge_in: false,
             after: None,
             typeahead: VecDeque::new(),
+            swallow: None,
             deadline: None,
             failures: 0,
             timeouts: 0,
@@ -357,6 +361,11 @@ impl Ivr {
     fn on_digit(&mut self, now: Instant, d: char) {
         if matches!(self.mode, Mode::Ended | Mode::Transferring) {
             return;
+        }
+        if let Some((t, until)) = self.swallow.take() {
+            if t == d && now <= until {
+                return;
+            }
         }
         if self.playing {
             if self.typeahead.len() < MAX_TYPEAHEAD {
@@ -673,6 +682,13 @@ impl Ivr {
         };
         digits.push(d);
         if digits.len() >= max {
+            if let Some(t) = terminator {
+                if self.typeahead.front() == Some(&t) {
+                    self.typeahead.pop_front();
+                } else {
+                    self.swallow = Some((t, now + inter));
+                }
+            }
             self.finish_collect(now);
             return true;
         }
