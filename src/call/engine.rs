@@ -161,6 +161,7 @@ impl Engine {
 
     /// The shell's answer to `Output::OpenRtp`: the socket's local address, or None when the range is exhausted.
     pub fn rtp_ready(&mut self, now: Instant, call: CallRef, local: Option<(IpAddr, u16)>) {
+        let _span = self.span_of(call).entered();
         let Some(c) = self.calls.get_mut(&call) else {
             // The caller gave up while we were binding.
             self.out.push_back(Output::CloseRtp { call });
@@ -443,6 +444,7 @@ impl Engine {
             self.sip[p].answer_reinvite(now, key, Err(481));
             return;
         };
+        let _span = self.span_of(id).entered();
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -487,9 +489,17 @@ impl Engine {
         }
     }
 
+    fn span_of(&self, id: CallRef) -> tracing::Span {
+        self.calls
+            .get(&id)
+            .map(|c| c.span.clone())
+            .unwrap_or_else(tracing::Span::none)
+    }
+
     // ---- IVR ----------------------------------------------------------------------------
 
     fn ivr_input(&mut self, now: Instant, id: CallRef, input: IvrInput) {
+        let _span = self.span_of(id).entered();
         let Some(ivr) = self.calls.get_mut(&id).and_then(|c| c.ivr.as_mut()) else {
             return;
         };
@@ -583,6 +593,7 @@ impl Engine {
 
     /// We end the call: BYE (or a final response if never answered), then the CDR.
     pub fn hangup(&mut self, now: Instant, id: CallRef, cause: &str) {
+        let _span = self.span_of(id).entered();
         let Some(c) = self.calls.get(&id) else { return };
         let (p, key) = (c.profile, c.sip);
         self.sip[p].hangup(now, key);
@@ -594,6 +605,7 @@ impl Engine {
         let Some(c) = self.calls.remove(&id) else {
             return;
         };
+        let _span = c.span.clone().entered();
         self.by_sip.remove(&(c.profile, c.sip));
         if c.rtp_port.is_some() || c.phase == Phase::OpeningMedia {
             self.out.push_back(Output::CloseRtp { call: id });

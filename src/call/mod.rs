@@ -28,6 +28,8 @@ pub enum Phase {
 
 pub struct Call {
     pub id: CallRef,
+    /// Every log line about this call carries its Call-ID and the masked caller.
+    pub span: tracing::Span,
     pub profile: usize,
     pub sip: CallKey,
     pub phase: Phase,
@@ -67,8 +69,10 @@ impl Call {
         now: Instant,
         dtmf_mode: DtmfMode,
     ) -> Self {
+        let masked = caller.as_deref().map(mask_number).unwrap_or_default();
         Call {
             id,
+            span: tracing::info_span!("call", id = %call_id, caller = %masked),
             profile,
             sip,
             phase: Phase::OpeningMedia,
