@@ -237,6 +237,18 @@ struct InvTxn {
     give_up_at: Option<Instant>,
 }
 
+impl ByeTxn {
+    /// Timer E (RFC 3261 17.1.2.2): the request again when due, doubling up to T2.
+    fn retransmission(&mut self, now: Instant, t2: Duration) -> Option<Vec<u8>> {
+        if !self.retrans_at.is_some_and(|t| t <= now) {
+            return None;
+        }
+        self.interval = (self.interval * 2).min(t2);
+        self.retrans_at = Some(now + self.interval);
+        Some(self.data.clone())
+    }
+}
+
 #[derive(Debug)]
 struct ByeTxn {
     branch: String,
@@ -1166,20 +1178,17 @@ impl SipCore {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
+        let peer = Peer {
+            transport: c.info.transport,
+            conn: c.info.conn,
+            addr: c.info.remote,
+        };
         if let Some(b) = c.refer.as_mut() {
             if b.deadline <= now {
                 c.refer = None;
                 self.events
                     .push_back(SipEvent::ReferAnswered { call, code: 408 });
-            } else if b.retrans_at.is_some_and(|t| t <= now) {
-                b.interval = (b.interval * 2).min(t2);
-                b.retrans_at = Some(now + b.interval);
-                let data = b.data.clone();
-                let peer = Peer {
-                    transport: c.info.transport,
-                    conn: c.info.conn,
-                    addr: c.info.remote,
-                };
+            } else if let Some(data) = b.retransmission(now, t2) {
                 self.send(peer, data);
             }
         }
@@ -1189,17 +1198,7 @@ impl SipCore {
         if let Some(b) = c.bye.as_mut() {
             if b.deadline <= now {
                 self.terminate(now, call);
-                return;
-            }
-            if b.retrans_at.is_some_and(|t| t <= now) {
-                b.interval = (b.interval * 2).min(t2);
-                b.retrans_at = Some(now + b.interval);
-                let data = b.data.clone();
-                let peer = Peer {
-                    transport: c.info.transport,
-                    conn: c.info.conn,
-                    addr: c.info.remote,
-                };
+            } else if let Some(data) = b.retransmission(now, t2) {
                 self.send(peer, data);
             }
         }
