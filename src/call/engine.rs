@@ -187,7 +187,13 @@ impl Engine {
         c.rtp_port = Some(port);
         // Spread the streams over the 10 ms ticks so the sends do not all land on one.
         let phase = ((call.0 * 10) % neg.ptime_ms as u64) as u32;
-        c.media = Some(MediaLeg::new(now, &neg, ssrc_for(call), phase));
+        c.media = Some(MediaLeg::new(
+            now,
+            &neg,
+            c.remote_sip.ip(),
+            ssrc_for(call),
+            phase,
+        ));
         c.phase = Phase::Answered;
         c.answered = Some(now);
         c.sip_code = 200;

@@ -6,7 +6,7 @@ use crate::media::player::{Pacer, Player};
 use crate::media::rfc4733::DtmfReceiver;
 use crate::media::rtp::{self, RtpSender};
 use crate::sdp::{Direction, Negotiated};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 pub const MAX_PACKET: usize = 12 + 240;
@@ -21,6 +21,10 @@ pub struct MediaLeg {
     pub remote: Option<SocketAddr>,
     /// What the caller's latest SDP said, to tell a moved stream from a session refresh.
     sdp_remote: Option<SocketAddr>,
+    /// Where the caller's SIP came from: its own host may move its media (NAT rebinding).
+    signalling_ip: IpAddr,
+    /// The source we latched onto; packets from anywhere else are ignored.
+    latched_from: Option<SocketAddr>,
     latched_ssrc: Option<u32>,
     sender: RtpSender,
     pacer: Pacer,
@@ -37,7 +41,13 @@ pub enum RxOutcome {
 }
 
 impl MediaLeg {
-    pub fn new(now: Instant, n: &Negotiated, ssrc: u32, phase_ms: u32) -> Self {
+    pub fn new(
+        now: Instant,
+        n: &Negotiated,
+        signalling_ip: IpAddr,
+        ssrc: u32,
+        phase_ms: u32,
+    ) -> Self {
         MediaLeg {
             law: n.law,
             payload_type: n.payload_type,
@@ -46,6 +56,8 @@ impl MediaLeg {
             direction: n.direction,
             remote: n.remote_rtp,
             sdp_remote: n.remote_rtp,
+            signalling_ip,
+            latched_from: None,
             latched_ssrc: None,
             // Random-looking initial sequence/timestamp per RFC 3550, derived from the SSRC.
             sender: RtpSender::new(ssrc, (ssrc >> 16) as u16, ssrc.rotate_left(7)),
@@ -70,6 +82,7 @@ impl MediaLeg {
             // even under the same SSRC.
             self.remote = n.remote_rtp;
             self.latched_ssrc = None;
+            self.latched_from = None;
         }
         if n.remote_rtp.is_some() {
             self.sdp_remote = n.remote_rtp;
@@ -90,14 +103,21 @@ impl MediaLeg {
         let Ok(pkt) = rtp::parse(data) else {
             return RxOutcome::Nothing;
         };
+        // Symmetric RTP: answer where the caller's media really comes from (NAT, SBCs).
+        // The first stream is believed wherever it comes from; after that, only the caller's
+        // own hosts (its SDP or SIP address) may move it, so a stranger spraying RTP at our
+        // ports can neither take the audio nor type digits into the call.
+        match self.latched_from {
+            Some(addr) if addr == from => {}
+            Some(_) if !self.may_move_to(from) => return RxOutcome::Nothing,
+            _ => {
+                self.latched_from = Some(from);
+                self.remote = Some(from);
+            }
+        }
+        self.latched_ssrc = Some(pkt.ssrc);
         self.last_rx = now;
         self.rx_packets += 1;
-        // Symmetric RTP: answer where the caller's media really comes from (NAT, SBCs),
-        // re-latching only when a new stream (SSRC) appears from elsewhere.
-        if self.latched_ssrc != Some(pkt.ssrc) || self.remote.is_none() {
-            self.latched_ssrc = Some(pkt.ssrc);
-            self.remote = Some(from);
-        }
         match self.te_payload_type {
             Some(te) if pkt.payload_type == te => match self.dtmf.on_packet(now, &pkt, te) {
                 Some(d) => RxOutcome::Digit(d.digit),
@@ -105,6 +125,10 @@ impl MediaLeg {
             },
             _ => RxOutcome::Nothing,
         }
+    }
+
+    fn may_move_to(&self, from: SocketAddr) -> bool {
+        from.ip() == self.signalling_ip || self.sdp_remote.is_some_and(|a| a.ip() == from.ip())
     }
 
     /// How long the caller has sent nothing although its SDP says it sends; zero while it
@@ -161,5 +185,59 @@ impl MediaLeg {
         );
         self.tx_packets += 1;
         Some((n, to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rfc4733::encode_event;
+    use crate::sdp::{negotiate, MediaPrefs};
+
+    fn leg(now: Instant) -> MediaLeg {
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+                     m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        MediaLeg::new(now, &n, "198.51.100.7".parse().unwrap(), 0x1234, 0)
+    }
+
+    fn digit_packet(ssrc: u32, ts: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 101, (seq >> 8) as u8, seq as u8];
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        let mut ev = [0u8; 4];
+        encode_event(&mut ev, 5, false, 10, 160);
+        p.extend_from_slice(&ev);
+        p
+    }
+
+    #[test]
+    fn a_stranger_cannot_take_the_stream_or_type_digits() {
+        let t = Instant::now();
+        let mut m = leg(t);
+        let nat: SocketAddr = "203.0.113.5:31000".parse().unwrap();
+        assert!(matches!(
+            m.on_packet(t, nat, &digit_packet(1, 100, 1)),
+            RxOutcome::Digit('5')
+        ));
+        assert_eq!(
+            m.remote,
+            Some(nat),
+            "first stream is latched wherever it comes from"
+        );
+        let stranger: SocketAddr = "203.0.113.66:4000".parse().unwrap();
+        assert!(matches!(
+            m.on_packet(t, stranger, &digit_packet(9, 900, 1)),
+            RxOutcome::Nothing
+        ));
+        assert_eq!(m.remote, Some(nat));
+        assert_eq!(m.rx_packets, 1);
+        // The caller's own SIP host rebinding its port is followed.
+        let moved: SocketAddr = "198.51.100.7:40000".parse().unwrap();
+        assert!(matches!(
+            m.on_packet(t, moved, &digit_packet(2, 2000, 1)),
+            RxOutcome::Digit('5')
+        ));
+        assert_eq!(m.remote, Some(moved));
     }
 }
