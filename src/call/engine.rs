@@ -22,6 +22,9 @@ use tracing::{debug, info, warn};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);
 
+/// How long a caller who accepted our REFER may take to report the transfer's outcome.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(32);
+
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     pub user_agent: String,
@@ -240,6 +243,14 @@ impl Engine {
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if c.transfer_deadline.is_some_and(|t| t <= now) {
+                // Accepted (202) but no final NOTIFY: the caller is not left in silence.
+                info!(call_id = %c.call_id, "transfer got no final report");
+                self.transfer_failed(now, id);
+            }
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
             if c.ivr
                 .as_ref()
                 .and_then(|i| i.poll_timeout())
@@ -250,12 +261,13 @@ impl Engine {
                 }
                 self.drain_ivr(now, id);
             }
-            let timeout = self.opts.rtp_timeout.unwrap_or_else(|| {
-                Duration::from_secs(self.profiles[self.calls[&id].profile].rtp_timeout_s as u64)
-            });
+            // The IVR may have ended the call just now.
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
+            let timeout = self.opts.rtp_timeout.unwrap_or_else(|| {
+                Duration::from_secs(self.profiles[c.profile].rtp_timeout_s as u64)
+            });
             if c.phase != Phase::Answered {
                 continue;
             }
@@ -414,7 +426,7 @@ impl Engine {
                 };
                 if !(200..300).contains(&code) {
                     info!(code, "caller's phone refused the transfer");
-                    self.agent_unavailable(now, id);
+                    self.transfer_failed(now, id);
                 }
             }
             SipEvent::TransferProgress { call, code } => {
@@ -425,7 +437,7 @@ impl Engine {
                     200..=299 => self.hangup(now, id, "transferred"),
                     300.. => {
                         info!(code, "transfer target did not answer");
-                        self.agent_unavailable(now, id);
+                        self.transfer_failed(now, id);
                     }
                     _ => {}
                 }
@@ -477,6 +489,13 @@ impl Engine {
             }
             Err(_) => self.sip[p].answer_reinvite(now, key, Err(488)),
         }
+    }
+
+    fn transfer_failed(&mut self, now: Instant, id: CallRef) {
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.transfer_deadline = None;
+        }
+        self.agent_unavailable(now, id);
     }
 
     fn agent_unavailable(&mut self, now: Instant, id: CallRef) {
@@ -559,6 +578,7 @@ impl Engine {
                             Some(uri) => {
                                 info!(call_id = %c.call_id, %target, %uri, "transfer to agent");
                                 let uri = uri.clone();
+                                c.transfer_deadline = Some(now + TRANSFER_TIMEOUT);
                                 self.sip[p].refer(now, c.sip, &uri);
                                 self.drain_sip(now, p);
                             }

@@ -49,6 +49,8 @@ pub struct Call {
     pub awaiting_tag: Option<u32>,
     pub next_tag: u32,
     pub hangup_cause: Option<String>,
+    /// Set while a REFER is out: past it, the transfer is taken as failed.
+    pub transfer_deadline: Option<Instant>,
     pub sip_code: u16,
     /// o= version of our latest SDP answer, and that answer, to tell a changed one.
     pub sdp_version: u64,
@@ -91,6 +93,7 @@ impl Call {
             awaiting_tag: None,
             next_tag: 1,
             hangup_cause: None,
+            transfer_deadline: None,
             sip_code: 0,
             sdp_version: 1,
             last_answer: String::new(),

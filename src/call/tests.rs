@@ -786,6 +786,22 @@ fn a_busy_agent_is_apologised_for_and_the_caller_is_back_in_the_main_menu() {
 }
 
 #[test]
+fn a_transfer_that_never_reports_back_is_given_up_on() {
+    let (mut rig, caller, call, refer) = transfer_requested();
+    rig.send(&caller, &reply_to(&refer, 202, "Accepted"));
+    // No NOTIFY at all: the caller must not sit in silence forever.
+    rig.advance(Duration::from_secs(30));
+    let sorry = clip("zh", "agent_unavailable");
+    rig.advance(Duration::from_secs(3) + play_time(&[&sorry]));
+    assert_heard_in_order(
+        &rig.audio(call),
+        &named("zh", &["transferring", "agent_unavailable"]),
+    );
+    assert_eq!(rig.byes(), 0);
+    assert_eq!(rig.engine.active_calls(), 1);
+}
+
+#[test]
 fn without_an_agent_configured_zero_gets_an_apology() {
     let mut rig = Rig::new();
     assert_eq!(rig.profiles[LAB].agent_uri, None);
