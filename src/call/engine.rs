@@ -76,6 +76,30 @@ pub struct Engine {
     opts: EngineOptions,
     scratch_ids: Vec<CallRef>,
     scratch_done: Vec<u32>,
+    metrics: Metrics,
+}
+
+/// Running totals an operator watches (logged by the worker every minute and at stop).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub offered: u64,
+    pub answered: u64,
+    pub rejected: u64,
+    pub ended: u64,
+    pub bills_read: u64,
+    pub agent_requests: u64,
+    /// Hang-up causes, most common first when read through `causes()`.
+    pub by_cause: std::collections::BTreeMap<String, u64>,
+}
+
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "offered={} answered={} rejected={} ended={} bills_read={} agent_requests={} causes={:?}",
+            self.offered, self.answered, self.rejected, self.ended, self.bills_read, self.agent_requests, self.by_cause
+        )
+    }
 }
 
 impl Engine {
@@ -116,6 +140,7 @@ impl Engine {
             opts,
             scratch_ids: Vec::new(),
             scratch_done: Vec::new(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -125,6 +150,10 @@ impl Engine {
 
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -199,6 +228,7 @@ impl Engine {
         ));
         c.phase = Phase::Answered;
         c.answered = Some(now);
+        self.metrics.answered += 1;
         c.sip_code = 200;
         self.sip[p].answer(now, c.sip, &answer);
         let start = IvrStart {
@@ -328,9 +358,20 @@ impl Engine {
                 ..
             } => {
                 let profile = &self.profiles[p];
+                self.metrics.offered += 1;
                 if !profile.allows(remote.ip()) {
                     warn!(%remote, profile = %profile.name, "INVITE from an address not in the allow-list");
                     self.sip[p].reject(now, key, 403, "Forbidden", &[]);
+                    let caller = from_user.as_deref().map(mask_number);
+                    self.write_rejected_cdr(
+                        now,
+                        p,
+                        &call_id,
+                        caller.as_deref(),
+                        request_user.as_deref(),
+                        403,
+                        "not_allowed",
+                    );
                     return;
                 }
                 let raw_caller = match profile.caller_id {
@@ -656,6 +697,13 @@ impl Engine {
             .map(|m| (m.rx_packets, m.tx_packets))
             .unwrap_or((0, 0));
         info!(call_id = %c.call_id, cause, %path, rx, tx, "call ended");
+        self.metrics.ended += 1;
+        *self.metrics.by_cause.entry(cause.to_string()).or_default() += 1;
+        match outcome.as_str() {
+            "bill_played" => self.metrics.bills_read += 1,
+            "agent_requested" | "agent_unavailable" => self.metrics.agent_requests += 1,
+            _ => {}
+        }
         self.out.push_back(Output::Cdr(Cdr {
             id: 0,
             call_id: c.call_id,
@@ -688,6 +736,8 @@ impl Engine {
         code: u16,
         cause: &str,
     ) {
+        self.metrics.rejected += 1;
+        *self.metrics.by_cause.entry(cause.to_string()).or_default() += 1;
         self.out.push_back(Output::Cdr(Cdr {
             id: 0,
             call_id: call_id.to_string(),

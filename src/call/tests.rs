@@ -578,6 +578,9 @@ fn a_trunk_invite_from_outside_the_allow_list_gets_403() {
     assert_eq!(rig.last_response_to("INVITE"), Some(403));
     assert!(rig.sip.iter().all(|(to, _)| to.ip() == caller.sip.ip()));
     assert!(rig.opened.is_empty());
+    let cdr = rig.cdr();
+    assert_eq!((cdr.sip_code, cdr.hangup_cause.as_str()), (403, "not_allowed"));
+    assert_eq!(rig.engine.metrics().rejected, 1);
     // The same INVITE from an allowed address is taken.
     let mut ok = Caller::new(TRUNK, "13800138000");
     assert!(rig.dial(&mut ok, &g711_offer()).is_some());

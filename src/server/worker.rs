@@ -25,6 +25,7 @@ const SIP_BASE: usize = 1;
 const RTP_BASE: usize = 1 << 20;
 const TICK: Duration = Duration::from_millis(10);
 const EVENTS: usize = 1024;
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How long a stopping server waits for its BYEs to be answered.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -138,6 +139,7 @@ impl Worker {
         let mut next_tick = Instant::now() + TICK;
         let mut stopping: Option<Instant> = None;
         let mut stats = TickStats::default();
+        let mut next_report = Instant::now() + REPORT_EVERY;
         loop {
             // Sleep to the tick, then take everything that arrived in one sweep: one epoll
             // call per tick instead of one wake-up per packet. SIP waits at most one tick.
@@ -196,7 +198,16 @@ impl Worker {
                     break;
                 }
             }
+            if Instant::now() >= next_report {
+                next_report += REPORT_EVERY;
+                info!(
+                    active = self.engine.active_calls(),
+                    "calls: {}",
+                    self.engine.metrics()
+                );
+            }
             if stopping.is_some_and(|t| self.engine.active_calls() == 0 || t.elapsed() > DRAIN) {
+                info!("calls: {}", self.engine.metrics());
                 info!(
                     tick_late_p50_us = stats.late.quantile(0.5),
                     tick_late_p99_us = stats.late.quantile(0.99),
