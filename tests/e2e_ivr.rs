@@ -312,3 +312,20 @@ fn same_key_by_info_and_rfc4733_counts_once() {
     let nines = row[4].matches("\"9\"").count();
     assert_eq!(nines, 1, "one 9 in the inputs: {row:?}");
 }
+
+/// README: caller ID "+86"/"0086" prefixes are stripped, so a known subscriber calling in
+/// international format hears the bill without being asked for number and PIN.
+#[test]
+fn plus86_caller_id_finds_the_account() {
+    let server = Server::start(ServerOpts::default());
+    let sink = talking_sink();
+    let first = main_menu_at_ms() + 1500;
+    let hold = statement_ms("zh", ZH_BILL) + ms("zh", "bill_menu") + 2500;
+    sipp_info(&server, &sink, "+8613800138000", "1", first, 0, hold).run().assert_ok();
+    let h = heard(&sink);
+    assert!(!h.contains(&"zh:bill_phone_prompt".to_string()), "asked for a number despite a known caller ID: {h:?}");
+    let st = tagged("zh", &statement("zh", ZH_BILL));
+    assert!(find_run(&h, &st).is_some(), "statement of 13800138000 read: {h:?}");
+    let row = cdr(&server);
+    assert_eq!(row[5], "bill_played", "outcome: {row:?}");
+}

@@ -252,3 +252,58 @@ fn trunk_refuses_source_outside_allow_list() {
     let sink = talking_sink();
     Sipp::new("uac_no_ptime.xml", to).rtp_port(sink.port()).set("hold_ms", "500").run().assert_ok();
 }
+
+/// Sends an INVITE (G.711 offer, media to `rtp_port`) from its own socket; returns the socket,
+/// the final response and the INVITE's text.
+fn raw_invite(to: SocketAddr, from_user: &str, extra: &[&str], rtp_port: u16) -> (UdpSocket, u16, String, String) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    let mut hs = vec!["Content-Type: application/sdp"];
+    hs.extend_from_slice(extra);
+    let inv = text(&sip_request("INVITE", to, "UDP", &hs, &sdp_offer(rtp_port)))
+        .replace(LOCAL_PORT, &port.to_string())
+        .replace("From: <sip:13800138000@", &format!("From: <sip:{from_user}@"));
+    s.send_to(inv.as_bytes(), to).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let end = Instant::now() + WAIT;
+    while Instant::now() < end {
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            if let Some(c) = status_code(&buf[..n]).filter(|c| *c >= 200) {
+                let m = text(&buf[..n]);
+                return (s, c, m, inv);
+            }
+        }
+    }
+    panic!("no final response to {inv}");
+}
+
+fn in_dialog(inv: &str, method: &str, cseq: u32, to_hdr: &str, to: SocketAddr, branch: &str) -> String {
+    let h = |m: &str| header(inv, m).unwrap().to_string();
+    let via = h("Via");
+    let via = &via[..via.find(";branch=").unwrap()];
+    format!(
+        "{method} sip:10010@{to} SIP/2.0\r\nVia: {via};branch=z9hG4bK-{branch}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {to_hdr}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        h("From"),
+        h("Call-ID")
+    )
+}
+
+/// The gateway device takes the caller from P-Asserted-Identity (From carries the trunk's own
+/// number), with +86 stripped.
+#[test]
+fn trunk_caller_id_from_p_asserted_identity() {
+    let server = Server::start(ServerOpts::default());
+    let sink = talking_sink();
+    let to = server.trunk_addr();
+    let (s, code, resp, inv) = raw_invite(to, "02088887777", &["P-Asserted-Identity: <sip:+8613800138000@127.0.0.1>"], sink.port());
+    assert!(inv.contains("From: <sip:02088887777@"), "{inv}");
+    assert_eq!(code, 200, "{resp}");
+    let to_tagged = header(&resp, "To").unwrap().to_string();
+    s.send_to(in_dialog(&inv, "ACK", 1, &to_tagged, to, "ack").as_bytes(), to).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    s.send_to(in_dialog(&inv, "BYE", 2, &to_tagged, to, "bye").as_bytes(), to).unwrap();
+    let rows = cdr_rows(&server, "SELECT caller, profile, hangup_cause FROM cdr");
+    assert_eq!(rows[0][0], "13800138000", "caller from PAI, +86 stripped: {rows:?}");
+    assert_eq!(rows[0][1], "trunk", "{rows:?}");
+}
