@@ -126,6 +126,8 @@ fn answered_call_plays_welcome_then_main_menu() {
     assert!(h.len() >= 3, "heard {h:?}");
     assert_eq!(&h[..3], &["zh:welcome", "en:press2_english", "zh:main_menu"], "heard {h:?}");
     assert_eq!(sink.law(), Some(Law::Alaw), "PCMA offered first, PCMA preferred");
+    let sizes: std::collections::BTreeSet<usize> = sink.packets().iter().filter(|p| p.pt == 8).map(|p| p.payload.len()).collect();
+    assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [160], "a=ptime:20 offered → 20 ms packets");
 }
 
 #[test]
