@@ -307,3 +307,41 @@ fn trunk_caller_id_from_p_asserted_identity() {
     assert_eq!(rows[0][0], "13800138000", "caller from PAI, +86 stripped: {rows:?}");
     assert_eq!(rows[0][1], "trunk", "{rows:?}");
 }
+
+/// Delayed offer (RFC 3261 13.2.1, RFC 3264 5): an INVITE without SDP, as some PBXs and
+/// gateways send, gets an offer in the 200 OK; the answer comes in the ACK and audio flows.
+#[test]
+fn invite_without_sdp_gets_an_offer_in_the_200() {
+    let server = Server::start(ServerOpts::default());
+    let to = server.sip_addr();
+    let sink = talking_sink();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    let inv = text(&sip_request("INVITE", to, "UDP", &[], "")).replace(LOCAL_PORT, &port.to_string());
+    s.send_to(inv.as_bytes(), to).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let end = Instant::now() + WAIT;
+    let mut fin = None;
+    while Instant::now() < end && fin.is_none() {
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            if status_code(&buf[..n]).is_some_and(|c| c >= 200) {
+                fin = Some(text(&buf[..n]));
+            }
+        }
+    }
+    let resp = fin.expect("no final response to an INVITE without SDP");
+    assert_eq!(status_code(resp.as_bytes()), Some(200), "{resp}");
+    assert!(resp.contains("m=audio "), "the 200 carries an SDP offer: {resp}");
+    let to_tagged = header(&resp, "To").unwrap().to_string();
+    let answer = sdp_offer(sink.port()).replace("RTP/AVP 8 0 101", "RTP/AVP 8 101");
+    let ack = in_dialog(&inv, "ACK", 1, &to_tagged, to, "ack").replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}", answer.len()),
+    );
+    s.send_to(ack.as_bytes(), to).unwrap();
+    assert!(sink.wait_for_packets(25, Duration::from_secs(3)), "audio after the answer in the ACK: {} packets", sink.count());
+    s.send_to(in_dialog(&inv, "BYE", 2, &to_tagged, to, "bye").as_bytes(), to).unwrap();
+    let rows = cdr_rows(&server, "SELECT hangup_cause FROM cdr");
+    assert_eq!(rows[0][0], "caller_bye", "{rows:?}");
+}
