@@ -345,3 +345,31 @@ fn invite_without_sdp_gets_an_offer_in_the_200() {
     let rows = cdr_rows(&server, "SELECT hangup_cause FROM cdr");
     assert_eq!(rows[0][0], "caller_bye", "{rows:?}");
 }
+
+#[test]
+fn reinvite_answers_step_the_sdp_version() {
+    let server = Server::start(ServerOpts::default());
+    let sink = talking_sink();
+    let res = Sipp::new("uac_reinvite_hold.xml", server.sip_addr())
+        .rtp_port(sink.port())
+        .set("first_ms", "500")
+        .set("hold_ms", "500")
+        .set("after_ms", "500")
+        .run();
+    res.assert_ok();
+    // RFC 3264 8: each answer that changes the session (sendrecv → recvonly → sendrecv) keeps
+    // the o= line except for the version, which goes up by exactly one.
+    let origins: Vec<(String, u64)> = res
+        .messages
+        .split("message received")
+        .filter(|m| m.contains("SIP/2.0 200 OK") && m.contains("INVITE"))
+        .filter_map(|m| m.lines().find(|l| l.starts_with("o=")))
+        .map(|o| {
+            let f: Vec<&str> = o.split_whitespace().collect();
+            (format!("{} {} {}", f[0], f[1], f[3..].join(" ")), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(origins.len(), 3, "three answers (initial, hold, resume): {origins:?}");
+    assert!(origins.windows(2).all(|w| w[0].0 == w[1].0), "o= username/session id/address unchanged: {origins:?}");
+    assert!(origins.windows(2).all(|w| w[1].1 == w[0].1 + 1), "o= version +1 per modified answer: {origins:?}");
+}
