@@ -49,7 +49,7 @@ fn all_prompts() -> Vec<(String, Vec<i16>)> {
         for n in [
             "welcome", "press2_english", "main_menu", "main_menu_short", "invalid_input", "no_input", "goodbye",
             "agent_unavailable", "bill_menu", "bill_phone_prompt", "bill_pin_prompt", "bill_pin_wrong",
-            "bill_no_account", "bill_busy",
+            "bill_no_account", "bill_busy", "bill_pin_failed", "bill_pin_invalid",
         ] {
             names.push((lang.into(), n.into()));
         }
@@ -256,9 +256,13 @@ fn unknown_caller_enters_phone_and_pin() {
 }
 
 /// Runs SIPp (no INFO digits) in a thread while `act` drives the sink; returns the sink.
-fn with_call(server: &Server, hold_ms: u64, act: impl FnOnce(&RtpSink, Instant)) -> RtpSink {
+fn with_call(server: &Server, hold_ms: u64, caller: &str, act: impl FnOnce(&RtpSink, Instant)) -> RtpSink {
     let sink = talking_sink();
-    let sipp = sipp_info(server, &sink, "13800138000", "", 0, 0, hold_ms);
+    let sipp = sipp_info(server, &sink, caller, "", 0, 0, hold_ms);
+    with_sipp(sink, sipp, act)
+}
+
+fn with_sipp(sink: RtpSink, sipp: Sipp, act: impl FnOnce(&RtpSink, Instant)) -> RtpSink {
     let t = std::thread::spawn(move || sipp.run());
     assert!(sink.wait_for_packets(1, Duration::from_secs(10)), "no RTP from the server");
     let answered = sink.packets()[0].at;
@@ -279,7 +283,7 @@ fn rfc4733_digits_work_like_info() {
     let server = Server::start(ServerOpts::default());
     let first = main_menu_at_ms() + 1500;
     let hold = first + statement_ms("zh", ZH_BILL) + ms("zh", "bill_menu") + 2500;
-    let sink = with_call(&server, hold, |sink, t0| {
+    let sink = with_call(&server, hold, "13800138000", |sink, t0| {
         sleep_until(t0 + Duration::from_millis(first));
         assert!(sink.send_digit('1', 100, 101));
     });
@@ -330,4 +334,50 @@ fn plus86_caller_id_finds_the_account() {
     assert!(find_run(&h, &st).is_some(), "statement of 13800138000 read: {h:?}");
     let row = cdr(&server);
     assert_eq!(row[5], "bill_played", "outcome: {row:?}");
+}
+
+/// Three wrong PINs (pin_tries = 3): "incorrect" twice, then the enquiry ends; every attempt
+/// is masked in the CDR and absent from the log. Digits by RFC 4733, paced like a person.
+#[test]
+fn three_wrong_pins_end_the_enquiry() {
+    let server = Server::start(ServerOpts::default().env("ANSWERLINE_LOG", "debug"));
+    let first = main_menu_at_ms() + 1500;
+    let per_pin = ms("zh", "bill_pin_wrong") + ms("zh", "bill_pin_prompt") + 1500;
+    let hold = first + ms("zh", "bill_phone_prompt") + 6000 + 3 * per_pin + ms("zh", "bill_pin_failed") + 3000;
+    let keys = |sink: &RtpSink, s: &str| {
+        for d in s.chars() {
+            assert!(sink.send_digit(d, 100, 101));
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    };
+    // The server hangs up after the third wrong PIN: wait for its BYE.
+    let sink = talking_sink();
+    let sipp = Sipp::new("uac_info_dtmf_wait_bye.xml", server.sip_addr())
+        .caller("13912345678")
+        .rtp_port(sink.port())
+        .digits("")
+        .set("first_ms", "0")
+        .timeout(Duration::from_millis(hold + 15_000));
+    let sink = with_sipp(sink, sipp, |sink, t0| {
+        sleep_until(t0 + Duration::from_millis(first));
+        keys(sink, "1");
+        std::thread::sleep(Duration::from_millis(1000));
+        keys(sink, "13800138000#");
+        std::thread::sleep(Duration::from_millis(1000));
+        for _ in 0..3 {
+            keys(sink, "000000#");
+            std::thread::sleep(Duration::from_millis(per_pin));
+        }
+    });
+    let h = heard(&sink);
+    let wrong = h.iter().filter(|n| *n == "zh:bill_pin_wrong").count();
+    assert_eq!(wrong, 2, "two 'incorrect PIN' prompts before the last try: {h:?}");
+    assert!(h.contains(&"zh:bill_pin_failed".to_string()), "enquiry ended after three wrong PINs: {h:?}");
+    assert!(!h.contains(&"zh:bill_balance".to_string()), "no statement without a PIN: {h:?}");
+    let row = cdr(&server);
+    assert_eq!(row[2], "pin_failed", "hangup_cause: {row:?}");
+    assert!(!row[4].contains("000000"), "PIN attempts in the CDR: {row:?}");
+    assert!(row[4].matches("******").count() >= 3, "three masked attempts: {row:?}");
+    let log = server.stderr_log();
+    assert!(!log.contains("000000"), "PIN attempts in the log");
 }
