@@ -33,11 +33,19 @@ fn first_code(to: SocketAddr, bytes: &[u8], wait: Duration) -> Option<u16> {
     s.set_read_timeout(Some(wait)).unwrap();
     let mut buf = vec![0u8; 65535];
     let (n, _) = s.recv_from(&mut buf).ok()?;
-    Some(status_code(&buf[..n]).unwrap_or_else(|| panic!("not a SIP response: {}", String::from_utf8_lossy(&buf[..n]))))
+    Some(
+        status_code(&buf[..n]).unwrap_or_else(|| {
+            panic!("not a SIP response: {}", String::from_utf8_lossy(&buf[..n]))
+        }),
+    )
 }
 
 fn assert_call_works(server: &mut Server) {
-    assert!(server.is_running(), "server died; stderr:\n{}", server.stderr_tail(4000));
+    assert!(
+        server.is_running(),
+        "server died; stderr:\n{}",
+        server.stderr_tail(4000)
+    );
     let (sink, _) = RtpSink::bind();
     Sipp::new("uac_info_dtmf.xml", server.sip_addr())
         .rtp_port(sink.port())
@@ -47,7 +55,11 @@ fn assert_call_works(server: &mut Server) {
         .set("hold_ms", "500")
         .run()
         .assert_ok();
-    assert!(sink.count() > 20, "call audio after the torture: {} packets", sink.count());
+    assert!(
+        sink.count() > 20,
+        "call audio after the torture: {} packets",
+        sink.count()
+    );
     assert!(server.is_running(), "server died after the call");
 }
 
@@ -62,9 +74,17 @@ fn torture_messages_do_not_break_the_server() {
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         let code = first_code(server.sip_addr(), &bytes, Duration::from_millis(400));
-        let name = f.strip_prefix(torture_root()).unwrap().to_string_lossy().into_owned();
+        let name = f
+            .strip_prefix(torture_root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         codes.insert(name.clone(), code);
-        assert!(server.is_running(), "server died on {name}; stderr:\n{}", server.stderr_tail(4000));
+        assert!(
+            server.is_running(),
+            "server died on {name}; stderr:\n{}",
+            server.stderr_tail(4000)
+        );
     }
     // Well-known answers (RFC 4475 sections 3.1.2.16, 3.3.2, 3.1.2.17, 3.3.5, 3.1.2.1,
     // 3.1.1.2; the response 3.1.1.12 is never answered).
@@ -91,7 +111,10 @@ fn torture_messages_do_not_break_the_server() {
         let got = codes.get(&f).copied().flatten();
         let call_layer = c == Some(100) && matches!(got, Some(180) | Some(200) | Some(488));
         if got != c && !call_layer {
-            wrong.push(format!("{f}: unit table says {c:?}, server sent {:?}", codes.get(&f)));
+            wrong.push(format!(
+                "{f}: unit table says {c:?}, server sent {:?}",
+                codes.get(&f)
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}\nall: {codes:#?}", wrong.join("\n"));
@@ -113,12 +136,18 @@ fn unit_table() -> Vec<(String, Option<u16>)> {
         let code = if after.starts_with("None") {
             None
         } else {
-            let a = after.strip_prefix("Some(").unwrap_or_else(|| panic!("table entry {file}: {}", &after[..20]));
+            let a = after
+                .strip_prefix("Some(")
+                .unwrap_or_else(|| panic!("table entry {file}: {}", &after[..20]));
             Some(a[..a.find(')').unwrap()].parse().unwrap())
         };
         out.push((file, code));
     }
-    assert!(out.len() >= 60, "parsed the unit table: {} entries", out.len());
+    assert!(
+        out.len() >= 60,
+        "parsed the unit table: {} entries",
+        out.len()
+    );
     out
 }
 
@@ -127,13 +156,19 @@ fn options_with(to: SocketAddr, edit: impl Fn(String) -> String) -> Vec<u8> {
 }
 
 fn drop_header(m: String, name: &str) -> String {
-    m.split("\r\n").filter(|l| !l.starts_with(&format!("{name}:"))).collect::<Vec<_>>().join("\r\n")
+    m.split("\r\n")
+        .filter(|l| !l.starts_with(&format!("{name}:")))
+        .collect::<Vec<_>>()
+        .join("\r\n")
 }
 
 /// Sends from a socket whose port replaces LOCAL_PORT, so a response has somewhere to go.
 fn send_own(to: SocketAddr, bytes: &[u8]) -> Option<u16> {
     let r = send_raw_udp(to, bytes, Duration::from_millis(700));
-    r.map(|m| status_code(&m).unwrap_or_else(|| panic!("not a SIP response: {}", String::from_utf8_lossy(&m))))
+    r.map(|m| {
+        status_code(&m)
+            .unwrap_or_else(|| panic!("not a SIP response: {}", String::from_utf8_lossy(&m)))
+    })
 }
 
 #[test]
@@ -142,15 +177,25 @@ fn malformed_inputs_of_our_own() {
     let to = server.sip_addr();
 
     let full = options_with(to, |m| m);
-    assert_eq!(send_own(to, &full), Some(200), "the unedited request is fine");
+    assert_eq!(
+        send_own(to, &full),
+        Some(200),
+        "the unedited request is fine"
+    );
 
     // Cut inside the header section: no end-of-headers, Content-Length never seen.
     let cut = &full[..full.len() / 2];
     let r = send_own(to, cut);
     assert!(r.is_none() || r == Some(400), "truncated request: {r:?}");
 
-    let big_cl = options_with(to, |m| m.replace("Content-Length: 0", "Content-Length: 500"));
-    assert_eq!(send_own(to, &big_cl), Some(400), "Content-Length beyond the datagram (RFC 3261 18.3)");
+    let big_cl = options_with(to, |m| {
+        m.replace("Content-Length: 0", "Content-Length: 500")
+    });
+    assert_eq!(
+        send_own(to, &big_cl),
+        Some(400),
+        "Content-Length beyond the datagram (RFC 3261 18.3)"
+    );
 
     for h in ["Call-ID", "CSeq"] {
         let m = options_with(to, |m| drop_header(m, h));
@@ -158,7 +203,10 @@ fn malformed_inputs_of_our_own() {
     }
     let m = options_with(to, |m| drop_header(m, "Via"));
     let r = send_own(to, &m);
-    assert!(r.is_none() || r == Some(400), "missing Via: dropped (nowhere to answer) or 400, got {r:?}");
+    assert!(
+        r.is_none() || r == Some(400),
+        "missing Via: dropped (nowhere to answer) or 400, got {r:?}"
+    );
 
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let garbage: Vec<u8> = (0..1000)
@@ -176,7 +224,9 @@ fn malformed_inputs_of_our_own() {
     // TCP: announce a body that never comes, then hang up.
     {
         let mut s = TcpStream::connect(to).unwrap();
-        let m = String::from_utf8(sip_request("OPTIONS", to, "TCP", &[], "")).unwrap().replace("Content-Length: 0", "Content-Length: 4000");
+        let m = String::from_utf8(sip_request("OPTIONS", to, "TCP", &[], ""))
+            .unwrap()
+            .replace("Content-Length: 0", "Content-Length: 4000");
         s.write_all(m.as_bytes()).unwrap();
         s.write_all(b"only a few bytes").unwrap();
         std::thread::sleep(Duration::from_millis(200));
@@ -189,7 +239,17 @@ fn malformed_inputs_of_our_own() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(server.is_running(), "server died on malformed TCP");
-    let r = send_raw_tcp(to, &sip_request("OPTIONS", to, "TCP", &[], ""), Duration::from_secs(3)).expect("TCP still accepted");
-    assert_eq!(status_code(&r), Some(200), "{}", String::from_utf8_lossy(&r));
+    let r = send_raw_tcp(
+        to,
+        &sip_request("OPTIONS", to, "TCP", &[], ""),
+        Duration::from_secs(3),
+    )
+    .expect("TCP still accepted");
+    assert_eq!(
+        status_code(&r),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     assert_call_works(&mut server);
 }

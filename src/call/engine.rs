@@ -199,38 +199,83 @@ impl Engine {
             self.out.push_back(Output::CloseRtp { call });
             return;
         };
-        let p = c.profile;
         let Some((ip, port)) = local else {
             warn!(call_id = %c.call_id, "no free RTP port in the profile's range");
             self.reject(now, call, 503, "Service Unavailable", "no_rtp_port");
             return;
         };
-        let offer = c.offer.clone().unwrap_or_default();
-        let neg = match sdp::negotiate(&offer, &self.prefs(p)) {
-            Ok(n) => n,
-            Err(_) => {
-                self.reject(now, call, 488, "Not Acceptable Here", "no_common_codec");
-                return;
-            }
-        };
-        let c = self.calls.get_mut(&call).expect("checked above");
-        let answer = sdp::build_answer(&neg, ip, port, call.0, c.sdp_version);
-        c.last_answer.clone_from(&answer);
+        c.local_media = Some((ip, port));
         c.rtp_port = Some(port);
+        let delay = Duration::from_millis(self.profiles[c.profile].answer_delay_ms as u64);
+        if delay.is_zero() {
+            self.answer_call(now, call);
+        } else {
+            // Ring a moment first: the caller hears ringback and can still CANCEL.
+            c.answer_at = Some(now + delay);
+        }
+    }
+
+    fn answer_call(&mut self, now: Instant, call: CallRef) {
+        let prefs = self.prefs_of(call);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.answer_at = None;
+        let (p, key) = (c.profile, c.sip);
+        let Some((ip, port)) = c.local_media else {
+            return;
+        };
+        match c.offer.clone() {
+            Some(offer) => {
+                let neg = match sdp::negotiate(&offer, &prefs) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.reject(now, call, 488, "Not Acceptable Here", "no_common_codec");
+                        return;
+                    }
+                };
+                let answer = sdp::build_answer(&neg, ip, port, call.0, c.sdp_version);
+                c.last_answer.clone_from(&answer);
+                self.mark_answered(now, call);
+                self.sip[p].answer(now, key, &answer);
+                self.start_media(now, call, &neg);
+            }
+            None => {
+                // Late offer (RFC 3261 13.2.1): our offer goes in the 200, the caller's answer
+                // comes in its ACK; media starts then (`SipEvent::Confirmed`).
+                let offer = sdp::build_offer(&prefs, ip, port, call.0, c.sdp_version);
+                c.last_answer.clone_from(&offer);
+                self.mark_answered(now, call);
+                self.sip[p].answer(now, key, &offer);
+            }
+        }
+        self.drain_sip(now, p);
+    }
+
+    fn mark_answered(&mut self, now: Instant, call: CallRef) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.phase = Phase::Answered;
+            c.answered = Some(now);
+            c.sip_code = 200;
+            self.metrics.answered += 1;
+        }
+    }
+
+    /// The session is agreed: start the RTP leg and the IVR.
+    fn start_media(&mut self, now: Instant, call: CallRef, neg: &sdp::Negotiated) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let p = c.profile;
         // Spread the streams over the 10 ms ticks so the sends do not all land on one.
         let phase = ((call.0 * 10) % neg.ptime_ms as u64) as u32;
         c.media = Some(MediaLeg::new(
             now,
-            &neg,
+            neg,
             c.remote_sip.ip(),
             ssrc_for(call),
             phase,
         ));
-        c.phase = Phase::Answered;
-        c.answered = Some(now);
-        self.metrics.answered += 1;
-        c.sip_code = 200;
-        self.sip[p].answer(now, c.sip, &answer);
         let start = IvrStart {
             caller: c.caller.clone(),
             called: c.called.clone(),
@@ -240,9 +285,15 @@ impl Engine {
         let mut ivr = Ivr::new(self.menus.clone(), start);
         ivr.start(now);
         c.ivr = Some(ivr);
-        info!(call_id = %c.call_id, rtp_port = port, codec = ?neg.law, ptime = neg.ptime_ms, "answered");
+        info!(call_id = %c.call_id, rtp_port = ?c.rtp_port, codec = ?neg.law, ptime = neg.ptime_ms, "answered");
         self.drain_ivr(now, call);
-        self.drain_sip(now, p);
+    }
+
+    fn prefs_of(&self, call: CallRef) -> MediaPrefs {
+        self.calls
+            .get(&call)
+            .map(|c| self.prefs(c.profile))
+            .unwrap_or_default()
     }
 
     pub fn billing_reply(&mut self, now: Instant, call: CallRef, reply: BillingReply) {
@@ -270,6 +321,12 @@ impl Engine {
         ids.extend(self.calls.keys().copied());
         let mut buf = [0u8; MAX_PACKET];
         for &id in &ids {
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if c.answer_at.is_some_and(|t| t <= now) {
+                self.answer_call(now, id);
+            }
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -383,18 +440,10 @@ impl Engine {
                     .and_then(normalize_msisdn)
                     .or(raw_caller);
                 let called = request_user.or(to_user);
-                let Some(offer) = sdp_offer else {
-                    // Late offer (INVITE without SDP) is not supported yet: say so precisely.
-                    self.sip[p].reject(
-                        now,
-                        key,
-                        488,
-                        "Not Acceptable Here",
-                        &[("Warning", "399 answerline \"SDP offer required in INVITE\"")],
-                    );
-                    return;
-                };
-                if let Err(e) = sdp::negotiate(&offer, &self.prefs(p)) {
+                if let Some(Err(e)) = sdp_offer
+                    .as_deref()
+                    .map(|o| sdp::negotiate(o, &self.prefs(p)))
+                {
                     debug!(?e, "offer refused");
                     self.sip[p].reject(
                         now,
@@ -425,7 +474,7 @@ impl Engine {
                     caller,
                     called,
                     remote,
-                    Some(offer),
+                    sdp_offer,
                     now,
                     profile.dtmf,
                 );
@@ -437,7 +486,26 @@ impl Engine {
                     remote,
                 });
             }
-            SipEvent::Confirmed { .. } => {}
+            SipEvent::Confirmed { call: key } => {
+                let Some(id) = self.by_sip.get(&(p, key)).copied() else {
+                    return;
+                };
+                let late_offer = self
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.media.is_none() && c.phase == Phase::Answered);
+                if late_offer {
+                    let _span = self.span_of(id).entered();
+                    let answer = self.sip[p].call_info(key).and_then(|i| i.ack_sdp.clone());
+                    match answer.map(|a| sdp::negotiate(&a, &self.prefs(p))) {
+                        Some(Ok(n)) => self.start_media(now, id, &n),
+                        _ => {
+                            warn!("the ACK carried no usable SDP answer to our offer");
+                            self.hangup(now, id, "no_sdp_answer");
+                        }
+                    }
+                }
+            }
             SipEvent::Cancelled { call } => {
                 if let Some(id) = self.by_sip.get(&(p, call)).copied() {
                     self.finish(now, id, "caller_cancel", Some(487));

@@ -49,6 +49,10 @@ pub struct Call {
     pub awaiting_tag: Option<u32>,
     pub next_tag: u32,
     pub hangup_cause: Option<String>,
+    /// Our media address, once the shell has bound the RTP socket.
+    pub local_media: Option<(std::net::IpAddr, u16)>,
+    /// When to send the 200 (profiles that ring a moment before answering).
+    pub answer_at: Option<Instant>,
     /// Set while a REFER is out: past it, the transfer is taken as failed.
     pub transfer_deadline: Option<Instant>,
     pub sip_code: u16,
@@ -94,6 +98,8 @@ impl Call {
             next_tag: 1,
             hangup_cause: None,
             transfer_deadline: None,
+            local_media: None,
+            answer_at: None,
             sip_code: 0,
             sdp_version: 1,
             last_answer: String::new(),

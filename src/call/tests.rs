@@ -570,6 +570,70 @@ fn an_offer_without_g711_gets_488_and_no_socket() {
 }
 
 #[test]
+fn the_lab_rings_before_answering_and_a_cancel_in_that_window_gets_487() {
+    let mut rig = Rig::build(EngineOptions::default(), |p| p[LAB].answer_delay_ms = 300);
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig
+        .dial(&mut caller, &g711_offer())
+        .expect("INVITE accepted");
+    rig.advance(Duration::from_millis(200));
+    assert_eq!(rig.responses(), vec![100, 180], "ringing, not answered yet");
+    let cancel = caller.cancel();
+    rig.send(&caller, &cancel);
+    rig.advance(Duration::from_millis(500));
+    assert!(rig.responses().contains(&487));
+    assert!(!rig.responses().contains(&200) || rig.last_response_to("CANCEL") == Some(200));
+    assert!(rig.last_response(200, "INVITE").is_none(), "never answered");
+    assert!(rig.closed.contains(&call));
+    assert_eq!(rig.cdr().hangup_cause, "caller_cancel");
+
+    // Without a CANCEL the 200 follows once the delay has passed.
+    let mut rig = Rig::build(EngineOptions::default(), |p| p[LAB].answer_delay_ms = 300);
+    let mut caller = Caller::new(LAB, "13800138000");
+    rig.dial(&mut caller, &g711_offer())
+        .expect("INVITE accepted");
+    rig.advance(Duration::from_millis(250));
+    assert!(rig.last_response(200, "INVITE").is_none());
+    rig.advance(Duration::from_millis(100));
+    assert!(rig.last_response(200, "INVITE").is_some());
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_media_starts_with_the_ack_answer() {
+    let mut rig = Rig::new();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let before = rig.opened.len();
+    let invite = caller.invite_without_sdp();
+    rig.send(&caller, &invite);
+    let call = *rig
+        .opened
+        .get(before)
+        .expect("a late-offer INVITE is taken");
+    let ok = rig
+        .last_response(200, "INVITE")
+        .expect("200 with our offer");
+    assert!(
+        ok.contains("m=audio") && ok.contains("PCMA") && ok.contains("telephone-event"),
+        "{ok}"
+    );
+    assert!(rig.audio(call).is_empty(), "no media before the answer");
+    caller.to_tag = Some(
+        header(&ok, "To")
+            .unwrap()
+            .split(";tag=")
+            .nth(1)
+            .unwrap()
+            .to_string(),
+    );
+    let ack = caller.ack_with_sdp(&g711_offer());
+    rig.send(&caller, &ack);
+    rig.advance(play_time(&[&clip("zh", "welcome")]));
+    let heard = rig.audio(call);
+    assert!(!heard.is_empty(), "prompts flow after the ACK's answer");
+    assert_heard_in_order(&heard, &named("zh", &["welcome"]));
+}
+
+#[test]
 fn a_trunk_invite_from_outside_the_allow_list_gets_403() {
     let mut rig = Rig::new();
     assert!(!rig.profiles[TRUNK].allows("127.0.0.2".parse().unwrap()));
@@ -579,7 +643,10 @@ fn a_trunk_invite_from_outside_the_allow_list_gets_403() {
     assert!(rig.sip.iter().all(|(to, _)| to.ip() == caller.sip.ip()));
     assert!(rig.opened.is_empty());
     let cdr = rig.cdr();
-    assert_eq!((cdr.sip_code, cdr.hangup_cause.as_str()), (403, "not_allowed"));
+    assert_eq!(
+        (cdr.sip_code, cdr.hangup_cause.as_str()),
+        (403, "not_allowed")
+    );
     assert_eq!(rig.engine.metrics().rejected, 1);
     // The same INVITE from an allowed address is taken.
     let mut ok = Caller::new(TRUNK, "13800138000");

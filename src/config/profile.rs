@@ -39,6 +39,8 @@ pub struct Profile {
     pub rtp_ports: PortRange,
     pub rtp_timeout_s: u32,
     pub send_ringing: bool,
+    /// Ring this long before answering (ringback for the caller; room for a CANCEL).
+    pub answer_delay_ms: u32,
     pub allow: Vec<Cidr>,
     pub caller_id: CallerIdSource,
     pub agent_uri: Option<String>,
@@ -75,6 +77,7 @@ struct RawProfile {
     rtp_ports: Option<String>,
     rtp_timeout_s: Option<u32>,
     send_ringing: Option<bool>,
+    answer_delay_ms: Option<u32>,
     allow: Option<Vec<String>>,
     caller_id: Option<String>,
     agent_uri: Option<String>,
@@ -267,6 +270,13 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         .parse()
         .map_err(|e| kerr("rtp_ports", e))?;
 
+    let answer_delay_ms = raw.answer_delay_ms.unwrap_or(0);
+    if answer_delay_ms > 10_000 {
+        return Err(kerr(
+            "answer_delay_ms",
+            format!("{answer_delay_ms} ms would leave callers ringing; use 0 to 10000"),
+        ));
+    }
     let mut allow = Vec::new();
     for a in raw.allow.iter().flatten() {
         allow.push(a.parse::<Cidr>().map_err(|e| kerr("allow", e))?);
@@ -317,6 +327,7 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
             .send_ringing
             .or(dev.and_then(|d| d.send_ringing))
             .unwrap_or(true),
+        answer_delay_ms,
         allow,
         caller_id,
         agent_uri,

@@ -257,6 +257,29 @@ impl Caller {
         self.msg("ACK", &b, (self.invite_cseq, "ACK"), "", "")
     }
 
+    /// An INVITE with no body: the late-offer call flow (RFC 3261 13.2.1).
+    pub fn invite_without_sdp(&mut self) -> Vec<u8> {
+        self.cseq += 1;
+        self.invite_cseq = self.cseq;
+        self.invite_branch = self.branch();
+        let b = self.invite_branch.clone();
+        let extra = self.invite_headers.clone();
+        self.last_invite = self.msg("INVITE", &b, (self.cseq, "INVITE"), &extra, "");
+        self.last_invite.clone()
+    }
+
+    /// The ACK that carries the answer to our offer.
+    pub fn ack_with_sdp(&mut self, sdp: &str) -> Vec<u8> {
+        let b = self.branch();
+        self.msg(
+            "ACK",
+            &b,
+            (self.invite_cseq, "ACK"),
+            "Content-Type: application/sdp\r\n",
+            sdp,
+        )
+    }
+
     pub fn cancel(&self) -> Vec<u8> {
         self.msg(
             "CANCEL",
@@ -370,6 +393,8 @@ impl Rig {
         assert_eq!(profiles[TRUNK].name, "trunk");
         for p in &mut profiles {
             p.bind = LOCAL;
+            // Most tests want the 200 at once; the ring delay has its own tests.
+            p.answer_delay_ms = 0;
         }
         edit(&mut profiles);
         let addrs: Vec<SocketAddr> = profiles
