@@ -559,3 +559,35 @@ fn three_wrong_pins_end_the_enquiry() {
     let log = server.stderr_log();
     assert!(!log.contains("000000"), "PIN attempts in the log");
 }
+
+/// SIPp plays RFC 4733 digits from pcaps, the way load tests and gateways replay them: the
+/// bundled `dtmf_2833_1.pcap` repeats its end packet three times with the same sequence
+/// number, and a second call replays the very same SSRC, sequence and timestamps. Each call
+/// must see exactly one '1' and hear its bill.
+#[test]
+fn sipp_pcap_rfc4733_digit_reaches_the_bill_in_every_call() {
+    assert!(is_root(), "play_pcap_audio needs root: run the suite as scripts/test does (root)");
+    let pcap = std::path::Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap");
+    assert!(pcap.exists(), "SIPp's bundled pcaps are missing: scripts/install-test-deps installs sip-tester");
+    let server = Server::start(ServerOpts::default());
+    Sipp::new("uac_rfc4733.xml", server.sip_addr())
+        .caller("13800138000")
+        .file(pcap, "digits.pcap")
+        .set("first_ms", "1000")
+        .arg("-d")
+        .arg("9000")
+        .calls(2)
+        .timeout(Duration::from_secs(40))
+        .run()
+        .assert_ok();
+    let rows = wait_until(Duration::from_secs(5), || {
+        let r = server.db_rows("SELECT ivr_path, inputs, outcome FROM cdr ORDER BY id");
+        (r.len() == 2).then_some(r)
+    })
+    .expect("two CDR rows");
+    for r in &rows {
+        assert!(r[0].starts_with("welcome>main>bill"), "{rows:?}");
+        assert_eq!(r[1], r#"[{"node":"main","value":"1"}]"#, "one digit per press: {rows:?}");
+        assert_eq!(r[2], "bill_played", "{rows:?}");
+    }
+}

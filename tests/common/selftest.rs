@@ -551,19 +551,22 @@ fn scenario_load_streams_audio_and_optionally_one_digit() {
     );
 
     if is_root() {
-        let pcap = dir.path().join("load.pcap");
-        make_pcap(&pcap, &["--digits", "5@0.4", "--duration", "1.5"]);
+        let pcap = dir.path().join("digit.pcap");
+        make_pcap(&pcap, &["--digits", "5@0.0", "--duration", "0.3", "--law", "alaw"]);
+        let audio = dir.path().join("caller.alaw");
+        make_pcap(&audio, &["--raw", "--duration", "2", "--law", "alaw"]);
         let (sink, sink_port) = RtpSink::bind();
         let uas = StandIn::start("uas_ivr.xml", &[("uas_rtp_port", sink_port.to_string())]);
         Sipp::new("uac_load.xml", uas.addr)
-            .file(&pcap, "load.pcap")
+            .file(&pcap, "digit.pcap")
+            .file(&audio, "caller.alaw")
             .arg("-d")
-            .arg("2000")
+            .arg("1500")
             .run()
             .assert_ok();
         assert!(uas.finish().0);
         assert!(rfc4733_events(&sink).contains(&(5, true)));
-        assert!(sink.packets().iter().filter(|p| p.pt == 0).count() > 40);
+        assert!(sink.packets().iter().filter(|p| p.pt == 8).count() > 40);
         let sources: std::collections::HashSet<_> = sink.packets().iter().map(|p| p.from).collect();
         assert_eq!(sources.len(), 1, "audio and digit from one source port");
         assert_ne!(sink.peer().unwrap().port(), 0);
