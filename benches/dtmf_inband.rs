@@ -504,6 +504,18 @@ fn main() {
     let hit = |t: &Tally| Tally::pct(t.hit, t.n);
     let any = |t: &Tally| Tally::pct(t.any, t.n);
 
+    if std::env::var_os("DTMF_BENCH_MISSES").is_some() {
+        for (ti, t) in tone_tracks.iter().enumerate() {
+            for (s, r) in t.segs.iter().zip(&columns[0].tones[ti]) {
+                if s.valid() && *r != (1, 0) {
+                    println!(
+                        "missed valid: {} {:+}% {} ms twist {:+} L {} noise {:?} -> {:?}",
+                        s.digit, s.offset, s.dur, s.twist, s.level, s.noise, r
+                    );
+                }
+            }
+        }
+    }
     let tones: usize = tone_tracks.iter().map(|t| t.segs.len()).sum();
     println!("\nIn-band DTMF, {} tones ({} digits × offsets × durations × twists × levels × noise), 20 ms frames", tones, DIGITS.len());
     head("Valid tones (Q.24 must detect)");

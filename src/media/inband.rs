@@ -19,7 +19,8 @@
 //!   high group and at most [`MAX_REVERSE_TWIST_DB`] (4 dB) below it, after
 //!   correcting both levels for the window's loss at the measured frequency,
 //!   plus a 1 dB allowance for noise;
-//! * **relative peak**: the other frequencies of each group ≥ 8 dB down;
+//! * **relative peak**: the other frequencies of each group ≥ 8 dB below the
+//!   group's tone, after removing the two tones' own leakage;
 //! * **signal to total energy**: the two tones carry ≥ [`MIN_TONE_TO_TOTAL`]
 //!   of the window's energy (DC removed), which rejects speech and music whose
 //!   energy is spread over many frequencies;
@@ -321,7 +322,10 @@ impl InbandDetector {
             return Err(Reject::Quiet);
         }
 
-        let peak = db_to_ratio(-RELATIVE_PEAK_DB);
+        // Coarse pre-check; the exact one below works on what the two tones
+        // leave over, as a weak tone 1.5 % off and the other group's leakage
+        // can put 6 dB-ish of energy into a neighbouring bin.
+        let peak = db_to_ratio(-3.0);
         for g in [0..4, 4..8] {
             let best = if g.start == 0 { row } else { col };
             if g.clone().any(|b| b != best && energy[b] > peak * energy[best]) {
@@ -384,6 +388,22 @@ impl InbandDetector {
         let total_power = (sum_sq - sum * sum / n) / n;
         if p_row + p_col < MIN_TONE_TO_TOTAL * total_power {
             return Err(Reject::TotalEnergy);
+        }
+
+        // A third tone in either group (chords, speech): what the model of two
+        // tones does not explain in the other bins of the group.
+        let peak = db_to_ratio(-RELATIVE_PEAK_DB);
+        for t in 0..2 {
+            let group = if t == 0 { 0..4 } else { 4..8 };
+            for b in group.filter(|&b| b != idx[t]) {
+                let mut x = bins[b];
+                for u in 0..2 {
+                    x = x.sub(tone_dft(amp[u], w[u], 0, WINDOW, self.omega[b]));
+                }
+                if x.norm() > peak * amp[t].norm() * n * n {
+                    return Err(Reject::RelativePeak);
+                }
+            }
         }
 
         let harmonic_limit = db_to_ratio(MAX_HARMONIC_DB);
