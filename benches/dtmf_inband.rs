@@ -223,6 +223,62 @@ fn music_track(rng: &mut Rng, seconds: usize, harmonics: &[f32], name: &str) -> 
     Track { name: name.to_string(), pcm: out.into_iter().map(to_i16).collect(), segs: Vec::new() }
 }
 
+/// Sung vowels: the classic talk-off stressor (steady, strongly harmonic,
+/// energy bunched into a few harmonics under narrow formants). Additive
+/// synthesis: harmonics of a note with 5.5 Hz vibrato, a -6 dB/octave source
+/// and formant peaks of /a/ /e/ /i/ /o/ /u/ /ʌ/ /æ/, at about -15 dBm0.
+fn sung_vowels_track(rng: &mut Rng, seconds: usize) -> Track {
+    // (F1, F2, F3) in Hz.
+    const VOWELS: [(f32, f32, f32); 7] = [
+        (730.0, 1090.0, 2440.0),
+        (530.0, 1840.0, 2480.0),
+        (270.0, 2290.0, 3010.0),
+        (570.0, 840.0, 2410.0),
+        (300.0, 870.0, 2240.0),
+        (640.0, 1190.0, 2390.0),
+        (660.0, 1720.0, 2410.0),
+    ];
+    let mut out = vec![0.0f32; seconds * FS];
+    let target_rms = amp(-15.0) / 2f32.sqrt();
+    let mut t = 0;
+    while t < out.len() {
+        let len = (FS * 3 / 10 + (rng.next_u64() % (FS as u64)) as usize).min(out.len() - t);
+        // Male to soprano range, on equal-tempered notes (MIDI 43..=81: 98-880 Hz).
+        let midi = 43 + (rng.next_u64() % 39) as i32;
+        let f0 = 440.0 * 2f32.powf((midi - 69) as f32 / 12.0);
+        let (f1, f2, f3) = rng.pick(&VOWELS);
+        let bw = 60.0 + 60.0 * rng.uniform();
+        let peak = |f: f32, c: f32, g: f32| g / (1.0 + ((f - c) / (bw / 2.0)).powi(2)).sqrt();
+        let gain = |f: f32| peak(f, f1, 1.0) + peak(f, f2, 0.7) + peak(f, f3, 0.3) + 0.02;
+        let harmonics: Vec<(f32, f32)> = (1..)
+            .map(|k| k as f32)
+            .take_while(|k| k * f0 * 1.02 < 3800.0)
+            .map(|k| (k, gain(k * f0) / k))
+            .collect();
+        let mut note = vec![0.0f32; len];
+        let mut phase = 0.0f32;
+        let vib_phase = 2.0 * PI * rng.uniform();
+        for (n, v) in note.iter_mut().enumerate() {
+            let vib = 1.0 + 0.01 * (2.0 * PI * 5.5 * n as f32 / FS as f32 + vib_phase).sin();
+            phase += 2.0 * PI * f0 * vib / FS as f32;
+            if phase > 2.0 * PI * 1000.0 {
+                phase -= 2.0 * PI * 1000.0;
+            }
+            let env = (n as f32 / 240.0).min(1.0) * ((len - n) as f32 / 240.0).min(1.0);
+            *v = env * harmonics.iter().map(|&(k, a)| a * (k * phase).sin()).sum::<f32>();
+        }
+        let rms = (note.iter().map(|v| v * v).sum::<f32>() / len as f32).sqrt().max(1e-9);
+        if std::env::var_os("DTMF_BENCH_MISSES").is_some() {
+            eprintln!("note {t} f0 {f0:.1} F {f1} {f2} bw {bw:.0}");
+        }
+        for (o, v) in out[t..t + len].iter_mut().zip(&note) {
+            *o = v * target_rms / rms;
+        }
+        t += len;
+    }
+    Track { name: "sung_vowels".into(), pcm: out.into_iter().map(to_i16).collect(), segs: Vec::new() }
+}
+
 const EN: &[&str] = &[
     "Welcome to the customer hotline. For your bill, press one. For top up, press two.",
     "Your current balance is one hundred twenty eight yuan and fifty cents.",
@@ -441,6 +497,7 @@ fn main() {
     if have("sox") {
         other_tracks.extend(prompts_track(&dir));
     }
+    other_tracks.push(sung_vowels_track(&mut rng, 300));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.5, 0.33, 0.25, 0.2, 0.17], "music_rich"));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.1, 0.05], "music_flute"));
 
@@ -453,7 +510,13 @@ fn main() {
         ours.tones.push(attribute(&t.segs, &d));
     }
     for t in &other_tracks {
-        ours.other.push(run_ours(&t.pcm).0.len());
+        let d = run_ours(&t.pcm).0;
+        if std::env::var_os("DTMF_BENCH_MISSES").is_some() {
+            for (p, c) in &d {
+                eprintln!("talk-off {} at {p}: {c}", t.name);
+            }
+        }
+        ours.other.push(d.len());
     }
     columns.push(ours);
     match build_spandsp(&dir) {

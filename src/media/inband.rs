@@ -28,7 +28,8 @@
 //!   [`MAX_HARMONIC_DB`] of the fundamental (voiced speech and instruments have
 //!   harmonics, DTMF has none). Leakage of the tones themselves into the
 //!   harmonic bins (2 × 697 Hz is only 58 Hz from 1336 Hz) is predicted from
-//!   the measured tones and removed first;
+//!   the measured tones and removed first. A high tone within 1 % of twice
+//!   the low one is taken as its harmonic too (sung notes near 830 Hz);
 //! * **steadiness**: the tones have similar amplitude in all three sub-blocks,
 //!   so a window straddling a tone's start or end does not count.
 //!
@@ -75,6 +76,9 @@ const TWIST_MARGIN_DB: f32 = 1.0;
 const RELATIVE_PEAK_DB: f32 = 8.0;
 pub const MIN_TONE_TO_TOTAL: f32 = 0.6;
 pub const MAX_HARMONIC_DB: f32 = -15.0;
+/// Relative distance from an exact octave below which the pair is taken as
+/// a tone and its second harmonic.
+const OCTAVE_GUARD: f32 = 0.01;
 /// Minimum power of the weakest sub-block relative to the strongest, per tone.
 const STEADY_RATIO: f32 = 0.45;
 pub const HITS_TO_REPORT: u8 = 6;
@@ -363,6 +367,14 @@ impl InbandDetector {
             if (w[t] - self.omega[idx[t]]).abs() > MAX_FREQ_DEV * self.omega[idx[t]] {
                 return Err(Reject::Frequency);
             }
+        }
+
+        // A high-group "tone" an octave above the low one is the low tone's
+        // second harmonic (a sung G#5 gives 830 + 1661 Hz, inside tolerance
+        // of 852 + 1633). Valid pairs within ±1.5 % stay ≥ 1.25 % away from
+        // an exact octave (852 − 1.5 % and 1633 + 1.5 %).
+        if (w[1] / (2.0 * w[0]) - 1.0).abs() < OCTAVE_GUARD {
+            return Err(Reject::Harmonic);
         }
 
         // |a| is half the tone's amplitude: power A²/2 = 2|a|², independent
@@ -794,6 +806,28 @@ mod tests {
         }
         silence(&mut x, 100);
         assert_eq!(detect(&to_pcm(&x)), "");
+    }
+
+    #[test]
+    fn tone_with_its_octave_is_rejected_but_extreme_valid_pair_is_not() {
+        // 830.6 Hz (2.5 % below 852) and its octave 1661.2 Hz (1.7 % above 1633).
+        let mut x = Vec::new();
+        silence(&mut x, 20);
+        for n in 0..8 * 200 {
+            let t = n as f32 / 8000.0;
+            x.push(6000.0 * (2.0 * PI * 830.6 * t).sin() + 5000.0 * (2.0 * PI * 1661.2 * t).sin());
+        }
+        silence(&mut x, 100);
+        assert_eq!(detect(&to_pcm(&x)), "");
+        // 852 − 1.5 % with 1633 + 1.5 %: the valid pair closest to an octave.
+        let mut x = Vec::new();
+        silence(&mut x, 20);
+        for n in 0..8 * 60 {
+            let t = n as f32 / 8000.0;
+            x.push(6000.0 * (2.0 * PI * 852.0 * 0.985 * t).sin() + 6000.0 * (2.0 * PI * 1633.0 * 1.015 * t).sin());
+        }
+        silence(&mut x, 100);
+        assert_eq!(detect(&to_pcm(&x)), "C");
     }
 
     #[test]
