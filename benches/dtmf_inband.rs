@@ -77,6 +77,8 @@ struct Seg {
     end: usize,
     digit: char,
     offset: f32,
+    /// Offset of the high tone (equal to `offset` except in the random-offset track).
+    offset_hi: f32,
     dur: u32,
     twist: i32,
     level: i32,
@@ -166,7 +168,7 @@ fn tone_track(noise: Option<i32>, rng: &mut Rng) -> Track {
                             pcm.push(to_i16(v + noise_rms * rng.gauss()));
                         }
                         push_gap(&mut pcm, noise_rms, rng);
-                        segs.push(Seg { start, end: pcm.len(), digit: d, offset, dur, twist, level, noise });
+                        segs.push(Seg { start, end: pcm.len(), digit: d, offset, offset_hi: offset, dur, twist, level, noise });
                     }
                 }
             }
@@ -178,6 +180,41 @@ fn tone_track(noise: Option<i32>, rng: &mut Rng) -> Track {
         Some(snr) => format!("tones_snr{snr}"),
     };
     Track { name, pcm, segs }
+}
+
+/// Tones whose two frequencies are off independently, uniformly within ±6 %
+/// (60 ms, -15 dBm0 each, no noise): covers pairs a grid with one common
+/// offset never produces, such as a low tone low and a high tone high.
+fn random_offset_track(rng: &mut Rng, per_digit: usize) -> Track {
+    let mut pcm = vec![0i16; GAP_MS * FS / 1000];
+    let mut segs = Vec::new();
+    let a = amp(-15.0);
+    for d in DIGITS.chars() {
+        for _ in 0..per_digit {
+            let (fr, fc) = freqs(d);
+            let (or, oc) = (12.0 * rng.uniform() - 6.0, 12.0 * rng.uniform() - 6.0);
+            let (wr, wc) = (2.0 * PI * fr * (1.0 + or / 100.0) / FS as f32, 2.0 * PI * fc * (1.0 + oc / 100.0) / FS as f32);
+            let (pr, pc) = (2.0 * PI * rng.uniform(), 2.0 * PI * rng.uniform());
+            let start = pcm.len();
+            for n in 0..60 * FS / 1000 {
+                let n = n as f32;
+                pcm.push(to_i16(a * (wr * n + pr).sin() + a * (wc * n + pc).sin()));
+            }
+            pcm.extend(std::iter::repeat(0).take(GAP_MS * FS / 1000));
+            segs.push(Seg {
+                start,
+                end: pcm.len(),
+                digit: d,
+                offset: or,
+                offset_hi: oc,
+                dur: 60,
+                twist: 0,
+                level: -15,
+                noise: None,
+            });
+        }
+    }
+    Track { name: "tones_random_offsets".into(), pcm, segs }
 }
 
 /// Instrument-like music: chords and a melody of equal-tempered notes with
@@ -227,7 +264,7 @@ fn music_track(rng: &mut Rng, seconds: usize, harmonics: &[f32], name: &str) -> 
 /// energy bunched into a few harmonics under narrow formants). Additive
 /// synthesis: harmonics of a note with 5.5 Hz vibrato, a -6 dB/octave source
 /// and formant peaks of /a/ /e/ /i/ /o/ /u/ /ʌ/ /æ/, at about -15 dBm0.
-fn sung_vowels_track(rng: &mut Rng, seconds: usize) -> Track {
+fn sung_vowels_track(rng: &mut Rng, seconds: usize, on_notes: bool) -> Track {
     // (F1, F2, F3) in Hz.
     const VOWELS: [(f32, f32, f32); 7] = [
         (730.0, 1090.0, 2440.0),
@@ -243,9 +280,15 @@ fn sung_vowels_track(rng: &mut Rng, seconds: usize) -> Track {
     let mut t = 0;
     while t < out.len() {
         let len = (FS * 3 / 10 + (rng.next_u64() % (FS as u64)) as usize).min(out.len() - t);
-        // Male to soprano range, on equal-tempered notes (MIDI 43..=81: 98-880 Hz).
-        let midi = 43 + (rng.next_u64() % 39) as i32;
-        let f0 = 440.0 * 2f32.powf((midi - 69) as f32 / 12.0);
+        // Male to soprano range: equal-tempered notes (MIDI 43..=81, 98-880 Hz)
+        // or any pitch in the same range, as in speech.
+        let f0 = if on_notes {
+            let midi = 43 + (rng.next_u64() % 39) as i32;
+            440.0 * 2f32.powf((midi - 69) as f32 / 12.0)
+        } else {
+            98.0 * 2f32.powf(rng.uniform() * 3.17)
+        };
+        let depth = if on_notes { 0.01 } else { 0.015 * rng.uniform() };
         let (f1, f2, f3) = rng.pick(&VOWELS);
         let bw = 60.0 + 60.0 * rng.uniform();
         let peak = |f: f32, c: f32, g: f32| g / (1.0 + ((f - c) / (bw / 2.0)).powi(2)).sqrt();
@@ -259,7 +302,7 @@ fn sung_vowels_track(rng: &mut Rng, seconds: usize) -> Track {
         let mut phase = 0.0f32;
         let vib_phase = 2.0 * PI * rng.uniform();
         for (n, v) in note.iter_mut().enumerate() {
-            let vib = 1.0 + 0.01 * (2.0 * PI * 5.5 * n as f32 / FS as f32 + vib_phase).sin();
+            let vib = 1.0 + depth * (2.0 * PI * 5.5 * n as f32 / FS as f32 + vib_phase).sin();
             phase += 2.0 * PI * f0 * vib / FS as f32;
             if phase > 2.0 * PI * 1000.0 {
                 phase -= 2.0 * PI * 1000.0;
@@ -276,7 +319,8 @@ fn sung_vowels_track(rng: &mut Rng, seconds: usize) -> Track {
         }
         t += len;
     }
-    Track { name: "sung_vowels".into(), pcm: out.into_iter().map(to_i16).collect(), segs: Vec::new() }
+    let name = if on_notes { "sung_vowels_notes" } else { "sung_vowels_any_pitch" };
+    Track { name: name.into(), pcm: out.into_iter().map(to_i16).collect(), segs: Vec::new() }
 }
 
 const EN: &[&str] = &[
@@ -474,6 +518,8 @@ struct Column {
     name: &'static str,
     /// Per tone track: per-segment attribution.
     tones: Vec<Vec<(u32, u32)>>,
+    /// The random-offset track: per-segment attribution.
+    rand: Vec<(u32, u32)>,
     /// Per talk-off track: reports.
     other: Vec<usize>,
 }
@@ -485,6 +531,7 @@ fn main() {
 
     eprintln!("generating corpus in {} ...", dir.display());
     let tone_tracks: Vec<Track> = NOISES.iter().map(|&n| tone_track(n, &mut rng)).collect();
+    let rand_track = random_offset_track(&mut rng, 250);
     let mut other_tracks = Vec::new();
     if have("espeak-ng") && have("sox") {
         let en = speech_track(&dir, "speech_en", &["en-us", "en-us+f3", "en-us+m3", "en-gb+f2"], EN);
@@ -497,12 +544,14 @@ fn main() {
     if have("sox") {
         other_tracks.extend(prompts_track(&dir));
     }
-    other_tracks.push(sung_vowels_track(&mut rng, 300));
+    other_tracks.push(sung_vowels_track(&mut rng, 300, true));
+    other_tracks.push(sung_vowels_track(&mut rng, 600, false));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.5, 0.33, 0.25, 0.2, 0.17], "music_rich"));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.1, 0.05], "music_flute"));
 
     let mut columns = Vec::new();
-    let mut ours = Column { name: "answerline", tones: Vec::new(), other: Vec::new() };
+    let mut ours = Column { name: "answerline", tones: Vec::new(), rand: Vec::new(), other: Vec::new() };
+    ours.rand = attribute(&rand_track.segs, &run_ours(&rand_track.pcm).0);
     let mut cost = 0.0;
     for t in &tone_tracks {
         let (d, ns) = run_ours(&t.pcm);
@@ -521,7 +570,8 @@ fn main() {
     columns.push(ours);
     match build_spandsp(&dir) {
         Ok(exe) => {
-            let mut col = Column { name: "spandsp", tones: Vec::new(), other: Vec::new() };
+            let mut col = Column { name: "spandsp", tones: Vec::new(), rand: Vec::new(), other: Vec::new() };
+            col.rand = attribute(&rand_track.segs, &run_spandsp(&exe, &dir, &rand_track));
             for t in &tone_tracks {
                 col.tones.push(attribute(&t.segs, &run_spandsp(&exe, &dir, t)));
             }
@@ -609,6 +659,24 @@ fn main() {
         group(&|s| others(s, 4).then(|| s.noise.map_or("no noise".to_string(), |n| format!("{n} dB SNR")))),
         &hit,
     );
+
+    head("Independent random offsets, by the larger |offset|");
+    {
+        let mut rows: BTreeMap<&str, Vec<Tally>> = BTreeMap::new();
+        for (ci, c) in columns.iter().enumerate() {
+            for (s, &r) in rand_track.segs.iter().zip(&c.rand) {
+                let m = s.offset.abs().max(s.offset_hi.abs());
+                let k = match m {
+                    m if m <= 1.5 => "a) both ≤ 1.5 % (must detect)",
+                    m if m < 2.5 => "b) 1.5 - 2.5 %",
+                    m if m < 3.5 => "c) 2.5 - 3.5 %",
+                    _ => "d) ≥ 3.5 % (must reject)",
+                };
+                rows.entry(k).or_insert_with(|| vec![Tally::default(); columns.len()])[ci].add(r);
+            }
+        }
+        print_rows(rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &any);
+    }
 
     head("Talk-off: false detections per minute");
     for (i, t) in other_tracks.iter().enumerate() {
