@@ -84,6 +84,8 @@ const OCTAVE_GUARD: f32 = 0.01;
 const STEADY_RATIO: f32 = 0.45;
 pub const HITS_TO_REPORT: u8 = 6;
 pub const MISSES_TO_END: u8 = 7;
+/// Longest stream gap ([`InbandDetector::skip`]) over which a held key stays held.
+const MAX_BRIDGED_GAP: usize = 480;
 /// Digits found in one `push` beyond the first wait here (only when callers
 /// pass slices much longer than an RTP frame).
 const QUEUE: usize = 8;
@@ -118,6 +120,8 @@ pub struct InbandDetector {
     misses: u8,
     queue: [char; QUEUE],
     queued: usize,
+    /// Samples skipped since audio last arrived.
+    gap: usize,
 }
 
 /// Hides the detector's state: it holds the digit being pressed, which may be
@@ -177,6 +181,7 @@ impl InbandDetector {
             misses: 0,
             queue: ['\0'; QUEUE],
             queued: 0,
+            gap: 0,
         }
     }
 
@@ -187,12 +192,36 @@ impl InbandDetector {
         *self = fresh;
     }
 
+    /// Accounts for `samples` of audio that will never arrive (lost RTP
+    /// packets). Analysis restarts after the gap, but a key held across a
+    /// short gap (≤ 60 ms in all, over consecutive calls) is not reported again; feeding zeros instead would
+    /// look like a release and split the press. A longer gap ends the press.
+    pub fn skip(&mut self, samples: usize) {
+        if samples == 0 {
+            return;
+        }
+        self.acc = SubBlock::default();
+        self.pos = 0;
+        self.subs_seen = 0;
+        self.candidate = None;
+        self.hits = 0;
+        self.candidate_misses = 0;
+        self.gap = self.gap.saturating_add(samples);
+        if self.gap > MAX_BRIDGED_GAP {
+            self.current = None;
+            self.misses = 0;
+        }
+    }
+
     /// Processes the next samples (any length; an RTP frame of 160 or 240 is
     /// typical) and returns a key press the moment it is confirmed: once per
     /// press, about 40 ms after the tone starts. A frame of up to 30 ms can
     /// confirm at most one press; if a longer slice confirms several, the rest
     /// come out of the following calls (`push(&[])` drains them).
     pub fn push(&mut self, pcm: &[i16]) -> Option<char> {
+        if !pcm.is_empty() {
+            self.gap = 0;
+        }
         for &s in pcm {
             let x = s as f32;
             let n = self.pos;
@@ -830,6 +859,48 @@ mod tests {
         }
         silence(&mut x, 100);
         assert_eq!(detect(&to_pcm(&x)), "C");
+    }
+
+    #[test]
+    fn lost_packet_inside_a_press_does_not_split_it() {
+        let mut x = Vec::new();
+        silence(&mut x, 20);
+        add_tone(&mut x, &tone('6', 300), 0.0);
+        silence(&mut x, 100);
+        let pcm = to_pcm(&x);
+        let mut det = InbandDetector::new();
+        let mut got = String::new();
+        for (i, frame) in pcm.chunks(160).enumerate() {
+            // Frames 8 and 9 (160-200 ms, mid-tone) never arrive.
+            if i == 8 || i == 9 {
+                det.skip(frame.len());
+                continue;
+            }
+            got.extend(det.push(frame));
+        }
+        assert_eq!(got, "6");
+
+        // The same loss with zeros fed instead: what skip() exists to avoid.
+        let mut det = InbandDetector::new();
+        let mut zeros = String::new();
+        for (i, frame) in pcm.chunks(160).enumerate() {
+            let frame = if i == 8 || i == 9 { &[0i16; 160][..] } else { frame };
+            zeros.extend(det.push(frame));
+        }
+        assert_eq!(zeros, "66");
+
+        // A long outage ends the press: the key is reported again after it.
+        let mut det = InbandDetector::new();
+        let mut got = String::new();
+        for (i, frame) in pcm.chunks(160).enumerate() {
+            // 100 ms (frames 6-10) lost.
+            if (6..11).contains(&i) {
+                det.skip(frame.len());
+                continue;
+            }
+            got.extend(det.push(frame));
+        }
+        assert_eq!(got, "66");
     }
 
     #[test]
