@@ -904,6 +904,31 @@ mod tests {
     }
 
     #[test]
+    fn tones_carrying_too_little_of_the_energy_are_rejected() {
+        // '5' plus three tones away from every DTMF and harmonic bin, as a
+        // loud voice or music under a key press would add.
+        let with_others = |other_amp: f32| {
+            let (fr, fc) = freqs('5');
+            let mut x = Vec::new();
+            silence(&mut x, 20);
+            for n in 0..8 * 80 {
+                let t = n as f32 / 8000.0;
+                let mut v = 5000.0 * (2.0 * PI * fr * t).sin() + 5000.0 * (2.0 * PI * fc * t + 1.0).sin();
+                for f in [300.0, 450.0, 2500.0] {
+                    v += other_amp * (2.0 * PI * f * t).sin();
+                }
+                x.push(v);
+            }
+            silence(&mut x, 100);
+            detect(&to_pcm(&x))
+        };
+        // Tones are half the energy: rejected.
+        assert_eq!(with_others(4000.0), "");
+        // Tones are 88 % of the energy: accepted.
+        assert_eq!(with_others(1500.0), "5");
+    }
+
+    #[test]
     fn debug_does_not_show_the_digit() {
         let mut x = Vec::new();
         add_tone(&mut x, &tone('9', 100), 0.0);
