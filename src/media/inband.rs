@@ -929,6 +929,23 @@ mod tests {
     }
 
     #[test]
+    fn a_second_tone_in_one_group_is_rejected() {
+        // 770 + 1336 ('5') with 852 Hz 6 dB down: two low-group tones.
+        let mut x = Vec::new();
+        silence(&mut x, 20);
+        for n in 0..8 * 80 {
+            let t = n as f32 / 8000.0;
+            x.push(
+                5000.0 * (2.0 * PI * 770.0 * t).sin()
+                    + 5000.0 * (2.0 * PI * 1336.0 * t).sin()
+                    + 2500.0 * (2.0 * PI * 852.0 * t).sin(),
+            );
+        }
+        silence(&mut x, 100);
+        assert_eq!(detect(&to_pcm(&x)), "");
+    }
+
+    #[test]
     fn debug_does_not_show_the_digit() {
         let mut x = Vec::new();
         add_tone(&mut x, &tone('9', 100), 0.0);
