@@ -200,7 +200,7 @@ fn random_offset_track(rng: &mut Rng, per_digit: usize) -> Track {
                 let n = n as f32;
                 pcm.push(to_i16(a * (wr * n + pr).sin() + a * (wc * n + pc).sin()));
             }
-            pcm.extend(std::iter::repeat(0).take(GAP_MS * FS / 1000));
+            pcm.extend(std::iter::repeat_n(0, GAP_MS * FS / 1000));
             segs.push(Seg {
                 start,
                 end: pcm.len(),
@@ -545,7 +545,7 @@ fn main() {
         other_tracks.extend(prompts_track(&dir));
     }
     other_tracks.push(sung_vowels_track(&mut rng, 300, true));
-    other_tracks.push(sung_vowels_track(&mut rng, 600, false));
+    other_tracks.push(sung_vowels_track(&mut rng, 1200, false));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.5, 0.33, 0.25, 0.2, 0.17], "music_rich"));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.1, 0.05], "music_flute"));
 

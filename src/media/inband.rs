@@ -159,10 +159,10 @@ impl InbandDetector {
             }
         }
         let mut rot = [[(0.0, 0.0); SUBS_PER_WINDOW]; BINS];
-        for b in 0..BINS {
-            for m in 0..SUBS_PER_WINDOW {
-                let ph = -(omega[b] as f64) * (SUB * m) as f64;
-                rot[b][m] = (ph.cos() as f32, ph.sin() as f32);
+        for (r, &w) in rot.iter_mut().zip(&omega) {
+            for (m, v) in r.iter_mut().enumerate() {
+                let ph = -(w as f64) * (SUB * m) as f64;
+                *v = (ph.cos() as f32, ph.sin() as f32);
             }
         }
         InbandDetector {
@@ -627,7 +627,7 @@ mod tests {
     }
 
     fn silence(out: &mut Vec<f32>, ms: u32) {
-        out.extend(std::iter::repeat(0.0).take(ms as usize * 8));
+        out.extend(std::iter::repeat_n(0.0, ms as usize * 8));
     }
 
     fn to_pcm(x: &[f32]) -> Vec<i16> {
@@ -655,7 +655,7 @@ mod tests {
         let mut ok = 0;
         for lead in 0..17 {
             let mut x = Vec::new();
-            x.extend(std::iter::repeat(0.0).take(100 + lead * 6));
+            x.extend(std::iter::repeat_n(0.0, 100 + lead * 6));
             add_tone(&mut x, t, lead as f32 * 0.37);
             silence(&mut x, 100);
             let mut noise = Noise(0x9E37_79B9_7F4A_7C15 ^ lead as u64);
