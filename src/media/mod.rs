@@ -4,4 +4,5 @@ pub mod rfc4733;
 pub mod rtp;
 
 pub mod g711;
+pub mod inband;
 pub mod prompts;
