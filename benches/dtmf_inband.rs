@@ -118,8 +118,16 @@ impl Seg {
         }
         match (off_bad, dur_bad, twist_bad) {
             (false, false, false) => None,
-            (true, false, false) => Some(if self.offset.abs() >= 5.0 { "frequency ±5 %" } else { "frequency ±3.5 %" }),
-            (false, true, false) => Some(if self.dur == 20 { "duration 20 ms" } else { "duration 30 ms" }),
+            (true, false, false) => Some(if self.offset.abs() >= 5.0 {
+                "frequency ±5 %"
+            } else {
+                "frequency ±3.5 %"
+            }),
+            (false, true, false) => Some(if self.dur == 20 {
+                "duration 20 ms"
+            } else {
+                "duration 30 ms"
+            }),
             (false, false, true) => Some("reverse twist 8 dB"),
             _ => Some("several of the above"),
         }
@@ -155,12 +163,15 @@ fn tone_track(noise: Option<i32>, rng: &mut Rng) -> Track {
                     for &level in &LEVELS {
                         let (fr, fc) = freqs(d);
                         let k = 1.0 + offset / 100.0;
-                        let (wr, wc) = (2.0 * PI * fr * k / FS as f32, 2.0 * PI * fc * k / FS as f32);
+                        let (wr, wc) =
+                            (2.0 * PI * fr * k / FS as f32, 2.0 * PI * fc * k / FS as f32);
                         let ar = amp(level as f32 + twist as f32 / 2.0);
                         let ac = amp(level as f32 - twist as f32 / 2.0);
                         noise_rms = match noise {
                             None => 0.0,
-                            Some(snr) => ((ar * ar + ac * ac) / 2.0 / 10f32.powf(snr as f32 / 10.0)).sqrt(),
+                            Some(snr) => {
+                                ((ar * ar + ac * ac) / 2.0 / 10f32.powf(snr as f32 / 10.0)).sqrt()
+                            }
                         };
                         let (pr, pc) = (2.0 * PI * rng.uniform(), 2.0 * PI * rng.uniform());
                         let start = pcm.len();
@@ -170,7 +181,17 @@ fn tone_track(noise: Option<i32>, rng: &mut Rng) -> Track {
                             pcm.push(to_i16(v + noise_rms * rng.gauss()));
                         }
                         push_gap(&mut pcm, noise_rms, rng);
-                        segs.push(Seg { start, end: pcm.len(), digit: d, offset, offset_hi: offset, dur, twist, level, noise });
+                        segs.push(Seg {
+                            start,
+                            end: pcm.len(),
+                            digit: d,
+                            offset,
+                            offset_hi: offset,
+                            dur,
+                            twist,
+                            level,
+                            noise,
+                        });
                     }
                 }
             }
@@ -195,7 +216,10 @@ fn random_offset_track(rng: &mut Rng, per_digit: usize) -> Track {
         for _ in 0..per_digit {
             let (fr, fc) = freqs(d);
             let (or, oc) = (12.0 * rng.uniform() - 6.0, 12.0 * rng.uniform() - 6.0);
-            let (wr, wc) = (2.0 * PI * fr * (1.0 + or / 100.0) / FS as f32, 2.0 * PI * fc * (1.0 + oc / 100.0) / FS as f32);
+            let (wr, wc) = (
+                2.0 * PI * fr * (1.0 + or / 100.0) / FS as f32,
+                2.0 * PI * fc * (1.0 + oc / 100.0) / FS as f32,
+            );
             let (pr, pc) = (2.0 * PI * rng.uniform(), 2.0 * PI * rng.uniform());
             let start = pcm.len();
             for n in 0..60 * FS / 1000 {
@@ -216,7 +240,11 @@ fn random_offset_track(rng: &mut Rng, per_digit: usize) -> Track {
             });
         }
     }
-    Track { name: "tones_random_offsets".into(), pcm, segs }
+    Track {
+        name: "tones_random_offsets".into(),
+        pcm,
+        segs,
+    }
 }
 
 /// Instrument-like music: chords and a melody of equal-tempered notes with
@@ -259,7 +287,11 @@ fn music_track(rng: &mut Rng, seconds: usize, harmonics: &[f32], name: &str) -> 
         }
         t += len;
     }
-    Track { name: name.to_string(), pcm: out.into_iter().map(to_i16).collect(), segs: Vec::new() }
+    Track {
+        name: name.to_string(),
+        pcm: out.into_iter().map(to_i16).collect(),
+        segs: Vec::new(),
+    }
 }
 
 /// Sung vowels: the classic talk-off stressor (steady, strongly harmonic,
@@ -290,7 +322,11 @@ fn sung_vowels_track(rng: &mut Rng, seconds: usize, on_notes: bool) -> Track {
         } else {
             98.0 * 2f32.powf(rng.uniform() * 3.17)
         };
-        let depth = if on_notes { 0.01 } else { 0.015 * rng.uniform() };
+        let depth = if on_notes {
+            0.01
+        } else {
+            0.015 * rng.uniform()
+        };
         let (f1, f2, f3) = rng.pick(&VOWELS);
         let bw = 60.0 + 60.0 * rng.uniform();
         let peak = |f: f32, c: f32, g: f32| g / (1.0 + ((f - c) / (bw / 2.0)).powi(2)).sqrt();
@@ -310,9 +346,15 @@ fn sung_vowels_track(rng: &mut Rng, seconds: usize, on_notes: bool) -> Track {
                 phase -= 2.0 * PI * 1000.0;
             }
             let env = (n as f32 / 240.0).min(1.0) * ((len - n) as f32 / 240.0).min(1.0);
-            *v = env * harmonics.iter().map(|&(k, a)| a * (k * phase).sin()).sum::<f32>();
+            *v = env
+                * harmonics
+                    .iter()
+                    .map(|&(k, a)| a * (k * phase).sin())
+                    .sum::<f32>();
         }
-        let rms = (note.iter().map(|v| v * v).sum::<f32>() / len as f32).sqrt().max(1e-9);
+        let rms = (note.iter().map(|v| v * v).sum::<f32>() / len as f32)
+            .sqrt()
+            .max(1e-9);
         if std::env::var_os("DTMF_BENCH_MISSES").is_some() {
             eprintln!("note {t} f0 {f0:.1} F {f1} {f2} bw {bw:.0}");
         }
@@ -321,8 +363,16 @@ fn sung_vowels_track(rng: &mut Rng, seconds: usize, on_notes: bool) -> Track {
         }
         t += len;
     }
-    let name = if on_notes { "sung_vowels_notes" } else { "sung_vowels_any_pitch" };
-    Track { name: name.into(), pcm: out.into_iter().map(to_i16).collect(), segs: Vec::new() }
+    let name = if on_notes {
+        "sung_vowels_notes"
+    } else {
+        "sung_vowels_any_pitch"
+    };
+    Track {
+        name: name.into(),
+        pcm: out.into_iter().map(to_i16).collect(),
+        segs: Vec::new(),
+    }
 }
 
 const EN: &[&str] = &[
@@ -345,19 +395,37 @@ const ZH: &[&str] = &[
 ];
 
 fn have(cmd: &str) -> bool {
-    Command::new(cmd).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new(cmd)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn read_raw(path: &Path) -> Vec<i16> {
     let b = std::fs::read(path).unwrap();
-    b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
+    b.chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }
 
 /// `sox` to 8 kHz mono 16-bit raw, peak-normalised to `peak_db` dBFS.
 fn sox_to_raw(input: &Path, output: &Path, peak_db: i32) -> bool {
     Command::new("sox")
         .arg(input)
-        .args(["-t", "raw", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", "-L"])
+        .args([
+            "-t",
+            "raw",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-L",
+        ])
         .arg(output)
         .args(["norm", &peak_db.to_string()])
         .status()
@@ -389,7 +457,11 @@ fn speech_track(dir: &Path, name: &str, voices: &[&str], texts: &[&str]) -> Opti
             }
         }
     }
-    Some(Track { name: name.to_string(), pcm, segs: Vec::new() })
+    Some(Track {
+        name: name.to_string(),
+        pcm,
+        segs: Vec::new(),
+    })
 }
 
 fn prompts_track(dir: &Path) -> Option<Track> {
@@ -409,7 +481,11 @@ fn prompts_track(dir: &Path) -> Option<Track> {
             }
         }
     }
-    (!pcm.is_empty()).then(|| Track { name: "ivr_prompts".into(), pcm, segs: Vec::new() })
+    (!pcm.is_empty()).then(|| Track {
+        name: "ivr_prompts".into(),
+        pcm,
+        segs: Vec::new(),
+    })
 }
 
 /// (sample position when reported, digit)
@@ -432,7 +508,10 @@ fn run_ours(pcm: &[i16]) -> (Detections, f64) {
 
 fn build_spandsp(dir: &Path) -> Result<PathBuf, String> {
     if !Path::new("/usr/include/spandsp/dtmf.h").exists() {
-        return Err("spandsp headers not found (/usr/include/spandsp/dtmf.h; install libspandsp-dev)".into());
+        return Err(
+            "spandsp headers not found (/usr/include/spandsp/dtmf.h; install libspandsp-dev)"
+                .into(),
+        );
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/spandsp_dtmf.c");
     let exe = dir.join("spandsp_dtmf");
@@ -444,7 +523,10 @@ fn build_spandsp(dir: &Path) -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("cannot run cc: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cc -lspandsp failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "cc -lspandsp failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(exe)
 }
@@ -459,7 +541,11 @@ fn run_spandsp(exe: &Path, dir: &Path, track: &Track, twist: Option<(i32, i32)>)
         cmd.args([normal.to_string(), reverse.to_string()]);
     }
     let out = cmd.output().expect("run spandsp_dtmf");
-    assert!(out.status.success(), "spandsp_dtmf failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "spandsp_dtmf failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_file(&raw);
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -541,8 +627,18 @@ fn main() {
     let rand_track = random_offset_track(&mut rng, 250);
     let mut other_tracks = Vec::new();
     if have("espeak-ng") && have("sox") {
-        let en = speech_track(&dir, "speech_en", &["en-us", "en-us+f3", "en-us+m3", "en-gb+f2"], EN);
-        let zh = speech_track(&dir, "speech_zh", &["cmn-latn-pinyin", "cmn-latn-pinyin+f3", "cmn", "cmn+f2"], ZH);
+        let en = speech_track(
+            &dir,
+            "speech_en",
+            &["en-us", "en-us+f3", "en-us+m3", "en-gb+f2"],
+            EN,
+        );
+        let zh = speech_track(
+            &dir,
+            "speech_zh",
+            &["cmn-latn-pinyin", "cmn-latn-pinyin+f3", "cmn", "cmn+f2"],
+            ZH,
+        );
         other_tracks.extend(en);
         other_tracks.extend(zh);
     } else {
@@ -553,11 +649,21 @@ fn main() {
     }
     other_tracks.push(sung_vowels_track(&mut rng, 300, true));
     other_tracks.push(sung_vowels_track(&mut rng, 1200, false));
-    other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.5, 0.33, 0.25, 0.2, 0.17], "music_rich"));
+    other_tracks.push(music_track(
+        &mut rng,
+        180,
+        &[1.0, 0.5, 0.33, 0.25, 0.2, 0.17],
+        "music_rich",
+    ));
     other_tracks.push(music_track(&mut rng, 180, &[1.0, 0.1, 0.05], "music_flute"));
 
     let mut columns = Vec::new();
-    let mut ours = Column { name: "answerline", tones: Vec::new(), rand: Vec::new(), other: Vec::new() };
+    let mut ours = Column {
+        name: "answerline",
+        tones: Vec::new(),
+        rand: Vec::new(),
+        other: Vec::new(),
+    };
     ours.rand = attribute(&rand_track.segs, &run_ours(&rand_track.pcm).0);
     let mut cost = 0.0;
     for t in &tone_tracks {
@@ -579,10 +685,19 @@ fn main() {
         Ok(exe) => {
             // Defaults, and with the same 1 dB twist allowance as ours.
             for (name, twist) in [("spandsp", None), ("spandsp 9/5dB", Some((9, 5)))] {
-                let mut col = Column { name, tones: Vec::new(), rand: Vec::new(), other: Vec::new() };
-                col.rand = attribute(&rand_track.segs, &run_spandsp(&exe, &dir, &rand_track, twist));
+                let mut col = Column {
+                    name,
+                    tones: Vec::new(),
+                    rand: Vec::new(),
+                    other: Vec::new(),
+                };
+                col.rand = attribute(
+                    &rand_track.segs,
+                    &run_spandsp(&exe, &dir, &rand_track, twist),
+                );
                 for t in &tone_tracks {
-                    col.tones.push(attribute(&t.segs, &run_spandsp(&exe, &dir, t, twist)));
+                    col.tones
+                        .push(attribute(&t.segs, &run_spandsp(&exe, &dir, t, twist)));
                 }
                 for t in &other_tracks {
                     col.other.push(run_spandsp(&exe, &dir, t, twist).len());
@@ -608,7 +723,9 @@ fn main() {
             for (ti, t) in tone_tracks.iter().enumerate() {
                 for (s, &r) in t.segs.iter().zip(&c.tones[ti]) {
                     if let Some(k) = f(s) {
-                        out.entry(k).or_insert_with(|| vec![Tally::default(); columns.len()])[ci].add(r);
+                        out.entry(k)
+                            .or_insert_with(|| vec![Tally::default(); columns.len()])[ci]
+                            .add(r);
                     }
                 }
             }
@@ -642,12 +759,24 @@ fn main() {
     let tones: usize = tone_tracks.iter().map(|t| t.segs.len()).sum();
     println!("\nIn-band DTMF, {} tones ({} digits × offsets × durations × twists × levels × noise), 20 ms frames", tones, DIGITS.len());
     head("Valid tones (Q.24 must detect)");
-    print_rows(group(&|s| s.valid().then(|| "detected exactly once".to_string())), &hit);
-    print_rows(group(&|s| s.valid().then(|| "wrong digit reported".to_string())), &|t| Tally::pct(t.wrong, t.n));
-    print_rows(group(&|s| s.valid().then(|| "reported twice (split)".to_string())), &|t| Tally::pct(t.split, t.n));
+    print_rows(
+        group(&|s| s.valid().then(|| "detected exactly once".to_string())),
+        &hit,
+    );
+    print_rows(
+        group(&|s| s.valid().then(|| "wrong digit reported".to_string())),
+        &|t| Tally::pct(t.wrong, t.n),
+    );
+    print_rows(
+        group(&|s| s.valid().then(|| "reported twice (split)".to_string())),
+        &|t| Tally::pct(t.split, t.n),
+    );
     head("Out-of-spec tones (must reject): detected");
     print_rows(group(&|s| s.must_reject().map(str::to_string)), &any);
-    print_rows(group(&|s| s.must_reject().map(|_| "all out-of-spec".to_string())), &any);
+    print_rows(
+        group(&|s| s.must_reject().map(|_| "all out-of-spec".to_string())),
+        &any,
+    );
 
     head("By offset (others valid): detected");
     let others = |s: &Seg, skip: u8| {
@@ -657,16 +786,33 @@ fn main() {
             && (skip == 3 || s.level_ok())
             && (skip == 4 || s.noise_ok())
     };
-    print_rows(group(&|s| others(s, 0).then(|| format!("{:+.1} %", s.offset).replace("+0.0", " 0.0"))), &any);
+    print_rows(
+        group(&|s| others(s, 0).then(|| format!("{:+.1} %", s.offset).replace("+0.0", " 0.0"))),
+        &any,
+    );
     head("By duration (others valid): detected");
-    print_rows(group(&|s| others(s, 1).then(|| format!("{:>3} ms", s.dur))), &any);
+    print_rows(
+        group(&|s| others(s, 1).then(|| format!("{:>3} ms", s.dur))),
+        &any,
+    );
     head("By twist, low minus high (others valid, L ≥ -20): detected");
-    print_rows(group(&|s| (others(s, 2) && s.level >= -20).then(|| format!("{:+} dB", s.twist))), &any);
+    print_rows(
+        group(&|s| (others(s, 2) && s.level >= -20).then(|| format!("{:+} dB", s.twist))),
+        &any,
+    );
     head("By level per tone, twist 0 (others valid): detected");
-    print_rows(group(&|s| (others(s, 3) && s.twist == 0).then(|| format!("{} dBm0", s.level))), &any);
+    print_rows(
+        group(&|s| (others(s, 3) && s.twist == 0).then(|| format!("{} dBm0", s.level))),
+        &any,
+    );
     head("By noise, SNR to both tones (others valid): detected");
     print_rows(
-        group(&|s| others(s, 4).then(|| s.noise.map_or("no noise".to_string(), |n| format!("{n} dB SNR")))),
+        group(&|s| {
+            others(s, 4).then(|| {
+                s.noise
+                    .map_or("no noise".to_string(), |n| format!("{n} dB SNR"))
+            })
+        }),
         &hit,
     );
 
@@ -682,10 +828,15 @@ fn main() {
                     m if m < 3.5 => "c) 2.5 - 3.5 %",
                     _ => "d) ≥ 3.5 % (must reject)",
                 };
-                rows.entry(k).or_insert_with(|| vec![Tally::default(); columns.len()])[ci].add(r);
+                rows.entry(k)
+                    .or_insert_with(|| vec![Tally::default(); columns.len()])[ci]
+                    .add(r);
             }
         }
-        print_rows(rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &any);
+        print_rows(
+            rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            &any,
+        );
     }
 
     head("Talk-off: false detections per minute");
@@ -693,9 +844,15 @@ fn main() {
         let minutes = t.pcm.len() as f64 / FS as f64 / 60.0;
         print!("  {:<42}", format!("{} ({:.1} min)", t.name, minutes));
         for c in &columns {
-            print!("{:>16}", format!("{} ({:.2}/min)", c.other[i], c.other[i] as f64 / minutes));
+            print!(
+                "{:>16}",
+                format!("{} ({:.2}/min)", c.other[i], c.other[i] as f64 / minutes)
+            );
         }
         println!();
     }
-    println!("\nanswerline detector cost: {:.0} ns per 20 ms frame (this machine, shared)", cost);
+    println!(
+        "\nanswerline detector cost: {:.0} ns per 20 ms frame (this machine, shared)",
+        cost
+    );
 }

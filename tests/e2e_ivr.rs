@@ -566,9 +566,15 @@ fn three_wrong_pins_end_the_enquiry() {
 /// must see exactly one '1' and hear its bill.
 #[test]
 fn sipp_pcap_rfc4733_digit_reaches_the_bill_in_every_call() {
-    assert!(is_root(), "play_pcap_audio needs root: run the suite as scripts/test does (root)");
+    assert!(
+        is_root(),
+        "play_pcap_audio needs root: run the suite as scripts/test does (root)"
+    );
     let pcap = std::path::Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap");
-    assert!(pcap.exists(), "SIPp's bundled pcaps are missing: scripts/install-test-deps installs sip-tester");
+    assert!(
+        pcap.exists(),
+        "SIPp's bundled pcaps are missing: scripts/install-test-deps installs sip-tester"
+    );
     let server = Server::start(ServerOpts::default());
     Sipp::new("uac_rfc4733.xml", server.sip_addr())
         .caller("13800138000")
@@ -587,7 +593,53 @@ fn sipp_pcap_rfc4733_digit_reaches_the_bill_in_every_call() {
     .expect("two CDR rows");
     for r in &rows {
         assert!(r[0].starts_with("welcome>main>bill"), "{rows:?}");
-        assert_eq!(r[1], r#"[{"node":"main","value":"1"}]"#, "one digit per press: {rows:?}");
+        assert_eq!(
+            r[1], r#"[{"node":"main","value":"1"}]"#,
+            "one digit per press: {rows:?}"
+        );
         assert_eq!(r[2], "bill_played", "{rows:?}");
     }
+}
+
+/// A carrier that passes DTMF only as tones in the audio: SIPp plays a pcap of caller audio
+/// with an in-band '1' (no RFC 4733 events, no INFO), and the lab profile (dtmf = auto) hears it.
+#[test]
+fn an_inband_tone_from_sipp_reaches_the_bill() {
+    assert!(
+        is_root(),
+        "play_pcap_audio needs root: run the suite as scripts/test does (root)"
+    );
+    let dir = TempDir::new("inband");
+    let pcap = dir.path().join("inband.pcap");
+    make_pcap(
+        &pcap,
+        &[
+            "--digits",
+            "1@0.5",
+            "--inband",
+            "--law",
+            "alaw",
+            "--audio",
+            "noise",
+            "--duration",
+            "3",
+        ],
+    );
+    let server = Server::start(ServerOpts::default());
+    Sipp::new("uac_rfc4733.xml", server.sip_addr())
+        .caller("13800138000")
+        .file(&pcap, "digits.pcap")
+        .set("first_ms", "1000")
+        .arg("-d")
+        .arg("9000")
+        .timeout(Duration::from_secs(30))
+        .run()
+        .assert_ok();
+    let row = cdr(&server);
+    assert!(row[3].starts_with("welcome>main>bill"), "{row:?}");
+    assert_eq!(
+        row[4], r#"[{"node":"main","value":"1"}]"#,
+        "one digit for one tone: {row:?}"
+    );
+    assert_eq!(row[5], "bill_played", "{row:?}");
 }

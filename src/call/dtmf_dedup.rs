@@ -8,27 +8,43 @@ use std::time::{Duration, Instant};
 pub enum DtmfPath {
     Rfc4733,
     Info,
+    /// Tones in the audio itself (Goertzel detector).
+    Inband,
 }
 
-/// How far apart the two paths' copies of one press may arrive.
+impl DtmfPath {
+    fn bit(self) -> u8 {
+        match self {
+            DtmfPath::Rfc4733 => 1,
+            DtmfPath::Info => 2,
+            DtmfPath::Inband => 4,
+        }
+    }
+}
+
+/// How far apart the paths' copies of one press may arrive.
 const WINDOW: Duration = Duration::from_millis(400);
 
+/// The last press accepted: its digit, when, and which paths have delivered it so far.
 #[derive(Default)]
 pub struct DtmfDedup {
-    last: Option<(char, DtmfPath, Instant)>,
+    last: Option<(char, Instant, u8)>,
 }
 
 impl DtmfDedup {
     /// True when the digit should reach the IVR.
     pub fn accept(&mut self, now: Instant, digit: char, path: DtmfPath) -> bool {
-        if let Some((d, p, t)) = self.last {
-            if d == digit && p != path && now.saturating_duration_since(t) < WINDOW {
-                // Consume the pairing so a third copy is judged afresh.
-                self.last = None;
+        if let Some((d, t, seen)) = self.last.as_mut() {
+            let copy = *d == digit
+                && *seen & path.bit() == 0
+                && now.saturating_duration_since(*t) < WINDOW;
+            if copy {
+                // Another path's copy of the same press; a third path may still follow.
+                *seen |= path.bit();
                 return false;
             }
         }
-        self.last = Some((digit, path, now));
+        self.last = Some((digit, now, path.bit()));
         true
     }
 }
@@ -36,6 +52,18 @@ impl DtmfDedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_press_on_all_three_paths_counts_once() {
+        let t = Instant::now();
+        let mut d = DtmfDedup::default();
+        assert!(d.accept(t, '3', DtmfPath::Rfc4733));
+        assert!(!d.accept(t + Duration::from_millis(40), '3', DtmfPath::Inband));
+        assert!(!d.accept(t + Duration::from_millis(90), '3', DtmfPath::Info));
+        // The next press of the same key, again on every path.
+        assert!(d.accept(t + Duration::from_millis(300), '3', DtmfPath::Rfc4733));
+        assert!(!d.accept(t + Duration::from_millis(340), '3', DtmfPath::Inband));
+    }
 
     #[test]
     fn the_same_press_on_both_paths_counts_once() {

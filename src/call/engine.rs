@@ -7,7 +7,7 @@ use super::dtmf_dedup::DtmfPath;
 use super::media_leg::{MediaLeg, RxOutcome, MAX_PACKET};
 use super::{mask_number, Call, Phase};
 use crate::billing::normalize_msisdn;
-use crate::config::{CallerIdSource, Profile};
+use crate::config::{CallerIdSource, DtmfMode, Profile};
 use crate::ivr::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
 use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
@@ -184,8 +184,8 @@ impl Engine {
             return;
         };
         let Some(m) = c.media.as_mut() else { return };
-        if let RxOutcome::Digit(d) = m.on_packet(now, from, data) {
-            if c.accept_digit(now, d, DtmfPath::Rfc4733) {
+        if let RxOutcome::Digit(d, path) = m.on_packet(now, from, data) {
+            if c.accept_digit(now, d, path) {
                 self.ivr_input(now, call, IvrInput::Digit(d));
             }
         }
@@ -275,6 +275,7 @@ impl Engine {
             c.remote_sip.ip(),
             ssrc_for(call),
             phase,
+            matches!(c.dtmf_mode, DtmfMode::Inband | DtmfMode::Auto),
         ));
         let start = IvrStart {
             caller: c.caller.clone(),

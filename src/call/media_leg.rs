@@ -1,7 +1,9 @@
 //! The caller's RTP leg: what we send (paced prompts), what we hear (RFC 4733 digits),
 //! where we send it (symmetric RTP), and whether the caller is still there.
 
-use crate::media::g711::Law;
+use super::dtmf_dedup::DtmfPath;
+use crate::media::g711::{self, Law};
+use crate::media::inband::InbandDetector;
 use crate::media::player::{Pacer, Player};
 use crate::media::rfc4733::DtmfReceiver;
 use crate::media::rtp::{self, RtpSender};
@@ -9,7 +11,9 @@ use crate::sdp::{Direction, Negotiated};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-pub const MAX_PACKET: usize = 12 + 240;
+/// Largest G.711 frame we send or decode: 30 ms at 8 kHz.
+const MAX_FRAME: usize = 240;
+pub const MAX_PACKET: usize = 12 + MAX_FRAME;
 
 pub struct MediaLeg {
     pub law: Law,
@@ -30,6 +34,9 @@ pub struct MediaLeg {
     pacer: Pacer,
     pub player: Player,
     dtmf: DtmfReceiver,
+    /// Present when the profile listens for tones in the audio (modes inband and auto).
+    inband: Option<Box<InbandDetector>>,
+    last_audio_seq: Option<u16>,
     last_rx: Instant,
     pub rx_packets: u64,
     pub tx_packets: u64,
@@ -37,7 +44,7 @@ pub struct MediaLeg {
 
 pub enum RxOutcome {
     Nothing,
-    Digit(char),
+    Digit(char, DtmfPath),
 }
 
 impl MediaLeg {
@@ -47,6 +54,7 @@ impl MediaLeg {
         signalling_ip: IpAddr,
         ssrc: u32,
         phase_ms: u32,
+        inband: bool,
     ) -> Self {
         MediaLeg {
             law: n.law,
@@ -64,6 +72,8 @@ impl MediaLeg {
             pacer: Pacer::new(now, n.ptime_ms, phase_ms),
             player: Player::new(n.law),
             dtmf: DtmfReceiver::new(),
+            inband: inband.then(|| Box::new(InbandDetector::new())),
+            last_audio_seq: None,
             last_rx: now,
             rx_packets: 0,
             tx_packets: 0,
@@ -118,12 +128,41 @@ impl MediaLeg {
         self.latched_ssrc = Some(pkt.ssrc);
         self.last_rx = now;
         self.rx_packets += 1;
-        match self.te_payload_type {
-            Some(te) if pkt.payload_type == te => match self.dtmf.on_packet(now, &pkt, te) {
-                Some(d) => RxOutcome::Digit(d.digit),
+        if let Some(te) = self.te_payload_type.filter(|&te| te == pkt.payload_type) {
+            return match self.dtmf.on_packet(now, &pkt, te) {
+                Some(d) => RxOutcome::Digit(d.digit, DtmfPath::Rfc4733),
                 None => RxOutcome::Nothing,
-            },
-            _ => RxOutcome::Nothing,
+            };
+        }
+        self.listen_inband(&pkt)
+    }
+
+    /// Decodes the caller's G.711 frame and looks for DTMF tones in it.
+    fn listen_inband(&mut self, pkt: &rtp::RtpView) -> RxOutcome {
+        let Some(det) = self.inband.as_mut() else {
+            return RxOutcome::Nothing;
+        };
+        let law = match pkt.payload_type {
+            0 => Law::Ulaw,
+            8 => Law::Alaw,
+            _ => return RxOutcome::Nothing,
+        };
+        let n = pkt.payload.len().min(MAX_FRAME);
+        if let Some(last) = self.last_audio_seq {
+            let lost = pkt.seq.wrapping_sub(last).wrapping_sub(1) as usize;
+            if lost > 0 && lost < 50 {
+                det.skip(lost * n);
+            } else if lost >= 50 {
+                // Late or reordered: the detector has moved on; judging it again would split a tone.
+                return RxOutcome::Nothing;
+            }
+        }
+        self.last_audio_seq = Some(pkt.seq);
+        let mut pcm = [0i16; MAX_FRAME];
+        g711::decode_into(law, &pkt.payload[..n], &mut pcm[..n]);
+        match det.push(&pcm[..n]) {
+            Some(d) => RxOutcome::Digit(d, DtmfPath::Inband),
+            None => RxOutcome::Nothing,
         }
     }
 
@@ -198,7 +237,7 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
                      m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
         let n = negotiate(offer, &MediaPrefs::default()).unwrap();
-        MediaLeg::new(now, &n, "198.51.100.7".parse().unwrap(), 0x1234, 0)
+        MediaLeg::new(now, &n, "198.51.100.7".parse().unwrap(), 0x1234, 0, true)
     }
 
     fn digit_packet(ssrc: u32, ts: u32, seq: u16) -> Vec<u8> {
@@ -218,7 +257,7 @@ mod tests {
         let nat: SocketAddr = "203.0.113.5:31000".parse().unwrap();
         assert!(matches!(
             m.on_packet(t, nat, &digit_packet(1, 100, 1)),
-            RxOutcome::Digit('5')
+            RxOutcome::Digit('5', DtmfPath::Rfc4733)
         ));
         assert_eq!(
             m.remote,
@@ -236,8 +275,57 @@ mod tests {
         let moved: SocketAddr = "198.51.100.7:40000".parse().unwrap();
         assert!(matches!(
             m.on_packet(t, moved, &digit_packet(2, 2000, 1)),
-            RxOutcome::Digit('5')
+            RxOutcome::Digit('5', DtmfPath::Rfc4733)
         ));
         assert_eq!(m.remote, Some(moved));
+    }
+
+    fn audio_packet(ssrc: u32, seq: u16, pcm: &[i16]) -> Vec<u8> {
+        let mut p = vec![0x80, 8, (seq >> 8) as u8, seq as u8];
+        p.extend_from_slice(&(seq as u32 * 160).to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend(pcm.iter().map(|&x| Law::Alaw.encode(x)));
+        p
+    }
+
+    /// 8 kHz samples of a DTMF pair (e.g. 697 + 1209 Hz for '1'), each tone near -10 dBm0.
+    fn tone(lo: f32, hi: f32, ms: usize) -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                (7000.0 * (2.0 * std::f32::consts::PI * lo * t).sin()
+                    + 7000.0 * (2.0 * std::f32::consts::PI * hi * t).sin()) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tones_in_the_callers_audio_are_heard_once_when_listening_in_band() {
+        let t = Instant::now();
+        let mut m = leg(t);
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let mut audio = vec![0i16; 1600];
+        audio.extend(tone(697.0, 1209.0, 120));
+        audio.extend(vec![0i16; 1600]);
+        let mut digits = Vec::new();
+        for (k, frame) in audio.chunks(160).enumerate() {
+            if let RxOutcome::Digit(d, path) =
+                m.on_packet(t, from, &audio_packet(7, k as u16, frame))
+            {
+                digits.push((d, path));
+            }
+        }
+        assert_eq!(digits, vec![('1', DtmfPath::Inband)]);
+
+        // A leg that does not listen in-band ignores the same tones.
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let mut deaf = MediaLeg::new(t, &n, "198.51.100.7".parse().unwrap(), 1, 0, false);
+        for (k, frame) in audio.chunks(160).enumerate() {
+            assert!(matches!(
+                deaf.on_packet(t, from, &audio_packet(7, k as u16, frame)),
+                RxOutcome::Nothing
+            ));
+        }
     }
 }

@@ -110,7 +110,9 @@ impl Call {
     pub fn accept_digit(&mut self, now: Instant, digit: char, path: DtmfPath) -> bool {
         let allowed = match (self.dtmf_mode, path) {
             (DtmfMode::Auto, _) => true,
-            (DtmfMode::Rfc4733, DtmfPath::Rfc4733) | (DtmfMode::Info, DtmfPath::Info) => true,
+            (DtmfMode::Rfc4733, DtmfPath::Rfc4733)
+            | (DtmfMode::Info, DtmfPath::Info)
+            | (DtmfMode::Inband, DtmfPath::Inband) => true,
             _ => false,
         };
         allowed && self.dedup.accept(now, digit, path)

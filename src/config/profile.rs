@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 pub enum DtmfMode {
     Rfc4733,
     Info,
-    /// Both paths; a digit seen on both counts once.
+    /// Tones in the caller's audio (carriers that pass DTMF in-band only).
+    Inband,
+    /// Every path; a digit seen on several counts once.
     Auto,
 }
 
@@ -236,6 +238,7 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
     let dtmf = match dtmf_s.as_str() {
         "rfc4733" | "rfc2833" => DtmfMode::Rfc4733,
         "info" => DtmfMode::Info,
+        "inband" => DtmfMode::Inband,
         "auto" => DtmfMode::Auto,
         other => {
             let (p, t) = src_path(dtmf_from_profile);
@@ -243,7 +246,7 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
                 p,
                 Some(t),
                 "dtmf",
-                format!("\"{other}\" is not a DTMF mode; use \"rfc4733\", \"info\" or \"auto\""),
+                format!("\"{other}\" is not a DTMF mode; use \"rfc4733\", \"info\", \"inband\" or \"auto\""),
             ));
         }
     };

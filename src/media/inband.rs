@@ -314,9 +314,12 @@ impl InbandDetector {
         let mut out = [C::default(); SUBS_PER_WINDOW];
         for (m, s) in self.subs.iter().enumerate() {
             let start = SUB * m;
-            out[m] = C { re: s.re[b], im: s.im[b] }
-                .sub(tone_dft(other.0, other.1, start, SUB, self.omega[b]))
-                .sub(image_dft(own.0, own.1, start, SUB, self.omega[b]));
+            out[m] = C {
+                re: s.re[b],
+                im: s.im[b],
+            }
+            .sub(tone_dft(other.0, other.1, start, SUB, self.omega[b]))
+            .sub(image_dft(own.0, own.1, start, SUB, self.omega[b]));
         }
         out
     }
@@ -362,7 +365,9 @@ impl InbandDetector {
         let peak = db_to_ratio(-3.0);
         for g in [0..4, 4..8] {
             let best = if g.start == 0 { row } else { col };
-            if g.clone().any(|b| b != best && energy[b] > peak * energy[best]) {
+            if g.clone()
+                .any(|b| b != best && energy[b] > peak * energy[best])
+            {
                 return Err(Reject::RelativePeak);
             }
         }
@@ -473,42 +478,64 @@ struct C {
 
 impl C {
     fn add(self, o: C) -> C {
-        C { re: self.re + o.re, im: self.im + o.im }
+        C {
+            re: self.re + o.re,
+            im: self.im + o.im,
+        }
     }
     fn sub(self, o: C) -> C {
-        C { re: self.re - o.re, im: self.im - o.im }
+        C {
+            re: self.re - o.re,
+            im: self.im - o.im,
+        }
     }
     fn mul(self, o: C) -> C {
-        C { re: self.re * o.re - self.im * o.im, im: self.re * o.im + self.im * o.re }
+        C {
+            re: self.re * o.re - self.im * o.im,
+            im: self.re * o.im + self.im * o.re,
+        }
     }
     fn conj(self) -> C {
-        C { re: self.re, im: -self.im }
+        C {
+            re: self.re,
+            im: -self.im,
+        }
     }
     fn norm(self) -> f32 {
         self.re * self.re + self.im * self.im
     }
     fn div(self, o: C) -> C {
         let d = o.norm();
-        C { re: (self.re * o.re + self.im * o.im) / d, im: (self.im * o.re - self.re * o.im) / d }
+        C {
+            re: (self.re * o.re + self.im * o.im) / d,
+            im: (self.im * o.re - self.re * o.im) / d,
+        }
     }
     fn arg(self) -> f32 {
         self.im.atan2(self.re)
     }
     fn expj(x: f32) -> C {
-        C { re: x.cos(), im: x.sin() }
+        C {
+            re: x.cos(),
+            im: x.sin(),
+        }
     }
 }
 
 /// DFT at `omega` over samples `start..start + len` (phase referenced to
 /// `start`) of the real tone a·e^{jwn} + conj(a)·e^{-jwn}.
 fn tone_dft(a: C, w: f32, start: usize, len: usize, omega: f32) -> C {
-    let pos = a.mul(C::expj(w * start as f32)).mul(dirichlet(w - omega, len));
+    let pos = a
+        .mul(C::expj(w * start as f32))
+        .mul(dirichlet(w - omega, len));
     pos.add(image_dft(a, w, start, len, omega))
 }
 
 /// The negative-frequency half of [`tone_dft`].
 fn image_dft(a: C, w: f32, start: usize, len: usize, omega: f32) -> C {
-    a.conj().mul(C::expj(-w * start as f32)).mul(dirichlet(-w - omega, len))
+    a.conj()
+        .mul(C::expj(-w * start as f32))
+        .mul(dirichlet(-w - omega, len))
 }
 
 fn steady(s: &[C; SUBS_PER_WINDOW]) -> bool {
@@ -567,9 +594,16 @@ fn tone_power_dbm0(dbm0: f32) -> f32 {
 fn dirichlet(x: f32, len: usize) -> C {
     let n = len as f32;
     let half = 0.5 * x;
-    let mag = if half.sin().abs() < 1e-6 { n } else { (n * half).sin() / half.sin() };
+    let mag = if half.sin().abs() < 1e-6 {
+        n
+    } else {
+        (n * half).sin() / half.sin()
+    };
     let ph = half * (n - 1.0);
-    C { re: mag * ph.cos(), im: mag * ph.sin() }
+    C {
+        re: mag * ph.cos(),
+        im: mag * ph.sin(),
+    }
 }
 
 #[cfg(test)]
@@ -612,13 +646,22 @@ mod tests {
     }
 
     fn tone(digit: char, ms: u32) -> Tone {
-        Tone { digit, ms, dev: 0.0, row_dbm0: -10.0, col_dbm0: -10.0 }
+        Tone {
+            digit,
+            ms,
+            dev: 0.0,
+            row_dbm0: -10.0,
+            col_dbm0: -10.0,
+        }
     }
 
     /// Appends a tone with a random start phase (so block alignment varies).
     fn add_tone(out: &mut Vec<f32>, t: &Tone, phase: f32) {
         let (fr, fc) = freqs(t.digit);
-        let (wr, wc) = (2.0 * PI * fr * (1.0 + t.dev) / 8000.0, 2.0 * PI * fc * (1.0 + t.dev) / 8000.0);
+        let (wr, wc) = (
+            2.0 * PI * fr * (1.0 + t.dev) / 8000.0,
+            2.0 * PI * fc * (1.0 + t.dev) / 8000.0,
+        );
         let (ar, ac) = (amp(t.row_dbm0), amp(t.col_dbm0));
         for n in 0..(t.ms * 8) as usize {
             let n = n as f32;
@@ -631,7 +674,9 @@ mod tests {
     }
 
     fn to_pcm(x: &[f32]) -> Vec<i16> {
-        x.iter().map(|&v| v.round().clamp(-32768.0, 32767.0) as i16).collect()
+        x.iter()
+            .map(|&v| v.round().clamp(-32768.0, 32767.0) as i16)
+            .collect()
     }
 
     /// Feeds 20 ms RTP-sized frames and collects every reported digit.
@@ -705,10 +750,26 @@ mod tests {
     fn twist_limits() {
         for d in ALL.chars() {
             // Normal twist: the low (row) group louder.
-            let normal8 = Tone { row_dbm0: -8.0, col_dbm0: -16.0, ..tone(d, 50) };
-            let reverse4 = Tone { row_dbm0: -14.0, col_dbm0: -10.0, ..tone(d, 50) };
-            let normal12 = Tone { row_dbm0: -6.0, col_dbm0: -18.0, ..tone(d, 50) };
-            let reverse8 = Tone { row_dbm0: -16.0, col_dbm0: -8.0, ..tone(d, 50) };
+            let normal8 = Tone {
+                row_dbm0: -8.0,
+                col_dbm0: -16.0,
+                ..tone(d, 50)
+            };
+            let reverse4 = Tone {
+                row_dbm0: -14.0,
+                col_dbm0: -10.0,
+                ..tone(d, 50)
+            };
+            let normal12 = Tone {
+                row_dbm0: -6.0,
+                col_dbm0: -18.0,
+                ..tone(d, 50)
+            };
+            let reverse8 = Tone {
+                row_dbm0: -16.0,
+                col_dbm0: -8.0,
+                ..tone(d, 50)
+            };
             assert_eq!(detections(&normal8, 0.0), 17, "{d} normal 8 dB");
             assert_eq!(detections(&reverse4, 0.0), 17, "{d} reverse 4 dB");
             assert_eq!(detections(&normal12, 0.0), 0, "{d} normal 12 dB");
@@ -719,12 +780,28 @@ mod tests {
     #[test]
     fn level_floor() {
         for d in ALL.chars() {
-            let weak_ok = Tone { row_dbm0: -26.0, col_dbm0: -26.0, ..tone(d, 50) };
-            let too_low = Tone { row_dbm0: -36.0, col_dbm0: -36.0, ..tone(d, 50) };
-            let one_low = Tone { row_dbm0: -20.0, col_dbm0: -36.0, ..tone(d, 50) };
+            let weak_ok = Tone {
+                row_dbm0: -26.0,
+                col_dbm0: -26.0,
+                ..tone(d, 50)
+            };
+            let too_low = Tone {
+                row_dbm0: -36.0,
+                col_dbm0: -36.0,
+                ..tone(d, 50)
+            };
+            let one_low = Tone {
+                row_dbm0: -20.0,
+                col_dbm0: -36.0,
+                ..tone(d, 50)
+            };
             assert_eq!(detections(&weak_ok, 0.0), 17, "{d} at -26 dBm0");
             assert_eq!(detections(&too_low, 0.0), 0, "{d} at -36 dBm0");
-            assert_eq!(detections(&one_low, 0.0), 0, "{d} with one tone at -36 dBm0");
+            assert_eq!(
+                detections(&one_low, 0.0),
+                0,
+                "{d} with one tone at -36 dBm0"
+            );
         }
     }
 
@@ -829,7 +906,12 @@ mod tests {
         for n in 0..8 * 80 {
             let t = n as f32 / 8000.0;
             let mut v = 0.0;
-            for (f, a) in [(fr, 5000.0), (fc, 5000.0), (2.0 * fr, 2000.0), (2.0 * fc, 2000.0)] {
+            for (f, a) in [
+                (fr, 5000.0),
+                (fc, 5000.0),
+                (2.0 * fr, 2000.0),
+                (2.0 * fc, 2000.0),
+            ] {
                 v += a * (2.0 * PI * f * t).sin();
             }
             x.push(v);
@@ -846,7 +928,10 @@ mod tests {
         silence(&mut x, 20);
         for n in 0..8 * 200 {
             let t = n as f32 / 8000.0;
-            x.push(6000.0 * (2.0 * PI * 852.0 * 0.981 * t).sin() + 5000.0 * (2.0 * PI * 1633.0 * 1.019 * t).sin());
+            x.push(
+                6000.0 * (2.0 * PI * 852.0 * 0.981 * t).sin()
+                    + 5000.0 * (2.0 * PI * 1633.0 * 1.019 * t).sin(),
+            );
         }
         silence(&mut x, 100);
         assert_eq!(detect(&to_pcm(&x)), "");
@@ -855,7 +940,10 @@ mod tests {
         silence(&mut x, 20);
         for n in 0..8 * 60 {
             let t = n as f32 / 8000.0;
-            x.push(6000.0 * (2.0 * PI * 852.0 * 0.985 * t).sin() + 6000.0 * (2.0 * PI * 1633.0 * 1.015 * t).sin());
+            x.push(
+                6000.0 * (2.0 * PI * 852.0 * 0.985 * t).sin()
+                    + 6000.0 * (2.0 * PI * 1633.0 * 1.015 * t).sin(),
+            );
         }
         silence(&mut x, 100);
         assert_eq!(detect(&to_pcm(&x)), "C");
@@ -884,7 +972,11 @@ mod tests {
         let mut det = InbandDetector::new();
         let mut zeros = String::new();
         for (i, frame) in pcm.chunks(160).enumerate() {
-            let frame = if i == 8 || i == 9 { &[0i16; 160][..] } else { frame };
+            let frame = if i == 8 || i == 9 {
+                &[0i16; 160][..]
+            } else {
+                frame
+            };
             zeros.extend(det.push(frame));
         }
         assert_eq!(zeros, "66");
@@ -913,7 +1005,8 @@ mod tests {
             silence(&mut x, 20);
             for n in 0..8 * 80 {
                 let t = n as f32 / 8000.0;
-                let mut v = 5000.0 * (2.0 * PI * fr * t).sin() + 5000.0 * (2.0 * PI * fc * t + 1.0).sin();
+                let mut v =
+                    5000.0 * (2.0 * PI * fr * t).sin() + 5000.0 * (2.0 * PI * fc * t + 1.0).sin();
                 for f in [300.0, 450.0, 2500.0] {
                     v += other_amp * (2.0 * PI * f * t).sin();
                 }

@@ -552,7 +552,10 @@ fn scenario_load_streams_audio_and_optionally_one_digit() {
 
     if is_root() {
         let pcap = dir.path().join("digit.pcap");
-        make_pcap(&pcap, &["--digits", "5@0.0", "--duration", "0.3", "--law", "alaw"]);
+        make_pcap(
+            &pcap,
+            &["--digits", "5@0.0", "--duration", "0.3", "--law", "alaw"],
+        );
         let audio = dir.path().join("caller.alaw");
         make_pcap(&audio, &["--raw", "--duration", "2", "--law", "alaw"]);
         let (sink, sink_port) = RtpSink::bind();
