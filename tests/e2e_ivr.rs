@@ -601,8 +601,8 @@ fn sipp_pcap_rfc4733_digit_reaches_the_bill_in_every_call() {
     }
 }
 
-/// A carrier that passes DTMF only as tones in the audio: SIPp plays a pcap of caller audio
-/// with an in-band '1' (no RFC 4733 events, no INFO), and the lab profile (dtmf = auto) hears it.
+/// A carrier that passes DTMF only as tones in the audio: SIPp offers no telephone-event and
+/// plays a pcap of caller audio with an in-band '1'; the lab profile (dtmf = auto) hears it.
 #[test]
 fn an_inband_tone_from_sipp_reaches_the_bill() {
     assert!(
@@ -626,7 +626,7 @@ fn an_inband_tone_from_sipp_reaches_the_bill() {
         ],
     );
     let server = Server::start(ServerOpts::default());
-    Sipp::new("uac_rfc4733.xml", server.sip_addr())
+    Sipp::new("uac_inband.xml", server.sip_addr())
         .caller("13800138000")
         .file(&pcap, "digits.pcap")
         .set("first_ms", "1000")

@@ -275,7 +275,14 @@ impl Engine {
             c.remote_sip.ip(),
             ssrc_for(call),
             phase,
-            matches!(c.dtmf_mode, DtmfMode::Inband | DtmfMode::Auto),
+            // In auto mode the tones are only listened for when the caller offered no
+            // telephone-event (Asterisk's "auto"): decoding every frame of every call costs a
+            // third of the media path, and a gateway relaying RFC 4733 strips the tones anyway.
+            match c.dtmf_mode {
+                DtmfMode::Inband => true,
+                DtmfMode::Auto => neg.te_payload_type.is_none(),
+                _ => false,
+            },
         ));
         let start = IvrStart {
             caller: c.caller.clone(),
