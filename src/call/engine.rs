@@ -13,7 +13,7 @@ use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
 use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
 use crate::store::{Cdr, CdrInput};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -66,7 +66,9 @@ pub enum Output {
 pub struct Engine {
     profiles: Vec<Profile>,
     sip: Vec<SipCore>,
-    calls: HashMap<CallRef, Call>,
+    /// Ordered by arrival so each stream keeps its place in the tick's send sweep: a rehash
+    /// reshuffling the order would move a stream's send time by milliseconds (jitter).
+    calls: BTreeMap<CallRef, Call>,
     by_sip: HashMap<(usize, CallKey), CallRef>,
     next_id: u64,
     prompts: Arc<PromptSet>,
@@ -130,7 +132,7 @@ impl Engine {
         Engine {
             profiles,
             sip,
-            calls: HashMap::new(),
+            calls: BTreeMap::new(),
             by_sip: HashMap::new(),
             next_id: 1,
             prompts,
