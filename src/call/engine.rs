@@ -42,6 +42,8 @@ impl Default for EngineOptions {
 }
 
 #[derive(Debug)]
+// A CDR is the big variant; outputs are queued once per call event, never per packet.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     Sip {
         profile: usize,

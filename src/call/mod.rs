@@ -108,13 +108,13 @@ impl Call {
 
     /// Whether a digit from this path reaches the IVR under the profile's DTMF mode.
     pub fn accept_digit(&mut self, now: Instant, digit: char, path: DtmfPath) -> bool {
-        let allowed = match (self.dtmf_mode, path) {
-            (DtmfMode::Auto, _) => true,
-            (DtmfMode::Rfc4733, DtmfPath::Rfc4733)
-            | (DtmfMode::Info, DtmfPath::Info)
-            | (DtmfMode::Inband, DtmfPath::Inband) => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (self.dtmf_mode, path),
+            (DtmfMode::Auto, _)
+                | (DtmfMode::Rfc4733, DtmfPath::Rfc4733)
+                | (DtmfMode::Info, DtmfPath::Info)
+                | (DtmfMode::Inband, DtmfPath::Inband)
+        );
         allowed && self.dedup.accept(now, digit, path)
     }
 }

@@ -240,7 +240,7 @@ struct InvTxn {
 impl ByeTxn {
     /// Timer E (RFC 3261 17.1.2.2): the request again when due, doubling up to T2.
     fn retransmission(&mut self, now: Instant, t2: Duration) -> Option<Vec<u8>> {
-        if !self.retrans_at.is_some_and(|t| t <= now) {
+        if self.retrans_at.is_none_or(|t| t > now) {
             return None;
         }
         self.interval = (self.interval * 2).min(t2);
