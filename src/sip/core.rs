@@ -707,19 +707,8 @@ impl SipCore {
             self.reply(now, &req, 482, "Loop Detected", &[], None);
             return;
         }
-        let sdp_offer = match offer_body(&req.msg) {
-            Ok(sdp) => sdp,
-            Err(()) => {
-                self.reply(
-                    now,
-                    &req,
-                    415,
-                    "Unsupported Media Type",
-                    &[("Accept", "application/sdp".into())],
-                    None,
-                );
-                return;
-            }
+        let Some(sdp_offer) = self.offer_or_415(now, &req) else {
+            return;
         };
         if let Some(accept) = req.msg.get("accept") {
             let ok = accept.split(',').any(|t| {
@@ -1042,19 +1031,8 @@ impl SipCore {
             );
             return;
         }
-        let sdp_offer = match offer_body(&req.msg) {
-            Ok(s) => s,
-            Err(()) => {
-                self.reply(
-                    now,
-                    &req,
-                    415,
-                    "Unsupported Media Type",
-                    &[("Accept", "application/sdp".into())],
-                    None,
-                );
-                return;
-            }
+        let Some(sdp_offer) = self.offer_or_415(now, &req) else {
+            return;
         };
         let t1 = self.cfg.t1;
         let Some(c) = self.calls.get_mut(&call) else {
@@ -1429,6 +1407,19 @@ impl SipCore {
             addr: c.info.remote,
         };
         self.send(peer, data);
+    }
+
+    /// The SDP offer in an INVITE's body (None when it has none); a body of another type
+    /// gets 415 with Accept and `None` back, ending the request's handling.
+    fn offer_or_415(&mut self, now: Instant, req: &Req) -> Option<Option<String>> {
+        match offer_body(&req.msg) {
+            Ok(sdp) => Some(sdp),
+            Err(()) => {
+                let accept = [("Accept", "application/sdp".to_string())];
+                self.reply(now, req, 415, "Unsupported Media Type", &accept, None);
+                None
+            }
+        }
     }
 
     fn reply_options(&mut self, now: Instant, req: &Req) {
