@@ -4,13 +4,14 @@
 
 use super::clock::WallClock;
 use super::dtmf_dedup::DtmfPath;
-use super::media_leg::{MediaLeg, RxOutcome, MAX_PACKET};
+use super::media_leg::{Listen, MediaLeg, RxOutcome, MAX_PACKET};
 use super::{mask_number, Call, Phase};
 use crate::billing::normalize_msisdn;
 use crate::config::{CallerIdSource, DtmfMode, Profile};
 use crate::ivr::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
 use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
+use crate::speech::VadEvent;
 use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
 use crate::store::{Cdr, CdrInput};
 use std::collections::{HashMap, VecDeque};
@@ -184,10 +185,17 @@ impl Engine {
             return;
         };
         let Some(m) = c.media.as_mut() else { return };
-        if let RxOutcome::Digit(d, path) = m.on_packet(now, from, data) {
-            if c.accept_digit(now, d, path) {
-                self.ivr_input(now, call, IvrInput::Digit(d));
+        match m.on_packet(now, from, data) {
+            RxOutcome::Digit(d, path) => {
+                if c.accept_digit(now, d, path) {
+                    self.ivr_input(now, call, IvrInput::Digit(d));
+                }
             }
+            RxOutcome::Speech(VadEvent::SpeechStart) => {
+                debug!(call_id = %c.call_id, "caller speaking");
+                self.ivr_input(now, call, IvrInput::SpeechStart);
+            }
+            RxOutcome::Speech(VadEvent::SpeechEnd) | RxOutcome::Nothing => {}
         }
     }
 
@@ -275,7 +283,12 @@ impl Engine {
             c.remote_sip.ip(),
             ssrc_for(call),
             phase,
-            matches!(c.dtmf_mode, DtmfMode::Inband | DtmfMode::Auto),
+            Listen {
+                inband: matches!(c.dtmf_mode, DtmfMode::Inband | DtmfMode::Auto),
+                voice: self.profiles[p]
+                    .voice_barge_in
+                    .then_some(self.profiles[p].vad),
+            },
         ));
         let start = IvrStart {
             caller: c.caller.clone(),
