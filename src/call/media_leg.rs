@@ -345,12 +345,53 @@ mod tests {
         // A leg that does not listen in-band ignores the same tones.
         let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
         let n = negotiate(offer, &MediaPrefs::default()).unwrap();
-        let mut deaf = MediaLeg::new(t, &n, "198.51.100.7".parse().unwrap(), 1, 0, Listen::default());
+        let mut deaf = MediaLeg::new(
+            t,
+            &n,
+            "198.51.100.7".parse().unwrap(),
+            1,
+            0,
+            Listen::default(),
+        );
         for (k, frame) in audio.chunks(160).enumerate() {
             assert!(matches!(
                 deaf.on_packet(t, from, &audio_packet(7, k as u16, frame)),
                 RxOutcome::Nothing
             ));
         }
+    }
+
+    #[test]
+    fn a_leg_listening_for_voice_reports_the_caller_talking() {
+        use crate::speech::test_audio::{in_silence, say};
+        let t = Instant::now();
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let (audio, _, _) = in_silence(500, &say("en-us", "check my bill", 3300.0), 1000);
+        let heard = |listen: Listen| {
+            let mut m = MediaLeg::new(t, &n, from.ip(), 1, 0, listen);
+            let mut events = Vec::new();
+            for (k, frame) in audio.chunks(160).enumerate() {
+                match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
+                    RxOutcome::Speech(e) => events.push(e),
+                    RxOutcome::Digit(d, _) => panic!("speech taken for digit {d}"),
+                    RxOutcome::Nothing => {}
+                }
+            }
+            events
+        };
+        let voice = Listen {
+            inband: true,
+            voice: Some(VadConfig::default()),
+        };
+        assert_eq!(heard(voice), [VadEvent::SpeechStart, VadEvent::SpeechEnd]);
+        assert_eq!(
+            heard(Listen {
+                inband: true,
+                voice: None
+            }),
+            []
+        );
     }
 }

@@ -1034,9 +1034,13 @@ mod voice {
     fn stopped_at(rig: &Rig, call: CallRef, menu_at: usize) -> Option<(Instant, usize)> {
         let silence = Law::Alaw.silence();
         let sent: Vec<_> = rig.sent(call).collect();
-        let last_sound = sent
-            .iter()
-            .rposition(|s| rtp::parse(&s.data).unwrap().payload.iter().any(|&b| b != silence))?;
+        let last_sound = sent.iter().rposition(|s| {
+            rtp::parse(&s.data)
+                .unwrap()
+                .payload
+                .iter()
+                .any(|&b| b != silence)
+        })?;
         let stop = sent.get(last_sound + 1)?;
         let heard_bytes: usize = sent[..=last_sound]
             .iter()
@@ -1047,7 +1051,10 @@ mod voice {
 
     fn talk_over_the_menu(voice: &str, text: &str) {
         let mut rig = Rig::new();
-        assert!(rig.profiles[LAB].voice_barge_in, "the lab profile listens for voice");
+        assert!(
+            rig.profiles[LAB].voice_barge_in,
+            "the lab profile listens for voice"
+        );
         let (call, menu_at) = in_main_menu(&mut rig);
         let (audio, onset, _) = in_silence(100, &say(voice, text, LEVEL), 300);
         let first = rig.say(&audio);
@@ -1063,6 +1070,7 @@ mod voice {
         );
         assert!(stop >= spoke, "stopped before the caller spoke");
         let latency = stop - spoke;
+        println!("{voice}: the menu stopped {latency:?} after the caller started talking");
         assert!(
             latency <= Duration::from_millis(300),
             "{voice}: the menu stopped {latency:?} after the caller started talking"

@@ -402,7 +402,10 @@ mod voice_tests {
         let e = load_text("bad", "port = 5070\nvoice_threshold = 3.0\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("gw.toml:2") && e.contains("voice_threshold"), "{e}");
+        assert!(
+            e.contains("gw.toml:2") && e.contains("voice_threshold"),
+            "{e}"
+        );
         let e = load_text("bad2", "voice_hangover_ms = 0\n")
             .unwrap_err()
             .to_string();

@@ -1089,8 +1089,13 @@ mod voice_tests {
             "statement_voice_barge_in = true",
             1,
         );
-        let e = MenuSet::from_toml_str("menus.toml", &bad).unwrap_err().to_string();
-        assert!(e.contains("statement_voice_barge_in") && e.contains("statement_barge_in = true"), "{e}");
+        let e = MenuSet::from_toml_str("menus.toml", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("statement_voice_barge_in") && e.contains("statement_barge_in = true"),
+            "{e}"
+        );
         let ok = bad.replacen(
             "statement_voice_barge_in = true",
             "statement_voice_barge_in = true\nstatement_barge_in = true",

@@ -21,7 +21,9 @@ pub fn say(voice: &str, text: &str, rms: f32) -> Vec<i16> {
         String::from_utf8_lossy(&espeak.stderr)
     );
     let mut sox = Command::new("sox")
-        .args(["-t", "wav", "-", "-t", "raw", "-r", "8000", "-c", "1", "-b", "16"])
+        .args([
+            "-t", "wav", "-", "-t", "raw", "-r", "8000", "-c", "1", "-b", "16",
+        ])
         .args(["-e", "signed-integer", "-L", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -129,7 +131,10 @@ pub fn in_silence(ms_before: usize, sound: &[i16], ms_after: usize) -> (Vec<i16>
         })
         .map(|(k, _)| k * 80)
         .collect();
-    let (first, last) = (*loud.first().expect("silent sound"), *loud.last().unwrap() + 80);
+    let (first, last) = (
+        *loud.first().expect("silent sound"),
+        *loud.last().unwrap() + 80,
+    );
     let mut v = vec![0i16; ms_before * 8];
     let base = v.len();
     v.extend_from_slice(sound);

@@ -104,7 +104,6 @@ pub struct Vad {
     energy_at: usize,
 }
 
-
 impl Vad {
     /// `cfg` should have passed `VadConfig::validate`; out-of-range values are clamped.
     pub fn new(cfg: VadConfig) -> Self {
@@ -178,7 +177,11 @@ impl Vad {
     /// frame of the last second, which follows steady noise (fans, line hiss, a tone)
     /// within that second but not the gaps between syllables.
     fn above_background(&mut self) -> bool {
-        let e = self.frame.iter().map(|&x| (x as f32) * (x as f32)).sum::<f32>()
+        let e = self
+            .frame
+            .iter()
+            .map(|&x| (x as f32) * (x as f32))
+            .sum::<f32>()
             / FRAME_16K as f32;
         let db = 10.0 * (e + 1.0).log10();
         self.energies[self.energy_at] = db;
@@ -302,7 +305,11 @@ mod tests {
         );
         assert_eq!(ev.first().map(|e| e.1), Some(VadEvent::SpeechStart));
         let (t_end, last) = *ev.last().unwrap();
-        assert_eq!(last, VadEvent::SpeechEnd, "{voice}: speech never ended: {ev:?}");
+        assert_eq!(
+            last,
+            VadEvent::SpeechEnd,
+            "{voice}: speech never ended: {ev:?}"
+        );
         assert!(
             t_end >= end && ms(t_end - end) <= 600 + 300,
             "{voice}: SpeechEnd at {} ms, speech stops at {} ms",
@@ -358,7 +365,10 @@ mod tests {
             let (audio, _, _) = in_silence(500, &pink_noise(8000 * 5, LEVEL, seed), 0);
             let mut vad = Vad::new(VadConfig::default());
             let ev = run(&mut vad, &audio);
-            assert!(!vad.in_speech(), "pink noise {seed} still speech after 5 s: {ev:?}");
+            assert!(
+                !vad.in_speech(),
+                "pink noise {seed} still speech after 5 s: {ev:?}"
+            );
             assert!(
                 ev.iter().all(|&(t, _)| t < 8 * 2500),
                 "pink noise {seed}: events after the first 2 s: {ev:?}"
@@ -400,7 +410,11 @@ mod tests {
         let Some(&(t, _)) = start else {
             panic!("no SpeechStart over noise: {ev:?}")
         };
-        assert!(t >= onset && ms(t - onset) <= 300, "SpeechStart {} ms after onset", ms(t - onset));
+        assert!(
+            t >= onset && ms(t - onset) <= 300,
+            "SpeechStart {} ms after onset",
+            ms(t - onset)
+        );
     }
 
     #[test]

@@ -527,7 +527,10 @@ impl Rig {
         }
         if n == 0 && !t.voice.is_empty() {
             let mut payload = [Law::Alaw.silence(); 160];
-            for (b, x) in payload.iter_mut().zip(t.voice.drain(..160.min(t.voice.len()))) {
+            for (b, x) in payload
+                .iter_mut()
+                .zip(t.voice.drain(..160.min(t.voice.len())))
+            {
                 *b = Law::Alaw.encode(x);
             }
             t.voice_sent_at.push(self.now);
