@@ -8,8 +8,9 @@
 //!
 //! The network takes loud steady noise (hiss, a fan at -12 dBFS) for speech, so a start also
 //! needs the frame to stand out from the background (the quietest frame of the last
-//! second). What is left: noise that switches on loud out of silence can pass for speech
-//! during its first second.
+//! second), and its loudness to move a little over the onset as speech's does. What is
+//! left: pink-ish noise that switches on loud out of silence can pass for speech during its
+//! first second (white noise and tones do not).
 //! Time is the number of samples pushed; nothing allocates after `Vad::new`.
 
 use earshot::Detector;
@@ -23,6 +24,9 @@ const DITHER: i32 = 4;
 const FLOOR_FRAMES: usize = 64;
 /// A frame must be this much above the background to start speech.
 const SNR_DB: f32 = 8.0;
+/// Speech's loudness moves from frame to frame even within a syllable; hiss that switches on
+/// does not. A start needs at least this spread (dB) over its onset frames.
+const ONSET_SPREAD_DB: f32 = 3.0;
 /// Short dips in a word (stops, the closure before a plosive) do not restart the onset count.
 const ONSET_GAP_FRAMES: u32 = 2;
 
@@ -102,6 +106,9 @@ pub struct Vad {
     /// The last second of frame energies (dB), a ring.
     energies: [f32; FLOOR_FRAMES],
     energy_at: usize,
+    /// The latest frame's energy, and the quietest and loudest frame of the onset so far (dB).
+    frame_db: f32,
+    run_db: (f32, f32),
 }
 
 impl Vad {
@@ -126,6 +133,8 @@ impl Vad {
             rng: 0x9e37_79b9,
             energies: [0.0; FLOOR_FRAMES],
             energy_at: 0,
+            frame_db: 0.0,
+            run_db: (0.0, 0.0),
         }
     }
 
@@ -187,6 +196,7 @@ impl Vad {
         self.energies[self.energy_at] = db;
         self.energy_at = (self.energy_at + 1) % FLOOR_FRAMES;
         let floor = self.energies.iter().copied().fold(f32::MAX, f32::min);
+        self.frame_db = db;
         db >= floor + SNR_DB
     }
 
@@ -214,12 +224,15 @@ impl Vad {
             return None;
         }
         if speech {
+            let db = self.frame_db;
             if self.run == 0 {
                 self.run_start = frame_start;
+                self.run_db = (db, db);
             }
+            self.run_db = (self.run_db.0.min(db), self.run_db.1.max(db));
             self.run += 1;
             self.gap = 0;
-            if self.run >= self.onset_frames {
+            if self.run >= self.onset_frames && self.run_db.1 - self.run_db.0 >= ONSET_SPREAD_DB {
                 self.in_speech = true;
                 return Some(VadEvent::SpeechStart);
             }
@@ -354,6 +367,11 @@ mod tests {
         for seed in [3, 4] {
             let (audio, _, _) = in_silence(500, &white_noise(n, LEVEL, seed), 500);
             assert_no_speech("white noise burst", &audio);
+            // Hiss switching on 8 dB louder than the speech: the network calls it speech.
+            let (audio, _, _) = in_silence(500, &white_noise(n, 8000.0, seed), 500);
+            assert_no_speech("loud white noise burst", &audio);
+            let (audio, _, _) = in_silence(500, &tone(1000.0, n, 8000.0), 500);
+            assert_no_speech("loud tone burst", &audio);
         }
     }
 
