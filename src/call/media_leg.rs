@@ -394,4 +394,43 @@ mod tests {
             []
         );
     }
+
+    /// In-band key presses are tones in the caller's audio: they must not also count as the
+    /// caller talking (a replayed menu would be cut off by the tail of the "9" that asked
+    /// for it).
+    #[test]
+    fn key_tones_are_not_taken_for_the_caller_talking() {
+        let t = Instant::now();
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let listen = Listen {
+            inband: true,
+            voice: Some(VadConfig::default()),
+        };
+        let mut m = MediaLeg::new(t, &n, from.ip(), 1, 0, listen);
+        let mut audio = vec![0i16; 8000];
+        // 1, 5, 9, #, 0 at 80-250 ms, 100 ms apart, then a held key.
+        for (lo, hi, ms) in [
+            (697.0, 1209.0, 80),
+            (770.0, 1336.0, 120),
+            (852.0, 1477.0, 250),
+            (941.0, 1477.0, 100),
+            (941.0, 1336.0, 150),
+            (852.0, 1477.0, 1500),
+        ] {
+            audio.extend(tone(lo, hi, ms));
+            audio.extend(vec![0i16; 800]);
+        }
+        audio.extend(vec![0i16; 8000]);
+        let mut out = Vec::new();
+        for (k, frame) in audio.chunks(160).enumerate() {
+            match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
+                RxOutcome::Digit(d, _) => out.push(format!("{d}")),
+                RxOutcome::Speech(e) => out.push(format!("{e:?}@{}ms", k * 20)),
+                RxOutcome::Nothing => {}
+            }
+        }
+        assert_eq!(out, ["1", "5", "9", "#", "0", "9"]);
+    }
 }
