@@ -18,4 +18,5 @@ pub mod media;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+pub mod speech;
 pub mod store;

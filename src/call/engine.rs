@@ -4,7 +4,7 @@
 
 use super::clock::WallClock;
 use super::dtmf_dedup::DtmfPath;
-use super::media_leg::{MediaLeg, RxOutcome, MAX_PACKET};
+use super::media_leg::{Listen, MediaLeg, RxOutcome, MAX_PACKET};
 use super::{mask_number, Call, Phase};
 use crate::billing::normalize_msisdn;
 use crate::config::{CallerIdSource, DtmfMode, Profile};
@@ -12,6 +12,7 @@ use crate::ivr::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStar
 use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
 use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
+use crate::speech::VadEvent;
 use crate::store::{Cdr, CdrInput};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -188,10 +189,17 @@ impl Engine {
             return;
         };
         let Some(m) = c.media.as_mut() else { return };
-        if let RxOutcome::Digit(d, path) = m.on_packet(now, from, data) {
-            if c.accept_digit(now, d, path) {
-                self.ivr_input(now, call, IvrInput::Digit(d));
+        match m.on_packet(now, from, data) {
+            RxOutcome::Digit(d, path) => {
+                if c.accept_digit(now, d, path) {
+                    self.ivr_input(now, call, IvrInput::Digit(d));
+                }
             }
+            RxOutcome::Speech(VadEvent::SpeechStart) => {
+                debug!(call_id = %c.call_id, "caller speaking");
+                self.ivr_input(now, call, IvrInput::SpeechStart);
+            }
+            RxOutcome::Speech(VadEvent::SpeechEnd) | RxOutcome::Nothing => {}
         }
     }
 
@@ -279,13 +287,18 @@ impl Engine {
             c.remote_sip.ip(),
             ssrc_for(call),
             phase,
-            // In auto mode the tones are only listened for when the caller offered no
-            // telephone-event (Asterisk's "auto"): decoding every frame of every call costs a
-            // third of the media path, and a gateway relaying RFC 4733 strips the tones anyway.
-            match c.dtmf_mode {
-                DtmfMode::Inband => true,
-                DtmfMode::Auto => neg.te_payload_type.is_none(),
-                _ => false,
+            Listen {
+                // In auto mode the tones are only listened for when the caller offered no
+                // telephone-event (Asterisk's "auto"): a gateway relaying RFC 4733 strips
+                // them anyway, and decoding costs on every packet.
+                inband: match c.dtmf_mode {
+                    DtmfMode::Inband => true,
+                    DtmfMode::Auto => neg.te_payload_type.is_none(),
+                    _ => false,
+                },
+                voice: self.profiles[p]
+                    .voice_barge_in
+                    .then_some(self.profiles[p].vad),
             },
         ));
         let start = IvrStart {

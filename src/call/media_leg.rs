@@ -8,6 +8,7 @@ use crate::media::player::{Pacer, Player};
 use crate::media::rfc4733::DtmfReceiver;
 use crate::media::rtp::{self, RtpSender};
 use crate::sdp::{Direction, Negotiated};
+use crate::speech::{Vad, VadConfig, VadEvent};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub struct MediaLeg {
     dtmf: DtmfReceiver,
     /// Present when the profile listens for tones in the audio (modes inband and auto).
     inband: Option<Box<InbandDetector>>,
+    /// Present when the profile listens for the caller's voice (barge-in by voice).
+    vad: Option<Box<Vad>>,
     last_audio_seq: Option<u16>,
     last_rx: Instant,
     pub rx_packets: u64,
@@ -45,6 +48,16 @@ pub struct MediaLeg {
 pub enum RxOutcome {
     Nothing,
     Digit(char, DtmfPath),
+    Speech(VadEvent),
+}
+
+/// What to listen for in the caller's audio, from the profile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listen {
+    /// DTMF tones (dtmf = inband or auto).
+    pub inband: bool,
+    /// The caller's voice (voice_barge_in).
+    pub voice: Option<VadConfig>,
 }
 
 impl MediaLeg {
@@ -54,7 +67,7 @@ impl MediaLeg {
         signalling_ip: IpAddr,
         ssrc: u32,
         phase_ms: u32,
-        inband: bool,
+        listen: Listen,
     ) -> Self {
         MediaLeg {
             law: n.law,
@@ -72,7 +85,8 @@ impl MediaLeg {
             pacer: Pacer::new(now, n.ptime_ms, phase_ms),
             player: Player::new(n.law),
             dtmf: DtmfReceiver::new(),
-            inband: inband.then(|| Box::new(InbandDetector::new())),
+            inband: listen.inband.then(|| Box::new(InbandDetector::new())),
+            vad: listen.voice.map(|cfg| Box::new(Vad::new(cfg))),
             last_audio_seq: None,
             last_rx: now,
             rx_packets: 0,
@@ -137,11 +151,12 @@ impl MediaLeg {
         self.listen_inband(&pkt)
     }
 
-    /// Decodes the caller's G.711 frame and looks for DTMF tones in it.
+    /// Decodes the caller's G.711 frame and looks for DTMF tones and speech in it.
+    /// A digit wins over speech in the same packet: a key tone is not the caller talking.
     fn listen_inband(&mut self, pkt: &rtp::RtpView) -> RxOutcome {
-        let Some(det) = self.inband.as_mut() else {
+        if self.inband.is_none() && self.vad.is_none() {
             return RxOutcome::Nothing;
-        };
+        }
         let law = match pkt.payload_type {
             0 => Law::Ulaw,
             8 => Law::Alaw,
@@ -151,7 +166,9 @@ impl MediaLeg {
         if let Some(last) = self.last_audio_seq {
             let lost = pkt.seq.wrapping_sub(last).wrapping_sub(1) as usize;
             if lost > 0 && lost < 50 {
-                det.skip(lost * n);
+                if let Some(det) = self.inband.as_mut() {
+                    det.skip(lost * n);
+                }
             } else if lost >= 50 {
                 // Late or reordered: the detector has moved on; judging it again would split a tone.
                 return RxOutcome::Nothing;
@@ -160,9 +177,13 @@ impl MediaLeg {
         self.last_audio_seq = Some(pkt.seq);
         let mut pcm = [0i16; MAX_FRAME];
         g711::decode_into(law, &pkt.payload[..n], &mut pcm[..n]);
-        match det.push(&pcm[..n]) {
-            Some(d) => RxOutcome::Digit(d, DtmfPath::Inband),
-            None => RxOutcome::Nothing,
+        let digit = self.inband.as_mut().and_then(|det| det.push(&pcm[..n]));
+        // The detector's onset/hangover smooth over a lost packet; no need to fill it in.
+        let speech = self.vad.as_mut().and_then(|vad| vad.push(&pcm[..n]));
+        match (digit, speech) {
+            (Some(d), _) => RxOutcome::Digit(d, DtmfPath::Inband),
+            (None, Some(e)) => RxOutcome::Speech(e),
+            (None, None) => RxOutcome::Nothing,
         }
     }
 
@@ -237,7 +258,11 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
                      m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
         let n = negotiate(offer, &MediaPrefs::default()).unwrap();
-        MediaLeg::new(now, &n, "198.51.100.7".parse().unwrap(), 0x1234, 0, true)
+        let listen = Listen {
+            inband: true,
+            voice: None,
+        };
+        MediaLeg::new(now, &n, "198.51.100.7".parse().unwrap(), 0x1234, 0, listen)
     }
 
     fn digit_packet(ssrc: u32, ts: u32, seq: u16) -> Vec<u8> {
@@ -320,12 +345,92 @@ mod tests {
         // A leg that does not listen in-band ignores the same tones.
         let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
         let n = negotiate(offer, &MediaPrefs::default()).unwrap();
-        let mut deaf = MediaLeg::new(t, &n, "198.51.100.7".parse().unwrap(), 1, 0, false);
+        let mut deaf = MediaLeg::new(
+            t,
+            &n,
+            "198.51.100.7".parse().unwrap(),
+            1,
+            0,
+            Listen::default(),
+        );
         for (k, frame) in audio.chunks(160).enumerate() {
             assert!(matches!(
                 deaf.on_packet(t, from, &audio_packet(7, k as u16, frame)),
                 RxOutcome::Nothing
             ));
         }
+    }
+
+    #[test]
+    fn a_leg_listening_for_voice_reports_the_caller_talking() {
+        use crate::speech::test_audio::{in_silence, say};
+        let t = Instant::now();
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let (audio, _, _) = in_silence(500, &say("en-us", "check my bill", 3300.0), 1000);
+        let heard = |listen: Listen| {
+            let mut m = MediaLeg::new(t, &n, from.ip(), 1, 0, listen);
+            let mut events = Vec::new();
+            for (k, frame) in audio.chunks(160).enumerate() {
+                match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
+                    RxOutcome::Speech(e) => events.push(e),
+                    RxOutcome::Digit(d, _) => panic!("speech taken for digit {d}"),
+                    RxOutcome::Nothing => {}
+                }
+            }
+            events
+        };
+        let voice = Listen {
+            inband: true,
+            voice: Some(VadConfig::default()),
+        };
+        assert_eq!(heard(voice), [VadEvent::SpeechStart, VadEvent::SpeechEnd]);
+        assert_eq!(
+            heard(Listen {
+                inband: true,
+                voice: None
+            }),
+            []
+        );
+    }
+
+    /// In-band key presses are tones in the caller's audio: they must not also count as the
+    /// caller talking (a replayed menu would be cut off by the tail of the "9" that asked
+    /// for it).
+    #[test]
+    fn key_tones_are_not_taken_for_the_caller_talking() {
+        let t = Instant::now();
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let listen = Listen {
+            inband: true,
+            voice: Some(VadConfig::default()),
+        };
+        let mut m = MediaLeg::new(t, &n, from.ip(), 1, 0, listen);
+        let mut audio = vec![0i16; 8000];
+        // 1, 5, 9, #, 0 at 80-250 ms, 100 ms apart, then a held key.
+        for (lo, hi, ms) in [
+            (697.0, 1209.0, 80),
+            (770.0, 1336.0, 120),
+            (852.0, 1477.0, 250),
+            (941.0, 1477.0, 100),
+            (941.0, 1336.0, 150),
+            (852.0, 1477.0, 1500),
+        ] {
+            audio.extend(tone(lo, hi, ms));
+            audio.extend(vec![0i16; 800]);
+        }
+        audio.extend(vec![0i16; 8000]);
+        let mut out = Vec::new();
+        for (k, frame) in audio.chunks(160).enumerate() {
+            match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
+                RxOutcome::Digit(d, _) => out.push(format!("{d}")),
+                RxOutcome::Speech(e) => out.push(format!("{e:?}@{}ms", k * 20)),
+                RxOutcome::Nothing => {}
+            }
+        }
+        assert_eq!(out, ["1", "5", "9", "#", "0", "9"]);
     }
 }

@@ -998,3 +998,125 @@ fn caller_numbers_are_masked_for_logs() {
     assert_eq!(mask_number("10010"), "*0010");
     assert_eq!(mask_number("123"), "***");
 }
+
+// ---- barge-in by voice ----------------------------------------------------------------
+
+mod voice {
+    use super::*;
+    use crate::speech::test_audio::{in_silence, say, white_noise};
+    use std::time::Instant;
+
+    /// Speech at a normal telephone level (about -20 dBFS).
+    const LEVEL: f32 = 3300.0;
+
+    /// An answered call that has the caller's RTP, 2 s into the main menu's 13 s greeting.
+    /// Returns where the main menu starts in what the caller heard.
+    fn in_main_menu(rig: &mut Rig) -> (CallRef, usize) {
+        let mut caller = Caller::new(LAB, "13800138000");
+        let call = rig.answered(&mut caller);
+        rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+        let welcome_part = play_time(&[&clip("zh", "welcome"), &clip("en", "press2_english")]);
+        rig.advance(welcome_part + Duration::from_millis(1500 + 2000));
+        let menu = clip("zh", "main_menu");
+        let heard = rig.audio(call);
+        let at = find_in_order(&heard, &[("main_menu start".into(), menu[..800].to_vec())])
+            .expect("the main menu is playing")[0];
+        assert!(
+            heard.len() - at > 8000,
+            "the menu plays: {}",
+            transcript(&heard)
+        );
+        (call, at)
+    }
+
+    /// When the first packet of the silence that runs to the end of what we sent went out,
+    /// and how much of the menu was heard before it.
+    fn stopped_at(rig: &Rig, call: CallRef, menu_at: usize) -> Option<(Instant, usize)> {
+        let silence = Law::Alaw.silence();
+        let sent: Vec<_> = rig.sent(call).collect();
+        let last_sound = sent.iter().rposition(|s| {
+            rtp::parse(&s.data)
+                .unwrap()
+                .payload
+                .iter()
+                .any(|&b| b != silence)
+        })?;
+        let stop = sent.get(last_sound + 1)?;
+        let heard_bytes: usize = sent[..=last_sound]
+            .iter()
+            .map(|s| rtp::parse(&s.data).unwrap().payload.len())
+            .sum();
+        Some((stop.at, heard_bytes - menu_at))
+    }
+
+    fn talk_over_the_menu(voice: &str, text: &str) {
+        let mut rig = Rig::new();
+        assert!(
+            rig.profiles[LAB].voice_barge_in,
+            "the lab profile listens for voice"
+        );
+        let (call, menu_at) = in_main_menu(&mut rig);
+        let (audio, onset, _) = in_silence(100, &say(voice, text, LEVEL), 300);
+        let first = rig.say(&audio);
+        rig.advance(Duration::from_millis(3000));
+        let talker = rig.talker.as_ref().unwrap();
+        // The packet that carries the first audible speech.
+        let spoke = talker.voice_sent_at[first + onset / 160];
+        let menu = clip("zh", "main_menu");
+        let (stop, heard) = stopped_at(&rig, call, menu_at).expect("the menu was cut short");
+        assert!(
+            heard < menu.len(),
+            "the whole menu was played although the caller talked"
+        );
+        assert!(stop >= spoke, "stopped before the caller spoke");
+        let latency = stop - spoke;
+        println!("{voice}: the menu stopped {latency:?} after the caller started talking");
+        assert!(
+            latency <= Duration::from_millis(300),
+            "{voice}: the menu stopped {latency:?} after the caller started talking"
+        );
+        // Nothing was selected: the menu waits for a key, and the key works.
+        assert!(
+            rig.now - stop >= Duration::from_secs(1),
+            "and it stays stopped"
+        );
+        rig.press_rtp('1');
+        rig.advance(Duration::from_secs(3));
+        assert_heard_in_order(&rig.audio(call), &named("zh", &["bill_balance"]));
+    }
+
+    #[test]
+    fn talking_over_the_main_menu_stops_it_within_300ms() {
+        talk_over_the_menu("cmn-latn-pinyin", "wo3 xiang3 cha2 hua4 fei4");
+    }
+
+    #[test]
+    fn talking_english_over_the_main_menu_stops_it_within_300ms() {
+        talk_over_the_menu("en-us", "I want to check my bill");
+    }
+
+    #[test]
+    fn noise_on_the_line_does_not_stop_the_menu() {
+        let mut rig = Rig::new();
+        let (call, _) = in_main_menu(&mut rig);
+        rig.say(&white_noise(8000 * 3, LEVEL, 42));
+        rig.advance(Duration::from_secs(12));
+        let heard = rig.audio(call);
+        assert_eq!(
+            count(&heard, &clip("zh", "main_menu")),
+            1,
+            "the menu is heard to the end: {}",
+            transcript(&heard)
+        );
+    }
+
+    #[test]
+    fn a_profile_without_voice_barge_in_ignores_talking() {
+        let mut rig = Rig::build(EngineOptions::default(), |p| p[LAB].voice_barge_in = false);
+        let (call, _) = in_main_menu(&mut rig);
+        let (audio, _, _) = in_silence(100, &say("en-us", "I want to check my bill", LEVEL), 300);
+        rig.say(&audio);
+        rig.advance(Duration::from_secs(12));
+        assert_eq!(count(&rig.audio(call), &clip("zh", "main_menu")), 1);
+    }
+}

@@ -1,6 +1,7 @@
 use super::error::{line_of_offset, ConfigError};
 use super::net::{Cidr, PortRange};
 use crate::media::g711::Law;
+use crate::speech::VadConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -48,6 +49,10 @@ pub struct Profile {
     pub agent_uri: Option<String>,
     /// Called number → menu node; "*" matches every other number.
     pub routes: BTreeMap<String, String>,
+    /// Listen for the caller's voice: talking stops prompts that allow it (menus.toml).
+    pub voice_barge_in: bool,
+    /// How speech is told from noise when `voice_barge_in` is on.
+    pub vad: VadConfig,
 }
 
 impl Profile {
@@ -84,6 +89,10 @@ struct RawProfile {
     caller_id: Option<String>,
     agent_uri: Option<String>,
     routes: Option<BTreeMap<String, String>>,
+    voice_barge_in: Option<bool>,
+    voice_onset_ms: Option<u32>,
+    voice_hangover_ms: Option<u32>,
+    voice_threshold: Option<f32>,
 }
 
 /// The keys a `hardware/<device>.toml` may set; the profile's own keys win.
@@ -308,6 +317,21 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         }
     }
 
+    let d = VadConfig::default();
+    let vad = VadConfig {
+        onset_ms: raw.voice_onset_ms.unwrap_or(d.onset_ms),
+        hangover_ms: raw.voice_hangover_ms.unwrap_or(d.hangover_ms),
+        threshold: raw.voice_threshold.unwrap_or(d.threshold),
+    };
+    if let Err(e) = vad.validate() {
+        // The message starts with the field it is about.
+        let key = ["threshold", "onset_ms", "hangover_ms"]
+            .into_iter()
+            .find(|f| e.starts_with(f))
+            .map_or("voice_barge_in".to_string(), |f| format!("voice_{f}"));
+        return Err(kerr(&key, e));
+    }
+
     let mut routes = raw.routes.clone().unwrap_or_default();
     if routes.is_empty() {
         routes.insert("*".into(), "welcome".into());
@@ -335,6 +359,8 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         caller_id,
         agent_uri,
         routes,
+        voice_barge_in: raw.voice_barge_in.unwrap_or(true),
+        vad,
     })
 }
 
@@ -344,5 +370,45 @@ fn pick(own: &Option<String>, dev: Option<String>, default: &str) -> (String, bo
         (Some(v), _) => (v.to_ascii_lowercase(), true),
         (None, Some(v)) => (v.to_ascii_lowercase(), false),
         (None, None) => (default.to_string(), true),
+    }
+}
+
+#[cfg(test)]
+mod voice_tests {
+    use super::*;
+
+    fn load_text(tag: &str, text: &str) -> Result<Profile, ConfigError> {
+        let d = std::env::temp_dir().join(format!("answerline-voice-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("gw.toml"), text).unwrap();
+        let r = load(&d.join("gw.toml"), &d);
+        let _ = std::fs::remove_dir_all(&d);
+        r
+    }
+
+    #[test]
+    fn voice_barge_in_is_on_by_default_and_can_be_turned_off() {
+        let p = load_text("default", "port = 5070\n").unwrap();
+        assert!(p.voice_barge_in);
+        assert_eq!(p.vad, VadConfig::default());
+        let p = load_text("off", "voice_barge_in = false\nvoice_onset_ms = 200\n").unwrap();
+        assert!(!p.voice_barge_in);
+        assert_eq!(p.vad.onset_ms, 200);
+    }
+
+    #[test]
+    fn a_bad_detector_setting_names_its_key_and_line() {
+        let e = load_text("bad", "port = 5070\nvoice_threshold = 3.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gw.toml:2") && e.contains("voice_threshold"),
+            "{e}"
+        );
+        let e = load_text("bad2", "voice_hangover_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("voice_hangover_ms") && e.contains("16"), "{e}");
     }
 }

@@ -52,6 +52,9 @@ pub enum IvrInput {
     Digit(char),
     /// Everything queued by the last Play finished.
     PlaybackDone,
+    /// The caller started talking (voice activity detection): stops a prompt that allows
+    /// barge-in by voice, like a key would, but types nothing.
+    SpeechStart,
     Billing(BillingReply),
 }
 
@@ -99,7 +102,7 @@ pub enum IvrAction {
         prompts: Vec<String>,
         barge_in: bool,
     },
-    /// A digit barged in: flush the queue.
+    /// A digit (or the caller's voice) barged in: flush the queue.
     StopPlayback,
     /// Run it and answer with `IvrInput::Billing`.
     Billing(BillingRequest),
@@ -171,6 +174,8 @@ pub struct Ivr {
     mode: Mode,
     playing: bool,
     barge_in: bool,
+    /// The prompt playing may also be stopped by the caller's voice.
+    voice_barge_in: bool,
     after: Option<After>,
     typeahead: VecDeque<char>,
     /// After an entry filled to its maximum length, the terminator the prompt asked for
@@ -223,6 +228,7 @@ impl Ivr {
             mode: Mode::Idle,
             playing: false,
             barge_in: false,
+            voice_barge_in: false,
             after: None,
             typeahead: VecDeque::new(),
             swallow: None,
@@ -257,6 +263,24 @@ impl Ivr {
                 }
             }
             IvrInput::Billing(reply) => self.on_billing(now, reply),
+            IvrInput::SpeechStart => self.on_speech(now),
+        }
+    }
+
+    /// Talking over a menu greeting means the caller knows what they want: stop it and wait
+    /// for the key. Voice never selects anything, and outside such a prompt it is ignored
+    /// (callers talk to others in the room, say "嗯" while listening to their bill).
+    fn on_speech(&mut self, now: Instant) {
+        if !(self.playing && self.barge_in && self.voice_barge_in) {
+            return;
+        }
+        if matches!(self.mode, Mode::Ended | Mode::Transferring) {
+            return;
+        }
+        self.actions.push_back(IvrAction::StopPlayback);
+        self.playing = false;
+        if let Some(a) = self.after.take() {
+            self.run_after(now, a);
         }
     }
 
@@ -355,6 +379,16 @@ impl Ivr {
         }
         self.playing = true;
         self.barge_in = barge_in;
+        // Only prompts that lead into a menu's key wait (greetings, "invalid" + short
+        // greeting) and, if the bill node says so, the statement may be stopped by voice;
+        // entry prompts, transfers and goodbyes must be heard.
+        self.voice_barge_in = barge_in
+            && match (&after, self.menus.node(&self.node)) {
+                (After::MenuWait, Some(Node::Menu(m))) => m.voice_barge_in,
+                (After::MenuWait, Some(Node::Bill(b))) => b.menu.voice_barge_in,
+                (After::BillMenu, Some(Node::Bill(b))) => b.statement_voice_barge_in,
+                _ => false,
+            };
         self.after = Some(after);
     }
 
@@ -914,3 +948,159 @@ fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
 
 #[cfg(test)]
 mod tests;
+
+/// Barge-in by voice: which prompts the caller's talking stops, and what follows.
+#[cfg(test)]
+mod voice_tests {
+    use super::*;
+    use crate::billing::Account;
+    use std::time::Duration;
+
+    const MENUS: &str = include_str!("../../prompts/menus.toml");
+
+    struct Call {
+        ivr: Ivr,
+        now: Instant,
+    }
+
+    impl Call {
+        fn with(text: &str) -> Call {
+            let menus = Arc::new(MenuSet::from_toml_str("menus.toml", text).unwrap());
+            let start = IvrStart {
+                caller: Some("13800138000".into()),
+                ..IvrStart::default()
+            };
+            let mut ivr = Ivr::new(menus, start);
+            let now = Instant::now();
+            ivr.start(now);
+            let mut c = Call { ivr, now };
+            c.take();
+            c
+        }
+        fn take(&mut self) -> Vec<IvrAction> {
+            std::iter::from_fn(|| self.ivr.poll_action()).collect()
+        }
+        fn input(&mut self, i: IvrInput) -> Vec<IvrAction> {
+            self.ivr.handle_input(self.now, i);
+            self.take()
+        }
+        fn wait(&mut self, ms: u64) -> Vec<IvrAction> {
+            self.now += Duration::from_millis(ms);
+            self.ivr.handle_timeout(self.now);
+            self.take()
+        }
+        /// Welcome heard out, silence: the main menu's greeting is playing.
+        fn at_main_greeting(text: &str) -> Call {
+            let mut c = Call::with(text);
+            c.input(IvrInput::PlaybackDone);
+            assert_eq!(names(&c.wait(1500)), ["main_menu"]);
+            c
+        }
+    }
+
+    fn names(a: &[IvrAction]) -> Vec<String> {
+        a.iter()
+            .flat_map(|a| match a {
+                IvrAction::Play { prompts, .. } => prompts.clone(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn talking_over_a_menu_greeting_stops_it_and_the_menu_waits_for_a_key() {
+        let mut c = Call::at_main_greeting(MENUS);
+        assert_eq!(c.input(IvrInput::SpeechStart), [IvrAction::StopPlayback]);
+        // Nothing was typed: the menu now waits for the first key, with its usual timer.
+        assert_eq!(
+            c.ivr.poll_timeout(),
+            Some(c.now + menu_of(&c.ivr.menus, "main").timers.first_digit)
+        );
+        assert!(c.ivr.inputs().is_empty());
+        // Talking more, with nothing playing, changes nothing.
+        assert_eq!(c.input(IvrInput::SpeechStart), []);
+        // A late PlaybackDone for the stopped prompt is not a second "finished".
+        assert_eq!(c.input(IvrInput::PlaybackDone), []);
+        // The key the caller then presses is handled by the main menu.
+        assert_eq!(
+            c.input(IvrInput::Digit('1')),
+            [IvrAction::Billing(BillingRequest::FindAccount {
+                msisdn: "13800138000".into()
+            })]
+        );
+    }
+
+    #[test]
+    fn silence_after_voice_barge_in_is_a_menu_timeout_as_usual() {
+        let mut c = Call::at_main_greeting(MENUS);
+        c.input(IvrInput::SpeechStart);
+        let a = c.wait(5000);
+        assert_eq!(names(&a), ["no_input", "main_menu_short"]);
+    }
+
+    #[test]
+    fn talking_does_not_stop_the_bill_statement_nor_a_goodbye() {
+        let mut c = Call::at_main_greeting(MENUS);
+        c.input(IvrInput::PlaybackDone);
+        c.input(IvrInput::Digit('1'));
+        c.input(IvrInput::Billing(BillingReply::Account(Some(Account {
+            msisdn: "13800138000".into(),
+            name: "张三".into(),
+            vip_level: 0,
+            lang: "zh".into(),
+            barred: false,
+        }))));
+        let a = c.input(IvrInput::Billing(BillingReply::Statement(Statement {
+            balance_fen: 12850,
+            month_to_date_fen: 3620,
+            last_month_fen: 8900,
+        })));
+        assert!(names(&a).contains(&"bill_balance".to_string()), "{a:?}");
+        assert_eq!(c.input(IvrInput::SpeechStart), []);
+        // Statement heard: the bill menu's own greeting may be talked over.
+        assert_eq!(names(&c.input(IvrInput::PlaybackDone)), ["bill_menu"]);
+        assert_eq!(c.input(IvrInput::SpeechStart), [IvrAction::StopPlayback]);
+        // "0" for an agent: "transferring" cannot be stopped by keys, nor by voice.
+        c.input(IvrInput::Digit('0'));
+        assert_eq!(c.input(IvrInput::SpeechStart), []);
+        assert_eq!(
+            c.input(IvrInput::PlaybackDone),
+            [IvrAction::Transfer {
+                target: "agent".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_node_can_refuse_voice_barge_in_and_keys_still_barge_in() {
+        let text = MENUS.replacen("voice_barge_in = true", "voice_barge_in = false", 1);
+        assert_ne!(text, MENUS, "menus.toml sets voice_barge_in on main");
+        let mut c = Call::at_main_greeting(&text);
+        assert_eq!(c.input(IvrInput::SpeechStart), []);
+        assert_eq!(c.ivr.poll_timeout(), None, "still playing");
+        let a = c.input(IvrInput::Digit('9'));
+        assert_eq!(a[0], IvrAction::StopPlayback);
+    }
+
+    #[test]
+    fn the_statement_may_allow_voice_only_if_keys_may_stop_it() {
+        let bad = MENUS.replacen(
+            "statement_voice_barge_in = false",
+            "statement_voice_barge_in = true",
+            1,
+        );
+        let e = MenuSet::from_toml_str("menus.toml", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("statement_voice_barge_in") && e.contains("statement_barge_in = true"),
+            "{e}"
+        );
+        let ok = bad.replacen(
+            "statement_voice_barge_in = true",
+            "statement_voice_barge_in = true\nstatement_barge_in = true",
+            1,
+        );
+        assert!(MenuSet::from_toml_str("menus.toml", &ok).is_ok());
+    }
+}

@@ -72,6 +72,8 @@ pub struct MenuSpec {
     /// Taken on the first-digit timeout instead of counting it (welcome → main).
     pub on_timeout: Option<Action>,
     pub timers: Timers,
+    /// The caller's voice may stop the greetings (when the profile listens for it).
+    pub voice_barge_in: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,8 @@ pub struct BillSpec {
     pub pin: String,
     pub pin_tries: u32,
     pub statement_barge_in: bool,
+    /// The caller's voice may stop the statement; needs `statement_barge_in`.
+    pub statement_voice_barge_in: bool,
     pub balance: Vec<PromptRef>,
     pub owed: Vec<PromptRef>,
     pub owed_hint: Vec<PromptRef>,
@@ -358,6 +362,9 @@ struct RawNode {
     pin: Option<String>,
     pin_tries: Option<u32>,
     statement_barge_in: Option<bool>,
+    statement_voice_barge_in: Option<bool>,
+    // menu, bill
+    voice_barge_in: Option<bool>,
     balance: Option<Vec<String>>,
     owed: Option<Vec<String>>,
     owed_hint: Option<Vec<String>>,
@@ -640,6 +647,7 @@ impl Checker<'_> {
                 .map(|a| self.action(&format!("{key}.on_timeout"), a))
                 .transpose()?,
             timers: self.timers(key, n, d, None)?,
+            voice_barge_in: n.voice_barge_in.unwrap_or(true),
         })
     }
 
@@ -760,6 +768,16 @@ impl Checker<'_> {
             pin: req_node("pin", &n.pin)?,
             pin_tries: self.count(&format!("{key}.pin_tries"), n.pin_tries, 3)?,
             statement_barge_in: n.statement_barge_in.unwrap_or(false),
+            statement_voice_barge_in: match n.statement_voice_barge_in {
+                Some(true) if n.statement_barge_in != Some(true) => {
+                    return Err(self.err(
+                        format!("{key}.statement_voice_barge_in"),
+                        "voice barge-in on a statement that keys cannot interrupt",
+                        "also set statement_barge_in = true, or remove statement_voice_barge_in",
+                    ))
+                }
+                v => v.unwrap_or(false),
+            },
             balance: p("balance", &n.balance, "bill_balance")?,
             owed: p("owed", &n.owed, "bill_owed")?,
             owed_hint: self.prompts_or(
@@ -953,7 +971,8 @@ impl OrDefault for Vec<PromptRef> {
     }
 }
 
-const MENU_FIELDS: [&str; 12] = [
+const MENU_FIELDS: [&str; 13] = [
+    "voice_barge_in",
     "greet_long",
     "greet_short",
     "keys",
@@ -985,7 +1004,9 @@ const COLLECT_FIELDS: [&str; 16] = [
     "max_failures",
     "max_timeouts",
 ];
-const BILL_FIELDS: [&str; 27] = [
+const BILL_FIELDS: [&str; 29] = [
+    "voice_barge_in",
+    "statement_voice_barge_in",
     "greet_long",
     "greet_short",
     "keys",
@@ -1050,6 +1071,8 @@ impl RawNode {
             pin,
             pin_tries,
             statement_barge_in,
+            statement_voice_barge_in,
+            voice_barge_in,
             balance,
             owed,
             owed_hint,

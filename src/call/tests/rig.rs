@@ -333,6 +333,10 @@ pub struct Talker {
     pub keys: VecDeque<DtmfSender>,
     /// telephone-event payload type of the caller's SDP.
     pub te: u8,
+    /// 8 kHz audio still to say, sent as G.711 A-law 20 ms packets (silence when empty).
+    pub voice: VecDeque<i16>,
+    /// When each packet of `voice` went out, in order.
+    pub voice_sent_at: Vec<Instant>,
 }
 
 pub struct Sent {
@@ -521,6 +525,17 @@ impl Rig {
             }
             t.keys.pop_front();
         }
+        if n == 0 && !t.voice.is_empty() {
+            let mut payload = [Law::Alaw.silence(); 160];
+            for (b, x) in payload
+                .iter_mut()
+                .zip(t.voice.drain(..160.min(t.voice.len())))
+            {
+                *b = Law::Alaw.encode(x);
+            }
+            t.voice_sent_at.push(self.now);
+            n = t.rtp.write_packet(&mut buf, 8, false, &payload, 160);
+        }
         if n == 0 {
             n = t
                 .rtp
@@ -540,7 +555,21 @@ impl Rig {
             next: self.now,
             keys: VecDeque::new(),
             te: 101,
+            voice: VecDeque::new(),
+            voice_sent_at: Vec::new(),
         });
+    }
+
+    /// The caller says `pcm` (8 kHz) from its next packet on; returns the index of its first
+    /// packet in `Talker::voice_sent_at`.
+    pub fn say(&mut self, pcm: &[i16]) -> usize {
+        let t = self
+            .talker
+            .as_mut()
+            .expect("the caller must be sending RTP");
+        assert!(t.voice.is_empty(), "still saying something");
+        t.voice.extend(pcm);
+        t.voice_sent_at.len()
     }
 
     pub fn press_rtp(&mut self, digit: char) {
