@@ -1,6 +1,8 @@
 //! Billing: the blocking backend trait the call layer queries (run on a blocking thread by
 //! the shell), its SQLite implementation, and caller-number normalisation.
 
+use std::fmt;
+
 mod msisdn;
 mod sqlite;
 
@@ -46,4 +48,80 @@ pub enum BillingError {
     /// asked for the statement of an unknown number); the IVR apologises and moves on.
     #[error("billing unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A recharge card's password as keyed by the caller. Never printed whole: `Debug` and
+/// `Display` show the last four digits at most.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CardSecret(pub String);
+
+impl CardSecret {
+    pub fn last4(&self) -> &str {
+        let s = self.0.as_str();
+        &s[s.len().saturating_sub(4)..]
+    }
+}
+
+impl fmt::Debug for CardSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "card ****{}", self.last4())
+    }
+}
+
+impl fmt::Display for CardSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "****{}", self.last4())
+    }
+}
+
+/// Who is keying a card: wrong cards are counted per caller number and per source address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardAttempt {
+    pub card: CardSecret,
+    /// The normalised calling number, or None when withheld.
+    pub caller: Option<String>,
+    /// Where the call came from (the signalling source IP, or "cli").
+    pub source: String,
+}
+
+/// What a card is worth before the caller confirms (二次确认).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardCheck {
+    Valid { face_fen: i64 },
+    Refused(Refusal),
+}
+
+/// Why a top-up cannot happen; each has its own prompt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    CardUsed,
+    CardExpired,
+    CardUnknown,
+    NumberNotFound,
+    AccountBarred,
+    /// Too many wrong cards from this caller or source lately.
+    Locked,
+}
+
+/// One redemption: a card onto a number, under an idempotency key. The same key always
+/// yields the same outcome and credits at most once, however often it is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redemption {
+    pub key: String,
+    pub attempt: CardAttempt,
+    /// The number credited (normalised).
+    pub msisdn: String,
+    pub call_id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    Credited {
+        amount_fen: i64,
+        balance_fen: i64,
+    },
+    Refused(Refusal),
+    /// Sent, but the answer never came (timeout after sending): recorded as pending and
+    /// resolved later by the reconciler with the same key. The caller hears "being processed".
+    Pending,
 }
