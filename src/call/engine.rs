@@ -7,8 +7,9 @@ use super::dtmf_dedup::DtmfPath;
 use super::media_leg::{Listen, MediaLeg, RxOutcome, MAX_PACKET};
 use super::{mask_number, Call, Phase};
 use crate::billing::normalize_msisdn;
+use crate::call::billing_job::BillingJob;
 use crate::config::{CallerIdSource, DtmfMode, Profile};
-use crate::ivr::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
+use crate::ivr::{BillingReply, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
 use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
 use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
@@ -61,7 +62,7 @@ pub enum Output {
     },
     Billing {
         call: CallRef,
-        request: BillingRequest,
+        job: BillingJob,
     },
     Cdr(Cdr),
 }
@@ -704,7 +705,14 @@ impl Engine {
                         c.awaiting_tag = None;
                     }
                     IvrAction::Billing(request) => {
-                        self.out.push_back(Output::Billing { call: id, request })
+                        let job = BillingJob {
+                            request,
+                            call_id: c.call_id.clone(),
+                            caller: c.caller.clone(),
+                            source: c.remote_sip.ip(),
+                            call_seq: id.0,
+                        };
+                        self.out.push_back(Output::Billing { call: id, job })
                     }
                     IvrAction::Transfer { target } => {
                         let p = c.profile;

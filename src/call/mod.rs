@@ -1,11 +1,13 @@
 //! One call: its SIP dialog key, its media leg, its IVR flow and what goes in its CDR.
 //! `Engine` (in `engine.rs`) holds every call and drives them from inputs and time.
 
+pub mod billing_job;
 pub mod clock;
 pub mod dtmf_dedup;
 mod engine;
 pub mod media_leg;
 
+pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{CallRef, Engine, EngineOptions, Output};
 
 use crate::config::DtmfMode;

@@ -15,11 +15,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::billing::{normalize_msisdn, Account, PinCheck, Statement};
+use crate::billing::{
+    normalize_msisdn, Account, CardCheck, CardSecret, PinCheck, RedeemOutcome, Statement,
+};
 use crate::ivr::menu::{
     Action, BillSpec, CollectSpec, Identify, MenuSet, MenuSpec, Node, PromptRef, LANGS,
 };
 use crate::ivr::say;
+use topup::{Confirm, TopupState};
 
 /// Type-ahead beyond this is dropped: nobody legitimately types 32 keys ahead.
 const MAX_TYPEAHEAD: usize = 32;
@@ -60,9 +63,27 @@ pub enum IvrInput {
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum BillingRequest {
-    FindAccount { msisdn: String },
-    VerifyPin { msisdn: String, pin: String },
-    Statement { msisdn: String },
+    FindAccount {
+        msisdn: String,
+    },
+    VerifyPin {
+        msisdn: String,
+        pin: String,
+    },
+    Statement {
+        msisdn: String,
+    },
+    /// What the card is worth (wrong cards count towards the caller's lock-out).
+    CheckCard {
+        card: CardSecret,
+    },
+    /// Credit the card to `msisdn`. `attempt` numbers the call's redemptions: the call
+    /// layer turns (call, attempt) into the idempotency key.
+    Redeem {
+        msisdn: String,
+        card: CardSecret,
+        attempt: u32,
+    },
 }
 
 /// Never prints the PIN.
@@ -81,6 +102,20 @@ impl fmt::Debug for BillingRequest {
             BillingRequest::Statement { msisdn } => {
                 f.debug_struct("Statement").field("msisdn", msisdn).finish()
             }
+            // CardSecret's Debug shows the last four digits only.
+            BillingRequest::CheckCard { card } => {
+                f.debug_struct("CheckCard").field("card", card).finish()
+            }
+            BillingRequest::Redeem {
+                msisdn,
+                card,
+                attempt,
+            } => f
+                .debug_struct("Redeem")
+                .field("msisdn", msisdn)
+                .field("card", card)
+                .field("attempt", attempt)
+                .finish(),
         }
     }
 }
@@ -90,6 +125,8 @@ pub enum BillingReply {
     Account(Option<Account>),
     Pin(PinCheck),
     Statement(Statement),
+    Card(CardCheck),
+    Redeemed(RedeemOutcome),
     /// The backend failed or timed out.
     Unavailable,
 }
@@ -125,6 +162,12 @@ enum After {
     BillMenu,
     BillAskPhone,
     BillAskPin,
+    /// Wait for the key of a top-up question (1 yes, 2 again, * back).
+    ConfirmWait(Confirm),
+    TopupAskNumber,
+    TopupAskCard,
+    /// The menu after a top-up result.
+    TopupMenu,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +175,8 @@ enum Purpose {
     Standalone,
     BillPhone,
     BillPin,
+    TopupNumber,
+    TopupCard,
 }
 
 #[derive(Debug)]
@@ -144,6 +189,8 @@ enum Mode {
         purpose: Purpose,
     },
     Billing(Pending),
+    /// Waiting for the answer to a top-up question.
+    Confirm(Confirm),
     Transferring,
     Ended,
 }
@@ -153,6 +200,20 @@ enum Pending {
     FindByCaller,
     Pin,
     Statement,
+    /// Top-up: the caller's own account, a keyed number's, the card, the redemption.
+    TopupCaller,
+    TopupNumber,
+    TopupCard,
+    TopupRedeem,
+}
+
+impl Pending {
+    fn is_topup(self) -> bool {
+        matches!(
+            self,
+            Pending::TopupCaller | Pending::TopupNumber | Pending::TopupCard | Pending::TopupRedeem
+        )
+    }
 }
 
 #[derive(Default)]
@@ -190,6 +251,7 @@ pub struct Ivr {
     vars: BTreeMap<String, String>,
     outcome: String,
     bill: BillState,
+    topup: TopupState,
 }
 
 /// Leaves out digits and variables: they may hold a PIN being typed.
@@ -241,6 +303,7 @@ impl Ivr {
             vars: BTreeMap::new(),
             outcome: "abandoned".into(),
             bill: BillState::default(),
+            topup: TopupState::default(),
         }
     }
 
@@ -298,9 +361,18 @@ impl Ivr {
                     self.finish_collect(now)
                 }
             }
+            Mode::Billing(p) if p.is_topup() => {
+                let p = *p;
+                self.mode = Mode::Idle;
+                self.topup_timeout(now, p)
+            }
             Mode::Billing(_) => {
                 self.mode = Mode::Idle;
                 self.billing_busy(now)
+            }
+            Mode::Confirm(c) => {
+                let c = *c;
+                self.confirm_timeout(now, c)
             }
             _ => {}
         }
@@ -327,7 +399,8 @@ impl Ivr {
 
     /// The latest significant event: abandoned (nothing yet; the caller hung up) |
     /// bill_played | agent_requested | agent_unavailable | max_failures | max_timeouts |
-    /// billing_unavailable | pin_failed | pin_locked | completed (hangup key).
+    /// billing_unavailable | pin_failed | pin_locked | completed (hangup key) |
+    /// topup_credited | topup_pending | topup_refused_<reason>.
     /// Silence after the bill was read keeps bill_played.
     pub fn outcome(&self) -> &str {
         &self.outcome
@@ -387,6 +460,7 @@ impl Ivr {
                 (After::MenuWait, Some(Node::Menu(m))) => m.voice_barge_in,
                 (After::MenuWait, Some(Node::Bill(b))) => b.menu.voice_barge_in,
                 (After::BillMenu, Some(Node::Bill(b))) => b.statement_voice_barge_in,
+                (After::MenuWait, Some(Node::Topup(t))) => t.menu.voice_barge_in,
                 _ => false,
             };
         self.after = Some(after);
@@ -419,6 +493,7 @@ impl Ivr {
             Mode::Collect { .. } => {
                 self.collect_digit(now, d);
             }
+            Mode::Confirm(c) => self.confirm_key(now, c, d),
             _ => {
                 if self.typeahead.len() < MAX_TYPEAHEAD {
                     self.typeahead.push_back(d);
@@ -471,6 +546,25 @@ impl Ivr {
                 let id = self.bill_spec().pin.clone();
                 self.enter_collect(now, &id, Purpose::BillPin);
             }
+            After::ConfirmWait(c) => self.confirm_wait(now, c),
+            After::TopupAskNumber => {
+                let id = self.topup_spec().number.clone();
+                self.enter_collect(now, &id, Purpose::TopupNumber);
+            }
+            After::TopupAskCard => {
+                let id = self.topup_spec().card.clone();
+                self.enter_collect(now, &id, Purpose::TopupCard);
+            }
+            After::TopupMenu => {
+                self.node = self.topup.node.clone();
+                self.mode = Mode::Menu;
+                if self.typeahead.is_empty() {
+                    let greet = self.topup_spec().menu.greet_long.clone();
+                    self.play(now, &greet, true, After::MenuWait);
+                } else {
+                    self.run_after(now, After::MenuWait);
+                }
+            }
         }
     }
 
@@ -500,6 +594,7 @@ impl Ivr {
             }
             Node::Collect(_) => unreachable!("handled above"),
             Node::Bill(b) => self.bill_start(now, id, &b),
+            Node::Topup(_) => self.topup_start(now, id),
             Node::Play {
                 prompts,
                 barge_in,
@@ -518,7 +613,7 @@ impl Ivr {
     fn goto(&mut self, now: Instant, id: &str) {
         if matches!(
             self.menus.node(&self.node),
-            Some(Node::Menu(_) | Node::Bill(_))
+            Some(Node::Menu(_) | Node::Bill(_) | Node::Topup(_))
         ) {
             let cur = self.node.clone();
             self.history.push(cur);
@@ -611,6 +706,11 @@ impl Ivr {
             && self.bill.statement.is_some()
         {
             return self.play_statement(now);
+        }
+        if matches!(self.menus.node(&self.node), Some(Node::Topup(_)))
+            && self.topup.result.is_some()
+        {
+            return self.play_topup_result(now);
         }
         let greet = self.menu_spec().greet_long.clone();
         self.play(now, &greet, true, After::MenuWait);
@@ -779,6 +879,8 @@ impl Ivr {
                     BillingRequest::VerifyPin { msisdn, pin: value },
                 );
             }
+            Purpose::TopupNumber => self.topup_number_keyed(now, value),
+            Purpose::TopupCard => self.topup_card_keyed(now, CardSecret(value)),
         }
     }
 
@@ -833,6 +935,9 @@ impl Ivr {
         };
         self.deadline = None;
         self.mode = Mode::Idle;
+        if pending.is_topup() {
+            return self.on_topup_reply(now, pending, reply);
+        }
         self.node = self.bill.node.clone();
         match (pending, reply) {
             (Pending::FindByCaller, BillingReply::Account(Some(acc))) => {
@@ -935,6 +1040,7 @@ fn menu_of<'a>(menus: &'a MenuSet, node: &str) -> &'a MenuSpec {
     match menus.node(node) {
         Some(Node::Menu(m)) => m,
         Some(Node::Bill(b)) => &b.menu,
+        Some(Node::Topup(t)) => &t.menu,
         _ => unreachable!("menu step on non-menu node {node}"),
     }
 }
@@ -945,6 +1051,8 @@ fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
         _ => unreachable!("collect step on non-collect node {node}"),
     }
 }
+
+mod topup;
 
 #[cfg(test)]
 mod tests;

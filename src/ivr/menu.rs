@@ -126,11 +126,71 @@ pub struct BillSpec {
     pub menu: MenuSpec,
 }
 
+/// The top-up flow's messages, each a prompt list (defaults `topup_<name>`).
+#[derive(Debug, Clone)]
+pub struct TopupSay {
+    /// "This number press 1, another number press 2".
+    pub whose: Vec<PromptRef>,
+    /// "The number you entered is" … digits … "confirm 1, re-enter 2".
+    pub number_is: Vec<PromptRef>,
+    pub number_confirm: Vec<PromptRef>,
+    /// "Card value" … money … "for number" … digits … "confirm 1, re-enter card 2".
+    pub card_value: Vec<PromptRef>,
+    pub for_number: Vec<PromptRef>,
+    pub confirm: Vec<PromptRef>,
+    /// "Top-up successful, amount" … money … "your balance is now" … money.
+    pub done: Vec<PromptRef>,
+    pub new_balance: Vec<PromptRef>,
+    pub pending: Vec<PromptRef>,
+    pub card_used: Vec<PromptRef>,
+    pub card_expired: Vec<PromptRef>,
+    pub card_unknown: Vec<PromptRef>,
+    pub card_failed: Vec<PromptRef>,
+    pub not_found: Vec<PromptRef>,
+    pub barred: Vec<PromptRef>,
+    pub locked: Vec<PromptRef>,
+    pub busy: Vec<PromptRef>,
+}
+
+pub const TOPUP_MESSAGES: [&str; 17] = [
+    "whose",
+    "number_is",
+    "number_confirm",
+    "card_value",
+    "for_number",
+    "confirm",
+    "done",
+    "new_balance",
+    "pending",
+    "card_used",
+    "card_expired",
+    "card_unknown",
+    "card_failed",
+    "not_found",
+    "barred",
+    "locked",
+    "busy",
+];
+
+#[derive(Debug, Clone)]
+pub struct TopupSpec {
+    /// Collect node for another number to top up.
+    pub number: String,
+    /// Collect node for the card password (must be sensitive).
+    pub card: String,
+    /// Wrong cards (or unknown numbers) within one visit before the call ends.
+    pub tries: u32,
+    pub say: TopupSay,
+    /// The menu after a top-up: its `repeat` reads the result again.
+    pub menu: MenuSpec,
+}
+
 #[derive(Debug, Clone)]
 pub enum Node {
     Menu(MenuSpec),
     Collect(CollectSpec),
     Bill(Box<BillSpec>),
+    Topup(Box<TopupSpec>),
     Play {
         prompts: Vec<PromptRef>,
         barge_in: bool,
@@ -236,6 +296,31 @@ impl MenuSet {
                         &b.pin_locked,
                         &b.no_account,
                         &b.busy,
+                    ] {
+                        refs.extend(list.iter());
+                    }
+                }
+                Node::Topup(t) => {
+                    refs.extend(menu_refs(&t.menu));
+                    let s = &t.say;
+                    for list in [
+                        &s.whose,
+                        &s.number_is,
+                        &s.number_confirm,
+                        &s.card_value,
+                        &s.for_number,
+                        &s.confirm,
+                        &s.done,
+                        &s.new_balance,
+                        &s.pending,
+                        &s.card_used,
+                        &s.card_expired,
+                        &s.card_unknown,
+                        &s.card_failed,
+                        &s.not_found,
+                        &s.barred,
+                        &s.locked,
+                        &s.busy,
                     ] {
                         refs.extend(list.iter());
                     }
@@ -375,6 +460,11 @@ struct RawNode {
     pin_locked: Option<Vec<String>>,
     no_account: Option<Vec<String>>,
     busy: Option<Vec<String>>,
+    // topup
+    number: Option<String>,
+    card: Option<String>,
+    tries: Option<u32>,
+    messages: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -388,7 +478,7 @@ struct RawAction {
 
 // ---------------------------------------------------------------- checking
 
-const KINDS: &str = "menu, collect, bill, play, topup_soon";
+const KINDS: &str = "menu, collect, bill, topup, play, topup_soon";
 
 struct Checker<'a> {
     file: &'a str,
@@ -480,6 +570,24 @@ impl Checker<'_> {
         }
         // Cross-node checks need every node built first.
         for (id, node) in &nodes {
+            if let Node::Topup(t) = node {
+                for (field, target) in [("number", &t.number), ("card", &t.card)] {
+                    let Some(Node::Collect(c)) = nodes.get(target) else {
+                        return Err(self.err(
+                            format!("menus.{id}.{field}"),
+                            format!("'{target}' is not a collect node"),
+                            format!("point {field} at a node with kind = \"collect\""),
+                        ));
+                    };
+                    if field == "card" && !c.sensitive {
+                        return Err(self.err(
+                            format!("menus.{target}.sensitive"),
+                            "the card password collection is not marked sensitive, so the password would be logged",
+                            "add sensitive = true",
+                        ));
+                    }
+                }
+            }
             if let Node::Bill(b) = node {
                 for (field, target) in [("phone", &b.phone), ("pin", &b.pin)] {
                     let Some(Node::Collect(c)) = nodes.get(target) else {
@@ -515,6 +623,7 @@ impl Checker<'_> {
             "menu" => &MENU_FIELDS,
             "collect" => &COLLECT_FIELDS,
             "bill" => &BILL_FIELDS,
+            "topup" => &TOPUP_FIELDS,
             "play" => &["prompts", "barge_in", "next"],
             "topup_soon" => &["prompts"],
             other => {
@@ -540,6 +649,7 @@ impl Checker<'_> {
             "menu" => Node::Menu(self.menu_spec(&key, &n, d, None)?),
             "collect" => Node::Collect(self.collect_spec(&key, &n, d)?),
             "bill" => Node::Bill(Box::new(self.bill_spec(&key, &n, d)?)),
+            "topup" => Node::Topup(Box::new(self.topup_spec(&key, &n, d)?)),
             "play" => Node::Play {
                 prompts: self.prompts_req(&format!("{key}.prompts"), n.prompts.clone())?,
                 barge_in: n.barge_in.unwrap_or(true),
@@ -796,6 +906,62 @@ impl Checker<'_> {
         })
     }
 
+    fn topup_spec(&self, key: &str, n: &RawNode, d: &Defaults) -> Result<TopupSpec, MenuError> {
+        let req_node = |field: &str, v: &Option<String>| -> Result<String, MenuError> {
+            let k = format!("{key}.{field}");
+            let v = v.as_deref().ok_or_else(|| {
+                self.err(
+                    &k,
+                    format!("missing {field}"),
+                    format!("add {field} = \"topup_{field}\" (a collect node)"),
+                )
+            })?;
+            self.node_ref(&k, v)
+        };
+        let mut given = n.messages.clone().unwrap_or_default();
+        if let Some(unknown) = given.keys().find(|k| !TOPUP_MESSAGES.contains(&k.as_str())) {
+            return Err(self.err(
+                format!("{key}.messages.{unknown}"),
+                format!("no top-up message is called '{unknown}'"),
+                format!("use one of: {}", TOPUP_MESSAGES.join(", ")),
+            ));
+        }
+        let mut msg = |name: &str| {
+            let default = format!("topup_{name}");
+            self.prompts_or(
+                &format!("{key}.messages.{name}"),
+                given.remove(name),
+                &[default.as_str()],
+            )
+        };
+        let say = TopupSay {
+            whose: msg("whose")?,
+            number_is: msg("number_is")?,
+            number_confirm: msg("number_confirm")?,
+            card_value: msg("card_value")?,
+            for_number: msg("for_number")?,
+            confirm: msg("confirm")?,
+            done: msg("done")?,
+            new_balance: msg("new_balance")?,
+            pending: msg("pending")?,
+            card_used: msg("card_used")?,
+            card_expired: msg("card_expired")?,
+            card_unknown: msg("card_unknown")?,
+            card_failed: msg("card_failed")?,
+            not_found: msg("not_found")?,
+            barred: msg("barred")?,
+            locked: msg("locked")?,
+            busy: msg("busy")?,
+        };
+        Ok(TopupSpec {
+            number: req_node("number", &n.number)?,
+            card: req_node("card", &n.card)?,
+            tries: self.count(&format!("{key}.tries"), n.tries, 3)?,
+            say,
+            menu: self.menu_spec(key, n, d, Some(&["topup_menu"]))?,
+        })
+    }
+
     fn action(&self, key: &str, a: &RawAction) -> Result<Action, MenuError> {
         let allow = |fields: &[&str]| -> Result<(), MenuError> {
             for (name, present) in [
@@ -1036,6 +1202,26 @@ const BILL_FIELDS: [&str; 29] = [
     "busy",
 ];
 
+const TOPUP_FIELDS: [&str; 17] = [
+    "voice_barge_in",
+    "greet_long",
+    "greet_short",
+    "keys",
+    "other",
+    "on_timeout",
+    "invalid",
+    "no_input",
+    "exit",
+    "first_digit_timeout_ms",
+    "inter_digit_timeout_ms",
+    "max_failures",
+    "max_timeouts",
+    "number",
+    "card",
+    "tries",
+    "messages",
+];
+
 impl RawNode {
     fn present_fields(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
@@ -1082,7 +1268,11 @@ impl RawNode {
             pin_failed,
             pin_locked,
             no_account,
-            busy
+            busy,
+            number,
+            card,
+            tries,
+            messages
         );
         v
     }

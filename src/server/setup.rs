@@ -2,7 +2,7 @@
 //! profile, menu or prompt stops the server with a message naming the file.
 
 use crate::billing::{BillingBackend, SqliteBilling};
-use crate::call::EngineOptions;
+use crate::call::{BillingSide, EngineOptions};
 use crate::config::{load_profiles, PortRange, Profile};
 use crate::ivr::MenuSet;
 use crate::media::prompts::PromptSet;
@@ -34,7 +34,7 @@ pub struct Prepared {
     pub prompts: Arc<PromptSet>,
     pub menus: Arc<MenuSet>,
     pub db: Arc<Db>,
-    pub billing: Arc<dyn BillingBackend>,
+    pub billing: BillingSide,
     pub options: EngineOptions,
     pub realtime: bool,
 }
@@ -45,7 +45,11 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     std::fs::create_dir_all(&o.data)
         .with_context(|| format!("cannot create the data folder {}", o.data.display()))?;
     let db = Arc::new(Db::open(&o.data.join("answerline.db"))?);
-    let billing: Arc<dyn BillingBackend> = Arc::new(SqliteBilling::new(db.clone()));
+    let billing = BillingSide {
+        backend: Arc::new(SqliteBilling::new(db.clone())) as Arc<dyn BillingBackend>,
+        topups: crate::billing::topup_desk(db.clone()),
+        boot_id: boot_id(),
+    };
     Ok(Prepared {
         profiles,
         prompts: Arc::new(prompts),
@@ -109,4 +113,13 @@ fn apply_overrides(profiles: &mut [Profile], o: &ServeOptions) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// This run of the server, for idempotency keys: start time (ms) and process id.
+fn boot_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{ms:x}.{:x}", std::process::id())
 }

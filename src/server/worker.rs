@@ -4,9 +4,9 @@
 
 use super::local_ip_toward;
 use super::rtp_ports::RtpPorts;
-use crate::billing::BillingBackend;
+use crate::call::BillingSide;
 use crate::call::{CallRef, Engine, Output};
-use crate::ivr::{BillingReply, BillingRequest};
+use crate::ivr::BillingReply;
 use crate::sip::{ConnId, Transport};
 use crate::store::Db;
 use mio::net::UdpSocket;
@@ -83,7 +83,7 @@ pub(crate) struct Worker {
     by_call: HashMap<CallRef, usize>,
     conns: HashMap<u64, UnboundedSender<Vec<u8>>>,
     rt: tokio::runtime::Handle,
-    billing: Arc<dyn BillingBackend>,
+    billing: BillingSide,
     db: Arc<Db>,
 }
 
@@ -94,7 +94,7 @@ impl Worker {
         sip: Vec<std::net::UdpSocket>,
         ports: Vec<RtpPorts>,
         rt: tokio::runtime::Handle,
-        billing: Arc<dyn BillingBackend>,
+        billing: BillingSide,
         db: Arc<Db>,
     ) -> std::io::Result<Self> {
         let poll = Poll::new()?;
@@ -307,10 +307,10 @@ impl Worker {
                         self.free_slots.push(i);
                     }
                 }
-                Output::Billing { call, request } => {
-                    let (backend, mailbox) = (self.billing.clone(), self.mailbox.clone());
+                Output::Billing { call, job } => {
+                    let (side, mailbox) = (self.billing.clone(), self.mailbox.clone());
                     self.rt.spawn_blocking(move || {
-                        let reply = run_billing(backend.as_ref(), request);
+                        let reply = job.run(&side);
                         mailbox.send(Inbound::Billing { call, reply });
                     });
                 }
@@ -361,22 +361,6 @@ impl Worker {
         };
         Some((ip, port))
     }
-}
-
-fn run_billing(b: &dyn BillingBackend, req: BillingRequest) -> BillingReply {
-    let r = match req {
-        BillingRequest::FindAccount { msisdn } => {
-            b.find_account(&msisdn).map(BillingReply::Account)
-        }
-        BillingRequest::VerifyPin { msisdn, pin } => {
-            b.verify_pin(&msisdn, &pin).map(BillingReply::Pin)
-        }
-        BillingRequest::Statement { msisdn } => b.statement(&msisdn).map(BillingReply::Statement),
-    };
-    r.unwrap_or_else(|e| {
-        warn!("billing backend: {e}");
-        BillingReply::Unavailable
-    })
 }
 
 /// Media servers run their timing thread at real-time priority (FreeSWITCH -rp, Asterisk -p):

@@ -2,9 +2,9 @@
 //! outputs are recorded (SIP as text, RTP per call), sockets and billing answered at once.
 
 use crate::billing::{BillingBackend, SqliteBilling};
-use crate::call::{CallRef, Engine, EngineOptions, Output};
+use crate::call::{BillingSide, CallRef, Engine, EngineOptions, Output};
 use crate::config::Profile;
-use crate::ivr::{say, BillingReply, BillingRequest, MenuSet};
+use crate::ivr::{say, MenuSet};
 use crate::media::g711::Law;
 use crate::media::prompts::PromptSet;
 use crate::media::rfc4733::DtmfSender;
@@ -351,6 +351,8 @@ pub struct Rig {
     pub engine: Engine,
     pub now: Instant,
     pub billing: SqliteBilling,
+    /// What the worker runs billing jobs against: the same store.
+    pub side: BillingSide,
     pub data: PathBuf,
     pub profiles: Vec<Profile>,
     /// Every SIP message we sent, as text, with where it went.
@@ -411,7 +413,12 @@ impl Rig {
         Rig {
             engine,
             now,
-            billing: SqliteBilling::new(db),
+            billing: SqliteBilling::new(db.clone()),
+            side: BillingSide {
+                backend: Arc::new(SqliteBilling::new(db.clone())),
+                topups: crate::billing::topup_desk(db),
+                boot_id: "rig".into(),
+            },
             data,
             profiles,
             sip: Vec::new(),
@@ -445,8 +452,8 @@ impl Rig {
                 }
                 Output::CloseRtp { call } => self.closed.push(call),
                 Output::Billing { .. } if self.billing_down => {}
-                Output::Billing { call, request } => {
-                    let reply = self.run_billing(request);
+                Output::Billing { call, job } => {
+                    let reply = job.run(&self.side);
                     self.engine.billing_reply(self.now, call, reply);
                 }
                 Output::Cdr(cdr) => self.cdrs.push(cdr),
@@ -465,22 +472,6 @@ impl Rig {
             self.open(call);
         }
         self.pump();
-    }
-
-    pub fn run_billing(&self, req: BillingRequest) -> BillingReply {
-        let b = &self.billing;
-        let r = match req {
-            BillingRequest::FindAccount { msisdn } => {
-                b.find_account(&msisdn).map(BillingReply::Account)
-            }
-            BillingRequest::VerifyPin { msisdn, pin } => {
-                b.verify_pin(&msisdn, &pin).map(BillingReply::Pin)
-            }
-            BillingRequest::Statement { msisdn } => {
-                b.statement(&msisdn).map(BillingReply::Statement)
-            }
-        };
-        r.unwrap_or(BillingReply::Unavailable)
     }
 
     pub fn send(&mut self, caller: &Caller, msg: &[u8]) {

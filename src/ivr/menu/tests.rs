@@ -54,7 +54,14 @@ fn default_tree_loads_with_hotline_shape() {
         (pin.min_digits, pin.max_digits, pin.terminator),
         (6, 6, Some('#'))
     );
-    assert!(matches!(m.node("topup"), Some(Node::TopupSoon { .. })));
+    let Some(Node::Topup(t)) = m.node("topup") else {
+        panic!("topup is a topup node")
+    };
+    let Some(Node::Collect(card)) = m.node(&t.card) else {
+        panic!("the card is a collect")
+    };
+    assert!(card.sensitive);
+    assert_eq!((card.min_digits, card.max_digits), (18, 18));
 }
 
 /// Every prompt the menus and the say functions can ask for exists in each language's script.
@@ -123,13 +130,13 @@ fn unknown_action_and_misplaced_fields() {
 
 #[test]
 fn kind_errors() {
-    let e = err_of(&default_with(r#"kind = "topup_soon""#, r#"kind = "topup""#));
+    let e = err_of(&default_with(r#"kind = "topup""#, r#"kind = "top_up""#));
     assert_eq!(e.key, "menus.topup.kind");
     assert!(e.fix.contains("topup_soon"));
 
     let e = err_of(&default_with(
-        "[menus.topup]\nkind = \"topup_soon\"",
-        "[menus.topup]\nkind = \"topup_soon\"\nmin_digits = 3",
+        "[menus.topup]\nkind = \"topup\"",
+        "[menus.topup]\nkind = \"topup\"\nmin_digits = 3",
     ));
     assert_eq!(e.key, "menus.topup.min_digits");
     assert!(e.problem.contains("does not apply"), "{e}");
