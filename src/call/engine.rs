@@ -4,12 +4,13 @@
 
 use super::clock::WallClock;
 use super::dtmf_dedup::DtmfPath;
-use super::media_leg::{Listen, MediaLeg, RxOutcome, MAX_PACKET};
+use super::media_leg::{Listen, MediaLeg, RxOutcome, SpeechListen, MAX_PACKET};
 use super::{mask_number, Call, Phase};
 use crate::billing::normalize_msisdn;
 use crate::call::billing_job::BillingJob;
+use crate::call::speech_job::RecognizeJob;
 use crate::config::{CallerIdSource, DtmfMode, Profile};
-use crate::ivr::{BillingReply, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
+use crate::ivr::{BillingReply, Heard, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
 use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
 use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
@@ -32,6 +33,8 @@ pub struct EngineOptions {
     pub user_agent: String,
     /// Overrides every profile's RTP inactivity timeout (tests use a short one).
     pub rtp_timeout: Option<Duration>,
+    /// A recogniser runs: menus with a speech step listen for words.
+    pub speech: bool,
 }
 
 impl Default for EngineOptions {
@@ -39,6 +42,7 @@ impl Default for EngineOptions {
         EngineOptions {
             user_agent: format!("answerline/{}", env!("CARGO_PKG_VERSION")),
             rtp_timeout: None,
+            speech: false,
         }
     }
 }
@@ -63,6 +67,11 @@ pub enum Output {
     Billing {
         call: CallRef,
         job: BillingJob,
+    },
+    /// Recognise and answer with `Engine::heard`.
+    Recognize {
+        call: CallRef,
+        job: RecognizeJob,
     },
     Cdr(Cdr),
 }
@@ -200,6 +209,17 @@ impl Engine {
                 debug!(call_id = %c.call_id, "caller speaking");
                 self.ivr_input(now, call, IvrInput::SpeechStart);
             }
+            RxOutcome::Utterance(pcm) => {
+                let job = RecognizeJob {
+                    pcm,
+                    lang: c.ivr.as_ref().map_or("zh", |i| i.lang()).to_string(),
+                    intents: c.listen_intents.clone(),
+                    call_id: c.call_id.clone(),
+                };
+                debug!(call_id = %c.call_id, ms = job.pcm.len() / 8, "utterance");
+                self.out.push_back(Output::Recognize { call, job });
+                self.ivr_input(now, call, IvrInput::Utterance);
+            }
             RxOutcome::Speech(VadEvent::SpeechEnd) | RxOutcome::Nothing => {}
         }
     }
@@ -297,8 +317,7 @@ impl Engine {
                     DtmfMode::Auto => neg.te_payload_type.is_none(),
                     _ => false,
                 },
-                voice: self.profiles[p]
-                    .voice_barge_in
+                voice: (self.profiles[p].voice_barge_in || self.opts.speech)
                     .then_some(self.profiles[p].vad),
             },
         ));
@@ -307,6 +326,7 @@ impl Engine {
             called: c.called.clone(),
             lang: "zh".into(),
             entry: self.profiles[p].route(c.called.as_deref()).to_string(),
+            speech: self.opts.speech,
         };
         let mut ivr = Ivr::new(self.menus.clone(), start);
         ivr.start(now);
@@ -324,6 +344,14 @@ impl Engine {
 
     pub fn billing_reply(&mut self, now: Instant, call: CallRef, reply: BillingReply) {
         self.ivr_input(now, call, IvrInput::Billing(reply));
+    }
+
+    /// The shell's answer to `Output::Recognize`.
+    pub fn heard(&mut self, now: Instant, call: CallRef, heard: Heard) {
+        if let Some(c) = self.calls.get(&call) {
+            info!(call_id = %c.call_id, intent = ?heard.intent, confidence = heard.confidence, "heard");
+        }
+        self.ivr_input(now, call, IvrInput::Heard(heard));
     }
 
     /// Hang up every call (server shutting down).
@@ -696,6 +724,24 @@ impl Engine {
                         match last {
                             Some(t) => c.awaiting_tag = Some(t),
                             None => playback_done = true,
+                        }
+                    }
+                    IvrAction::Listen {
+                        max_utterance_ms,
+                        end_silence_ms,
+                        intents,
+                    } => {
+                        c.listen_intents = intents;
+                        if let Some(m) = c.media.as_mut() {
+                            m.listen_for_speech(Some(SpeechListen {
+                                max_utterance_ms,
+                                end_silence_ms,
+                            }));
+                        }
+                    }
+                    IvrAction::StopListening => {
+                        if let Some(m) = c.media.as_mut() {
+                            m.listen_for_speech(None);
                         }
                     }
                     IvrAction::StopPlayback => {

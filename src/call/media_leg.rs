@@ -8,7 +8,7 @@ use crate::media::player::{Pacer, Player};
 use crate::media::rfc4733::DtmfReceiver;
 use crate::media::rtp::{self, RtpSender};
 use crate::sdp::{Direction, Negotiated};
-use crate::speech::{Vad, VadConfig, VadEvent};
+use crate::speech::{Capture, Vad, VadConfig, VadEvent};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,10 @@ pub struct MediaLeg {
     inband: Option<Box<InbandDetector>>,
     /// Present when the profile listens for the caller's voice (barge-in by voice).
     vad: Option<Box<Vad>>,
+    /// The profile's end-of-speech silence, restored when a speech step is over.
+    hangover_ms: u32,
+    /// Armed while a speech step listens: cuts out the caller's utterance.
+    capture: Option<Capture>,
     last_audio_seq: Option<u16>,
     last_rx: Instant,
     pub rx_packets: u64,
@@ -49,6 +53,15 @@ pub enum RxOutcome {
     Nothing,
     Digit(char, DtmfPath),
     Speech(VadEvent),
+    /// What the caller said in a speech step, 8 kHz.
+    Utterance(Vec<i16>),
+}
+
+/// How a speech step listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechListen {
+    pub max_utterance_ms: u32,
+    pub end_silence_ms: u32,
 }
 
 /// What to listen for in the caller's audio, from the profile.
@@ -87,11 +100,32 @@ impl MediaLeg {
             dtmf: DtmfReceiver::new(),
             inband: listen.inband.then(|| Box::new(InbandDetector::new())),
             vad: listen.voice.map(|cfg| Box::new(Vad::new(cfg))),
+            hangover_ms: listen.voice.map_or(0, |cfg| cfg.hangover_ms),
+            capture: None,
             last_audio_seq: None,
             last_rx: now,
             rx_packets: 0,
             tx_packets: 0,
         }
+    }
+
+    /// Arms (Some) or disarms (None) the utterance capture of a speech step. Needs the VAD.
+    pub fn listen_for_speech(&mut self, how: Option<SpeechListen>) {
+        let Some(vad) = self.vad.as_mut() else { return };
+        match how {
+            Some(l) => {
+                vad.set_hangover_ms(l.end_silence_ms);
+                self.capture = Some(Capture::new(l.max_utterance_ms));
+            }
+            None => {
+                vad.set_hangover_ms(self.hangover_ms);
+                self.capture = None;
+            }
+        }
+    }
+
+    pub fn hears_voice(&self) -> bool {
+        self.vad.is_some()
     }
 
     /// A re-INVITE changed the session (hold, unhold, new address or codec).
@@ -180,10 +214,19 @@ impl MediaLeg {
         let digit = self.inband.as_mut().and_then(|det| det.push(&pcm[..n]));
         // The detector's onset/hangover smooth over a lost packet; no need to fill it in.
         let speech = self.vad.as_mut().and_then(|vad| vad.push(&pcm[..n]));
-        match (digit, speech) {
-            (Some(d), _) => RxOutcome::Digit(d, DtmfPath::Inband),
-            (None, Some(e)) => RxOutcome::Speech(e),
-            (None, None) => RxOutcome::Nothing,
+        let utterance = self
+            .capture
+            .as_mut()
+            .and_then(|c| c.push(&pcm[..n], speech));
+        if utterance.is_some() {
+            // One utterance per arming: the IVR arms again if it wants more.
+            self.capture = None;
+        }
+        match (digit, utterance, speech) {
+            (Some(d), _, _) => RxOutcome::Digit(d, DtmfPath::Inband),
+            (None, Some(u), _) => RxOutcome::Utterance(u),
+            (None, None, Some(e)) => RxOutcome::Speech(e),
+            (None, None, None) => RxOutcome::Nothing,
         }
     }
 
@@ -376,6 +419,7 @@ mod tests {
                 match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
                     RxOutcome::Speech(e) => events.push(e),
                     RxOutcome::Digit(d, _) => panic!("speech taken for digit {d}"),
+                    RxOutcome::Utterance(_) => panic!("an utterance cut out with no speech step"),
                     RxOutcome::Nothing => {}
                 }
             }
@@ -428,9 +472,52 @@ mod tests {
             match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
                 RxOutcome::Digit(d, _) => out.push(format!("{d}")),
                 RxOutcome::Speech(e) => out.push(format!("{e:?}@{}ms", k * 20)),
+                RxOutcome::Utterance(_) => out.push("utterance".into()),
                 RxOutcome::Nothing => {}
             }
         }
         assert_eq!(out, ["1", "5", "9", "#", "0", "9"]);
+    }
+
+    #[test]
+    fn a_speech_step_gets_the_whole_utterance_once() {
+        let t = Instant::now();
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        use crate::speech::test_audio::{in_silence, say};
+        let words = say("cmn-latn-pinyin", "cha hua4 fei4", 3300.0);
+        let (audio, onset, end) = in_silence(1000, &words, 2000);
+        let listen = Listen {
+            inband: false,
+            voice: Some(VadConfig::default()),
+        };
+        let mut m = MediaLeg::new(t, &n, from.ip(), 1, 0, listen);
+        m.listen_for_speech(Some(SpeechListen {
+            max_utterance_ms: 8000,
+            end_silence_ms: 500,
+        }));
+        let mut got = Vec::new();
+        for (k, frame) in audio.chunks(160).enumerate() {
+            if let RxOutcome::Utterance(u) = m.on_packet(t, from, &audio_packet(7, k as u16, frame))
+            {
+                got.push((k, u));
+            }
+        }
+        assert_eq!(got.len(), 1, "one utterance");
+        let (k, u) = &got[0];
+        // It ends the end-of-speech silence after the words, and holds all of them.
+        let ended_ms = (k + 1) * 20;
+        assert!(
+            ended_ms >= end / 8 + 500 && ended_ms <= end / 8 + 900,
+            "ended at {ended_ms} ms, words end {} ms",
+            end / 8
+        );
+        assert!(
+            u.len() >= end - onset,
+            "{} samples for {} of words",
+            u.len(),
+            end - onset
+        );
     }
 }

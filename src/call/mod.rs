@@ -6,9 +6,11 @@ pub mod clock;
 pub mod dtmf_dedup;
 mod engine;
 pub mod media_leg;
+pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{CallRef, Engine, EngineOptions, Output};
+pub use speech_job::{Hearing, RecognizeJob, SpeechSide};
 
 use crate::config::DtmfMode;
 use crate::ivr::Ivr;
@@ -61,6 +63,8 @@ pub struct Call {
     /// o= version of our latest SDP answer, and that answer, to tell a changed one.
     pub sdp_version: u64,
     pub last_answer: String,
+    /// The intents of the speech step listening now (the recogniser's hints).
+    pub listen_intents: Vec<String>,
 }
 
 impl Call {
@@ -105,6 +109,7 @@ impl Call {
             sip_code: 0,
             sdp_version: 1,
             last_answer: String::new(),
+            listen_intents: Vec::new(),
         }
     }
 

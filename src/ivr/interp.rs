@@ -22,6 +22,7 @@ use crate::ivr::menu::{
     Action, BillSpec, CollectSpec, Identify, MenuSet, MenuSpec, Node, PromptRef, LANGS,
 };
 use crate::ivr::say;
+use speech::SpeechState;
 use topup::{Confirm, TopupState};
 
 /// Type-ahead beyond this is dropped: nobody legitimately types 32 keys ahead.
@@ -37,6 +38,9 @@ pub struct IvrStart {
     pub lang: String,
     /// Node id to start in; unknown ids fall back to the menus' entry.
     pub entry: String,
+    /// A recogniser runs and the call's audio is listened to: menus with a speech step
+    /// ask the caller to say what they want.
+    pub speech: bool,
 }
 
 impl Default for IvrStart {
@@ -46,6 +50,7 @@ impl Default for IvrStart {
             called: None,
             lang: "zh".into(),
             entry: "welcome".into(),
+            speech: false,
         }
     }
 }
@@ -58,7 +63,21 @@ pub enum IvrInput {
     /// The caller started talking (voice activity detection): stops a prompt that allows
     /// barge-in by voice, like a key would, but types nothing.
     SpeechStart,
+    /// The caller stopped talking in a speech step; the utterance is being recognised.
+    Utterance,
+    /// What the recogniser and the intent matcher made of it.
+    Heard(Heard),
     Billing(BillingReply),
+}
+
+/// A recognised utterance, matched against the step's intents.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Heard {
+    pub text: String,
+    /// The intent it matched (None: nothing matched, or the recogniser failed).
+    pub intent: Option<String>,
+    /// 0-100, the recogniser's and the match's together.
+    pub confidence: u8,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -144,9 +163,20 @@ pub enum IvrAction {
     /// Run it and answer with `IvrInput::Billing`.
     Billing(BillingRequest),
     /// `target` is "agent"; the call layer maps it to the profile's agent URI.
-    Transfer { target: String },
+    Transfer {
+        target: String,
+    },
     /// Sent after the goodbye/exit prompt finished playing.
-    Hangup { cause: String },
+    Hangup {
+        cause: String,
+    },
+    /// Cut out the caller's next utterance and recognise it against these intents.
+    Listen {
+        max_utterance_ms: u32,
+        end_silence_ms: u32,
+        intents: Vec<String>,
+    },
+    StopListening,
 }
 
 /// What to do when the current playback finishes (or is barged into).
@@ -168,6 +198,8 @@ enum After {
     TopupAskCard,
     /// The menu after a top-up result.
     TopupMenu,
+    /// A menu's speech greeting finished: wait for words or a key.
+    SpeechWait,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +284,7 @@ pub struct Ivr {
     outcome: String,
     bill: BillState,
     topup: TopupState,
+    speech: SpeechState,
 }
 
 /// Leaves out digits and variables: they may hold a PIN being typed.
@@ -304,6 +337,7 @@ impl Ivr {
             outcome: "abandoned".into(),
             bill: BillState::default(),
             topup: TopupState::default(),
+            speech: SpeechState::new(start.speech),
         }
     }
 
@@ -326,7 +360,15 @@ impl Ivr {
                 }
             }
             IvrInput::Billing(reply) => self.on_billing(now, reply),
-            IvrInput::SpeechStart => self.on_speech(now),
+            IvrInput::SpeechStart => {
+                if self.speech.listening() {
+                    self.on_speech_in_step(now)
+                } else {
+                    self.on_speech(now)
+                }
+            }
+            IvrInput::Utterance => self.on_utterance(now),
+            IvrInput::Heard(h) => self.on_heard(now, h),
         }
     }
 
@@ -353,6 +395,7 @@ impl Ivr {
         }
         self.deadline = None;
         match &self.mode {
+            Mode::Menu if self.speech.listening() => self.speech_timeout(now),
             Mode::Menu => self.menu_timeout(now),
             Mode::Collect { digits, .. } => {
                 if digits.is_empty() {
@@ -555,6 +598,7 @@ impl Ivr {
                 let id = self.topup_spec().card.clone();
                 self.enter_collect(now, &id, Purpose::TopupCard);
             }
+            After::SpeechWait => self.speech_wait(now),
             After::TopupMenu => {
                 self.node = self.topup.node.clone();
                 self.mode = Mode::Menu;
@@ -569,6 +613,7 @@ impl Ivr {
     }
 
     fn enter(&mut self, now: Instant, id: &str) {
+        self.stop_listening();
         let Some(node) = self.menus.node(id).cloned() else {
             return self.top(now);
         };
@@ -584,6 +629,16 @@ impl Ivr {
             self.history.clear();
         }
         match node {
+            Node::Menu(m) if self.speech_step_here().is_some() => {
+                self.mode = Mode::Menu;
+                self.speech.failures = 0;
+                if self.typeahead.is_empty() {
+                    self.speech_greet(now);
+                } else {
+                    self.run_after(now, After::MenuWait);
+                }
+                let _ = m;
+            }
             Node::Menu(m) => {
                 self.mode = Mode::Menu;
                 if self.typeahead.is_empty() {
@@ -636,6 +691,7 @@ impl Ivr {
 
     /// Plays the exit prompt, then hangs up with `cause` (also the outcome).
     fn exit(&mut self, now: Instant, prompts: Vec<PromptRef>, cause: &str) {
+        self.stop_listening();
         // A caller who heard the bill and then stays silent was served; the CDR
         // should say so rather than blame the timeout.
         if !(cause == "max_timeouts" && self.outcome == "bill_played") {
@@ -658,6 +714,10 @@ impl Ivr {
 
     fn menu_key(&mut self, now: Instant, d: char) {
         self.deadline = None;
+        if self.speech_confirm_key(now, d) {
+            return;
+        }
+        self.stop_listening();
         let spec = self.menu_spec();
         let Some(action) = spec.keys.get(&d).or(spec.other.as_ref()).cloned() else {
             self.record(d.to_string());
@@ -711,6 +771,9 @@ impl Ivr {
             && self.topup.result.is_some()
         {
             return self.play_topup_result(now);
+        }
+        if self.speech_step_here().is_some() {
+            return self.speech_greet(now);
         }
         let greet = self.menu_spec().greet_long.clone();
         self.play(now, &greet, true, After::MenuWait);
@@ -1052,6 +1115,7 @@ fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
     }
 }
 
+mod speech;
 mod topup;
 
 #[cfg(test)]

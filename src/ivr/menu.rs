@@ -74,6 +74,30 @@ pub struct MenuSpec {
     pub timers: Timers,
     /// The caller's voice may stop the greetings (when the profile listens for it).
     pub voice_barge_in: bool,
+    /// The caller may say what they want instead of pressing it (when a recogniser runs).
+    pub speech: Option<Box<SpeechSpec>>,
+}
+
+/// A menu that also listens: "please say what you need, for example 查话费, 充值 or 人工服务".
+#[derive(Debug, Clone)]
+pub struct SpeechSpec {
+    /// Played instead of greet_long while speech is on.
+    pub greet: Vec<PromptRef>,
+    /// Intent name (as in prompts/intents.toml) → what it does, like a key.
+    pub intents: BTreeMap<String, Action>,
+    /// Below this confidence (0-1) the caller is asked "did you mean …?".
+    pub confirm_below: f32,
+    /// Not understood this many times: the menu falls back to keys for the rest of the call.
+    pub retries: u32,
+    pub no_input: Duration,
+    pub max_utterance_ms: u32,
+    pub end_silence_ms: u32,
+    pub not_understood: Vec<PromptRef>,
+    pub fallback: Vec<PromptRef>,
+    pub did_you_mean: Vec<PromptRef>,
+    pub yes_no: Vec<PromptRef>,
+    /// How each intent is named in "did you mean …" (default `intent_<name>`).
+    pub names: BTreeMap<String, Vec<PromptRef>>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,12 +290,22 @@ impl MenuSet {
                 .chain(&s.goodbye),
         );
         fn menu_refs(m: &MenuSpec) -> impl Iterator<Item = &PromptRef> {
+            let speech = m.speech.iter().flat_map(|sp| {
+                sp.greet
+                    .iter()
+                    .chain(&sp.not_understood)
+                    .chain(&sp.fallback)
+                    .chain(&sp.did_you_mean)
+                    .chain(&sp.yes_no)
+                    .chain(sp.names.values().flatten())
+            });
             m.greet_long
                 .iter()
                 .chain(&m.greet_short)
                 .chain(&m.invalid)
                 .chain(&m.no_input)
                 .chain(&m.exit)
+                .chain(speech)
         }
         for node in self.nodes.values() {
             match node {
@@ -465,6 +499,24 @@ struct RawNode {
     card: Option<String>,
     tries: Option<u32>,
     messages: Option<BTreeMap<String, Vec<String>>>,
+    // menu
+    speech: Option<RawSpeech>,
+}
+
+#[derive(Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSpeech {
+    greet: Option<Vec<String>>,
+    intents: Option<BTreeMap<String, RawAction>>,
+    confirm_below: Option<f32>,
+    retries: Option<u32>,
+    no_input_ms: Option<u64>,
+    max_utterance_ms: Option<u32>,
+    end_silence_ms: Option<u32>,
+    not_understood: Option<Vec<String>>,
+    fallback: Option<Vec<String>>,
+    did_you_mean: Option<Vec<String>>,
+    yes_no: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -758,6 +810,77 @@ impl Checker<'_> {
                 .transpose()?,
             timers: self.timers(key, n, d, None)?,
             voice_barge_in: n.voice_barge_in.unwrap_or(true),
+            speech: n
+                .speech
+                .as_ref()
+                .map(|sp| self.speech_spec(&format!("{key}.speech"), sp).map(Box::new))
+                .transpose()?,
+        })
+    }
+
+    fn speech_spec(&self, key: &str, sp: &RawSpeech) -> Result<SpeechSpec, MenuError> {
+        let mut intents = BTreeMap::new();
+        let mut names = BTreeMap::new();
+        for (name, a) in sp.intents.clone().unwrap_or_default() {
+            let k = format!("{key}.intents.{name}");
+            if !valid_name(&name) || name == "yes" || name == "no" {
+                return Err(self.err(
+                    &k,
+                    format!("'{name}' cannot be a menu intent"),
+                    "use an intent of prompts/intents.toml other than yes/no, e.g. bill, topup, agent",
+                ));
+            }
+            intents.insert(name.clone(), self.action(&k, &a)?);
+            let default = format!("intent_{name}");
+            names.insert(name, self.prompts_or(&k, None, &[default.as_str()])?);
+        }
+        if intents.is_empty() {
+            return Err(self.err(
+                format!("{key}.intents"),
+                "a speech step needs at least one intent",
+                "add e.g. intents.bill = { action = \"goto\", node = \"bill\" }",
+            ));
+        }
+        let confirm_below = sp.confirm_below.unwrap_or(0.6);
+        if !(0.0..=1.0).contains(&confirm_below) {
+            return Err(self.err(
+                format!("{key}.confirm_below"),
+                format!("{confirm_below} is not a confidence"),
+                "use 0.0..=1.0 (0.6 is a good start)",
+            ));
+        }
+        let ms_in = |field: &str, v: Option<u32>, def: u32, lo: u32, hi: u32| {
+            let v = v.unwrap_or(def);
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(self.err(
+                    format!("{key}.{field}"),
+                    format!("{v} is out of range"),
+                    format!("use {lo}..={hi} ({def} is a good start)"),
+                ))
+            }
+        };
+        let p = |field: &str, v: &Option<Vec<String>>, def: &str| {
+            self.prompts_or(&format!("{key}.{field}"), v.clone(), &[def])
+        };
+        Ok(SpeechSpec {
+            greet: self.prompts_req(&format!("{key}.greet"), sp.greet.clone())?,
+            intents,
+            confirm_below,
+            retries: self.count(&format!("{key}.retries"), sp.retries, 2)?,
+            no_input: self.ms(&format!("{key}.no_input_ms"), sp.no_input_ms, 6000)?,
+            max_utterance_ms: ms_in("max_utterance_ms", sp.max_utterance_ms, 8000, 1000, 30_000)?,
+            end_silence_ms: ms_in("end_silence_ms", sp.end_silence_ms, 700, 200, 3000)?,
+            not_understood: p(
+                "not_understood",
+                &sp.not_understood,
+                "speech_not_understood",
+            )?,
+            fallback: p("fallback", &sp.fallback, "speech_fallback")?,
+            did_you_mean: p("did_you_mean", &sp.did_you_mean, "speech_did_you_mean")?,
+            yes_no: p("yes_no", &sp.yes_no, "speech_yes_no")?,
+            names,
         })
     }
 
@@ -1137,7 +1260,8 @@ impl OrDefault for Vec<PromptRef> {
     }
 }
 
-const MENU_FIELDS: [&str; 13] = [
+const MENU_FIELDS: [&str; 14] = [
+    "speech",
     "voice_barge_in",
     "greet_long",
     "greet_short",
@@ -1272,7 +1396,8 @@ impl RawNode {
             number,
             card,
             tries,
-            messages
+            messages,
+            speech
         );
         v
     }

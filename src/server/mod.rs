@@ -23,6 +23,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         menus,
         db,
         billing,
+        speech,
         options,
         realtime,
     } = prepared;
@@ -71,6 +72,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         ports,
         tokio::runtime::Handle::current(),
         billing,
+        speech,
         db,
     )?;
     let mailbox = worker.mailbox();

@@ -2,7 +2,7 @@
 //! profile, menu or prompt stops the server with a message naming the file.
 
 use crate::billing::{BillingBackend, SqliteBilling};
-use crate::call::{BillingSide, EngineOptions};
+use crate::call::{BillingSide, EngineOptions, SpeechSide};
 use crate::config::{load_profiles, PortRange, Profile};
 use crate::ivr::MenuSet;
 use crate::media::prompts::PromptSet;
@@ -35,6 +35,8 @@ pub struct Prepared {
     pub menus: Arc<MenuSet>,
     pub db: Arc<Db>,
     pub billing: BillingSide,
+    /// The recogniser and intent matcher; None: speech steps are keys only.
+    pub speech: Option<SpeechSide>,
     pub options: EngineOptions,
     pub realtime: bool,
 }
@@ -56,6 +58,7 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
         menus,
         db,
         billing,
+        speech: None,
         options: EngineOptions {
             rtp_timeout: o.rtp_timeout,
             ..EngineOptions::default()

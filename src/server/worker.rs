@@ -4,9 +4,9 @@
 
 use super::local_ip_toward;
 use super::rtp_ports::RtpPorts;
-use crate::call::BillingSide;
+use crate::call::{BillingSide, SpeechSide};
 use crate::call::{CallRef, Engine, Output};
-use crate::ivr::BillingReply;
+use crate::ivr::{BillingReply, Heard};
 use crate::sip::{ConnId, Transport};
 use crate::store::Db;
 use mio::net::UdpSocket;
@@ -48,6 +48,10 @@ pub(crate) enum Inbound {
         call: CallRef,
         reply: BillingReply,
     },
+    Heard {
+        call: CallRef,
+        heard: Heard,
+    },
     Shutdown,
 }
 
@@ -84,6 +88,7 @@ pub(crate) struct Worker {
     conns: HashMap<u64, UnboundedSender<Vec<u8>>>,
     rt: tokio::runtime::Handle,
     billing: BillingSide,
+    speech: Option<SpeechSide>,
     db: Arc<Db>,
 }
 
@@ -95,6 +100,7 @@ impl Worker {
         ports: Vec<RtpPorts>,
         rt: tokio::runtime::Handle,
         billing: BillingSide,
+        speech: Option<SpeechSide>,
         db: Arc<Db>,
     ) -> std::io::Result<Self> {
         let poll = Poll::new()?;
@@ -121,6 +127,7 @@ impl Worker {
             conns: HashMap::new(),
             rt,
             billing,
+            speech,
             db,
         })
     }
@@ -270,6 +277,7 @@ impl Worker {
             Inbound::Billing { call, reply } => {
                 self.engine.billing_reply(Instant::now(), call, reply)
             }
+            Inbound::Heard { call, heard } => self.engine.heard(Instant::now(), call, heard),
             Inbound::Shutdown => {}
         }
     }
@@ -312,6 +320,21 @@ impl Worker {
                     self.rt.spawn_blocking(move || {
                         let reply = job.run(&side);
                         mailbox.send(Inbound::Billing { call, reply });
+                    });
+                }
+                Output::Recognize { call, job } => {
+                    let mailbox = self.mailbox.clone();
+                    let Some(speech) = self.speech.clone() else {
+                        // No recogniser: the IVR was told so and never listens; answer anyway.
+                        mailbox.send(Inbound::Heard {
+                            call,
+                            heard: Heard::default(),
+                        });
+                        continue;
+                    };
+                    self.rt.spawn_blocking(move || {
+                        let heard = speech.hear(&job);
+                        mailbox.send(Inbound::Heard { call, heard });
                     });
                 }
                 Output::Cdr(cdr) => {

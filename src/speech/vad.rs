@@ -272,6 +272,11 @@ impl Vad {
         None
     }
 
+    /// The end-of-speech silence, per speech step (barge-in keeps the profile's).
+    pub fn set_hangover_ms(&mut self, ms: u32) {
+        self.hangover_frames = ms.div_ceil(FRAME_MS).max(1);
+    }
+
     pub fn in_speech(&self) -> bool {
         self.in_speech
     }

@@ -364,6 +364,8 @@ pub struct Rig {
     /// False: OpenRtp requests wait in `pending` until the test calls `open_pending`.
     pub auto_open: bool,
     pub pending: Vec<CallRef>,
+    /// Stands in for the recogniser when a test turns speech on.
+    pub hearing: Option<crate::call::SpeechSide>,
     /// True: billing requests are never answered (a hung backend).
     pub billing_down: bool,
     pub next_port: u16,
@@ -428,6 +430,7 @@ impl Rig {
             closed: Vec::new(),
             auto_open: true,
             pending: Vec::new(),
+            hearing: None,
             billing_down: false,
             next_port: 20000,
             talker: None,
@@ -451,6 +454,14 @@ impl Rig {
                     }
                 }
                 Output::CloseRtp { call } => self.closed.push(call),
+                Output::Recognize { call, job } => {
+                    let heard = self
+                        .hearing
+                        .as_ref()
+                        .map(|h| h.hear(&job))
+                        .unwrap_or_default();
+                    self.engine.heard(self.now, call, heard);
+                }
                 Output::Billing { .. } if self.billing_down => {}
                 Output::Billing { call, job } => {
                     let reply = job.run(&self.side);

@@ -57,6 +57,7 @@ impl Call {
             called: Some("10010".into()),
             lang: lang.into(),
             entry: "welcome".into(),
+            speech: false,
         };
         let mut ivr = Ivr::new(menus, start);
         let now = Instant::now();

@@ -1,0 +1,274 @@
+//! Speech steps: a menu that also listens ("please say what you need").
+//!
+//! Keys keep working throughout; a word the recogniser is unsure of is confirmed ("did you
+//! mean 查话费? yes 1, no 2", said or keyed); a caller who is not understood `retries`
+//! times gets the key menu for the rest of the call, so nobody is stuck talking to a
+//! machine that does not understand them.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use super::{After, Heard, Ivr, IvrAction, Mode};
+use crate::ivr::menu::{Node, PromptRef, SpeechSpec};
+
+/// How long a recognition may take before the utterance counts as not understood.
+const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(8);
+
+pub(super) struct SpeechState {
+    /// A recogniser runs for this call.
+    available: bool,
+    /// Listen was sent and not yet answered or cancelled.
+    listening: bool,
+    /// The caller started talking in this listen (so silence now is recognition time).
+    heard_voice: bool,
+    /// Low-confidence intent waiting for "yes" or "no".
+    confirming: Option<String>,
+    pub failures: u32,
+    /// Menus that fell back to keys for the rest of the call.
+    off: BTreeSet<String>,
+}
+
+impl SpeechState {
+    pub fn new(available: bool) -> Self {
+        SpeechState {
+            available,
+            listening: false,
+            heard_voice: false,
+            confirming: None,
+            failures: 0,
+            off: BTreeSet::new(),
+        }
+    }
+
+    pub fn listening(&self) -> bool {
+        self.listening
+    }
+}
+
+impl Ivr {
+    /// The current node's speech step, if it is on for this call.
+    pub(super) fn speech_step_here(&self) -> Option<&SpeechSpec> {
+        if !self.speech.available || self.speech.off.contains(&self.node) {
+            return None;
+        }
+        match self.menus.node(&self.node) {
+            Some(Node::Menu(m)) => m.speech.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn stop_listening(&mut self) {
+        if self.speech.listening {
+            self.speech.listening = false;
+            self.speech.heard_voice = false;
+            self.actions.push_back(IvrAction::StopListening);
+        }
+        self.speech.confirming = None;
+    }
+
+    fn listen(&mut self, intents: Vec<String>) {
+        let Some(sp) = self.speech_step_here() else {
+            return;
+        };
+        let (max_utterance_ms, end_silence_ms) = (sp.max_utterance_ms, sp.end_silence_ms);
+        self.speech.listening = true;
+        self.speech.heard_voice = false;
+        self.actions.push_back(IvrAction::Listen {
+            max_utterance_ms,
+            end_silence_ms,
+            intents,
+        });
+    }
+
+    fn step_intents(&self) -> Vec<String> {
+        self.speech_step_here()
+            .map(|sp| sp.intents.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Plays the speech greeting with the recogniser already listening, so a caller who
+    /// knows what to say can say it over the greeting.
+    pub(super) fn speech_greet(&mut self, now: Instant) {
+        let Some(sp) = self.speech_step_here() else {
+            return;
+        };
+        let greet = sp.greet.clone();
+        self.speech.confirming = None;
+        let intents = self.step_intents();
+        self.listen(intents);
+        self.mode = Mode::Menu;
+        self.play(now, &greet, true, After::SpeechWait);
+    }
+
+    pub(super) fn speech_wait(&mut self, now: Instant) {
+        self.mode = Mode::Menu;
+        if let Some(d) = self.typeahead.pop_front() {
+            return self.menu_key(now, d);
+        }
+        if self.speech.heard_voice {
+            return; // the deadline for the utterance is already set
+        }
+        let no_input = self.speech_step_here().map(|sp| sp.no_input);
+        self.deadline = no_input.map(|t| now + t);
+    }
+
+    /// The caller talks in a speech step: whatever plays stops, and the words are awaited.
+    pub(super) fn on_speech_in_step(&mut self, now: Instant) {
+        if matches!(self.mode, Mode::Ended | Mode::Transferring) {
+            return;
+        }
+        if self.playing {
+            self.actions.push_back(IvrAction::StopPlayback);
+            self.playing = false;
+            self.after = None;
+        }
+        self.mode = Mode::Menu;
+        self.speech.heard_voice = true;
+        let max = self
+            .speech_step_here()
+            .map_or(10_000, |sp| sp.max_utterance_ms);
+        self.deadline = Some(now + Duration::from_millis(max as u64) + RECOGNITION_TIMEOUT);
+    }
+
+    pub(super) fn on_utterance(&mut self, now: Instant) {
+        if !self.speech.listening {
+            return;
+        }
+        self.speech.heard_voice = true;
+        self.deadline = Some(now + RECOGNITION_TIMEOUT);
+    }
+
+    pub(super) fn on_heard(&mut self, now: Instant, h: Heard) {
+        if !self.speech.listening || !matches!(self.mode, Mode::Menu) {
+            return; // a key got there first, or the caller moved on
+        }
+        self.speech.listening = false;
+        self.speech.heard_voice = false;
+        self.deadline = None;
+        let Some(sp) = self.speech_step_here() else {
+            return;
+        };
+        let confirm_below = (sp.confirm_below * 100.0).round() as u8;
+        let known = h
+            .intent
+            .as_ref()
+            .is_some_and(|i| sp.intents.contains_key(i));
+        let said = match &h.intent {
+            Some(i) => format!("said:{i}"),
+            None => "said:?".to_string(),
+        };
+        self.record(said);
+        if let Some(pending) = self.speech.confirming.take() {
+            return match h.intent.as_deref() {
+                Some("yes") => self.speech_do(now, &pending),
+                Some("no") => self.speech_greet(now),
+                _ => self.speech_failed(now, false),
+            };
+        }
+        match h.intent {
+            Some(i) if known => {
+                if h.confidence >= confirm_below {
+                    self.speech_do(now, &i)
+                } else {
+                    self.speech_confirm(now, i)
+                }
+            }
+            _ => self.speech_failed(now, false),
+        }
+    }
+
+    fn speech_do(&mut self, now: Instant, intent: &str) {
+        let Some(action) = self
+            .speech_step_here()
+            .and_then(|sp| sp.intents.get(intent).cloned())
+        else {
+            return self.speech_failed(now, false);
+        };
+        self.stop_listening();
+        self.speech.failures = 0;
+        self.do_action(now, action);
+    }
+
+    fn speech_confirm(&mut self, now: Instant, intent: String) {
+        let Some(sp) = self.speech_step_here() else {
+            return;
+        };
+        let prompts: Vec<PromptRef> = sp
+            .did_you_mean
+            .iter()
+            .chain(sp.names.get(&intent).into_iter().flatten())
+            .chain(&sp.yes_no)
+            .cloned()
+            .collect();
+        self.listen(vec!["yes".into(), "no".into()]);
+        self.speech.confirming = Some(intent);
+        self.play(now, &prompts, true, After::SpeechWait);
+    }
+
+    /// 1 and 2 answer "did you mean …?"; returns whether the key was taken.
+    pub(super) fn speech_confirm_key(&mut self, now: Instant, d: char) -> bool {
+        let Some(pending) = self.speech.confirming.clone() else {
+            return false;
+        };
+        match d {
+            '1' => {
+                self.record("1".into());
+                self.speech_do(now, &pending);
+                true
+            }
+            '2' => {
+                self.record("2".into());
+                self.stop_listening();
+                self.speech_greet(now);
+                true
+            }
+            _ => {
+                self.speech.confirming = None;
+                false
+            }
+        }
+    }
+
+    pub(super) fn speech_timeout(&mut self, now: Instant) {
+        let no_input = !self.speech.heard_voice;
+        self.speech.listening = false;
+        self.speech.heard_voice = false;
+        self.actions.push_back(IvrAction::StopListening);
+        self.speech_failed(now, no_input)
+    }
+
+    /// Not understood (or silence): ask again, or after `retries` give the key menu.
+    fn speech_failed(&mut self, now: Instant, no_input: bool) {
+        self.speech.confirming = None;
+        self.speech.failures += 1;
+        self.typeahead.clear();
+        let Some(sp) = self.speech_step_here() else {
+            return;
+        };
+        if self.speech.failures >= sp.retries {
+            let fallback = sp.fallback.clone();
+            self.stop_listening();
+            self.speech.off.insert(self.node.clone());
+            self.outcome = "speech_fallback".into();
+            let menu = self.menu_spec();
+            let prompts: Vec<PromptRef> =
+                fallback.iter().chain(&menu.greet_long).cloned().collect();
+            self.mode = Mode::Menu;
+            return self.play(now, &prompts, true, After::MenuWait);
+        }
+        let first = if no_input {
+            self.menu_spec().no_input.clone()
+        } else {
+            sp.not_understood.clone()
+        };
+        let greet = sp.greet.clone();
+        let prompts: Vec<PromptRef> = first.iter().chain(&greet).cloned().collect();
+        let intents = self.step_intents();
+        self.listen(intents);
+        self.mode = Mode::Menu;
+        self.play(now, &prompts, true, After::SpeechWait);
+    }
+}
+
+#[cfg(test)]
+mod tests;

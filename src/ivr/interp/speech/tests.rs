@@ -1,0 +1,206 @@
+//! Speech steps, driven with virtual time and hand-made recognitions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::ivr::{BillingRequest, Heard, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
+
+const MENUS: &str = include_str!("../../../../prompts/menus.toml");
+
+struct Call {
+    ivr: Ivr,
+    now: Instant,
+}
+
+fn listen(intents: &[&str]) -> IvrAction {
+    IvrAction::Listen {
+        max_utterance_ms: 8000,
+        end_silence_ms: 700,
+        intents: intents.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+const MAIN_INTENTS: [&str; 4] = ["agent", "bill", "repeat", "topup"];
+
+fn heard(intent: Option<&str>, confidence: u8) -> IvrInput {
+    IvrInput::Heard(Heard {
+        text: String::new(),
+        intent: intent.map(String::from),
+        confidence,
+    })
+}
+
+fn names(actions: &[IvrAction]) -> Vec<String> {
+    actions
+        .iter()
+        .flat_map(|a| match a {
+            IvrAction::Play { prompts, .. } => prompts.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+impl Call {
+    /// Welcome heard out, silence: the main menu greets, listening or not.
+    fn at_main(speech: bool) -> (Call, Vec<IvrAction>) {
+        let menus = Arc::new(MenuSet::from_toml_str("menus.toml", MENUS).unwrap());
+        let start = IvrStart {
+            caller: Some("13800138000".into()),
+            speech,
+            ..IvrStart::default()
+        };
+        let mut c = Call {
+            ivr: Ivr::new(menus, start),
+            now: Instant::now(),
+        };
+        c.ivr.start(c.now);
+        c.take();
+        c.input(IvrInput::PlaybackDone);
+        let greeting = c.wait(1.5);
+        (c, greeting)
+    }
+    fn take(&mut self) -> Vec<IvrAction> {
+        std::iter::from_fn(|| self.ivr.poll_action()).collect()
+    }
+    fn input(&mut self, i: IvrInput) -> Vec<IvrAction> {
+        self.ivr.handle_input(self.now, i);
+        self.take()
+    }
+    fn wait(&mut self, secs: f64) -> Vec<IvrAction> {
+        self.now += Duration::from_secs_f64(secs);
+        if self.ivr.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.ivr.handle_timeout(self.now);
+        }
+        self.take()
+    }
+    /// The caller says something over the greeting; the recogniser is at work.
+    fn says(&mut self) -> Vec<IvrAction> {
+        let mut a = self.input(IvrInput::SpeechStart);
+        self.now += Duration::from_millis(1500);
+        a.extend(self.input(IvrInput::Utterance));
+        a
+    }
+}
+
+fn find_zhang() -> IvrAction {
+    IvrAction::Billing(BillingRequest::FindAccount {
+        msisdn: "13800138000".into(),
+    })
+}
+
+#[test]
+fn the_main_menu_asks_what_the_caller_needs_and_listens_over_its_greeting() {
+    let (_, greeting) = Call::at_main(true);
+    assert_eq!(greeting[0], listen(&MAIN_INTENTS));
+    assert_eq!(names(&greeting), ["main_menu_speech"]);
+}
+
+#[test]
+fn without_a_recogniser_the_main_menu_is_keys_only() {
+    let (_, greeting) = Call::at_main(false);
+    assert_eq!(names(&greeting), ["main_menu"]);
+    assert!(!greeting
+        .iter()
+        .any(|a| matches!(a, IvrAction::Listen { .. })));
+}
+
+#[test]
+fn saying_bill_over_the_greeting_stops_it_and_goes_to_the_bill() {
+    let (mut c, _) = Call::at_main(true);
+    assert_eq!(c.says(), [IvrAction::StopPlayback]);
+    assert_eq!(c.input(heard(Some("bill"), 90)), [find_zhang()]);
+    assert_eq!(c.ivr.path(), ["welcome", "main", "bill"]);
+    assert!(c
+        .ivr
+        .inputs()
+        .contains(&("main".to_string(), "said:bill".to_string())));
+}
+
+#[test]
+fn a_doubtful_match_is_confirmed_by_voice_or_key() {
+    let (mut c, _) = Call::at_main(true);
+    c.says();
+    let ask = c.input(heard(Some("bill"), 40));
+    assert_eq!(ask[0], listen(&["yes", "no"]));
+    assert_eq!(
+        names(&ask),
+        ["speech_did_you_mean", "intent_bill", "speech_yes_no"]
+    );
+    c.input(IvrInput::PlaybackDone);
+    c.says();
+    assert_eq!(c.input(heard(Some("yes"), 80)), [find_zhang()]);
+
+    // The same doubt answered with key 1.
+    let (mut c, _) = Call::at_main(true);
+    c.says();
+    c.input(heard(Some("topup"), 40));
+    c.input(IvrInput::PlaybackDone);
+    let a = c.input(IvrInput::Digit('1'));
+    assert!(a.contains(&IvrAction::StopListening), "{a:?}");
+    assert!(a.contains(&find_zhang()), "{a:?}");
+    assert_eq!(c.ivr.path(), ["welcome", "main", "topup"]);
+
+    // "No" asks again.
+    let (mut c, _) = Call::at_main(true);
+    c.says();
+    c.input(heard(Some("agent"), 40));
+    c.input(IvrInput::PlaybackDone);
+    c.says();
+    let again = c.input(heard(Some("no"), 90));
+    assert_eq!(again[0], listen(&MAIN_INTENTS));
+    assert_eq!(names(&again), ["main_menu_speech"]);
+}
+
+#[test]
+fn not_understood_twice_falls_back_to_keys_for_the_rest_of_the_call() {
+    let (mut c, _) = Call::at_main(true);
+    c.says();
+    let first = c.input(heard(None, 0));
+    assert_eq!(first[0], listen(&MAIN_INTENTS));
+    assert_eq!(names(&first), ["speech_not_understood", "main_menu_speech"]);
+    c.input(IvrInput::PlaybackDone);
+    c.says();
+    let second = c.input(heard(Some("weather"), 95));
+    assert_eq!(names(&second), ["speech_fallback", "main_menu"]);
+    assert!(!second.iter().any(|a| matches!(a, IvrAction::Listen { .. })));
+    assert_eq!(c.ivr.outcome(), "speech_fallback");
+    c.input(IvrInput::PlaybackDone);
+    // Keys work, and coming back to the main menu it no longer listens.
+    c.input(IvrInput::Digit('1'));
+    c.input(IvrInput::Billing(crate::ivr::BillingReply::Account(None)));
+    c.input(IvrInput::PlaybackDone);
+    let back = c.input(IvrInput::Digit('*'));
+    assert_eq!(names(&back), ["main_menu"]);
+}
+
+#[test]
+fn a_key_during_a_speech_step_is_taken_and_listening_stops() {
+    let (mut c, _) = Call::at_main(true);
+    let a = c.input(IvrInput::Digit('2'));
+    assert_eq!(a[0], IvrAction::StopPlayback);
+    assert!(a.contains(&IvrAction::StopListening), "{a:?}");
+    assert!(a.contains(&find_zhang()), "{a:?}");
+    // A recognition that comes back after the key changes nothing.
+    assert_eq!(c.input(heard(Some("agent"), 99)), []);
+}
+
+#[test]
+fn silence_in_a_speech_step_asks_again_then_falls_back() {
+    let (mut c, _) = Call::at_main(true);
+    c.input(IvrInput::PlaybackDone);
+    let a = c.wait(6.0);
+    assert!(a.contains(&IvrAction::StopListening), "{a:?}");
+    assert!(a.contains(&listen(&MAIN_INTENTS)), "{a:?}");
+    assert_eq!(names(&a), ["no_input", "main_menu_speech"]);
+    c.input(IvrInput::PlaybackDone);
+    assert_eq!(names(&c.wait(6.0)), ["speech_fallback", "main_menu"]);
+}
+
+#[test]
+fn a_recogniser_that_never_answers_counts_as_not_understood() {
+    let (mut c, _) = Call::at_main(true);
+    c.says();
+    assert_eq!(c.wait(7.0), []);
+    let a = c.wait(1.5);
+    assert_eq!(names(&a), ["speech_not_understood", "main_menu_speech"]);
+}
