@@ -1120,3 +1120,104 @@ mod voice {
         assert_eq!(count(&rig.audio(call), &clip("zh", "main_menu")), 1);
     }
 }
+
+/// Speech steps through the engine: the caller's words are cut out of the RTP, handed to the
+/// recogniser (here a stand-in that records what it got), and its answer drives the menu.
+mod speech_step {
+    use super::*;
+    use crate::call::{Hearing, RecognizeJob};
+    use crate::ivr::Heard;
+    use crate::speech::test_audio::{in_silence, say};
+    use std::sync::{Arc, Mutex};
+
+    const LEVEL: f32 = 3300.0;
+
+    struct Stand {
+        jobs: Mutex<Vec<(usize, String, Vec<String>)>>,
+        answer: Heard,
+    }
+
+    impl Hearing for Stand {
+        fn hear(&self, job: &RecognizeJob) -> Heard {
+            self.jobs
+                .lock()
+                .unwrap()
+                .push((job.pcm.len(), job.lang.clone(), job.intents.clone()));
+            self.answer.clone()
+        }
+    }
+
+    fn rig_hearing(intent: &str) -> (Rig, Arc<Stand>) {
+        let mut rig = Rig::with(EngineOptions {
+            speech: true,
+            ..EngineOptions::default()
+        });
+        let stand = Arc::new(Stand {
+            jobs: Mutex::new(Vec::new()),
+            answer: Heard {
+                text: "我想查话费".into(),
+                intent: Some(intent.into()),
+                confidence: 92,
+            },
+        });
+        rig.hearing = Some(stand.clone());
+        (rig, stand)
+    }
+
+    #[test]
+    fn saying_what_you_need_over_the_main_menu_reaches_the_bill() {
+        let (mut rig, stand) = rig_hearing("bill");
+        let mut caller = Caller::new(LAB, "13800138000");
+        let call = rig.answered(&mut caller);
+        rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+        let welcome = play_time(&[&clip("zh", "welcome"), &clip("en", "press2_english")]);
+        rig.advance(welcome + Duration::from_millis(1500 + 2000));
+        let heard = rig.audio(call);
+        let menu = clip("zh", "main_menu_speech");
+        find_in_order(&heard, &[("speech menu".into(), menu[..800].to_vec())])
+            .expect("the main menu asks what the caller needs");
+        let words = say("cmn-latn-pinyin", "wo3 xiang3 cha2 hua4 fei4", LEVEL);
+        let (audio, onset, end) = in_silence(100, &words, 1500);
+        rig.say(&audio);
+        rig.advance(Duration::from_secs(12));
+        let jobs = stand.jobs.lock().unwrap().clone();
+        assert_eq!(jobs.len(), 1, "one utterance recognised");
+        let (samples, lang, intents) = &jobs[0];
+        assert_eq!(lang, "zh");
+        assert_eq!(intents, &["agent", "bill", "repeat", "topup"]);
+        assert!(
+            *samples >= end - onset,
+            "the recogniser got {samples} samples for {} of speech",
+            end - onset
+        );
+        let heard = rig.audio(call);
+        assert_eq!(
+            count(&heard, &menu),
+            0,
+            "the greeting was cut short by the caller: {}",
+            transcript(&heard)
+        );
+        assert_heard_in_order(&heard, &named("zh", &["bill_balance"]));
+        let bye = caller.request("BYE", "", "");
+        rig.send(&caller, &bye);
+        let cdr = rig.cdr();
+        assert!(cdr.inputs.contains("said:bill"), "{}", cdr.inputs);
+    }
+
+    #[test]
+    fn without_speech_the_menu_is_the_key_menu() {
+        let mut rig = Rig::new();
+        let mut caller = Caller::new(LAB, "13800138000");
+        let call = rig.answered(&mut caller);
+        rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+        let welcome = play_time(&[&clip("zh", "welcome"), &clip("en", "press2_english")]);
+        rig.advance(welcome + Duration::from_millis(1500 + 2000));
+        let heard = rig.audio(call);
+        assert_eq!(count(&heard, &clip("zh", "main_menu_speech")), 0);
+        find_in_order(
+            &heard,
+            &[("menu".into(), clip("zh", "main_menu")[..800].to_vec())],
+        )
+        .expect("the key menu plays");
+    }
+}
