@@ -200,6 +200,8 @@ enum After {
     TopupMenu,
     /// A menu's speech greeting finished: wait for words or a key.
     SpeechWait,
+    /// "Describe your problem" finished: wait for the words.
+    ReasonWait,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +225,8 @@ enum Mode {
     Billing(Pending),
     /// Waiting for the answer to a top-up question.
     Confirm(Confirm),
+    /// Listening to the caller describe the problem.
+    Reason,
     Transferring,
     Ended,
 }
@@ -396,6 +400,7 @@ impl Ivr {
         self.deadline = None;
         match &self.mode {
             Mode::Menu if self.speech.listening() => self.speech_timeout(now),
+            Mode::Reason => self.reason_done(now, None),
             Mode::Menu => self.menu_timeout(now),
             Mode::Collect { digits, .. } => {
                 if digits.is_empty() {
@@ -447,6 +452,11 @@ impl Ivr {
     /// Silence after the bill was read keeps bill_played.
     pub fn outcome(&self) -> &str {
         &self.outcome
+    }
+
+    /// What the caller said the call is about ("describe your problem"), if anything.
+    pub fn reason(&self) -> Option<&str> {
+        self.speech.reason.as_deref()
     }
 
     pub fn lang(&self) -> &str {
@@ -537,6 +547,7 @@ impl Ivr {
                 self.collect_digit(now, d);
             }
             Mode::Confirm(c) => self.confirm_key(now, c, d),
+            Mode::Reason => self.reason_done(now, None),
             _ => {
                 if self.typeahead.len() < MAX_TYPEAHEAD {
                     self.typeahead.push_back(d);
@@ -599,6 +610,7 @@ impl Ivr {
                 self.enter_collect(now, &id, Purpose::TopupCard);
             }
             After::SpeechWait => self.speech_wait(now),
+            After::ReasonWait => self.reason_wait(now),
             After::TopupMenu => {
                 self.node = self.topup.node.clone();
                 self.mode = Mode::Menu;
@@ -617,6 +629,11 @@ impl Ivr {
         let Some(node) = self.menus.node(id).cloned() else {
             return self.top(now);
         };
+        if let Node::Reason { then, .. } = &node {
+            if !self.speech_available() {
+                return self.do_action(now, then.clone());
+            }
+        }
         if let Node::Collect(_) = node {
             return self.enter_collect(now, id, Purpose::Standalone);
         }
@@ -658,6 +675,7 @@ impl Ivr {
                 self.mode = Mode::Idle;
                 self.play(now, &prompts, barge_in, After::Enter(next));
             }
+            Node::Reason { prompts, .. } => self.reason_start(now, &prompts),
             Node::TopupSoon { prompts } => {
                 self.mode = Mode::Idle;
                 self.play(now, &prompts, true, After::Back);

@@ -215,6 +215,12 @@ pub enum Node {
     Collect(CollectSpec),
     Bill(Box<BillSpec>),
     Topup(Box<TopupSpec>),
+    /// "Please describe your problem": free speech kept as the call's reason, then `then`.
+    /// Skipped (straight to `then`) where no recogniser runs.
+    Reason {
+        prompts: Vec<PromptRef>,
+        then: Action,
+    },
     Play {
         prompts: Vec<PromptRef>,
         barge_in: bool,
@@ -359,9 +365,9 @@ impl MenuSet {
                         refs.extend(list.iter());
                     }
                 }
-                Node::Play { prompts, .. } | Node::TopupSoon { prompts } => {
-                    refs.extend(prompts.iter())
-                }
+                Node::Play { prompts, .. }
+                | Node::TopupSoon { prompts }
+                | Node::Reason { prompts, .. } => refs.extend(prompts.iter()),
             }
         }
         refs.into_iter()
@@ -501,6 +507,8 @@ struct RawNode {
     messages: Option<BTreeMap<String, Vec<String>>>,
     // menu
     speech: Option<RawSpeech>,
+    // reason
+    then: Option<RawAction>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -530,7 +538,7 @@ struct RawAction {
 
 // ---------------------------------------------------------------- checking
 
-const KINDS: &str = "menu, collect, bill, topup, play, topup_soon";
+const KINDS: &str = "menu, collect, bill, topup, reason, play, topup_soon";
 
 struct Checker<'a> {
     file: &'a str,
@@ -676,6 +684,7 @@ impl Checker<'_> {
             "collect" => &COLLECT_FIELDS,
             "bill" => &BILL_FIELDS,
             "topup" => &TOPUP_FIELDS,
+            "reason" => &["prompts", "then"],
             "play" => &["prompts", "barge_in", "next"],
             "topup_soon" => &["prompts"],
             other => {
@@ -702,6 +711,17 @@ impl Checker<'_> {
             "collect" => Node::Collect(self.collect_spec(&key, &n, d)?),
             "bill" => Node::Bill(Box::new(self.bill_spec(&key, &n, d)?)),
             "topup" => Node::Topup(Box::new(self.topup_spec(&key, &n, d)?)),
+            "reason" => Node::Reason {
+                prompts: self.prompts_or(
+                    &format!("{key}.prompts"),
+                    n.prompts.clone(),
+                    &["describe_problem"],
+                )?,
+                then: match &n.then {
+                    Some(a) => self.action(&format!("{key}.then"), a)?,
+                    None => Action::Agent,
+                },
+            },
             "play" => Node::Play {
                 prompts: self.prompts_req(&format!("{key}.prompts"), n.prompts.clone())?,
                 barge_in: n.barge_in.unwrap_or(true),
@@ -1397,7 +1417,8 @@ impl RawNode {
             card,
             tries,
             messages,
-            speech
+            speech,
+            then
         );
         v
     }

@@ -13,6 +13,37 @@ use crate::ivr::menu::{Node, PromptRef, SpeechSpec};
 
 /// How long a recognition may take before the utterance counts as not understood.
 const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(8);
+/// "Describe your problem": a sentence or two, ended by a second of silence.
+const REASON_MAX_MS: u32 = 15_000;
+const REASON_END_SILENCE_MS: u32 = 1000;
+const REASON_NO_INPUT: Duration = Duration::from_secs(6);
+
+/// Callers read out card numbers and PINs; a reason keeps at most three digits in a row.
+pub(crate) fn mask_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.chars().count() > 3 {
+            out.extend(std::iter::repeat_n('*', run.chars().count()));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            run.push(ch);
+        } else if ch == ' ' && !run.is_empty() {
+            // "1 3 8 0 0" is one number said slowly.
+            continue;
+        } else {
+            flush(&mut run, &mut out);
+            out.push(ch);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
 
 pub(super) struct SpeechState {
     /// A recogniser runs for this call.
@@ -26,6 +57,8 @@ pub(super) struct SpeechState {
     pub failures: u32,
     /// Menus that fell back to keys for the rest of the call.
     off: BTreeSet<String>,
+    /// What the caller said the call is about, long digit runs masked.
+    pub reason: Option<String>,
 }
 
 impl SpeechState {
@@ -37,6 +70,7 @@ impl SpeechState {
             confirming: None,
             failures: 0,
             off: BTreeSet::new(),
+            reason: None,
         }
     }
 
@@ -122,11 +156,13 @@ impl Ivr {
             self.playing = false;
             self.after = None;
         }
-        self.mode = Mode::Menu;
         self.speech.heard_voice = true;
-        let max = self
-            .speech_step_here()
-            .map_or(10_000, |sp| sp.max_utterance_ms);
+        let max = match self.mode {
+            Mode::Reason => REASON_MAX_MS,
+            _ => self
+                .speech_step_here()
+                .map_or(10_000, |sp| sp.max_utterance_ms),
+        };
         self.deadline = Some(now + Duration::from_millis(max as u64) + RECOGNITION_TIMEOUT);
     }
 
@@ -139,6 +175,9 @@ impl Ivr {
     }
 
     pub(super) fn on_heard(&mut self, now: Instant, h: Heard) {
+        if self.speech.listening && matches!(self.mode, Mode::Reason) {
+            return self.reason_done(now, Some(h.text));
+        }
         if !self.speech.listening || !matches!(self.mode, Mode::Menu) {
             return; // a key got there first, or the caller moved on
         }
@@ -235,6 +274,65 @@ impl Ivr {
         self.speech.heard_voice = false;
         self.actions.push_back(IvrAction::StopListening);
         self.speech_failed(now, no_input)
+    }
+
+    pub(super) fn speech_available(&self) -> bool {
+        self.speech.available
+    }
+
+    pub(super) fn reason_start(&mut self, now: Instant, prompts: &[PromptRef]) {
+        self.mode = Mode::Reason;
+        self.speech.listening = true;
+        self.speech.heard_voice = false;
+        self.actions.push_back(IvrAction::Listen {
+            max_utterance_ms: REASON_MAX_MS,
+            end_silence_ms: REASON_END_SILENCE_MS,
+            intents: Vec::new(),
+        });
+        self.play(now, prompts, true, After::ReasonWait);
+    }
+
+    pub(super) fn reason_wait(&mut self, now: Instant) {
+        if !matches!(self.mode, Mode::Reason) {
+            return;
+        }
+        if !self.typeahead.is_empty() {
+            // A key over the question: the caller would rather not say.
+            self.typeahead.clear();
+            return self.reason_done(now, None);
+        }
+        if self.speech.heard_voice {
+            return;
+        }
+        self.deadline = Some(now + REASON_NO_INPUT);
+    }
+
+    /// The caller described the problem (or said nothing, or pressed a key): keep what was
+    /// said as the call's reason and go on.
+    pub(super) fn reason_done(&mut self, now: Instant, text: Option<String>) {
+        if !matches!(self.mode, Mode::Reason) {
+            return;
+        }
+        self.stop_listening();
+        self.deadline = None;
+        self.mode = Mode::Idle;
+        if self.playing {
+            self.actions.push_back(IvrAction::StopPlayback);
+            self.playing = false;
+            self.after = None;
+        }
+        let said = text
+            .map(|t| mask_digit_runs(t.trim()))
+            .filter(|t| !t.is_empty());
+        self.record(if said.is_some() { "said" } else { "silent" }.into());
+        if let Some(t) = said {
+            self.speech.reason = Some(t.chars().take(200).collect());
+        }
+        let then = match self.menus.node(&self.node) {
+            Some(Node::Reason { then, .. }) => then.clone(),
+            _ => crate::ivr::menu::Action::Top,
+        };
+        self.do_action(now, then);
     }
 
     /// Not understood (or silence): ask again, or after `retries` give the key menu.

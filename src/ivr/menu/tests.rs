@@ -40,7 +40,20 @@ fn default_tree_loads_with_hotline_shape() {
             pass_digit: false
         }
     );
-    assert_eq!(main.keys[&'0'], Action::Agent);
+    assert_eq!(
+        main.keys[&'0'],
+        Action::Goto {
+            node: "describe".into(),
+            pass_digit: false
+        }
+    );
+    assert!(matches!(
+        m.node("describe"),
+        Some(Node::Reason {
+            then: Action::Agent,
+            ..
+        })
+    ));
     assert_eq!(main.keys[&'9'], Action::Repeat);
     assert_eq!(main.keys[&'*'], Action::Back);
     assert_eq!(main.timers.first_digit, Duration::from_secs(5));
@@ -112,14 +125,14 @@ fn unknown_action_and_misplaced_fields() {
         r#"keys."0" = { action = "agent" }"#,
         r#"keys."0" = { action = "operator" }"#,
     ));
-    assert_eq!(e.key, "menus.main.keys.0.action");
+    assert_eq!(e.key, "menus.bill.keys.0.action");
     assert!(e.fix.contains("goto, back, top"), "{e}");
 
     let e = err_of(&default_with(
         r#"keys."0" = { action = "agent" }"#,
         r#"keys."0" = { action = "agent", node = "main" }"#,
     ));
-    assert_eq!(e.key, "menus.main.keys.0.node");
+    assert_eq!(e.key, "menus.bill.keys.0.node");
 
     let e = err_of(&default_with(
         r#"keys."2" = { action = "lang", lang = "en""#,

@@ -204,3 +204,53 @@ fn a_recogniser_that_never_answers_counts_as_not_understood() {
     let a = c.wait(1.5);
     assert_eq!(names(&a), ["speech_not_understood", "main_menu_speech"]);
 }
+
+#[test]
+fn before_an_agent_the_caller_describes_the_problem_which_is_kept_masked() {
+    let (mut c, _) = Call::at_main(true);
+    let a = c.input(IvrInput::Digit('0'));
+    assert!(a.contains(&IvrAction::StopListening), "{a:?}");
+    assert!(a.contains(&listen_reason()), "{a:?}");
+    assert_eq!(names(&a), ["describe_problem"]);
+    c.input(IvrInput::PlaybackDone);
+    c.says();
+    let a = c.input(IvrInput::Heard(Heard {
+        text: "我的卡号 6222 0212 3456 7890 充不进去".into(),
+        intent: None,
+        confidence: 80,
+    }));
+    assert_eq!(names(&a), ["transferring"]);
+    assert_eq!(c.ivr.reason(), Some("我的卡号 ****************充不进去"));
+    assert_eq!(c.ivr.outcome(), "agent_requested");
+    assert_eq!(c.ivr.path(), ["welcome", "main", "describe"]);
+}
+
+#[test]
+fn silence_or_a_key_skips_the_description() {
+    let (mut c, _) = Call::at_main(true);
+    c.input(IvrInput::Digit('0'));
+    c.input(IvrInput::PlaybackDone);
+    assert_eq!(names(&c.wait(6.0)), ["transferring"]);
+    assert_eq!(c.ivr.reason(), None);
+
+    let (mut c, _) = Call::at_main(true);
+    c.input(IvrInput::Digit('0'));
+    let a = c.input(IvrInput::Digit('5'));
+    assert_eq!(names(&a), ["transferring"]);
+}
+
+#[test]
+fn without_a_recogniser_0_goes_straight_to_the_agent() {
+    let (mut c, _) = Call::at_main(false);
+    c.input(IvrInput::PlaybackDone);
+    assert_eq!(names(&c.input(IvrInput::Digit('0'))), ["transferring"]);
+    assert_eq!(c.ivr.path(), ["welcome", "main"]);
+}
+
+fn listen_reason() -> IvrAction {
+    IvrAction::Listen {
+        max_utterance_ms: 15_000,
+        end_silence_ms: 1000,
+        intents: Vec::new(),
+    }
+}
