@@ -68,6 +68,11 @@ pub enum Output {
         call: CallRef,
         job: BillingJob,
     },
+    /// An agent phone's registration changed (for the agent directory and the ACD).
+    Registration {
+        profile: usize,
+        change: crate::sip::registrar::RegistrationChange,
+    },
     /// Recognise and answer with `Engine::heard`.
     Recognize {
         call: CallRef,
@@ -457,6 +462,11 @@ impl Engine {
 
     fn on_sip_event(&mut self, now: Instant, p: usize, ev: SipEvent) {
         match ev {
+            SipEvent::Registration(change) => {
+                info!(profile = %self.profiles[p].name, ?change, "agent phone registration");
+                self.out
+                    .push_back(Output::Registration { profile: p, change });
+            }
             SipEvent::IncomingCall {
                 call: key,
                 call_id,

@@ -322,6 +322,8 @@ impl Worker {
                         mailbox.send(Inbound::Billing { call, reply });
                     });
                 }
+                // The engine logged it; the agent directory and ACD are not wired in yet.
+                Output::Registration { .. } => {}
                 Output::Recognize { call, job } => {
                     let mailbox = self.mailbox.clone();
                     let Some(speech) = self.speech.clone() else {

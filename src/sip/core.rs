@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::build;
 use super::info::parse_dtmf;
+use super::registrar::{RegisterAnswer, RegisterReq, Registrar, RegistrationChange};
 use super::wire::{self, Bad, Msg, NameAddr, Start};
 
 /// What we implement; sent in Allow on every response but 100.
@@ -146,6 +147,8 @@ pub enum SipEvent {
     Terminated { call: CallKey },
     /// Final answer to our REFER (202 accepted; 408 when it timed out).
     ReferAnswered { call: CallKey, code: u16 },
+    /// An agent phone registered, refreshed, unregistered or expired.
+    Registration(RegistrationChange),
     /// A NOTIFY (Event: refer) reported the transfer target's status line (RFC 3515 sipfrag).
     TransferProgress { call: CallKey, code: u16 },
 }
@@ -174,6 +177,7 @@ impl std::fmt::Debug for SipEvent {
                 .field("transport", transport)
                 .field("has_sdp", &sdp_offer.is_some())
                 .finish_non_exhaustive(),
+            SipEvent::Registration(ch) => write!(f, "Registration({ch:?})"),
             SipEvent::Confirmed { call } => write!(f, "Confirmed({})", call.0),
             SipEvent::Cancelled { call } => write!(f, "Cancelled({})", call.0),
             SipEvent::Bye { call } => write!(f, "Bye({})", call.0),
@@ -349,6 +353,8 @@ pub struct SipCore {
     tombstones: HashMap<String, Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SipEvent>,
+    /// Present on profiles where agent phones register.
+    registrar: Option<Registrar>,
 }
 
 impl SipCore {
@@ -364,6 +370,7 @@ impl SipCore {
             tombstones: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            registrar: None,
         }
     }
 
@@ -432,10 +439,19 @@ impl SipCore {
         for c in self.nict_done.values() {
             consider(Some(c.expires));
         }
+        consider(self.registrar.as_ref().and_then(Registrar::next_expiry));
         t
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(reg) = self.registrar.as_mut() {
+            if reg.next_expiry().is_some_and(|t| t <= now) {
+                reg.expire(now);
+                while let Some(ch) = reg.poll_change() {
+                    self.events.push_back(SipEvent::Registration(ch));
+                }
+            }
+        }
         self.nict_done.retain(|_, c| c.expires > now);
         self.tombstones.retain(|_, t| *t > now);
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
@@ -657,12 +673,93 @@ impl SipCore {
                 } else {
                     match req.method.as_str() {
                         "OPTIONS" => self.reply_options(now, &req),
+                        "REGISTER" if self.registrar.is_some() => self.on_register(now, &req),
                         "BYE" | "INFO" | "UPDATE" | "PRACK" => {
                             self.reply(now, &req, 481, "Call/Transaction Does Not Exist", &[], None)
                         }
                         _ => self.reply(now, &req, 405, "Method Not Allowed", &[], None),
                     }
                 }
+            }
+        }
+    }
+
+    /// Lets agent phones register here (`unix_now` is wall-clock seconds, for nonces).
+    pub fn set_registrar(&mut self, r: Registrar) {
+        self.registrar = Some(r);
+    }
+
+    pub fn registrar_mut(&mut self) -> Option<&mut Registrar> {
+        self.registrar.as_mut()
+    }
+
+    fn on_register(&mut self, now: Instant, req: &Req) {
+        let Some(user) = wire::parse_name_addr(req.msg.get("to").unwrap_or(""))
+            .ok()
+            .and_then(|to| build::user_part(&to.uri))
+        else {
+            return self.reply(now, req, 400, "Bad Request", &[], None);
+        };
+        let mut contacts = Vec::new();
+        let mut remove_all = false;
+        for v in req.msg.all("contact") {
+            for one in wire::split_top(v, b',') {
+                if one.trim() == "*" {
+                    remove_all = true;
+                    continue;
+                }
+                let Ok(na) = wire::parse_name_addr(one) else {
+                    return self.reply(now, req, 400, "Bad Contact", &[], None);
+                };
+                let expires = na.param("expires").and_then(|e| e.parse().ok());
+                contacts.push((na.uri, expires));
+            }
+        }
+        let expires: Option<u32> = req.msg.get("expires").and_then(|e| e.trim().parse().ok());
+        let rr = RegisterReq {
+            user,
+            contacts,
+            remove_all,
+            expires,
+            authorization: req.msg.all("authorization").map(String::from).collect(),
+            call_id: req.call_id.clone(),
+            cseq: req.cseq,
+            source: req.peer.addr,
+            transport: req.peer.transport,
+        };
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Some(reg) = self.registrar.as_mut() else {
+            return;
+        };
+        let answer = reg.handle(now, unix, &rr);
+        while let Some(ch) = reg.poll_change() {
+            self.events.push_back(SipEvent::Registration(ch));
+        }
+        match answer {
+            RegisterAnswer::Challenge(values) => {
+                let extra: Vec<(&str, String)> = values
+                    .into_iter()
+                    .map(|v| ("WWW-Authenticate", v))
+                    .collect();
+                self.reply(now, req, 401, "Unauthorized", &extra, None)
+            }
+            RegisterAnswer::Forbidden => self.reply(now, req, 403, "Forbidden", &[], None),
+            RegisterAnswer::TooBrief(min) => self.reply(
+                now,
+                req,
+                423,
+                "Interval Too Brief",
+                &[("Min-Expires", min.to_string())],
+                None,
+            ),
+            RegisterAnswer::Ok(bindings) => {
+                let extra: Vec<(&str, String)> = bindings
+                    .into_iter()
+                    .map(|(uri, secs)| ("Contact", format!("<{uri}>;expires={secs}")))
+                    .collect();
+                self.reply(now, req, 200, "OK", &extra, None)
             }
         }
     }

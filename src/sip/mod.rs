@@ -25,8 +25,10 @@
 
 mod build;
 mod core;
+pub mod digest;
 mod framer;
 mod info;
+pub mod registrar;
 mod wire;
 
 pub use self::build::user_part;

@@ -971,3 +971,132 @@ fn out_of_dialog_floods_are_answered_without_keeping_state() {
         "nothing to time out: no state was kept"
     );
 }
+
+mod register {
+    use super::*;
+    use crate::sip::digest::{self, Algo, DigestResponse};
+    use crate::sip::registrar::{Credentials, Registrar, RegistrationChange};
+
+    fn register(branch: &str, cseq: u32, auth: Option<&str>, expires: u32) -> Vec<u8> {
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "REGISTER sip:198.51.100.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5062;branch={branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:8001@198.51.100.1>;tag=r1\r\n\
+             To: <sip:8001@198.51.100.1>\r\n\
+             Call-ID: reg-abc\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:8001@192.0.2.10:5062>\r\n\
+             Expires: {expires}\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn authorization(challenge: &str, algo: Algo, password: &str) -> String {
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut r = DigestResponse {
+            username: "8001".into(),
+            realm: "answerline".into(),
+            nonce: nonce.into(),
+            uri: "sip:198.51.100.1".into(),
+            algorithm: Some(algo.name().into()),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some("abc".into()),
+            ..DigestResponse::default()
+        };
+        let ha1 = digest::ha1(algo, "8001", "answerline", password);
+        r.response = digest::expected_response(&ha1, "REGISTER", &r).unwrap();
+        format!(
+            "Digest username=\"8001\",realm=\"answerline\",nonce=\"{}\",uri=\"sip:198.51.100.1\",response=\"{}\",algorithm={},qop=auth,nc=00000001,cnonce=\"abc\"",
+            r.nonce,
+            r.response,
+            algo.name()
+        )
+    }
+
+    fn registrar_core() -> SipCore {
+        let mut c = core();
+        let mut r = Registrar::new("answerline", "secret".into());
+        r.set_user(
+            "8001",
+            Some(Credentials::from_password(
+                "8001",
+                "answerline",
+                "desk-8001",
+            )),
+        );
+        c.set_registrar(r);
+        c
+    }
+
+    #[test]
+    fn a_profile_without_a_registrar_refuses_register() {
+        let mut c = core();
+        c.handle_datagram(
+            Instant::now(),
+            peer(),
+            &register("z9hG4bK-r0", 1, None, 600),
+        );
+        assert_eq!(statuses(&drain(&mut c)), [405]);
+    }
+
+    #[test]
+    fn an_agent_phone_registers_with_sha256_or_md5_digest() {
+        for algo in [Algo::Sha256, Algo::Md5] {
+            let mut c = registrar_core();
+            let now = Instant::now();
+            c.handle_datagram(now, peer(), &register("z9hG4bK-r1", 1, None, 600));
+            let out = drain(&mut c);
+            assert_eq!(statuses(&out), [401]);
+            let ch = headers(&out[0], "WWW-Authenticate");
+            assert_eq!(ch.len(), 2, "SHA-256 and MD5 offered: {ch:?}");
+            assert!(ch[0].contains("algorithm=SHA-256") && ch[1].contains("algorithm=MD5"));
+            let pick = ch.iter().find(|h| h.contains(algo.name())).unwrap();
+            let auth = authorization(pick, algo, "desk-8001");
+            c.handle_datagram(now, peer(), &register("z9hG4bK-r2", 2, Some(&auth), 600));
+            let out = drain(&mut c);
+            assert_eq!(statuses(&out), [200], "{}", text(&out[0]));
+            assert_eq!(
+                header(&out[0], "Contact").unwrap(),
+                "<sip:8001@192.0.2.10:5062>;expires=600"
+            );
+            let ev = events(&mut c);
+            assert!(
+                matches!(&ev[..], [SipEvent::Registration(RegistrationChange::Registered(b))] if b.user == "8001" && b.source == peer()),
+                "{ev:?}"
+            );
+            // The binding expires by itself.
+            c.handle_timeout(now + Duration::from_secs(601));
+            assert!(matches!(
+                &events(&mut c)[..],
+                [SipEvent::Registration(
+                    RegistrationChange::Unregistered { .. }
+                )]
+            ));
+        }
+    }
+
+    #[test]
+    fn a_wrong_password_is_forbidden_and_registers_nothing() {
+        let mut c = registrar_core();
+        let now = Instant::now();
+        c.handle_datagram(now, peer(), &register("z9hG4bK-r1", 1, None, 600));
+        let out = drain(&mut c);
+        let ch = headers(&out[0], "WWW-Authenticate");
+        let auth = authorization(&ch[0], Algo::Sha256, "wrong");
+        c.handle_datagram(now, peer(), &register("z9hG4bK-r2", 2, Some(&auth), 600));
+        assert_eq!(statuses(&drain(&mut c)), [403]);
+        assert!(events(&mut c).is_empty());
+    }
+}

@@ -454,6 +454,7 @@ impl Rig {
                     }
                 }
                 Output::CloseRtp { call } => self.closed.push(call),
+                Output::Registration { .. } => {}
                 Output::Recognize { call, job } => {
                     let heard = self
                         .hearing
