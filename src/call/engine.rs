@@ -462,6 +462,10 @@ impl Engine {
 
     fn on_sip_event(&mut self, now: Instant, p: usize, ev: SipEvent) {
         match ev {
+            // The engine places no calls of its own yet (agent legs come with the ACD).
+            SipEvent::OutboundRinging { .. }
+            | SipEvent::OutboundAnswered { .. }
+            | SipEvent::OutboundFailed { .. } => {}
             SipEvent::Registration(change) => {
                 info!(profile = %self.profiles[p].name, ?change, "agent phone registration");
                 self.out

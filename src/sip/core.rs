@@ -7,9 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::build;
+
+mod uac;
 use super::info::parse_dtmf;
 use super::registrar::{RegisterAnswer, RegisterReq, Registrar, RegistrationChange};
 use super::wire::{self, Bad, Msg, NameAddr, Start};
+pub use uac::OutboundInvite;
 
 /// What we implement; sent in Allow on every response but 100.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
@@ -149,6 +152,15 @@ pub enum SipEvent {
     ReferAnswered { call: CallKey, code: u16 },
     /// An agent phone registered, refreshed, unregistered or expired.
     Registration(RegistrationChange),
+    /// Our INVITE rings (180) or has early media (183).
+    OutboundRinging { call: CallKey, code: u16 },
+    /// Our INVITE was answered; the ACK is sent.
+    OutboundAnswered {
+        call: CallKey,
+        sdp_answer: Option<String>,
+    },
+    /// Our INVITE failed (its final code; 408 when nobody answered); `Terminated` follows.
+    OutboundFailed { call: CallKey, code: u16 },
     /// A NOTIFY (Event: refer) reported the transfer target's status line (RFC 3515 sipfrag).
     TransferProgress { call: CallKey, code: u16 },
 }
@@ -178,6 +190,20 @@ impl std::fmt::Debug for SipEvent {
                 .field("has_sdp", &sdp_offer.is_some())
                 .finish_non_exhaustive(),
             SipEvent::Registration(ch) => write!(f, "Registration({ch:?})"),
+            SipEvent::OutboundRinging { call, code } => {
+                write!(f, "OutboundRinging({}, {code})", call.0)
+            }
+            SipEvent::OutboundAnswered { call, sdp_answer } => {
+                write!(
+                    f,
+                    "OutboundAnswered({}, has_sdp={})",
+                    call.0,
+                    sdp_answer.is_some()
+                )
+            }
+            SipEvent::OutboundFailed { call, code } => {
+                write!(f, "OutboundFailed({}, {code})", call.0)
+            }
             SipEvent::Confirmed { call } => write!(f, "Confirmed({})", call.0),
             SipEvent::Cancelled { call } => write!(f, "Cancelled({})", call.0),
             SipEvent::Bye { call } => write!(f, "Bye({})", call.0),
@@ -281,8 +307,11 @@ struct Call {
     bye: Option<ByeTxn>,
     /// Our REFER (blind transfer), a non-INVITE client transaction like the BYE.
     refer: Option<ByeTxn>,
-    /// 2xx sent to the initial INVITE (the dialog is or will be confirmed).
+    /// 2xx sent to the initial INVITE (the dialog is or will be confirmed); for our own
+    /// INVITE, a 2xx received.
     answered: bool,
+    /// Our INVITE's client transaction, for calls we placed.
+    uac: Option<uac::UacInvite>,
 }
 
 /// One parsed request with the parts the core uses.
@@ -427,6 +456,7 @@ impl SipCore {
             }
         };
         for c in self.calls.values() {
+            consider(Self::uac_deadline(c));
             for tx in [&c.invite, &c.reinvite].into_iter().flatten() {
                 consider(tx.retrans_at);
                 consider(tx.give_up_at);
@@ -457,6 +487,7 @@ impl SipCore {
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
             self.call_timers(now, key);
+            self.uac_timers(now, key);
         }
     }
 
@@ -882,6 +913,7 @@ impl SipCore {
             bye: None,
             refer: None,
             answered: false,
+            uac: None,
         };
         self.calls.insert(call, c);
         self.inv_keys.insert(req.key.clone(), call);
@@ -1174,6 +1206,7 @@ impl SipCore {
         let is_refer = match method.as_str() {
             "BYE" => false,
             "REFER" => true,
+            "INVITE" => return self.on_invite_response(now, code, &msg, &branch),
             _ => return,
         };
         let Some(call) = self

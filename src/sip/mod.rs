@@ -33,7 +33,8 @@ mod wire;
 
 pub use self::build::user_part;
 pub use self::core::{
-    CallInfo, CallKey, ConnId, SipConfig, SipCore, SipEvent, Transmit, Transport, ALLOW,
+    CallInfo, CallKey, ConnId, OutboundInvite, SipConfig, SipCore, SipEvent, Transmit, Transport,
+    ALLOW,
 };
 pub use self::framer::{FramingError, StreamFramer};
 

@@ -1100,3 +1100,221 @@ mod register {
         assert!(events(&mut c).is_empty());
     }
 }
+
+mod outbound {
+    use super::*;
+
+    const AGENT: &str = "192.0.2.20:5070";
+    const ANSWER: &str = "v=0\r\no=- 2 2 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\nm=audio 7000 RTP/AVP 8\r\n";
+
+    fn agent() -> SocketAddr {
+        AGENT.parse().unwrap()
+    }
+
+    fn place(c: &mut SipCore, now: Instant) -> (CallKey, String) {
+        let call = c.invite(
+            now,
+            OutboundInvite {
+                target: "sip:8001@192.0.2.20:5070".into(),
+                dest: agent(),
+                from_user: "13800138000".into(),
+                from_display: Some("Zhang San".into()),
+                sdp_offer: SDP.into(),
+                headers: vec![
+                    (
+                        "User-to-User".into(),
+                        "0a0b;encoding=hex;purpose=call-context".into(),
+                    ),
+                    ("X-Context-Id".into(), "ctx-1".into()),
+                ],
+            },
+        );
+        let out = drain(c);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, agent());
+        (call, text(&out[0]))
+    }
+
+    /// The agent phone's response to our INVITE.
+    fn response(invite: &str, code: u16, reason: &str, tag: Option<&str>, body: &str) -> Vec<u8> {
+        let get = |name: &str| {
+            invite
+                .split("\r\n")
+                .find(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                })
+                .unwrap()
+                .to_string()
+        };
+        let to = match tag {
+            Some(t) => format!("{};tag={t}", get("To")),
+            None => get("To"),
+        };
+        let ctype = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!(
+            "SIP/2.0 {code} {reason}\r\n{}\r\n{}\r\n{to}\r\n{}\r\n{}\r\nContact: <sip:8001@192.0.2.20:5070>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+            get("Via"),
+            get("From"),
+            get("Call-ID"),
+            get("CSeq"),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_agent_leg_rings_answers_and_is_acked_with_the_context_headers_sent() {
+        let mut c = core();
+        let now = Instant::now();
+        let (call, inv) = place(&mut c, now);
+        assert!(
+            inv.starts_with("INVITE sip:8001@192.0.2.20:5070 SIP/2.0\r\n"),
+            "{inv}"
+        );
+        assert!(
+            inv.contains("User-to-User: 0a0b;encoding=hex;purpose=call-context"),
+            "{inv}"
+        );
+        assert!(inv.contains("X-Context-Id: ctx-1"));
+        assert!(inv.contains("From: \"Zhang San\" <sip:13800138000@"));
+        assert!(inv.ends_with(SDP));
+        // Timer A: the INVITE is sent again until something comes back.
+        c.handle_timeout(now + Duration::from_millis(500));
+        assert_eq!(drain(&mut c).len(), 1);
+        c.handle_datagram(
+            now,
+            agent(),
+            &response(&inv, 180, "Ringing", Some("ag1"), ""),
+        );
+        assert_eq!(
+            events(&mut c),
+            [SipEvent::OutboundRinging { call, code: 180 }]
+        );
+        c.handle_timeout(now + Duration::from_secs(5));
+        assert!(
+            drain(&mut c).is_empty(),
+            "no retransmission after a provisional"
+        );
+        c.handle_datagram(
+            now,
+            agent(),
+            &response(&inv, 200, "OK", Some("ag1"), ANSWER),
+        );
+        let ack = drain(&mut c);
+        assert_eq!(ack.len(), 1);
+        let ack = text(&ack[0]);
+        assert!(
+            ack.starts_with("ACK sip:8001@192.0.2.20:5070 SIP/2.0"),
+            "{ack}"
+        );
+        assert!(ack.contains(";tag=ag1"), "{ack}");
+        assert_eq!(
+            events(&mut c),
+            [SipEvent::OutboundAnswered {
+                call,
+                sdp_answer: Some(ANSWER.into())
+            }]
+        );
+        // A retransmitted 200 (our ACK lost) gets the ACK again.
+        c.handle_datagram(
+            now,
+            agent(),
+            &response(&inv, 200, "OK", Some("ag1"), ANSWER),
+        );
+        assert_eq!(text(&drain(&mut c)[0]), ack);
+        // Hanging up the agent leg sends BYE in its dialog.
+        c.hangup(now, call);
+        let bye = text(&drain(&mut c)[0]);
+        assert!(bye.starts_with("BYE sip:8001@192.0.2.20:5070"), "{bye}");
+        assert!(bye.contains(";tag=ag1"));
+    }
+
+    #[test]
+    fn a_busy_agent_fails_the_leg_and_gets_its_ack() {
+        let mut c = core();
+        let now = Instant::now();
+        let (call, inv) = place(&mut c, now);
+        c.handle_datagram(
+            now,
+            agent(),
+            &response(&inv, 486, "Busy Here", Some("b1"), ""),
+        );
+        let ack = text(&drain(&mut c)[0]);
+        assert!(ack.starts_with("ACK "), "{ack}");
+        let branch = |m: &str| {
+            m.split("branch=")
+                .nth(1)
+                .unwrap()
+                .split([';', '\r'])
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            branch(&ack),
+            branch(&inv),
+            "a failure's ACK is in the INVITE transaction"
+        );
+        assert_eq!(
+            events(&mut c),
+            [
+                SipEvent::OutboundFailed { call, code: 486 },
+                SipEvent::Terminated { call }
+            ]
+        );
+    }
+
+    #[test]
+    fn nobody_answering_is_408_after_timer_b() {
+        let mut c = core();
+        let now = Instant::now();
+        let (call, _) = place(&mut c, now);
+        c.handle_timeout(now + Duration::from_secs(33));
+        let ev = events(&mut c);
+        assert_eq!(
+            ev,
+            [
+                SipEvent::OutboundFailed { call, code: 408 },
+                SipEvent::Terminated { call }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ringing_leg_is_cancelled() {
+        let mut c = core();
+        let now = Instant::now();
+        let (call, inv) = place(&mut c, now);
+        c.handle_datagram(
+            now,
+            agent(),
+            &response(&inv, 180, "Ringing", Some("ag2"), ""),
+        );
+        events(&mut c);
+        c.cancel(now, call);
+        let cancel = text(&drain(&mut c)[0]);
+        assert!(
+            cancel.starts_with("CANCEL sip:8001@192.0.2.20:5070 SIP/2.0"),
+            "{cancel}"
+        );
+        assert!(cancel.contains("CSeq: 1 CANCEL"));
+        c.handle_datagram(
+            now,
+            agent(),
+            &response(&inv, 487, "Request Terminated", Some("ag2"), ""),
+        );
+        assert!(text(&drain(&mut c)[0]).starts_with("ACK "));
+        assert_eq!(
+            events(&mut c),
+            [
+                SipEvent::OutboundFailed { call, code: 487 },
+                SipEvent::Terminated { call }
+            ]
+        );
+    }
+}
