@@ -54,8 +54,16 @@ def lin2alaw(s):
     return (v | sign) ^ 0x55
 
 
+WAV_AT = [0.0]
+WAV = []  # 8 kHz mono 16-bit samples of --wav, played from --wav-at seconds
+
+
 def samples(kind, n, start):
-    """Caller audio: a quiet 440 Hz tone (easy to see in captures), silence or noise."""
+    """Caller audio: a quiet 440 Hz tone (easy to see in captures), silence or noise;
+    the --wav recording (speech) over silence where it plays."""
+    if WAV:
+        at = int(WAV_AT[0] * RATE)
+        return [WAV[start + i - at] if 0 <= start + i - at < len(WAV) else 0 for i in range(n)]
     if kind == 'silence':
         return [0] * n
     if kind == 'noise':
@@ -165,8 +173,19 @@ def main():
     ap.add_argument('--pt-event', type=int, default=101)
     ap.add_argument('--audio', choices=['tone', 'silence', 'noise'], default='tone')
     ap.add_argument('--inband', action='store_true', help='DTMF as in-band tones instead of RFC 4733')
+    ap.add_argument('--wav', help='8 kHz mono 16-bit WAV (speech) to send as the caller audio')
+    ap.add_argument('--wav-at', type=float, default=0.5, help='seconds into the stream the WAV starts')
     ap.add_argument('--ssrc', type=lambda x: int(x, 0), default=None)
     a = ap.parse_args()
+    if a.wav:
+        import wave
+        with wave.open(a.wav) as w:
+            if w.getframerate() != RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
+                sys.exit(f'{a.wav}: need 8 kHz mono 16-bit (sox in.wav -r 8000 -c 1 -b 16 out.wav)')
+            raw = w.readframes(w.getnframes())
+        WAV.extend(struct.unpack('<%dh' % (len(raw) // 2), raw))
+        WAV_AT[0] = a.wav_at
+        a.duration = max(a.duration, a.wav_at + len(WAV) / RATE + 1.0)
     if a.raw:
         enc = lin2ulaw if a.law == 'ulaw' else lin2alaw
         n = int(max(a.duration, 1.0) * RATE)
