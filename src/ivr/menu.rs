@@ -628,42 +628,33 @@ impl Checker<'_> {
                 "point top at the main menu",
             ));
         }
-        // Cross-node checks need every node built first.
+        // Cross-node checks need every node built first. (field, collect node, what it
+        // holds if it must be sensitive.)
         for (id, node) in &nodes {
-            if let Node::Topup(t) = node {
-                for (field, target) in [("number", &t.number), ("card", &t.card)] {
-                    let Some(Node::Collect(c)) = nodes.get(target) else {
-                        return Err(self.err(
-                            format!("menus.{id}.{field}"),
-                            format!("'{target}' is not a collect node"),
-                            format!("point {field} at a node with kind = \"collect\""),
-                        ));
-                    };
-                    if field == "card" && !c.sensitive {
-                        return Err(self.err(
-                            format!("menus.{target}.sensitive"),
-                            "the card password collection is not marked sensitive, so the password would be logged",
-                            "add sensitive = true",
-                        ));
-                    }
-                }
-            }
-            if let Node::Bill(b) = node {
-                for (field, target) in [("phone", &b.phone), ("pin", &b.pin)] {
-                    let Some(Node::Collect(c)) = nodes.get(target) else {
-                        return Err(self.err(
-                            format!("menus.{id}.{field}"),
-                            format!("'{target}' is not a collect node"),
-                            format!("point {field} at a node with kind = \"collect\""),
-                        ));
-                    };
-                    if field == "pin" && !c.sensitive {
-                        return Err(self.err(
-                            format!("menus.{target}.sensitive"),
-                            "the PIN collection is not marked sensitive, so the PIN would be logged",
-                            "add sensitive = true",
-                        ));
-                    }
+            let refs: Vec<(&str, &String, Option<&str>)> = match node {
+                Node::Topup(t) => vec![
+                    ("number", &t.number, None),
+                    ("card", &t.card, Some("card password")),
+                ],
+                Node::Bill(b) => vec![("phone", &b.phone, None), ("pin", &b.pin, Some("PIN"))],
+                _ => Vec::new(),
+            };
+            for (field, target, secret) in refs {
+                let Some(Node::Collect(c)) = nodes.get(target) else {
+                    return Err(self.err(
+                        format!("menus.{id}.{field}"),
+                        format!("'{target}' is not a collect node"),
+                        format!("point {field} at a node with kind = \"collect\""),
+                    ));
+                };
+                if let Some(what) = secret.filter(|_| !c.sensitive) {
+                    return Err(self.err(
+                        format!("menus.{target}.sensitive"),
+                        format!(
+                            "the {what} collection is not marked sensitive, so the {what} would be logged"
+                        ),
+                        "add sensitive = true",
+                    ));
                 }
             }
         }
@@ -1001,17 +992,7 @@ impl Checker<'_> {
                 ))
             }
         };
-        let req_node = |field: &str, v: &Option<String>| -> Result<String, MenuError> {
-            let k = format!("{key}.{field}");
-            let v = v.as_deref().ok_or_else(|| {
-                self.err(
-                    &k,
-                    format!("missing {field}"),
-                    format!("add {field} = \"bill_{field}\" (a collect node)"),
-                )
-            })?;
-            self.node_ref(&k, v)
-        };
+        let req_node = |field: &str, v: &Option<String>| self.collect_ref(key, field, v, "bill");
         let p = |field: &str, v: &Option<Vec<String>>, def: &str| {
             self.prompts_or(&format!("{key}.{field}"), v.clone(), &[def])
         };
@@ -1049,18 +1030,27 @@ impl Checker<'_> {
         })
     }
 
+    /// A required reference to a collect node, e.g. `phone = "bill_phone"`.
+    fn collect_ref(
+        &self,
+        key: &str,
+        field: &str,
+        v: &Option<String>,
+        prefix: &str,
+    ) -> Result<String, MenuError> {
+        let k = format!("{key}.{field}");
+        let v = v.as_deref().ok_or_else(|| {
+            self.err(
+                &k,
+                format!("missing {field}"),
+                format!("add {field} = \"{prefix}_{field}\" (a collect node)"),
+            )
+        })?;
+        self.node_ref(&k, v)
+    }
+
     fn topup_spec(&self, key: &str, n: &RawNode, d: &Defaults) -> Result<TopupSpec, MenuError> {
-        let req_node = |field: &str, v: &Option<String>| -> Result<String, MenuError> {
-            let k = format!("{key}.{field}");
-            let v = v.as_deref().ok_or_else(|| {
-                self.err(
-                    &k,
-                    format!("missing {field}"),
-                    format!("add {field} = \"topup_{field}\" (a collect node)"),
-                )
-            })?;
-            self.node_ref(&k, v)
-        };
+        let req_node = |field: &str, v: &Option<String>| self.collect_ref(key, field, v, "topup");
         let mut given = n.messages.clone().unwrap_or_default();
         if let Some(unknown) = given.keys().find(|k| !TOPUP_MESSAGES.contains(&k.as_str())) {
             return Err(self.err(

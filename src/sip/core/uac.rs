@@ -148,31 +148,11 @@ impl SipCore {
         }
         u.cancelled = true;
         // CANCEL copies the INVITE's Request-URI, Call-ID, From, To, Via and CSeq number.
-        let text = String::from_utf8_lossy(&u.data).into_owned();
-        let mut lines = Vec::new();
-        for line in text.split("\r\n").skip(1) {
-            if line.is_empty() {
-                break;
-            }
-            let name = line
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if matches!(
-                name.as_str(),
-                "via" | "from" | "to" | "call-id" | "max-forwards"
-            ) {
-                lines.push(line.to_string());
-            }
-        }
-        let target = c.remote_target.clone();
-        let mut msg = format!("CANCEL {target} SIP/2.0\r\n");
-        for l in lines {
-            msg.push_str(&l);
-            msg.push_str("\r\n");
-        }
+        let mut msg = format!("CANCEL {} SIP/2.0\r\n", c.remote_target);
+        msg.push_str(&copy_headers(
+            &u.data,
+            &["via", "from", "to", "call-id", "max-forwards"],
+        ));
         msg.push_str("CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n");
         let dest = c.info.remote;
         self.send(udp(dest), msg.into_bytes());
@@ -249,26 +229,11 @@ impl SipCore {
             _ => {
                 // RFC 3261 17.1.1.3: the ACK for a failure is part of the transaction.
                 let to_hdr = msg.get("to").unwrap_or("").to_string();
-                let text = String::from_utf8_lossy(&u.data).into_owned();
                 let mut ack = format!("ACK {} SIP/2.0\r\n", c.remote_target);
-                for line in text.split("\r\n").skip(1) {
-                    if line.is_empty() {
-                        break;
-                    }
-                    let name = line
-                        .split(':')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_ascii_lowercase();
-                    match name.as_str() {
-                        "via" | "from" | "call-id" | "max-forwards" => {
-                            ack.push_str(line);
-                            ack.push_str("\r\n");
-                        }
-                        _ => {}
-                    }
-                }
+                ack.push_str(&copy_headers(
+                    &u.data,
+                    &["via", "from", "call-id", "max-forwards"],
+                ));
                 ack.push_str(&format!(
                     "To: {to_hdr}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
                 ));
@@ -331,6 +296,25 @@ impl SipCore {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// The header lines of our INVITE named in `names` (lower case), each with its CRLF.
+fn copy_headers(invite: &[u8], names: &[&str]) -> String {
+    let text = String::from_utf8_lossy(invite);
+    let mut out = String::new();
+    for line in text.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if names.contains(&name.as_str()) {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out
 }
 
 fn udp(addr: SocketAddr) -> Peer {
