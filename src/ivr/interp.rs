@@ -1133,6 +1133,8 @@ fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
     }
 }
 
+#[cfg(test)]
+mod harness;
 mod speech;
 mod topup;
 

@@ -1,16 +1,9 @@
 //! Speech steps, driven with virtual time and hand-made recognitions.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::ivr::{BillingRequest, Heard, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
-
-const MENUS: &str = include_str!("../../../../prompts/menus.toml");
-
-struct Call {
-    ivr: Ivr,
-    now: Instant,
-}
+use super::super::harness::{names, TestCall};
+use crate::ivr::{BillingRequest, Heard, IvrAction, IvrInput};
 
 fn listen(intents: &[&str]) -> IvrAction {
     IvrAction::Listen {
@@ -30,49 +23,19 @@ fn heard(intent: Option<&str>, confidence: u8) -> IvrInput {
     })
 }
 
-fn names(actions: &[IvrAction]) -> Vec<String> {
-    actions
-        .iter()
-        .flat_map(|a| match a {
-            IvrAction::Play { prompts, .. } => prompts.clone(),
-            _ => Vec::new(),
-        })
-        .collect()
-}
+struct Call;
 
 impl Call {
-    /// Welcome heard out, silence: the main menu greets, listening or not.
-    fn at_main(speech: bool) -> (Call, Vec<IvrAction>) {
-        let menus = Arc::new(MenuSet::from_toml_str("menus.toml", MENUS).unwrap());
-        let start = IvrStart {
-            caller: Some("13800138000".into()),
-            speech,
-            ..IvrStart::default()
-        };
-        let mut c = Call {
-            ivr: Ivr::new(menus, start),
-            now: Instant::now(),
-        };
-        c.ivr.start(c.now);
-        c.take();
-        c.input(IvrInput::PlaybackDone);
-        let greeting = c.wait(1.5);
-        (c, greeting)
+    fn at_main(speech: bool) -> (TestCall, Vec<IvrAction>) {
+        TestCall::at_main(Some("13800138000"), speech)
     }
-    fn take(&mut self) -> Vec<IvrAction> {
-        std::iter::from_fn(|| self.ivr.poll_action()).collect()
-    }
-    fn input(&mut self, i: IvrInput) -> Vec<IvrAction> {
-        self.ivr.handle_input(self.now, i);
-        self.take()
-    }
-    fn wait(&mut self, secs: f64) -> Vec<IvrAction> {
-        self.now += Duration::from_secs_f64(secs);
-        if self.ivr.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.ivr.handle_timeout(self.now);
-        }
-        self.take()
-    }
+}
+
+trait Says {
+    fn says(&mut self) -> Vec<IvrAction>;
+}
+
+impl Says for TestCall {
     /// The caller says something over the greeting; the recogniser is at work.
     fn says(&mut self) -> Vec<IvrAction> {
         let mut a = self.input(IvrInput::SpeechStart);

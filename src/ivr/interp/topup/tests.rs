@@ -1,12 +1,8 @@
 //! The top-up flow, driven with virtual time and hand-made billing replies.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
+use super::super::harness::{names, TestCall};
 use crate::billing::{Account, CardCheck, CardSecret, RedeemOutcome, Refusal};
-use crate::ivr::{BillingReply, BillingRequest, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
-
-const MENUS: &str = include_str!("../../../../prompts/menus.toml");
+use crate::ivr::{BillingReply, BillingRequest, IvrAction};
 const CARD: &str = "123456789012345678";
 const ZHANG: &str = "13800138000";
 
@@ -20,55 +16,18 @@ fn account(msisdn: &str, barred: bool) -> Account {
     }
 }
 
-struct Call {
-    ivr: Ivr,
-    now: Instant,
-}
+/// A top-up call in the making.
+struct Call;
 
 impl Call {
-    /// In the main menu, its greeting heard out.
-    fn at_main(caller: Option<&str>) -> Call {
-        let menus = Arc::new(MenuSet::from_toml_str("menus.toml", MENUS).unwrap());
-        let start = IvrStart {
-            caller: caller.map(String::from),
-            ..IvrStart::default()
-        };
-        let mut c = Call {
-            ivr: Ivr::new(menus, start),
-            now: Instant::now(),
-        };
-        c.ivr.start(c.now);
-        c.done();
-        assert_eq!(names(&c.wait(1.5)), ["main_menu"]);
+    fn at_main(caller: Option<&str>) -> TestCall {
+        let (mut c, greeting) = TestCall::at_main(caller, false);
+        assert_eq!(names(&greeting), ["main_menu"]);
         c.done();
         c
     }
-    fn take(&mut self) -> Vec<IvrAction> {
-        std::iter::from_fn(|| self.ivr.poll_action()).collect()
-    }
-    fn keys(&mut self, ds: &str) -> Vec<IvrAction> {
-        for d in ds.chars() {
-            self.ivr.handle_input(self.now, IvrInput::Digit(d));
-        }
-        self.take()
-    }
-    fn done(&mut self) -> Vec<IvrAction> {
-        self.ivr.handle_input(self.now, IvrInput::PlaybackDone);
-        self.take()
-    }
-    fn reply(&mut self, r: BillingReply) -> Vec<IvrAction> {
-        self.ivr.handle_input(self.now, IvrInput::Billing(r));
-        self.take()
-    }
-    fn wait(&mut self, secs: f64) -> Vec<IvrAction> {
-        self.now += Duration::from_secs_f64(secs);
-        if self.ivr.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.ivr.handle_timeout(self.now);
-        }
-        self.take()
-    }
     /// Main menu 2 with the caller's own account found: "this number 1, another 2".
-    fn at_whose(caller: &str) -> Call {
+    fn at_whose(caller: &str) -> TestCall {
         let mut c = Call::at_main(Some(caller));
         assert_eq!(
             c.keys("2"),
@@ -84,7 +43,7 @@ impl Call {
         c
     }
     /// This number, card keyed: the card check is out.
-    fn card_keyed() -> Call {
+    fn card_keyed() -> TestCall {
         let mut c = Call::at_whose(ZHANG);
         assert_eq!(names(&c.keys("1")), ["topup_card_prompt"]);
         c.done();
@@ -97,7 +56,7 @@ impl Call {
         c
     }
     /// Card worth 50 元 read back with the number; the caller pressed 1: redemption out.
-    fn redeeming() -> Call {
+    fn redeeming() -> TestCall {
         let mut c = Call::card_keyed();
         c.reply(BillingReply::Card(CardCheck::Valid { face_fen: 5000 }));
         c.done();
@@ -115,16 +74,6 @@ impl Call {
 
 fn billing(r: BillingRequest) -> IvrAction {
     IvrAction::Billing(r)
-}
-
-fn names(actions: &[IvrAction]) -> Vec<String> {
-    actions
-        .iter()
-        .flat_map(|a| match a {
-            IvrAction::Play { prompts, .. } => prompts.clone(),
-            _ => Vec::new(),
-        })
-        .collect()
 }
 
 #[test]
