@@ -671,10 +671,10 @@ impl Checker<'_> {
             )
         })?;
         let allowed: &[&str] = match kind.as_str() {
-            "menu" => &MENU_FIELDS,
+            "menu" => &[&MENU_LIKE_FIELDS[..], &MENU_FIELDS].concat(),
             "collect" => &COLLECT_FIELDS,
-            "bill" => &BILL_FIELDS,
-            "topup" => &TOPUP_FIELDS,
+            "bill" => &[&MENU_LIKE_FIELDS[..], &BILL_FIELDS].concat(),
+            "topup" => &[&MENU_LIKE_FIELDS[..], &TOPUP_FIELDS].concat(),
             "reason" => &["prompts", "then"],
             "play" => &["prompts", "barge_in", "next"],
             "topup_soon" => &["prompts"],
@@ -1270,8 +1270,8 @@ impl OrDefault for Vec<PromptRef> {
     }
 }
 
-const MENU_FIELDS: [&str; 14] = [
-    "speech",
+/// Fields of every node that ends in a key menu (menu, bill, topup).
+const MENU_LIKE_FIELDS: [&str; 13] = [
     "voice_barge_in",
     "greet_long",
     "greet_short",
@@ -1286,6 +1286,26 @@ const MENU_FIELDS: [&str; 14] = [
     "max_failures",
     "max_timeouts",
 ];
+const MENU_FIELDS: [&str; 1] = ["speech"];
+const BILL_FIELDS: [&str; 16] = [
+    "statement_voice_barge_in",
+    "identify",
+    "phone",
+    "pin",
+    "pin_tries",
+    "statement_barge_in",
+    "balance",
+    "owed",
+    "owed_hint",
+    "month_to_date",
+    "last_month",
+    "pin_wrong",
+    "pin_failed",
+    "pin_locked",
+    "no_account",
+    "busy",
+];
+const TOPUP_FIELDS: [&str; 4] = ["number", "card", "tries", "messages"];
 const COLLECT_FIELDS: [&str; 16] = [
     "prompt",
     "min_digits",
@@ -1303,57 +1323,6 @@ const COLLECT_FIELDS: [&str; 16] = [
     "inter_digit_timeout_ms",
     "max_failures",
     "max_timeouts",
-];
-const BILL_FIELDS: [&str; 29] = [
-    "voice_barge_in",
-    "statement_voice_barge_in",
-    "greet_long",
-    "greet_short",
-    "keys",
-    "other",
-    "on_timeout",
-    "invalid",
-    "no_input",
-    "exit",
-    "first_digit_timeout_ms",
-    "inter_digit_timeout_ms",
-    "max_failures",
-    "max_timeouts",
-    "identify",
-    "phone",
-    "pin",
-    "pin_tries",
-    "statement_barge_in",
-    "balance",
-    "owed",
-    "owed_hint",
-    "month_to_date",
-    "last_month",
-    "pin_wrong",
-    "pin_failed",
-    "pin_locked",
-    "no_account",
-    "busy",
-];
-
-const TOPUP_FIELDS: [&str; 17] = [
-    "voice_barge_in",
-    "greet_long",
-    "greet_short",
-    "keys",
-    "other",
-    "on_timeout",
-    "invalid",
-    "no_input",
-    "exit",
-    "first_digit_timeout_ms",
-    "inter_digit_timeout_ms",
-    "max_failures",
-    "max_timeouts",
-    "number",
-    "card",
-    "tries",
-    "messages",
 ];
 
 impl RawNode {
