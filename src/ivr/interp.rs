@@ -710,9 +710,10 @@ impl Ivr {
     /// Plays the exit prompt, then hangs up with `cause` (also the outcome).
     fn exit(&mut self, now: Instant, prompts: Vec<PromptRef>, cause: &str) {
         self.stop_listening();
-        // A caller who heard the bill and then stays silent was served; the CDR
-        // should say so rather than blame the timeout.
-        if !(cause == "max_timeouts" && self.outcome == "bill_played") {
+        // A caller who heard the bill (or a top-up's result) and then stays silent was
+        // served; the CDR should say so rather than blame the timeout.
+        let served = self.outcome == "bill_played" || self.outcome.starts_with("topup_");
+        if !(cause == "max_timeouts" && served) {
             self.outcome = cause.into();
         }
         self.mode = Mode::Idle;
