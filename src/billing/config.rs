@@ -288,12 +288,14 @@ pub fn parse_billing_config(path: &Path, text: &str) -> Result<BillingConfig, Co
             c.token = h.token.filter(|t| !t.is_empty());
             BackendKind::Http(c)
         }
-        other => return Err(kerr(
-            "backend",
-            format!(
+        other => {
+            return Err(kerr(
+                "backend",
+                format!(
                 "unknown backend '{other}'; use \"embedded\" (local SQLite) or \"http\" (the BSS)"
             ),
-        )),
+            ))
+        }
     };
     Ok(BillingConfig {
         backend,
