@@ -314,6 +314,16 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_file_is_the_defaults() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
+        let c = load_billing_config(&dir).unwrap();
+        assert_eq!(
+            BillingConfig { source: None, ..c },
+            BillingConfig::default()
+        );
+    }
+
+    #[test]
     fn no_file_means_embedded_with_defaults() {
         let c = load_billing_config(Path::new("/nonexistent-answerline-dir")).unwrap();
         assert_eq!(c, BillingConfig::default());

@@ -119,6 +119,19 @@ struct PendingRow {
     sealed: Option<String>,
 }
 
+/// (state, outcome, amount_fen, balance_fen) of a journal row.
+type JournalRow = (String, Option<String>, Option<i64>, Option<i64>);
+
+fn journal_row(conn: &Connection, key: &str) -> Result<Option<JournalRow>, BillingError> {
+    Ok(conn
+        .query_row(
+            "SELECT state, outcome, amount_fen, balance_fen FROM topup_attempts WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?)
+}
+
 fn db_err(e: impl std::fmt::Display) -> BillingError {
     BillingError::Unavailable(e.to_string())
 }
@@ -251,13 +264,7 @@ impl Topups {
         }
         let mut conn = self.db.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, Option<String>, Option<i64>, Option<i64>)> = tx
-            .query_row(
-                "SELECT state, outcome, amount_fen, balance_fen FROM topup_attempts WHERE key = ?1",
-                [&r.key],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
+        let row = journal_row(&tx, &r.key)?;
         let mut reservation = None;
         match row {
             Some((state, Some(outcome), amount, balance))
@@ -390,13 +397,7 @@ impl Topups {
                          WHERE key = ?1 AND state = 'pending' AND unsettled = 0 AND uncertain = 0",
                         [key],
                     )?;
-                    let state: Option<(String, Option<String>, Option<i64>, Option<i64>)> = tx
-                        .query_row(
-                            "SELECT state, outcome, amount_fen, balance_fen FROM topup_attempts WHERE key = ?1",
-                            [key],
-                            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                        )
-                        .optional()?;
+                    let state = journal_row(&tx, key)?;
                     match state {
                         Some((s, Some(o), a, b)) if s == "credited" || s == "refused" => {
                             decode_outcome(&o, a, b)
@@ -559,13 +560,7 @@ impl Topups {
     /// The journal's view of a key: terminal outcome, or Pending for pending/failed/absent.
     fn current(&self, key: &str) -> Result<RedeemOutcome, BillingError> {
         let conn = self.db.conn()?;
-        let row: Option<(String, Option<String>, Option<i64>, Option<i64>)> = conn
-            .query_row(
-                "SELECT state, outcome, amount_fen, balance_fen FROM topup_attempts WHERE key = ?1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
+        let row = journal_row(&conn, key)?;
         match row {
             Some((s, Some(o), a, b)) if s == "credited" || s == "refused" => {
                 decode_outcome(&o, a, b)

@@ -497,3 +497,29 @@ fn the_card_password_never_reaches_the_database_files() {
         );
     }
 }
+
+#[test]
+fn the_background_reconciler_settles_what_a_crash_left_pending() {
+    let r = rig("background");
+    r.flaky.set(Fault::Crash);
+    let red = redemption("bg-1", "13900139000", "300000000000000001");
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        r.topups.redeem_at(&red, T0)
+    }));
+    assert!(died.is_err());
+    r.flaky.set(Fault::None);
+    // What the server does at start: a fresh service over the same data, reconciler running.
+    let topups =
+        Arc::new(Topups::new(r.flaky.clone(), r.db.clone(), TopupConfig::default()).unwrap());
+    let handle =
+        crate::billing::reconciler::spawn(topups.clone(), std::time::Duration::from_millis(50))
+            .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while topups.pending_count().unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "still pending");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    handle.stop();
+    assert_eq!(balance(&r.db, "13900139000"), 1_003_205);
+    assert_eq!(r.flaky.redeems.load(Ordering::SeqCst), 2);
+}
