@@ -1,9 +1,12 @@
+use answerline::billing::{self, CardAttempt, CardSecret, Redemption, Topups};
 use answerline::config::PortRange;
 use answerline::server::{self, ServeOptions};
+use answerline::store::Db;
 use clap::{Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -67,6 +70,54 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// Check that the money adds up (balances against the ledger, each card credited at most
+    /// once, redemptions against the ledger, top-ups left pending); exit 1 on any finding.
+    Audit {
+        #[command(flatten)]
+        billing: BillingPaths,
+        /// Pending top-ups older than this many seconds are reported as unresolved.
+        #[arg(long, default_value_t = 300)]
+        grace_s: i64,
+    },
+    /// Redeem one recharge card through the top-up service and print the outcome
+    /// (operator tooling and fault tests; the IVR does the same through the same code).
+    Topup {
+        #[command(flatten)]
+        billing: BillingPaths,
+        /// The number to credit.
+        #[arg(long)]
+        msisdn: String,
+        /// The card password; `-` reads it from standard input (keeps it out of `ps`).
+        #[arg(long)]
+        card: String,
+        /// Idempotency key: the same key never credits twice.
+        #[arg(long)]
+        key: String,
+        /// The number keying the card, for the wrong-card lock-out (default: --msisdn).
+        #[arg(long)]
+        caller: Option<String>,
+        /// Where the attempt comes from, for the per-source lock-out.
+        #[arg(long, default_value = "cli")]
+        source: String,
+        #[arg(long, default_value = "cli")]
+        call_id: String,
+    },
+    /// Settle pending top-ups once (the server does this by itself every
+    /// reconcile_interval_s); exit 1 if any are still pending.
+    Reconcile {
+        #[command(flatten)]
+        billing: BillingPaths,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct BillingPaths {
+    /// Where the SQLite database lives.
+    #[arg(long, env = "ANSWERLINE_DATA", default_value = "data")]
+    data: PathBuf,
+    /// Folder holding billing.toml (the backend choice); none there means embedded.
+    #[arg(long, env = "ANSWERLINE_PROFILES", default_value = "sip-profiles")]
+    profiles: PathBuf,
 }
 
 fn options(paths: Paths) -> ServeOptions {
@@ -114,14 +165,105 @@ fn main() -> ExitCode {
             println!("ok: {} profile(s), menus and prompts valid", p.len());
         }),
         Cmd::Cdr { data, last } => print_cdrs(&data, last),
+        Cmd::Audit { billing, grace_s } => return exit(audit(&billing, grace_s)),
+        Cmd::Topup {
+            billing,
+            msisdn,
+            card,
+            key,
+            caller,
+            source,
+            call_id,
+        } => topup(&billing, msisdn, card, key, caller, source, call_id),
+        Cmd::Reconcile { billing } => return exit(reconcile(&billing)),
     };
+    exit(result.map(|()| ExitCode::SUCCESS))
+}
+
+fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("answerline: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn open_billing(p: &BillingPaths) -> anyhow::Result<(Arc<Db>, answerline::billing::BillingConfig)> {
+    let cfg = billing::load_billing_config(&p.profiles)?;
+    let db = Arc::new(Db::open(&p.data.join("answerline.db"))?);
+    Ok((db, cfg))
+}
+
+fn topups(p: &BillingPaths) -> anyhow::Result<Topups> {
+    let (db, cfg) = open_billing(p)?;
+    let backend = cfg.build_backend(db.clone());
+    Ok(Topups::new(backend, db, cfg.topup)?)
+}
+
+fn audit(p: &BillingPaths, grace_s: i64) -> anyhow::Result<ExitCode> {
+    let (db, cfg) = open_billing(p)?;
+    let report = billing::audit::audit(
+        &db,
+        &billing::audit::AuditOptions {
+            grace_secs: grace_s,
+            embedded: cfg.is_embedded(),
+            now_unix: answerline::store::unix_now(),
+        },
+    )?;
+    for line in &report.problems {
+        println!("{line}");
+    }
+    println!("{}", report.summary());
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn topup(
+    p: &BillingPaths,
+    msisdn: String,
+    card: String,
+    key: String,
+    caller: Option<String>,
+    source: String,
+    call_id: String,
+) -> anyhow::Result<()> {
+    let card = if card == "-" {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim().to_string()
+    } else {
+        card
+    };
+    let topups = topups(p)?;
+    let caller = caller.or_else(|| Some(msisdn.clone()));
+    let r = Redemption {
+        key,
+        attempt: CardAttempt {
+            card: CardSecret(card),
+            caller: caller.as_deref().and_then(billing::normalize_msisdn),
+            source,
+        },
+        msisdn: billing::normalize_msisdn(&msisdn).unwrap_or(msisdn),
+        call_id,
+    };
+    let outcome = topups.redeem(&r)?;
+    println!("{outcome}");
+    Ok(())
+}
+
+fn reconcile(p: &BillingPaths) -> anyhow::Result<ExitCode> {
+    let report = topups(p)?.reconcile();
+    println!("reconcile: {report}");
+    Ok(if report.still_pending == 0 && report.unreadable == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn serve(o: ServeOptions) -> anyhow::Result<()> {

@@ -1,10 +1,18 @@
-//! [`BillingBackend`] over the local SQLite store.
+//! [`BillingBackend`] over the local SQLite store (the "embedded" backend).
+//!
+//! A redemption is one `BEGIN IMMEDIATE` transaction: look the key up, check account and
+//! card, mark the card redeemed, credit the balance, write the ledger row and the
+//! redemption row. Either all of it is on disk or none of it, and two redemptions of one
+//! card (or one key) are serialised by SQLite's write lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{normalize_msisdn, Account, BillingBackend, BillingError, PinCheck, Statement};
+use super::{
+    normalize_msisdn, Account, BillingBackend, BillingError, CardCheck, CardSecret, PinCheck,
+    RedeemOutcome, Redemption, Refusal, Statement,
+};
 use crate::store::{self, Db, StoreError};
 
 /// Wrong PINs allowed within [`PIN_LOCK_WINDOW_SECS`] before the account locks.
@@ -31,6 +39,71 @@ impl From<rusqlite::Error> for BillingError {
 pub struct SqliteBilling {
     db: Arc<Db>,
     utc_offset_secs: i64,
+    card_salt: OnceLock<Vec<u8>>,
+}
+
+/// A card row as redemption needs it.
+struct CardRow {
+    id: i64,
+    face_fen: i64,
+    expires_at: i64,
+    redeemed: bool,
+}
+
+impl CardRow {
+    /// Used wins over expired: an expired card that was used is reported as used.
+    fn check(&self, now_unix: i64) -> CardCheck {
+        if self.redeemed {
+            CardCheck::Refused(Refusal::CardUsed)
+        } else if self.expires_at <= now_unix {
+            CardCheck::Refused(Refusal::CardExpired)
+        } else {
+            CardCheck::Valid {
+                face_fen: self.face_fen,
+            }
+        }
+    }
+}
+
+/// Reads a stored outcome (`redemptions` or `topup_attempts` columns) back.
+pub(crate) fn decode_outcome(
+    outcome: &str,
+    amount_fen: Option<i64>,
+    balance_fen: Option<i64>,
+) -> Result<RedeemOutcome, BillingError> {
+    match (outcome, amount_fen, balance_fen) {
+        ("credited", Some(amount_fen), Some(balance_fen)) => Ok(RedeemOutcome::Credited {
+            amount_fen,
+            balance_fen,
+        }),
+        ("pending", _, _) => Ok(RedeemOutcome::Pending),
+        (other, _, _) => Refusal::parse(other)
+            .map(RedeemOutcome::Refused)
+            .ok_or_else(|| unavailable(format!("unreadable stored outcome '{other}'"))),
+    }
+}
+
+/// (outcome, amount, balance) columns of an outcome.
+pub(crate) fn encode_outcome(o: &RedeemOutcome) -> (&'static str, Option<i64>, Option<i64>) {
+    match *o {
+        RedeemOutcome::Credited {
+            amount_fen,
+            balance_fen,
+        } => ("credited", Some(amount_fen), Some(balance_fen)),
+        RedeemOutcome::Refused(r) => (r.as_str(), None, None),
+        RedeemOutcome::Pending => ("pending", None, None),
+    }
+}
+
+fn recorded(conn: &Connection, key: &str) -> Result<Option<RedeemOutcome>, BillingError> {
+    let row: Option<(String, Option<i64>, Option<i64>)> = conn
+        .query_row(
+            "SELECT outcome, amount_fen, balance_fen FROM redemptions WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(o, a, b)| decode_outcome(&o, a, b)).transpose()
 }
 
 impl std::fmt::Debug for SqliteBilling {
@@ -47,7 +120,145 @@ impl SqliteBilling {
         SqliteBilling {
             db,
             utc_offset_secs: store::CHINA_UTC_OFFSET_SECS,
+            card_salt: OnceLock::new(),
         }
+    }
+
+    fn card_row(
+        &self,
+        conn: &Connection,
+        card: &CardSecret,
+    ) -> Result<Option<CardRow>, BillingError> {
+        let salt = match self.card_salt.get() {
+            Some(s) => s,
+            None => {
+                let s = store::card_salt(conn)?;
+                self.card_salt.get_or_init(|| s)
+            }
+        };
+        Ok(conn
+            .query_row(
+                "SELECT id, face_fen, expires_at, status = 'redeemed' FROM cards WHERE secret_hash = ?1",
+                [store::card_hash(salt, &card.0)],
+                |r| {
+                    Ok(CardRow {
+                        id: r.get(0)?,
+                        face_fen: r.get(1)?,
+                        expires_at: r.get(2)?,
+                        redeemed: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// [`BillingBackend::card_info`] at a given time (Unix seconds).
+    pub fn card_info_at(
+        &self,
+        card: &CardSecret,
+        now_unix: i64,
+    ) -> Result<CardCheck, BillingError> {
+        let conn = self.db.conn()?;
+        Ok(match self.card_row(&conn, card)? {
+            None => CardCheck::Refused(Refusal::CardUnknown),
+            Some(c) => c.check(now_unix),
+        })
+    }
+
+    /// [`BillingBackend::redeem`] at a given time (Unix seconds).
+    pub fn redeem_at(&self, r: &Redemption, now_unix: i64) -> Result<RedeemOutcome, BillingError> {
+        if r.key.is_empty() {
+            return Err(unavailable("redemption without an idempotency key refused"));
+        }
+        let mut conn = self.db.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(first) = recorded(&tx, &r.key)? {
+            return Ok(first);
+        }
+        let msisdn = normalize_msisdn(&r.msisdn);
+        let outcome = match &msisdn {
+            None => RedeemOutcome::Refused(Refusal::NumberNotFound),
+            Some(m) => self.apply(&tx, r, m, now_unix)?,
+        };
+        let (name, amount, balance) = encode_outcome(&outcome);
+        tx.execute(
+            "INSERT INTO redemptions (key, outcome, amount_fen, balance_fen, msisdn, card_last4, call_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                r.key,
+                name,
+                amount,
+                balance,
+                msisdn.as_deref().unwrap_or(&r.msisdn),
+                r.attempt.card.last4(),
+                r.call_id,
+                now_unix
+            ],
+        )?;
+        tx.commit()?;
+        if let RedeemOutcome::Credited { amount_fen, .. } = outcome {
+            tracing::info!(key = %r.key, card = %r.attempt.card, amount_fen, "top-up credited");
+        }
+        Ok(outcome)
+    }
+
+    /// Checks and applies inside the caller's transaction.
+    fn apply(
+        &self,
+        tx: &Connection,
+        r: &Redemption,
+        msisdn: &str,
+        now_unix: i64,
+    ) -> Result<RedeemOutcome, BillingError> {
+        let account: Option<bool> = tx
+            .query_row(
+                "SELECT barred FROM accounts WHERE msisdn = ?1",
+                [msisdn],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match account {
+            None => return Ok(RedeemOutcome::Refused(Refusal::NumberNotFound)),
+            Some(true) => return Ok(RedeemOutcome::Refused(Refusal::AccountBarred)),
+            Some(false) => {}
+        }
+        let Some(card) = self.card_row(tx, &r.attempt.card)? else {
+            return Ok(RedeemOutcome::Refused(Refusal::CardUnknown));
+        };
+        if let CardCheck::Refused(why) = card.check(now_unix) {
+            return Ok(RedeemOutcome::Refused(why));
+        }
+        let changed = tx.execute(
+            "UPDATE cards SET status = 'redeemed', redeemed_key = ?2, redeemed_at = ?3,
+               redeemed_msisdn = ?4 WHERE id = ?1 AND status = 'unused'",
+            params![card.id, r.key, now_unix, msisdn],
+        )?;
+        if changed != 1 {
+            // Cannot happen under the write lock; refusing beats crediting twice.
+            return Ok(RedeemOutcome::Refused(Refusal::CardUsed));
+        }
+        let balance_fen: i64 = tx.query_row(
+            "UPDATE accounts SET balance_fen = balance_fen + ?2 WHERE msisdn = ?1 RETURNING balance_fen",
+            params![msisdn, card.face_fen],
+            |row| row.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO ledger (msisdn, delta_fen, kind, card_last4, card_id, key, call_id, at)
+             VALUES (?1, ?2, 'topup', ?3, ?4, ?5, ?6, ?7)",
+            params![
+                msisdn,
+                card.face_fen,
+                r.attempt.card.last4(),
+                card.id,
+                r.key,
+                r.call_id,
+                now_unix
+            ],
+        )?;
+        Ok(RedeemOutcome::Credited {
+            amount_fen: card.face_fen,
+            balance_fen,
+        })
     }
 
     /// For operators billing in another zone.
@@ -163,6 +374,18 @@ impl BillingBackend for SqliteBilling {
 
     fn statement(&self, msisdn: &str) -> Result<Statement, BillingError> {
         self.statement_at(msisdn, store::unix_now())
+    }
+
+    fn card_info(&self, card: &CardSecret) -> Result<CardCheck, BillingError> {
+        self.card_info_at(card, store::unix_now())
+    }
+
+    fn redeem(&self, r: &Redemption) -> Result<RedeemOutcome, BillingError> {
+        self.redeem_at(r, store::unix_now())
+    }
+
+    fn redemption(&self, key: &str) -> Result<Option<RedeemOutcome>, BillingError> {
+        recorded(&*self.db.conn()?, key)
     }
 }
 
@@ -371,6 +594,245 @@ mod tests {
         assert_eq!(
             backend.statement("13900139000").unwrap().balance_fen,
             1_000_205
+        );
+        cleanup(&path);
+    }
+
+    // ------------------------------------------------------------------ top-up
+
+    use crate::billing::{CardAttempt, CardCheck, CardSecret, RedeemOutcome, Redemption, Refusal};
+
+    const T0: i64 = 1_800_000_000;
+
+    fn redemption(key: &str, msisdn: &str, card: &str) -> Redemption {
+        Redemption {
+            key: key.into(),
+            attempt: CardAttempt {
+                card: CardSecret(card.into()),
+                caller: Some(msisdn.into()),
+                source: "127.0.0.1".into(),
+            },
+            msisdn: msisdn.into(),
+            call_id: format!("call-{key}"),
+        }
+    }
+
+    fn count(b: &SqliteBilling, sql: &str) -> i64 {
+        b.db.conn()
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn demo_cards_are_seeded_with_their_states() {
+        let (b, path) = demo("cards");
+        let info = |c: &str| b.card_info_at(&CardSecret(c.into()), T0).unwrap();
+        assert_eq!(
+            info("300000000000000001"),
+            CardCheck::Valid { face_fen: 3_000 }
+        );
+        assert_eq!(
+            info("500000000000000002"),
+            CardCheck::Valid { face_fen: 5_000 }
+        );
+        assert_eq!(
+            info("100000000000000001"),
+            CardCheck::Valid { face_fen: 10_000 }
+        );
+        assert_eq!(
+            info("900000000000000009"),
+            CardCheck::Refused(Refusal::CardUsed)
+        );
+        assert_eq!(
+            info("800000000000000008"),
+            CardCheck::Refused(Refusal::CardExpired)
+        );
+        assert_eq!(
+            info("123456789012345678"),
+            CardCheck::Refused(Refusal::CardUnknown)
+        );
+        // Passwords are not on disk in clear, only hashes and last four digits.
+        let clear = count(
+            &b,
+            "SELECT COUNT(*) FROM cards WHERE secret_hash LIKE '%000000000%' OR last4 LIKE '%00000%'",
+        );
+        assert_eq!(clear, 0);
+        // The used demo card is in the ledger; the documented balance did not move.
+        assert_eq!(
+            b.statement_at("13800138000", T0).unwrap().balance_fen,
+            12_850
+        );
+        assert_eq!(count(&b, "SELECT COUNT(*) FROM ledger"), 1);
+        cleanup(&path);
+    }
+
+    #[test]
+    fn a_redemption_credits_once_and_a_repeated_key_returns_the_first_outcome() {
+        let (b, path) = demo("redeem");
+        let r = redemption("k1", "+86 138-0013-8000", "500000000000000001");
+        assert_eq!(b.redemption("k1").unwrap(), None);
+        let first = b.redeem_at(&r, T0).unwrap();
+        assert_eq!(
+            first,
+            RedeemOutcome::Credited {
+                amount_fen: 5_000,
+                balance_fen: 17_850
+            }
+        );
+        // The same key again, even with another card: same outcome, no second credit.
+        let again = redemption("k1", "13800138000", "500000000000000002");
+        assert_eq!(b.redeem_at(&again, T0 + 5).unwrap(), first);
+        assert_eq!(b.redemption("k1").unwrap(), Some(first));
+        assert_eq!(
+            b.statement_at("13800138000", T0).unwrap().balance_fen,
+            17_850
+        );
+        assert_eq!(count(&b, "SELECT COUNT(*) FROM ledger WHERE key = 'k1'"), 1);
+        assert_eq!(
+            b.card_info_at(&CardSecret("500000000000000002".into()), T0)
+                .unwrap(),
+            CardCheck::Valid { face_fen: 5_000 }
+        );
+        // The card is now used for everyone else.
+        let other = redemption("k2", "13900139000", "500000000000000001");
+        assert_eq!(
+            b.redeem_at(&other, T0 + 6).unwrap(),
+            RedeemOutcome::Refused(Refusal::CardUsed)
+        );
+        cleanup(&path);
+    }
+
+    #[test]
+    fn each_refusal_reason_is_reported_and_nothing_moves() {
+        let (b, path) = demo("refusals");
+        b.db.upsert_account(&store::NewAccount {
+            msisdn: "13600136000",
+            name: "赵六",
+            pin: "000000",
+            vip_level: 0,
+            lang: "zh",
+            barred: true,
+            balance_fen: 0,
+        })
+        .unwrap();
+        let cases = [
+            (
+                "a",
+                "13111111111",
+                "300000000000000001",
+                Refusal::NumberNotFound,
+            ),
+            ("b", "10010", "300000000000000001", Refusal::NumberNotFound),
+            (
+                "c",
+                "13600136000",
+                "300000000000000001",
+                Refusal::AccountBarred,
+            ),
+            ("d", "13800138000", "900000000000000009", Refusal::CardUsed),
+            (
+                "e",
+                "13800138000",
+                "800000000000000008",
+                Refusal::CardExpired,
+            ),
+            (
+                "f",
+                "13800138000",
+                "111111111111111111",
+                Refusal::CardUnknown,
+            ),
+        ];
+        for (key, msisdn, card, why) in cases {
+            let got = b.redeem_at(&redemption(key, msisdn, card), T0).unwrap();
+            assert_eq!(got, RedeemOutcome::Refused(why), "{key}");
+            assert_eq!(b.redemption(key).unwrap(), Some(got));
+        }
+        assert_eq!(count(&b, "SELECT COUNT(*) FROM ledger"), 1);
+        assert_eq!(
+            count(&b, "SELECT COUNT(*) FROM cards WHERE status = 'redeemed'"),
+            1
+        );
+        assert!(b
+            .redeem_at(&redemption("", "13800138000", "300000000000000001"), T0)
+            .is_err());
+        cleanup(&path);
+    }
+
+    #[test]
+    fn two_callers_racing_for_one_card_get_one_credit() {
+        let (b, path) = demo("card-race");
+        let b = Arc::new(b);
+        for round in 0..5 {
+            let card = format!("77777777777777770{round}");
+            b.db.add_card(&card, 2_000, T0 + 86_400).unwrap();
+            let gate = Arc::new(std::sync::Barrier::new(2));
+            let threads: Vec<_> = ["13800138000", "13900139000"]
+                .into_iter()
+                .enumerate()
+                .map(|(i, msisdn)| {
+                    let (b, gate, card) = (b.clone(), gate.clone(), card.clone());
+                    std::thread::spawn(move || {
+                        let r = redemption(&format!("race-{round}-{i}"), msisdn, &card);
+                        gate.wait();
+                        b.redeem_at(&r, T0).unwrap()
+                    })
+                })
+                .collect();
+            let got: Vec<RedeemOutcome> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let credited = got
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        RedeemOutcome::Credited {
+                            amount_fen: 2_000,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            assert_eq!(credited, 1, "{got:?}");
+            assert!(
+                got.contains(&RedeemOutcome::Refused(Refusal::CardUsed)),
+                "{got:?}"
+            );
+        }
+        assert_eq!(
+            count(&b, "SELECT COUNT(*) FROM ledger WHERE delta_fen = 2000"),
+            5
+        );
+        let total: i64 = count(&b, "SELECT SUM(balance_fen - opening_fen) FROM accounts");
+        let ledger: i64 = count(&b, "SELECT SUM(delta_fen) FROM ledger");
+        assert_eq!(total, ledger);
+        cleanup(&path);
+    }
+
+    #[test]
+    fn the_same_key_from_many_threads_credits_once() {
+        let (b, path) = demo("key-race");
+        let b = Arc::new(b);
+        let gate = Arc::new(std::sync::Barrier::new(6));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (b, gate) = (b.clone(), gate.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    b.redeem_at(&redemption("same", "13700137000", "100000000000000002"), T0)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let got: Vec<RedeemOutcome> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let want = RedeemOutcome::Credited {
+            amount_fen: 10_000,
+            balance_fen: 8_770,
+        };
+        assert!(got.iter().all(|o| *o == want), "{got:?}");
+        assert_eq!(
+            b.statement_at("13700137000", T0).unwrap().balance_fen,
+            8_770
         );
         cleanup(&path);
     }

@@ -24,6 +24,11 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        // billing.toml lives beside the profiles but is not one (crate::billing reads it).
+        .filter(|p| {
+            p.file_name()
+                .is_none_or(|n| n != crate::billing::BILLING_FILE)
+        })
         .collect();
     files.sort();
     if files.is_empty() {

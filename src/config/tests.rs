@@ -129,3 +129,12 @@ fn cidr_matching() {
     assert!(v6.contains("2001:db8::5".parse().unwrap()));
     assert!("10.0.0.0/33".parse::<Cidr>().is_err());
 }
+
+#[test]
+fn billing_toml_beside_the_profiles_is_not_a_profile() {
+    let d = tmpdir("billingskip");
+    std::fs::write(d.join("profiles/gw.toml"), "port = 5070\n").unwrap();
+    std::fs::write(d.join("profiles/billing.toml"), "backend = \"embedded\"\n").unwrap();
+    let p = load_profiles(&d.join("profiles"), &d.join("hardware")).unwrap();
+    assert_eq!(p.len(), 1);
+}

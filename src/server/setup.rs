@@ -1,7 +1,7 @@
 //! Start-up: load and check everything before a single socket is opened, so that a bad
 //! profile, menu or prompt stops the server with a message naming the file.
 
-use crate::billing::{BillingBackend, SqliteBilling};
+use crate::billing::{load_billing_config, reconciler, BillingBackend, TopupDesk, Topups};
 use crate::call::{BillingSide, EngineOptions, SpeechSide};
 use crate::config::{load_profiles, PortRange, Profile};
 use crate::ivr::MenuSet;
@@ -47,9 +47,10 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     std::fs::create_dir_all(&o.data)
         .with_context(|| format!("cannot create the data folder {}", o.data.display()))?;
     let db = Arc::new(Db::open(&o.data.join("answerline.db"))?);
+    let (backend, topups) = start_billing(o, db.clone())?;
     let billing = BillingSide {
-        backend: Arc::new(SqliteBilling::new(db.clone())) as Arc<dyn BillingBackend>,
-        topups: crate::billing::topup_desk(db.clone()),
+        backend,
+        topups: topups as Arc<dyn TopupDesk>,
         boot_id: boot_id(),
     };
     Ok(Prepared {
@@ -67,9 +68,27 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     })
 }
 
+/// The configured billing backend (`billing.toml` beside the profiles) and the top-up
+/// service over it, with its reconciler running in the background for the life of the
+/// process (first pass at once: top-ups left pending by the last run are settled).
+pub fn start_billing(
+    o: &ServeOptions,
+    db: Arc<Db>,
+) -> anyhow::Result<(Arc<dyn BillingBackend>, Arc<Topups>)> {
+    let cfg = load_billing_config(&o.profiles)?;
+    let backend = cfg.build_backend(db.clone());
+    let topups = Arc::new(Topups::new(backend.clone(), db, cfg.topup.clone())?);
+    let every = Duration::from_secs(cfg.topup.reconcile_interval_s);
+    reconciler::spawn(topups.clone(), every)
+        .context("cannot start the top-up reconciler")?
+        .detach();
+    Ok((backend, topups))
+}
+
 /// Everything that can be wrong in the configuration, checked without touching the store.
 pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuSet>, PromptSet)> {
     let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
+    load_billing_config(&o.profiles)?;
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);
     let prompts = PromptSet::load(&o.prompts, &LANGS)?;

@@ -1,4 +1,5 @@
-//! SQLite store: accounts, bills, PIN lock-out state and CDRs in `<data>/answerline.db`.
+//! SQLite store: accounts, bills, PIN lock-out state, recharge cards, the money ledger,
+//! the top-up journal and CDRs in `<data>/answerline.db`.
 //!
 //! Connections: a small pool. `Db::conn()` hands out an idle connection (or opens a new
 //! one) and takes it back when the guard drops. With WAL, readers (statements, CDR reports)
@@ -9,23 +10,25 @@
 //! Durability: `synchronous=FULL`, because balances live here: a committed top-up must
 //! survive a power cut, not just a process crash.
 
+mod cards;
 mod cdr;
 mod clock;
 mod pin;
 mod schema;
 mod seed;
 
+pub use cards::{card_hash, card_salt, find_card, last4};
 pub use cdr::{inputs_json, Cdr, CdrInput};
 pub use clock::{period_of, previous_period, rfc3339_utc, unix_now, CHINA_UTC_OFFSET_SECS};
 pub use pin::{hash_pin, verify_pin_hash};
-pub use seed::DEMO_ACCOUNTS;
+pub use seed::{DemoCard, DEMO_ACCOUNTS, DEMO_CARDS, DEMO_USED_CARD_KEY};
 
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// How long a statement waits for another writer before giving up with "database is busy".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -182,7 +185,36 @@ impl Db {
     /// Creates or replaces an account (PIN stored as a salted hash). Operator tooling and
     /// the demo seed use this; it never touches the account's bills.
     pub fn upsert_account(&self, account: &NewAccount<'_>) -> Result<(), StoreError> {
-        seed::upsert_account(&*self.conn()?, account)
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        seed::upsert_account(&tx, account)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds an unused recharge card (operator tooling, tests); returns its id. The password
+    /// is stored only as a salted hash plus its last four digits.
+    pub fn add_card(
+        &self,
+        password: &str,
+        face_fen: i64,
+        expires_at_unix: i64,
+    ) -> Result<i64, StoreError> {
+        cards::add_card(
+            &*self.conn()?,
+            password,
+            face_fen,
+            expires_at_unix,
+            unix_now(),
+        )
+    }
+
+    /// The folder the database lives in (for files kept beside it).
+    pub fn dir(&self) -> &Path {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
     }
 
     /// Sets the billed amount of one period (`YYYY-MM`).

@@ -48,6 +48,87 @@ const MIGRATIONS: &[&str] = &[
         outcome      TEXT
     );
     CREATE INDEX cdr_by_start ON cdr (started_at);",
+    // 2: top-up. Recharge cards (only a salted hash of the password), the money ledger every
+    // balance change goes through, redemptions by idempotency key, wrong-card lock-out and
+    // the local write-ahead journal of top-up attempts.
+    "ALTER TABLE accounts ADD COLUMN opening_fen INTEGER NOT NULL DEFAULT 0;
+    -- Balances before the ledger existed are the opening balances: the audit then holds
+    -- balance_fen = opening_fen + SUM(ledger.delta_fen) from here on.
+    UPDATE accounts SET opening_fen = balance_fen;
+    CREATE TABLE billing_settings (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    INSERT INTO billing_settings (name, value) VALUES ('card_salt', randomblob(16));
+    CREATE TABLE cards (
+        id              INTEGER PRIMARY KEY,
+        secret_hash     TEXT NOT NULL UNIQUE,
+        last4           TEXT NOT NULL,
+        face_fen        INTEGER NOT NULL CHECK (face_fen > 0),
+        expires_at      INTEGER NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'unused' CHECK (status IN ('unused', 'redeemed')),
+        redeemed_key    TEXT NULL UNIQUE,
+        redeemed_at     INTEGER NULL,
+        redeemed_msisdn TEXT NULL,
+        created_at      INTEGER NOT NULL,
+        CHECK ((status = 'unused') = (redeemed_key IS NULL))
+    );
+    CREATE TABLE ledger (
+        id         INTEGER PRIMARY KEY,
+        msisdn     TEXT NOT NULL,
+        delta_fen  INTEGER NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('topup', 'adjust')),
+        card_last4 TEXT NULL,
+        card_id    INTEGER NULL REFERENCES cards(id),
+        key        TEXT NULL UNIQUE,
+        call_id    TEXT NULL,
+        at         INTEGER NOT NULL
+    );
+    CREATE INDEX ledger_by_msisdn ON ledger (msisdn);
+    CREATE INDEX ledger_by_card ON ledger (card_id);
+    CREATE TABLE redemptions (
+        key         TEXT PRIMARY KEY,
+        outcome     TEXT NOT NULL,
+        amount_fen  INTEGER NULL,
+        balance_fen INTEGER NULL,
+        msisdn      TEXT NOT NULL,
+        card_last4  TEXT NOT NULL,
+        call_id     TEXT NOT NULL,
+        at          INTEGER NOT NULL
+    );
+    CREATE TABLE card_failures (
+        id        INTEGER PRIMARY KEY,
+        caller    TEXT NULL,
+        source    TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        confirmed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX card_failures_by_caller ON card_failures (caller, at);
+    CREATE INDEX card_failures_by_source ON card_failures (source, at);
+    CREATE TABLE topup_attempts (
+        key         TEXT PRIMARY KEY,
+        msisdn      TEXT NOT NULL,
+        card_last4  TEXT NOT NULL,
+        call_id     TEXT NOT NULL,
+        caller      TEXT NULL,
+        source      TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('pending', 'credited', 'refused', 'failed')),
+        outcome     TEXT NULL,
+        amount_fen  INTEGER NULL,
+        balance_fen INTEGER NULL,
+        sealed_card TEXT NULL,
+        -- Sends of this key to the backend that have not reported back (a killed process
+        -- leaves its send counted forever), and whether any send may have been applied
+        -- without an answer. Only with both at zero may a failure be final.
+        unsettled   INTEGER NOT NULL DEFAULT 0,
+        uncertain   INTEGER NOT NULL DEFAULT 0,
+        tries       INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        -- The card password (sealed) is kept only while the outcome is unknown.
+        CHECK (state = 'pending' OR sealed_card IS NULL)
+    );
+    CREATE INDEX topup_attempts_pending ON topup_attempts (created_at) WHERE state = 'pending';",
 ];
 
 pub(super) fn known_version() -> i64 {
@@ -96,6 +177,11 @@ pub(super) fn migrate(
     }
     if found == 0 && seed == Seed::Demo {
         super::seed::demo(&tx, now_unix)?;
+    }
+    // Cards came with migration 2: demo databases made before it get the demo cards too,
+    // but only where the demo accounts are (never an operator's real database).
+    if found < 2 && seed == Seed::Demo {
+        super::seed::demo_cards(&tx, now_unix)?;
     }
     tx.execute("DELETE FROM schema_version", [])?;
     tx.execute(
