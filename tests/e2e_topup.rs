@@ -39,15 +39,21 @@ fn cdr(server: &Server) -> (String, String) {
 }
 
 fn call(server: &Server, keys: &str, hold_ms: u64) -> SippResult {
+    call_to(server.sip_addr(), keys, hold_ms)
+}
+
+fn call_to(sip: std::net::SocketAddr, keys: &str, hold_ms: u64) -> SippResult {
     let first_ms = 9000; // welcome, "press 2 for English", into the main menu
-    Sipp::new("uac_info_dtmf.xml", server.sip_addr())
+    Sipp::new("uac_info_dtmf.xml", sip)
         .caller(ZHANG)
         .rtp_port(free_udp_port())
         .digits(keys)
         .set("first_ms", &first_ms.to_string())
         .set("gap_ms", "150")
         .set("hold_ms", &hold_ms.to_string())
-        .timeout(Duration::from_millis(first_ms + hold_ms + 150 * keys.len() as u64 + 20_000))
+        .timeout(Duration::from_millis(
+            first_ms + hold_ms + 150 * keys.len() as u64 + 20_000,
+        ))
         .run()
 }
 
@@ -72,7 +78,10 @@ fn a_card_tops_up_the_callers_own_number_once() {
     let (outcome, inputs) = cdr(&server);
     assert_eq!(outcome, "topup_credited", "inputs {inputs}");
     assert_eq!(balance(&server, ZHANG), ZHANG_BALANCE + 5000);
-    assert!(!inputs.contains(CARD_50), "the card password is in the CDR: {inputs}");
+    assert!(
+        !inputs.contains(CARD_50),
+        "the card password is in the CDR: {inputs}"
+    );
     assert!(inputs.contains("******"), "{inputs}");
     let ledger = server.db_rows(&format!(
         "SELECT delta_fen, card_last4 FROM ledger WHERE msisdn = '{ZHANG}' AND kind = 'topup' AND card_last4 = '0001' ORDER BY id"
@@ -88,51 +97,72 @@ fn a_card_tops_up_the_callers_own_number_once() {
 
 #[test]
 fn each_refused_card_says_why_and_moves_no_money() {
-    for (card, outcome) in [
-        (CARD_USED, "topup_refused_card_used"),
-        (CARD_EXPIRED, "topup_refused_card_expired"),
-        (CARD_UNKNOWN, "topup_refused_card_unknown"),
+    for (keys, outcome) in [
+        (format!("21{CARD_USED}#"), "topup_refused_card_used"),
+        (format!("21{CARD_EXPIRED}#"), "topup_refused_card_expired"),
+        (format!("21{CARD_UNKNOWN}#"), "topup_refused_card_unknown"),
+        // Another number, read back and confirmed, that is not ours.
+        ("2213312345678#1".to_string(), "topup_refused_not_found"),
     ] {
         let server = Server::start(ServerOpts::default());
-        call(&server, &format!("21{card}#"), 12_000).assert_ok();
+        call(&server, &keys, 12_000).assert_ok();
         let (got, inputs) = cdr(&server);
-        assert_eq!(got, outcome, "card ****{}: {inputs}", &card[14..]);
+        assert_eq!(got, outcome, "{inputs}");
         assert_eq!(balance(&server, ZHANG), ZHANG_BALANCE);
         assert!(audit(&server).0);
     }
 }
 
+/// (balance moved by the card, card status) after the call: all or nothing, never half.
+fn money_after(server: &Server) -> (i64, String) {
+    let moved = balance(server, ZHANG) - ZHANG_BALANCE;
+    let card = server.db_rows("SELECT status FROM cards WHERE last4 = '0001' AND face_fen = 3000");
+    (moved, card[0][0].clone())
+}
+
 #[test]
-fn a_caller_hanging_up_at_the_confirmation_gets_all_or_nothing() {
+fn a_caller_hanging_up_at_any_step_gets_all_or_nothing() {
     // Gone right after pressing 1: the redemption was asked for, so it is whole.
     let server = Server::start(ServerOpts::default());
     call(&server, &own_number_keys(CARD_30), 100).assert_ok();
-    let credited = wait_until(Duration::from_secs(5), || {
-        (balance(&server, ZHANG) == ZHANG_BALANCE + 3000).then_some(())
+    let whole = wait_until(Duration::from_secs(5), || {
+        (money_after(&server) == (3000, "redeemed".to_string())).then_some(())
     });
-    let (outcome, _) = cdr(&server);
     assert!(
-        credited.is_some() || outcome != "topup_credited",
-        "the CDR says credited but the balance does not"
+        whole.is_some(),
+        "after confirming: {:?}",
+        money_after(&server)
     );
     let (ok, text) = audit(&server);
     assert!(ok, "{text}");
-    // Gone before confirming: nothing moves.
-    let server = Server::start(ServerOpts::default());
-    call(&server, &format!("21{CARD_30}#"), 2_000).assert_ok();
-    assert_eq!(balance(&server, ZHANG), ZHANG_BALANCE);
-    let cards = server.db_rows("SELECT status FROM cards WHERE last4 = '0001' AND face_fen = 3000");
-    assert_eq!(cards, [["unused".to_string()]], "the card is still good");
-    assert!(audit(&server).0);
+    // Gone at any earlier step: nothing moves and the card is still good.
+    let card = CARD_30;
+    for keys in [
+        "2".to_string(),
+        "21".to_string(),
+        format!("21{}", &card[..9]),
+        format!("21{card}#"),
+    ] {
+        let server = Server::start(ServerOpts::default());
+        call(&server, &keys, 100).assert_ok();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            money_after(&server),
+            (0, "unused".to_string()),
+            "gone after {} keys",
+            keys.len()
+        );
+        assert!(audit(&server).0);
+    }
 }
 
 #[test]
 fn two_callers_keying_the_same_card_at_once_credit_it_once() {
     let server = Server::start(ServerOpts::default());
-    let keys = own_number_keys(CARD_50);
+    let (keys, sip) = (own_number_keys(CARD_50), server.sip_addr());
     std::thread::scope(|s| {
-        let a = s.spawn(|| call(&server, &keys, 12_000));
-        let b = s.spawn(|| call(&server, &keys, 12_000));
+        let a = s.spawn(|| call_to(sip, &keys, 12_000));
+        let b = s.spawn(|| call_to(sip, &keys, 12_000));
         a.join().unwrap().assert_ok();
         b.join().unwrap().assert_ok();
     });
