@@ -852,6 +852,7 @@ impl Engine {
                 "zh".into(),
             ),
         };
+        let reason = c.ivr.as_ref().and_then(|i| i.reason()).map(String::from);
         let (rx, tx) = c
             .media
             .as_ref()
@@ -883,6 +884,7 @@ impl Engine {
             ivr_path: path,
             inputs,
             outcome,
+            reason,
         }));
     }
 
@@ -915,6 +917,7 @@ impl Engine {
             ivr_path: String::new(),
             inputs: "[]".into(),
             outcome: "rejected".into(),
+            reason: None,
         }));
     }
 }

@@ -1205,6 +1205,29 @@ mod speech_step {
     }
 
     #[test]
+    fn the_callers_own_words_before_an_agent_are_the_calls_reason() {
+        let (mut rig, stand) = rig_hearing("bill");
+        let mut caller = Caller::new(LAB, "13800138000");
+        let call = rig.answered(&mut caller);
+        rig.talk(call, SocketAddr::new(LOCAL, CALLER_RTP_PORT));
+        let welcome = play_time(&[&clip("zh", "welcome"), &clip("en", "press2_english")]);
+        rig.advance(welcome + Duration::from_millis(1500 + 2000));
+        rig.press_rtp('0');
+        rig.advance(Duration::from_secs(1) + play_time(&[&clip("zh", "describe_problem")]));
+        let words = say("cmn-latn-pinyin", "wo3 de5 ka3 chong1 bu4 jin4 qu4", LEVEL);
+        let (audio, _, _) = in_silence(100, &words, 1500);
+        rig.say(&audio);
+        rig.advance(Duration::from_secs(8));
+        let jobs = stand.jobs.lock().unwrap().clone();
+        assert_eq!(jobs.len(), 1, "the description was recognised");
+        assert!(jobs[0].2.is_empty(), "free speech: no intents");
+        let bye = caller.request("BYE", "", "");
+        rig.send(&caller, &bye);
+        assert_eq!(rig.cdr().reason.as_deref(), Some("我想查话费"));
+        assert_eq!(rig.cdr().ivr_path, "welcome>main>describe");
+    }
+
+    #[test]
     fn without_speech_the_menu_is_the_key_menu() {
         let mut rig = Rig::new();
         let mut caller = Caller::new(LAB, "13800138000");

@@ -25,6 +25,8 @@ pub struct Cdr {
     pub ivr_path: String,
     pub inputs: String,
     pub outcome: String,
+    /// The caller's own words on why they called (long digit runs masked), if asked.
+    pub reason: Option<String>,
 }
 
 /// One caller input at a menu node. `sensitive` (PINs, card numbers) is written as `******`.
@@ -88,8 +90,8 @@ pub fn inputs_json<'a>(inputs: impl IntoIterator<Item = CdrInput<'a>>) -> String
 pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO cdr (call_id, profile, caller, called, started_at, answered_at, ended_at,
-           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             c.call_id,
             c.profile,
@@ -104,7 +106,8 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
             c.lang,
             c.ivr_path,
             c.inputs,
-            c.outcome
+            c.outcome,
+            c.reason
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -130,13 +133,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         ivr_path: text(12)?,
         inputs: text(13)?,
         outcome: text(14)?,
+        reason: r.get(15)?,
     })
 }
 
 pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<Cdr>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, call_id, profile, caller, called, started_at, answered_at, ended_at,
-           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome
+           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason
          FROM cdr ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], from_row)?;

@@ -129,6 +129,8 @@ const MIGRATIONS: &[&str] = &[
         CHECK (state = 'pending' OR sealed_card IS NULL)
     );
     CREATE INDEX topup_attempts_pending ON topup_attempts (created_at) WHERE state = 'pending';",
+    // 3: what the caller said the call is about ("describe your problem"), for reports.
+    "ALTER TABLE cdr ADD COLUMN reason TEXT NULL;",
 ];
 
 pub(super) fn known_version() -> i64 {

@@ -182,6 +182,7 @@ fn sample_cdr(n: i64) -> Cdr {
             },
         ]),
         outcome: "self_service".into(),
+        reason: (n % 3 == 0).then(|| "查话费 充不进去".to_string()),
     }
 }
 
