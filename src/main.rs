@@ -190,20 +190,39 @@ fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-fn open_billing(p: &BillingPaths) -> anyhow::Result<(Arc<Db>, answerline::billing::BillingConfig)> {
+fn open_billing(
+    p: &BillingPaths,
+    must_exist: bool,
+) -> anyhow::Result<(Arc<Db>, answerline::billing::BillingConfig)> {
     let cfg = billing::load_billing_config(&p.profiles)?;
+    if must_exist {
+        require_db(p)?;
+    }
     let db = Arc::new(Db::open(&p.data.join("answerline.db"))?);
     Ok((db, cfg))
 }
 
-fn topups(p: &BillingPaths) -> anyhow::Result<Topups> {
-    let (db, cfg) = open_billing(p)?;
+/// Audit and reconcile inspect books that exist: a mistyped --data must not quietly create
+/// (and pass) a fresh demo database.
+fn require_db(p: &BillingPaths) -> anyhow::Result<()> {
+    let path = p.data.join("answerline.db");
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}; point --data (or ANSWERLINE_DATA) at the server's data folder",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn topups(p: &BillingPaths, must_exist: bool) -> anyhow::Result<Topups> {
+    let (db, cfg) = open_billing(p, must_exist)?;
     let backend = cfg.build_backend(db.clone());
     Ok(Topups::new(backend, db, cfg.topup)?)
 }
 
 fn audit(p: &BillingPaths, grace_s: i64) -> anyhow::Result<ExitCode> {
-    let (db, cfg) = open_billing(p)?;
+    let (db, cfg) = open_billing(p, true)?;
     let report = billing::audit::audit(
         &db,
         &billing::audit::AuditOptions {
@@ -239,7 +258,7 @@ fn topup(
     } else {
         card
     };
-    let topups = topups(p)?;
+    let topups = topups(p, false)?;
     let caller = caller.or_else(|| Some(msisdn.clone()));
     let r = Redemption {
         key,
@@ -257,7 +276,7 @@ fn topup(
 }
 
 fn reconcile(p: &BillingPaths) -> anyhow::Result<ExitCode> {
-    let report = topups(p)?.reconcile();
+    let report = topups(p, true)?.reconcile();
     println!("reconcile: {report}");
     Ok(if report.still_pending == 0 && report.unreadable == 0 {
         ExitCode::SUCCESS
