@@ -78,6 +78,10 @@ enum Cmd {
         /// Pending top-ups older than this many seconds are reported as unresolved.
         #[arg(long, default_value_t = 300)]
         grace_s: i64,
+        /// Also ask the backend about every settled top-up in the journal (one lookup each):
+        /// with the HTTP backend, holds the journal against the BSS's own books.
+        #[arg(long)]
+        against_backend: bool,
     },
     /// Redeem one recharge card through the top-up service and print the outcome
     /// (operator tooling and fault tests; the IVR does the same through the same code).
@@ -165,7 +169,11 @@ fn main() -> ExitCode {
             println!("ok: {} profile(s), menus and prompts valid", p.len());
         }),
         Cmd::Cdr { data, last } => print_cdrs(&data, last),
-        Cmd::Audit { billing, grace_s } => return exit(audit(&billing, grace_s)),
+        Cmd::Audit {
+            billing,
+            grace_s,
+            against_backend,
+        } => return exit(audit(&billing, grace_s, against_backend)),
         Cmd::Topup {
             billing,
             msisdn,
@@ -221,9 +229,9 @@ fn topups(p: &BillingPaths, must_exist: bool) -> anyhow::Result<Topups> {
     Ok(Topups::new(backend, db, cfg.topup)?)
 }
 
-fn audit(p: &BillingPaths, grace_s: i64) -> anyhow::Result<ExitCode> {
+fn audit(p: &BillingPaths, grace_s: i64, against_backend: bool) -> anyhow::Result<ExitCode> {
     let (db, cfg) = open_billing(p, true)?;
-    let report = billing::audit::audit(
+    let mut report = billing::audit::audit(
         &db,
         &billing::audit::AuditOptions {
             grace_secs: grace_s,
@@ -231,6 +239,12 @@ fn audit(p: &BillingPaths, grace_s: i64) -> anyhow::Result<ExitCode> {
             now_unix: answerline::store::unix_now(),
         },
     )?;
+    if against_backend {
+        let backend = cfg.build_backend(db.clone());
+        report
+            .problems
+            .extend(billing::audit::against_backend(&db, backend.as_ref())?);
+    }
     for line in &report.problems {
         println!("{line}");
     }
