@@ -78,6 +78,10 @@ enum Cmd {
         /// Pending top-ups older than this many seconds are reported as unresolved.
         #[arg(long, default_value_t = 300)]
         grace_s: i64,
+        /// Also ask the backend about every settled top-up in the journal (one lookup each):
+        /// with the HTTP backend, holds the journal against the BSS's own books.
+        #[arg(long)]
+        against_backend: bool,
     },
     /// Redeem one recharge card through the top-up service and print the outcome
     /// (operator tooling and fault tests; the IVR does the same through the same code).
@@ -165,7 +169,11 @@ fn main() -> ExitCode {
             println!("ok: {} profile(s), menus and prompts valid", p.len());
         }),
         Cmd::Cdr { data, last } => print_cdrs(&data, last),
-        Cmd::Audit { billing, grace_s } => return exit(audit(&billing, grace_s)),
+        Cmd::Audit {
+            billing,
+            grace_s,
+            against_backend,
+        } => return exit(audit(&billing, grace_s, against_backend)),
         Cmd::Topup {
             billing,
             msisdn,
@@ -190,21 +198,40 @@ fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-fn open_billing(p: &BillingPaths) -> anyhow::Result<(Arc<Db>, answerline::billing::BillingConfig)> {
+fn open_billing(
+    p: &BillingPaths,
+    must_exist: bool,
+) -> anyhow::Result<(Arc<Db>, answerline::billing::BillingConfig)> {
     let cfg = billing::load_billing_config(&p.profiles)?;
+    if must_exist {
+        require_db(p)?;
+    }
     let db = Arc::new(Db::open(&p.data.join("answerline.db"))?);
     Ok((db, cfg))
 }
 
-fn topups(p: &BillingPaths) -> anyhow::Result<Topups> {
-    let (db, cfg) = open_billing(p)?;
+/// Audit and reconcile inspect books that exist: a mistyped --data must not quietly create
+/// (and pass) a fresh demo database.
+fn require_db(p: &BillingPaths) -> anyhow::Result<()> {
+    let path = p.data.join("answerline.db");
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}; point --data (or ANSWERLINE_DATA) at the server's data folder",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn topups(p: &BillingPaths, must_exist: bool) -> anyhow::Result<Topups> {
+    let (db, cfg) = open_billing(p, must_exist)?;
     let backend = cfg.build_backend(db.clone());
     Ok(Topups::new(backend, db, cfg.topup)?)
 }
 
-fn audit(p: &BillingPaths, grace_s: i64) -> anyhow::Result<ExitCode> {
-    let (db, cfg) = open_billing(p)?;
-    let report = billing::audit::audit(
+fn audit(p: &BillingPaths, grace_s: i64, against_backend: bool) -> anyhow::Result<ExitCode> {
+    let (db, cfg) = open_billing(p, true)?;
+    let mut report = billing::audit::audit(
         &db,
         &billing::audit::AuditOptions {
             grace_secs: grace_s,
@@ -212,6 +239,12 @@ fn audit(p: &BillingPaths, grace_s: i64) -> anyhow::Result<ExitCode> {
             now_unix: answerline::store::unix_now(),
         },
     )?;
+    if against_backend {
+        let backend = cfg.build_backend(db.clone());
+        report
+            .problems
+            .extend(billing::audit::against_backend(&db, backend.as_ref())?);
+    }
     for line in &report.problems {
         println!("{line}");
     }
@@ -239,7 +272,7 @@ fn topup(
     } else {
         card
     };
-    let topups = topups(p)?;
+    let topups = topups(p, false)?;
     let caller = caller.or_else(|| Some(msisdn.clone()));
     let r = Redemption {
         key,
@@ -257,7 +290,7 @@ fn topup(
 }
 
 fn reconcile(p: &BillingPaths) -> anyhow::Result<ExitCode> {
-    let report = topups(p)?.reconcile();
+    let report = topups(p, true)?.reconcile();
     println!("reconcile: {report}");
     Ok(if report.still_pending == 0 && report.unreadable == 0 {
         ExitCode::SUCCESS

@@ -71,9 +71,21 @@ fn sql(data: &Path, statement: &str) {
     c.execute_batch(statement).unwrap();
 }
 
+fn create_db(dir: &Dir) {
+    answerline::store::Db::open(&dir.data().join("answerline.db")).unwrap();
+}
+
 #[test]
 fn audit_passes_on_clean_books_and_names_corrupted_rows() {
     let dir = Dir::new("corrupt");
+    // A mistyped --data is an error, not a fresh database that passes.
+    let o = run(&dir, &["audit"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no database at"),
+        "{o:?}"
+    );
+    create_db(&dir);
     let o = run(&dir, &["audit"]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
@@ -149,6 +161,7 @@ fn audit_passes_on_clean_books_and_names_corrupted_rows() {
 #[test]
 fn audit_reports_top_ups_left_pending() {
     let dir = Dir::new("pending");
+    create_db(&dir);
     assert!(run(&dir, &["audit"]).status.success());
     sql(
         &dir.data(),

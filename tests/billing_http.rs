@@ -228,6 +228,19 @@ fn a_dropped_answer_is_pending_then_reconciled_exactly_once() {
         }
     );
     assert_eq!(bss.stats().redeem_posts, posts);
+    // The journal agrees with the BSS's books; a credit the BSS lost is named.
+    let backend = topups.backend().clone();
+    assert_eq!(
+        answerline::billing::audit::against_backend(&db, backend.as_ref()).unwrap(),
+        Vec::<String>::new()
+    );
+    bss.books().redemptions.remove("lose-1");
+    let found = answerline::billing::audit::against_backend(&db, backend.as_ref()).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("lose-1") && found[0].contains("never applied"),
+        "{found:?}"
+    );
 }
 
 #[test]

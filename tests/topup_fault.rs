@@ -267,9 +267,9 @@ fn embedded_topups_survive_sigkill_storms() {
     let dir = setup("embedded", &format!("backend = \"embedded\"\n{LIMITS}"));
     let t = storm(&dir.0, seed(0x5EED_0001), &|_| {});
 
-    let (code, out) = run(&dir.0, &["reconcile"]);
-    assert_eq!(code, Some(0), "{out}");
-    let (code, audit) = run(&dir.0, &["audit", "--grace-s", "0"]);
+    let (code, reconciled) = run(&dir.0, &["reconcile"]);
+    assert_eq!(code, Some(0), "{reconciled}");
+    let (code, audit) = run(&dir.0, &["audit", "--grace-s", "0", "--against-backend"]);
     assert_eq!(code, Some(0), "{audit}");
 
     let j = journal(&dir.0);
@@ -317,6 +317,7 @@ fn embedded_topups_survive_sigkill_storms() {
         t.spawned, t.killed, t.credited, t.refused, t.pending, t.unavailable,
         books.len(), credited, CARDS, started.elapsed().as_secs_f64()
     );
+    println!("after the storm: {}", reconciled.trim());
     println!("{}", audit.trim());
     assert!(
         t.killed >= PROCESSES / 10,
@@ -375,7 +376,7 @@ fn http_topups_survive_sigkills_and_a_failing_bss() {
     std::thread::sleep(Duration::from_millis(600));
     let (code, out) = run(&dir.0, &["reconcile"]);
     assert_eq!(code, Some(0), "{out}");
-    let (code, audit) = run(&dir.0, &["audit", "--grace-s", "0"]);
+    let (code, audit) = run(&dir.0, &["audit", "--grace-s", "0", "--against-backend"]);
     assert_eq!(code, Some(0), "{audit}");
 
     let j = journal(&dir.0);

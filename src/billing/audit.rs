@@ -285,3 +285,69 @@ pub fn audit(db: &Db, o: &AuditOptions) -> Result<AuditReport, StoreError> {
     drop(tx);
     Ok(r)
 }
+
+/// Holds the journal against the backend's own books (`--against-backend`; one lookup per
+/// journaled key, so meant for the HTTP backend and an operator's run, not every minute):
+/// a credited or refused attempt must be recorded the same by the backend, a failed one
+/// ("definitely not applied") must be unknown to it. Findings are returned as lines.
+pub fn against_backend(
+    db: &Db,
+    backend: &dyn super::BillingBackend,
+) -> Result<Vec<String>, StoreError> {
+    use super::sqlite::decode_outcome;
+    use super::RedeemOutcome;
+    /// key, state, outcome, amount_fen, balance_fen
+    type Settled = (String, String, Option<String>, Option<i64>, Option<i64>);
+    let rows: Vec<Settled> = {
+        let conn = db.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT key, state, outcome, amount_fen, balance_fen FROM topup_attempts
+             WHERE state IN ('credited', 'refused', 'failed') ORDER BY created_at, key",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for (key, state, outcome, amount, balance) in rows {
+        let theirs = match backend.redemption(&key) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(format!("backend: cannot look up top-up key {key}: {e}"));
+                continue;
+            }
+        };
+        let ours = match state.as_str() {
+            "failed" => None,
+            _ => outcome
+                .as_deref()
+                .and_then(|o| decode_outcome(o, amount, balance).ok()),
+        };
+        let agree = match (&ours, &theirs) {
+            (None, None) => true,
+            (
+                Some(RedeemOutcome::Credited { amount_fen: a, .. }),
+                Some(RedeemOutcome::Credited { amount_fen: b, .. }),
+            ) => a == b,
+            (Some(o), Some(t)) => o == t,
+            _ => false,
+        };
+        if !agree {
+            let show = |o: &Option<RedeemOutcome>| {
+                o.map(|o| o.to_string())
+                    .unwrap_or_else(|| "never applied".into())
+            };
+            out.push(format!(
+                "backend: top-up key {key} is {} in the journal but {} at the backend",
+                if state == "failed" {
+                    "not applied (failed)".to_string()
+                } else {
+                    show(&ours)
+                },
+                show(&theirs)
+            ));
+        }
+    }
+    Ok(out)
+}

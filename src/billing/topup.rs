@@ -377,14 +377,22 @@ impl Topups {
                 }
                 Ok(RedeemOutcome::Pending) => {
                     let sealed = self.vault.seal(&card.0).map_err(db_err)?;
-                    tx.execute(
+                    let changed = tx.execute(
                         "UPDATE topup_attempts SET state = 'pending', uncertain = 1,
                            sealed_card = COALESCE(sealed_card, ?2), updated_at = ?3,
                            unsettled = MAX(unsettled - 1, 0)
                          WHERE key = ?1 AND state IN ('pending', 'failed')",
                         params![key, sealed, now],
                     )?;
-                    Ok(RedeemOutcome::Pending)
+                    match journal_row(&tx, key)? {
+                        // Another send of the key already settled it: tell that.
+                        Some((s, Some(o), a, b))
+                            if changed == 0 && (s == "credited" || s == "refused") =>
+                        {
+                            decode_outcome(&o, a, b)
+                        }
+                        _ => Ok(RedeemOutcome::Pending),
+                    }
                 }
                 Err(e) => {
                     tx.execute(
