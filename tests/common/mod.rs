@@ -137,6 +137,8 @@ pub struct ServerOpts {
     /// Size of the RTP port range (2 ports a call).
     pub rtp_ports: u16,
     pub ready_timeout: Duration,
+    /// A data folder that outlives the server (restarts); default: a fresh one per start.
+    pub data: Option<PathBuf>,
 }
 
 impl Default for ServerOpts {
@@ -148,6 +150,7 @@ impl Default for ServerOpts {
             prompts: None,
             rtp_ports: 200,
             ready_timeout: Duration::from_secs(20),
+            data: None,
         }
     }
 }
@@ -174,13 +177,14 @@ pub struct Server {
     /// The `answerline ready sip=...` address.
     pub ready_addr: String,
     dir: TempDir,
+    data: PathBuf,
     stdout_rx: mpsc::Receiver<String>,
 }
 
 impl Server {
     pub fn start(opts: ServerOpts) -> Server {
         let dir = TempDir::new("server");
-        let data = dir.path().join("data");
+        let data = opts.data.clone().unwrap_or_else(|| dir.path().join("data"));
         std::fs::create_dir_all(&data).unwrap();
         let sip_port = free_sip_port();
         let rtp_range = free_port_block(opts.rtp_ports);
@@ -234,6 +238,7 @@ impl Server {
             rtp_range,
             ready_addr: String::new(),
             dir,
+            data: data.clone(),
             stdout_rx: rx,
         };
         let deadline = Instant::now() + opts.ready_timeout;
@@ -279,7 +284,7 @@ impl Server {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -362,6 +367,14 @@ impl Server {
         }
         let _ = child.kill();
         child.wait().ok()
+    }
+
+    /// SIGKILL: no shutdown, no flushing, as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub fn stop(&mut self) -> Option<ExitStatus> {
