@@ -373,6 +373,11 @@ impl IntentMatcher {
         let mut out = vec![];
         for k in kinds {
             if *k == IntentKind::Digits {
+                // An example number steers the recogniser to write digits as numerals.
+                out.push(match lang {
+                    Lang::Zh => "手机号码13912345678".to_string(),
+                    Lang::En => "phone number 13912345678".to_string(),
+                });
                 continue;
             }
             if let Some(list) = self.phrases.get(&(*k, lang)) {

@@ -10,6 +10,8 @@
 //! - `intent`: recognised text → `Intent` (prompts/intents.toml).
 
 pub mod asr;
+#[doc(hidden)]
+pub mod eval;
 pub mod intent;
 pub mod resample;
 #[doc(hidden)]
