@@ -53,7 +53,11 @@ fn main() {
                 o.got.map(|k| k.name()).unwrap_or("-"),
                 o.latency.as_millis(),
                 o.audio.as_secs_f32(),
-                if round > 0 { format!(" [round {}]", round + 1) } else { String::new() }
+                if round > 0 {
+                    format!(" [round {}]", round + 1)
+                } else {
+                    String::new()
+                }
             );
             rows.push(o);
         }
@@ -68,7 +72,10 @@ fn main() {
     let lat: Vec<Duration> = rows.iter().map(|o| o.latency).collect();
     let audio: f64 = rows.iter().map(|o| o.audio.as_secs_f64()).sum();
     let cpu: f64 = lat.iter().map(|d| d.as_secs_f64()).sum();
-    println!("real-time factor {:.2} (recognition time / audio time)", cpu / audio);
+    println!(
+        "real-time factor {:.2} (recognition time / audio time)",
+        cpu / audio
+    );
 }
 
 fn summary(label: &str, sel: &[&eval::Outcome]) {

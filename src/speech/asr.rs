@@ -121,7 +121,10 @@ pub enum AsrError {
     /// Every recognition slot stayed busy for the queue timeout.
     Busy,
     /// The engine did not answer in time; `stage` is what was being waited for.
-    Timeout { stage: &'static str, after: Duration },
+    Timeout {
+        stage: &'static str,
+        after: Duration,
+    },
     /// The engine cannot be reached or loaded (server down, model missing).
     Unavailable(String),
     /// The network engine broke the protocol or reported an error.
@@ -145,7 +148,11 @@ impl fmt::Display for AsrError {
             AsrError::BadRequest(m) => write!(f, "bad recognition request: {m}"),
             AsrError::Busy => write!(f, "every recogniser slot is busy"),
             AsrError::Timeout { stage, after } => {
-                write!(f, "recogniser timed out {stage} after {} ms", after.as_millis())
+                write!(
+                    f,
+                    "recogniser timed out {stage} after {} ms",
+                    after.as_millis()
+                )
             }
             AsrError::Unavailable(m) => write!(f, "recogniser unavailable: {m}"),
             AsrError::Protocol(m) => write!(f, "recogniser protocol error: {m}"),

@@ -255,9 +255,12 @@ impl IntentMatcher {
                         ),
                     )
                 })?;
-            let t = v
-                .as_table()
-                .ok_or_else(|| kerr(&key, "must be a table with zh = [...] and en = [...]".into()))?;
+            let t = v.as_table().ok_or_else(|| {
+                kerr(
+                    &key,
+                    "must be a table with zh = [...] and en = [...]".into(),
+                )
+            })?;
             for (lang, list) in t {
                 let lkey = format!("{key}.{lang}");
                 let l = match lang.as_str() {
@@ -303,15 +306,16 @@ impl IntentMatcher {
                     "zh" | "en" => {
                         for (digit, words) in t {
                             let dkey = format!("{key}.{digit}");
-                            let c = match digit.as_bytes() {
-                                [c @ b'0'..=b'9'] => *c as char,
-                                _ => {
-                                    return Err(kerr(
+                            let c =
+                                match digit.as_bytes() {
+                                    [c @ b'0'..=b'9'] => *c as char,
+                                    _ => return Err(kerr(
                                         &dkey,
-                                        format!("'{digit}' is not a digit: the keys are \"0\" to \"9\""),
-                                    ))
-                                }
-                            };
+                                        format!(
+                                            "'{digit}' is not a digit: the keys are \"0\" to \"9\""
+                                        ),
+                                    )),
+                                };
                             for w in phrase_list(&dkey, words)? {
                                 if w.units.len() != 1 {
                                     return Err(kerr(
@@ -529,7 +533,8 @@ impl IntentMatcher {
 }
 
 fn better(a: &Hit, b: &Hit) -> bool {
-    (a.quality, a.chars, std::cmp::Reverse(a.start)) > (b.quality, b.chars, std::cmp::Reverse(b.start))
+    (a.quality, a.chars, std::cmp::Reverse(a.start))
+        > (b.quality, b.chars, std::cmp::Reverse(b.start))
 }
 
 /// Where phrase `p` is in `units`, and how well.
@@ -579,7 +584,11 @@ fn phrase_hit(kind: IntentKind, p: &Phrase, units: &[String], total_chars: usize
     }
     let (sim, s, e) = best?;
     // One character in three (CJK), or about one typo in four letters.
-    let needed = if p.units.len() == 1 && !is_cjk_unit(&p.units[0]) { 0.75 } else { 0.66 };
+    let needed = if p.units.len() == 1 && !is_cjk_unit(&p.units[0]) {
+        0.75
+    } else {
+        0.66
+    };
     if sim < needed {
         return None;
     }
@@ -673,19 +682,76 @@ fn units(norm: &str) -> Vec<String> {
 /// either script).
 fn simplified(c: char) -> char {
     const PAIRS: &[(char, char)] = &[
-        ('話', '话'), ('費', '费'), ('餘', '余'), ('額', '额'), ('賬', '账'), ('帳', '账'),
-        ('單', '单'), ('詢', '询'), ('錢', '钱'), ('繳', '缴'), ('續', '续'), ('衝', '冲'),
-        ('轉', '转'), ('務', '务'), ('對', '对'), ('確', '确'), ('認', '认'), ('沒', '没'),
-        ('錯', '错'), ('聽', '听'), ('說', '说'), ('複', '复'), ('復', '复'), ('級', '级'),
-        ('號', '号'), ('碼', '码'), ('兩', '两'), ('貳', '贰'), ('陸', '陆'), ('機', '机'),
-        ('電', '电'), ('問', '问'), ('請', '请'), ('這', '这'), ('個', '个'), ('嗎', '吗'),
-        ('麼', '么'), ('點', '点'), ('業', '业'), ('辦', '办'), ('幫', '帮'), ('員', '员'),
-        ('訴', '诉'), ('為', '为'), ('裡', '里'), ('與', '与'), ('還', '还'),
-        ('戶', '户'), ('親', '亲'), ('們', '们'), ('應', '应'), ('該', '该'),
-        ('撥', '拨'), ('選', '选'), ('擇', '择'), ('項', '项'), ('銷', '销'),
-        ('寬', '宽'), ('頻', '频'), ('網', '网'), ('絡', '络'),
-        ('樂', '乐'), ('換', '换'), ('開', '开'), ('關', '关'), ('謝', '谢'), ('邊', '边'),
-        ('無', '无'), ('歸', '归'), ('頭', '头'),
+        ('話', '话'),
+        ('費', '费'),
+        ('餘', '余'),
+        ('額', '额'),
+        ('賬', '账'),
+        ('帳', '账'),
+        ('單', '单'),
+        ('詢', '询'),
+        ('錢', '钱'),
+        ('繳', '缴'),
+        ('續', '续'),
+        ('衝', '冲'),
+        ('轉', '转'),
+        ('務', '务'),
+        ('對', '对'),
+        ('確', '确'),
+        ('認', '认'),
+        ('沒', '没'),
+        ('錯', '错'),
+        ('聽', '听'),
+        ('說', '说'),
+        ('複', '复'),
+        ('復', '复'),
+        ('級', '级'),
+        ('號', '号'),
+        ('碼', '码'),
+        ('兩', '两'),
+        ('貳', '贰'),
+        ('陸', '陆'),
+        ('機', '机'),
+        ('電', '电'),
+        ('問', '问'),
+        ('請', '请'),
+        ('這', '这'),
+        ('個', '个'),
+        ('嗎', '吗'),
+        ('麼', '么'),
+        ('點', '点'),
+        ('業', '业'),
+        ('辦', '办'),
+        ('幫', '帮'),
+        ('員', '员'),
+        ('訴', '诉'),
+        ('為', '为'),
+        ('裡', '里'),
+        ('與', '与'),
+        ('還', '还'),
+        ('戶', '户'),
+        ('親', '亲'),
+        ('們', '们'),
+        ('應', '应'),
+        ('該', '该'),
+        ('撥', '拨'),
+        ('選', '选'),
+        ('擇', '择'),
+        ('項', '项'),
+        ('銷', '销'),
+        ('寬', '宽'),
+        ('頻', '频'),
+        ('網', '网'),
+        ('絡', '络'),
+        ('樂', '乐'),
+        ('換', '换'),
+        ('開', '开'),
+        ('關', '关'),
+        ('謝', '谢'),
+        ('邊', '边'),
+        ('無', '无'),
+        ('歸', '归'),
+        ('頭', '头'),
     ];
     if (c as u32) < 0x3400 {
         return c;

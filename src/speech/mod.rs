@@ -23,8 +23,8 @@ pub mod whisper;
 pub mod ws;
 
 pub use asr::{
-    load_recognizer, try_load_recognizer, AsrConfig, AsrEngine, AsrError, Lang, RecognizeRequest,
-    Recognition, Recognizer, RecognizerStream, StreamingRecognizer,
+    load_recognizer, try_load_recognizer, AsrConfig, AsrEngine, AsrError, Lang, Recognition,
+    RecognizeRequest, Recognizer, RecognizerStream, StreamingRecognizer,
 };
 pub use intent::{Intent, IntentKind, IntentMatcher};
 pub use utterance::{Utterance, UtteranceCollector, UtteranceConfig, UtteranceEnd};

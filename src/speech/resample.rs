@@ -82,7 +82,11 @@ mod tests {
             let gain_db = 10.0 * (tone / expect).log10();
             let image_db = 10.0 * (image / tone).log10();
             assert!(gain_db.abs() < 0.5, "{hz} Hz: gain {gain_db:.2} dB");
-            assert!(image_db < -50.0, "{hz} Hz: image at {} Hz {image_db:.1} dB", 8000.0 - hz);
+            assert!(
+                image_db < -50.0,
+                "{hz} Hz: image at {} Hz {image_db:.1} dB",
+                8000.0 - hz
+            );
         }
     }
 

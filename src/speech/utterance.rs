@@ -188,7 +188,10 @@ mod tests {
         assert_eq!(out.len(), 1, "one utterance");
         let (end_at, u) = &out[0];
         let start_at = end_at - u.pcm.len();
-        assert!(start_at <= first, "starts {start_at} before the speech {first}");
+        assert!(
+            start_at <= first,
+            "starts {start_at} before the speech {first}"
+        );
         assert!(start_at + u.pcm.len() >= last, "holds the speech to {last}");
         assert!(u.pcm.len() < (last - first) + 8 * 1200);
     }

@@ -15,7 +15,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::asr::{AsrConfig, AsrError, Lang, RecognizeRequest, Recognition, Recognizer};
+use super::asr::{AsrConfig, AsrError, Lang, Recognition, RecognizeRequest, Recognizer};
 use super::resample::upsample_8k_to_16k;
 
 /// Whisper settings.
@@ -216,8 +216,7 @@ impl WhisperRecognizer {
         } else {
             (logp_sum / n as f32).exp()
         };
-        if text.is_empty() || is_filler(&text) || (no_speech > NO_SPEECH_PROB && confidence < 0.5)
-        {
+        if text.is_empty() || is_filler(&text) || (no_speech > NO_SPEECH_PROB && confidence < 0.5) {
             return Err(AsrError::NoSpeech);
         }
         Ok(Recognition {
@@ -324,7 +323,10 @@ mod tests {
         let e = WhisperRecognizer::load(cfg("/nonexistent/ggml-base.bin".into()))
             .err()
             .unwrap();
-        assert!(matches!(&e, AsrError::Unavailable(m) if m.contains("not found")), "{e}");
+        assert!(
+            matches!(&e, AsrError::Unavailable(m) if m.contains("not found")),
+            "{e}"
+        );
         let mut c = AsrConfig::for_data_dir(std::path::Path::new("/nonexistent"));
         assert_eq!(c.engine, AsrEngine::Whisper);
         assert!(load_recognizer(&c).is_none());
@@ -382,7 +384,10 @@ mod tests {
         // base (6 of 14). A broken model, resampler or prompt lands far below both.
         for (lang, (ok, n)) in right {
             let floor = if lang == Lang::En { 85 } else { 35 };
-            assert!(ok * 100 >= n * floor, "{lang}: {ok} of {n} right, want {floor}%");
+            assert!(
+                ok * 100 >= n * floor,
+                "{lang}: {ok} of {n} right, want {floor}%"
+            );
         }
     }
 

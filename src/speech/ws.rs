@@ -27,7 +27,7 @@ use tungstenite::protocol::WebSocket;
 use tungstenite::Message;
 
 use super::asr::{
-    AsrConfig, AsrError, Lang, RecognizeRequest, Recognition, Recognizer, RecognizerStream,
+    AsrConfig, AsrError, Lang, Recognition, RecognizeRequest, Recognizer, RecognizerStream,
     StreamingRecognizer, SAMPLE_RATE,
 };
 
@@ -86,7 +86,10 @@ impl WsRecognizer {
             },
             _ => (authority.to_string(), 80),
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         Ok(WsRecognizer { cfg, host, port })
     }
 
@@ -243,7 +246,12 @@ impl WsStream {
 
     fn wait_final(&mut self) -> Result<Recognition, AsrError> {
         loop {
-            set_timeouts(self.ws.get_ref(), self.deadline, "waiting for the result", self.started)?;
+            set_timeouts(
+                self.ws.get_ref(),
+                self.deadline,
+                "waiting for the result",
+                self.started,
+            )?;
             let msg = self
                 .ws
                 .read()
@@ -262,7 +270,10 @@ impl WsStream {
                 _ => continue,
             };
             let m: ServerMsg = serde_json::from_str(&text).map_err(|e| {
-                AsrError::Protocol(format!("{}: unreadable server message {text:?}: {e}", self.url))
+                AsrError::Protocol(format!(
+                    "{}: unreadable server message {text:?}: {e}",
+                    self.url
+                ))
             })?;
             match m.kind.as_str() {
                 "partial" => continue,

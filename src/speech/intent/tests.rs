@@ -32,7 +32,10 @@ fn normalisation() {
         units("我的号码是138 0013 8000"),
         ["我", "的", "号", "码", "是", "138", "0013", "8000"]
     );
-    assert_eq!(units(&normalize("转人工agent")), ["转", "人", "工", "agent"]);
+    assert_eq!(
+        units(&normalize("转人工agent")),
+        ["转", "人", "工", "agent"]
+    );
 }
 
 #[test]
@@ -119,8 +122,14 @@ fn phone_numbers_in_words_and_numerals() {
         ("１３８００１３８０００", "13800138000"),
         ("幺三八,零零幺三,八零零零", "13800138000"),
         ("拐拐幺", "771"),
-        ("one three eight zero zero one three eight zero zero zero", "13800138000"),
-        ("One, three, eight, double oh, one three eight, triple oh.", "13800138000"),
+        (
+            "one three eight zero zero one three eight zero zero zero",
+            "13800138000",
+        ),
+        (
+            "One, three, eight, double oh, one three eight, triple oh.",
+            "13800138000",
+        ),
         ("My number is 1 3 8 0 0 1 3 8 0 0 0", "13800138000"),
         ("one two three four five six", "123456"),
         ("Seven.", "7"),
@@ -209,7 +218,10 @@ fn confidence_combines_recogniser_and_match() {
     let unsure = m.match_text("查话费", 0.3, &[]).unwrap();
     assert!(sure.confidence > 0.9 && !sure.confirm, "{sure:?}");
     assert!(unsure.confidence < 0.6 && unsure.confirm, "{unsure:?}");
-    assert!(m.match_text("查话费", 0.01, &[]).is_none(), "below reject_below");
+    assert!(
+        m.match_text("查话费", 0.01, &[]).is_none(),
+        "below reject_below"
+    );
     // Two intents in one answer: confirm.
     let both = m.match_text("查话费还是充值", 0.9, &[]).unwrap();
     assert!(both.confirm, "{both:?}");
@@ -234,7 +246,10 @@ fn expected_intents_only() {
 fn hints_for_the_recogniser() {
     let m = m();
     let zh = m.hints(Lang::Zh, &[IntentKind::Bill, IntentKind::Agent]);
-    assert!(zh.contains(&"查话费".to_string()) && zh.contains(&"人工".to_string()), "{zh:?}");
+    assert!(
+        zh.contains(&"查话费".to_string()) && zh.contains(&"人工".to_string()),
+        "{zh:?}"
+    );
     let en = m.hints(Lang::En, &[IntentKind::Yes, IntentKind::Digits]);
     assert!(en.contains(&"yes".to_string()), "{en:?}");
     assert!(en.iter().any(|h| h.starts_with("phone number")), "{en:?}");
@@ -254,7 +269,9 @@ fn config_errors_name_file_key_and_fix() {
         let mut s = String::new();
         for k in IntentKind::PHRASED {
             if k != IntentKind::Bill {
-                s.push_str(&format!("[intents.{k}]\nzh = [\"x{k}\"]\nen = [\"y{k}\"]\n"));
+                s.push_str(&format!(
+                    "[intents.{k}]\nzh = [\"x{k}\"]\nen = [\"y{k}\"]\n"
+                ));
             }
         }
         format!("{base}{s}{extra}")
@@ -263,24 +280,41 @@ fn config_errors_name_file_key_and_fix() {
 
     let e = err(&full("[intents.bil]\nzh = [\"a\"]\nen = [\"b\"]\n"));
     assert!(e.starts_with("prompts/intents.toml:"), "{e}");
-    assert!(e.contains("key 'intents.bil'") && e.contains("unknown intent 'bil'"), "{e}");
+    assert!(
+        e.contains("key 'intents.bil'") && e.contains("unknown intent 'bil'"),
+        "{e}"
+    );
     assert!(e.contains("bill, top_up, agent"), "{e}");
 
     let e = err(base);
-    assert!(e.contains("intents.top_up") && e.contains("has no zh phrases"), "{e}");
+    assert!(
+        e.contains("intents.top_up") && e.contains("has no zh phrases"),
+        "{e}"
+    );
 
     let e = err("[intents.bill]\nzh = [\"查话费\"]\n");
     assert!(e.contains("has no en phrases"), "{e}");
 
     let e = err(&full("[matching]\nconfirm_below = 2\n"));
-    assert!(e.contains("matching.confirm_below") && e.contains("0 to 1"), "{e}");
+    assert!(
+        e.contains("matching.confirm_below") && e.contains("0 to 1"),
+        "{e}"
+    );
     assert!(e.contains("intents.toml:"), "line number: {e}");
 
-    let e = err(&full("[matching]\nconfirm_below = 0.3\nreject_below = 0.5\n"));
-    assert!(e.contains("reject_below") && e.contains("above confirm_below"), "{e}");
+    let e = err(&full(
+        "[matching]\nconfirm_below = 0.3\nreject_below = 0.5\n",
+    ));
+    assert!(
+        e.contains("reject_below") && e.contains("above confirm_below"),
+        "{e}"
+    );
 
     let e = err(&full("[digits.zh]\n\"x\" = [\"一\"]\n"));
-    assert!(e.contains("digits.zh.x") && e.contains("\"0\" to \"9\""), "{e}");
+    assert!(
+        e.contains("digits.zh.x") && e.contains("\"0\" to \"9\""),
+        "{e}"
+    );
 
     let e = err(&full("[digits.zh]\n\"1\" = [\"一\"]\n\"2\" = [\"一\"]\n"));
     assert!(e.contains("already digit 1"), "{e}");
@@ -289,7 +323,10 @@ fn config_errors_name_file_key_and_fix() {
     assert!(e.contains("unknown language 'fr'"), "{e}");
 
     let e = err("[intents.bill]\nzh = [\"...\"]\nen = [\"bill\"]\n");
-    assert!(e.contains("intents.bill.zh") && e.contains("no letters or digits"), "{e}");
+    assert!(
+        e.contains("intents.bill.zh") && e.contains("no letters or digits"),
+        "{e}"
+    );
 
     let e = err("[intents.bill\n");
     assert!(e.contains("(syntax)") && e.contains(":1:"), "{e}");
