@@ -241,8 +241,13 @@ impl AsrConfig {
 
     /// Applies `ANSWERLINE_ASR` (whisper | websocket | off), `ANSWERLINE_WHISPER_MODEL`,
     /// `ANSWERLINE_ASR_THREADS`, `ANSWERLINE_ASR_URL` (a URL alone selects websocket).
-    pub fn with_env(mut self) -> Result<Self, String> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    pub fn with_env(self) -> Result<Self, String> {
+        self.with_vars(|k| std::env::var(k).ok())
+    }
+
+    /// `with_env` over any variable source (tests).
+    pub fn with_vars(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         if let Some(url) = var("ANSWERLINE_ASR_URL") {
             self.url = url;
             self.engine = AsrEngine::Websocket;
@@ -328,5 +333,104 @@ pub fn load_recognizer(cfg: &AsrConfig) -> Option<Arc<dyn Recognizer>> {
             tracing::warn!("speech recognition off, speech steps fall back to DTMF: {e}{fix}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(kv: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_environment() {
+        let d = AsrConfig::for_data_dir(Path::new("/srv/al"));
+        assert_eq!(d.engine, AsrEngine::Whisper);
+        assert_eq!(d.model, Path::new("/srv/al/models/ggml-base.bin"));
+        assert_eq!((d.threads, d.max_concurrent), (2, 1));
+        assert_eq!(d.clone().with_vars(vars(&[])).unwrap(), d);
+
+        let c = d
+            .clone()
+            .with_vars(vars(&[("ANSWERLINE_ASR_URL", "ws://10.0.0.5:9000/asr")]))
+            .unwrap();
+        assert_eq!(
+            (c.engine, c.url.as_str()),
+            (AsrEngine::Websocket, "ws://10.0.0.5:9000/asr")
+        );
+        let c = d
+            .clone()
+            .with_vars(vars(&[
+                ("ANSWERLINE_ASR", "off"),
+                ("ANSWERLINE_WHISPER_MODEL", "/m/x.bin"),
+                ("ANSWERLINE_ASR_THREADS", "4"),
+            ]))
+            .unwrap();
+        assert_eq!((c.engine, c.threads), (AsrEngine::Off, 4));
+        assert_eq!(c.model, Path::new("/m/x.bin"));
+
+        let e = d
+            .clone()
+            .with_vars(vars(&[("ANSWERLINE_ASR", "vosk")]))
+            .unwrap_err();
+        assert!(e.contains("whisper, websocket or off"), "{e}");
+        let e = d
+            .with_vars(vars(&[("ANSWERLINE_ASR_THREADS", "0")]))
+            .unwrap_err();
+        assert!(e.contains("1..=64"), "{e}");
+    }
+
+    #[test]
+    fn no_recogniser_says_why() {
+        let mut c = AsrConfig::for_data_dir(Path::new("/nonexistent"));
+        let e = try_load_recognizer(&c).err().unwrap();
+        #[cfg(feature = "whisper")]
+        assert!(e.to_string().contains("not found"), "{e}");
+        #[cfg(not(feature = "whisper"))]
+        assert!(e.to_string().contains("--features whisper"), "{e}");
+        assert!(e.fallback_to_dtmf());
+        assert!(load_recognizer(&c).is_none());
+        c.engine = AsrEngine::Off;
+        assert!(try_load_recognizer(&c)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("off"));
+    }
+
+    #[test]
+    fn requests_are_checked() {
+        let ok = RecognizeRequest::new(vec![0; 8000], Lang::Zh, vec![]);
+        assert_eq!(ok.duration(), Duration::from_secs(1));
+        assert!(ok.validate().is_ok());
+        let empty = RecognizeRequest::new(vec![], Lang::Zh, vec![]);
+        assert!(matches!(empty.validate(), Err(AsrError::BadRequest(_))));
+        let long = RecognizeRequest::new(vec![0; 8 * 21_000], Lang::En, vec![]);
+        assert!(long
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("21000 ms"));
+    }
+
+    #[test]
+    fn languages() {
+        for (s, l) in [
+            ("zh", Lang::Zh),
+            ("zh-CN", Lang::Zh),
+            ("cmn", Lang::Zh),
+            ("EN_us", Lang::En),
+        ] {
+            assert_eq!(Lang::parse(s), Some(l), "{s}");
+        }
+        assert_eq!(Lang::parse("fr"), None);
+        assert_eq!(Lang::Zh.to_string(), "zh");
     }
 }

@@ -253,7 +253,10 @@ pub fn model_or_skip(test: &str) -> Option<PathBuf> {
          scripts/setup-speech-model",
         path.display()
     );
-    eprintln!(
+    // Straight to stderr, past the test harness's capture, so a skip is seen in every run.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED {test}: no Whisper model at {} (run scripts/setup-speech-model; set \
          ANSWERLINE_REQUIRE_MODEL=1 to make this a failure)",
         path.display()

@@ -306,16 +306,17 @@ impl IntentMatcher {
                     "zh" | "en" => {
                         for (digit, words) in t {
                             let dkey = format!("{key}.{digit}");
-                            let c =
-                                match digit.as_bytes() {
-                                    [c @ b'0'..=b'9'] => *c as char,
-                                    _ => return Err(kerr(
+                            let c = match digit.as_bytes() {
+                                [c @ b'0'..=b'9'] => *c as char,
+                                _ => {
+                                    return Err(kerr(
                                         &dkey,
                                         format!(
                                             "'{digit}' is not a digit: the keys are \"0\" to \"9\""
                                         ),
-                                    )),
-                                };
+                                    ))
+                                }
+                            };
                             for w in phrase_list(&dkey, words)? {
                                 if w.units.len() != 1 {
                                     return Err(kerr(
