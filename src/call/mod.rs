@@ -10,7 +10,7 @@ pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{CallRef, Engine, EngineOptions, Output};
-pub use speech_job::{Hearing, RecognizeJob, SpeechSide};
+pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
 use crate::config::DtmfMode;
 use crate::ivr::Ivr;

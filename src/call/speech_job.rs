@@ -32,3 +32,51 @@ pub trait Hearing: Send + Sync {
 }
 
 pub type SpeechSide = Arc<dyn Hearing>;
+
+/// A recogniser with the intent matcher: what the server runs speech jobs on.
+pub struct RecognizerHearing {
+    pub recognizer: Arc<dyn crate::speech::Recognizer>,
+    pub matcher: crate::speech::IntentMatcher,
+}
+
+impl Hearing for RecognizerHearing {
+    fn hear(&self, job: &RecognizeJob) -> Heard {
+        use crate::speech::{IntentKind, Lang, RecognizeRequest};
+        let lang = Lang::parse(&job.lang).unwrap_or(Lang::Zh);
+        let kinds: Vec<IntentKind> = job
+            .intents
+            .iter()
+            .filter_map(|n| IntentKind::from_name(n))
+            .collect();
+        let req = RecognizeRequest::new(job.pcm.clone(), lang, self.matcher.hints(lang, &kinds));
+        let rec = match self.recognizer.recognize(&req) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(call_id = %job.call_id, "not recognised: {e}");
+                return Heard::default();
+            }
+        };
+        let percent = |c: f32| (c.clamp(0.0, 1.0) * 100.0).round() as u8;
+        tracing::info!(call_id = %job.call_id, latency_ms = rec.latency.as_millis() as u64, "recognised");
+        if kinds.is_empty() {
+            // Free speech (the call's reason): the words are the result.
+            return Heard {
+                text: rec.text,
+                intent: None,
+                confidence: percent(rec.confidence),
+            };
+        }
+        match self.matcher.match_text(&rec.text, rec.confidence, &kinds) {
+            Some(i) => Heard {
+                text: rec.text,
+                intent: Some(i.kind.name().to_string()),
+                confidence: percent(i.confidence),
+            },
+            None => Heard {
+                text: rec.text,
+                intent: None,
+                confidence: 0,
+            },
+        }
+    }
+}

@@ -1184,7 +1184,7 @@ mod speech_step {
         assert_eq!(jobs.len(), 1, "one utterance recognised");
         let (samples, lang, intents) = &jobs[0];
         assert_eq!(lang, "zh");
-        assert_eq!(intents, &["agent", "bill", "repeat", "topup"]);
+        assert_eq!(intents, &["agent", "bill", "repeat", "top_up"]);
         assert!(
             *samples >= end - onset,
             "the recogniser got {samples} samples for {} of speech",

@@ -2,10 +2,11 @@
 //! profile, menu or prompt stops the server with a message naming the file.
 
 use crate::billing::{load_billing_config, reconciler, BillingBackend, TopupDesk, Topups};
-use crate::call::{BillingSide, EngineOptions, SpeechSide};
+use crate::call::{BillingSide, EngineOptions, RecognizerHearing, SpeechSide};
 use crate::config::{load_profiles, PortRange, Profile};
 use crate::ivr::MenuSet;
 use crate::media::prompts::PromptSet;
+use crate::speech::{load_recognizer, AsrConfig, IntentMatcher};
 use crate::store::Db;
 use anyhow::{bail, Context};
 use std::net::IpAddr;
@@ -48,6 +49,7 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
         .with_context(|| format!("cannot create the data folder {}", o.data.display()))?;
     let db = Arc::new(Db::open(&o.data.join("answerline.db"))?);
     let (backend, topups) = start_billing(o, db.clone())?;
+    let speech = start_speech(o)?;
     let billing = BillingSide {
         backend,
         topups: topups as Arc<dyn TopupDesk>,
@@ -59,11 +61,12 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
         menus,
         db,
         billing,
-        speech: None,
         options: EngineOptions {
             rtp_timeout: o.rtp_timeout,
+            speech: speech.is_some(),
             ..EngineOptions::default()
         },
+        speech,
         realtime: o.realtime,
     })
 }
@@ -83,6 +86,22 @@ pub fn start_billing(
         .context("cannot start the top-up reconciler")?
         .detach();
     Ok((backend, topups))
+}
+
+/// The recogniser (Whisper with `<data>/models/`, or a network engine, per `ANSWERLINE_ASR*`)
+/// with the intent phrases of `prompts/intents.toml`; None when there is no recogniser, and
+/// then speech steps are keys only (logged once, with the reason).
+fn start_speech(o: &ServeOptions) -> anyhow::Result<Option<SpeechSide>> {
+    let matcher = IntentMatcher::load(&o.prompts.join("intents.toml"))?;
+    let cfg = AsrConfig::for_data_dir(&o.data)
+        .with_env()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(load_recognizer(&cfg).map(|recognizer| {
+        Arc::new(RecognizerHearing {
+            recognizer,
+            matcher,
+        }) as SpeechSide
+    }))
 }
 
 /// Everything that can be wrong in the configuration, checked without touching the store.

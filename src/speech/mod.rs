@@ -1,10 +1,36 @@
-//! Listening to the caller's voice: voice activity detection for barge-in by voice.
+//! Listening to the caller's voice: voice activity detection for barge-in by voice, and
+//! speech recognition for menu steps that take spoken answers.
+//!
+//! - `vad`: sans-IO voice activity detection over 8 kHz audio.
+//! - `utterance`: collects one utterance (VAD-endpointed) for a recogniser, sans-IO.
+//! - `asr`: the `Recognizer` trait (a blocking job, run off the media thread), its request,
+//!   result and error values, `AsrConfig` and `load_recognizer`.
+//! - `whisper` (feature `whisper`): the embedded offline engine; `ws`: the streaming network
+//!   engine over WebSocket.
+//! - `intent`: recognised text → `Intent` (prompts/intents.toml).
 
+pub mod asr;
 pub mod capture;
+#[doc(hidden)]
+pub mod eval;
+pub mod intent;
+pub mod resample;
+#[doc(hidden)]
+pub mod test_audio;
+pub mod utterance;
 pub mod vad;
+#[cfg(feature = "whisper")]
+pub mod whisper;
+pub mod ws;
 
-#[cfg(test)]
-pub(crate) mod test_audio;
-
+pub use asr::{
+    load_recognizer, try_load_recognizer, AsrConfig, AsrEngine, AsrError, Lang, Recognition,
+    RecognizeRequest, Recognizer, RecognizerStream, StreamingRecognizer,
+};
 pub use capture::Capture;
+pub use intent::{Intent, IntentKind, IntentMatcher};
+pub use utterance::{Utterance, UtteranceCollector, UtteranceConfig, UtteranceEnd};
 pub use vad::{Vad, VadConfig, VadEvent};
+#[cfg(feature = "whisper")]
+pub use whisper::{WhisperConfig, WhisperRecognizer};
+pub use ws::{WsConfig, WsRecognizer};

@@ -141,3 +141,12 @@ pub fn in_silence(ms_before: usize, sound: &[i16], ms_after: usize) -> (Vec<i16>
     v.extend(std::iter::repeat_n(0i16, ms_after * 8));
     (v, base + first, base + last.min(sound.len()))
 }
+
+/// Through a G.711 channel and back (`law` µ-law or A-law), as a caller's audio reaches the
+/// server from a PSTN gateway.
+pub fn g711_round_trip(pcm: &[i16], law: crate::media::g711::Law) -> Vec<i16> {
+    let codes = crate::media::g711::encode_all(law, pcm);
+    let mut out = vec![0i16; codes.len()];
+    crate::media::g711::decode_into(law, &codes, &mut out);
+    out
+}

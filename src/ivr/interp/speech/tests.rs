@@ -13,7 +13,7 @@ fn listen(intents: &[&str]) -> IvrAction {
     }
 }
 
-const MAIN_INTENTS: [&str; 4] = ["agent", "bill", "repeat", "topup"];
+const MAIN_INTENTS: [&str; 4] = ["agent", "bill", "repeat", "top_up"];
 
 fn heard(intent: Option<&str>, confidence: u8) -> IvrInput {
     IvrInput::Heard(Heard {
@@ -96,7 +96,7 @@ fn a_doubtful_match_is_confirmed_by_voice_or_key() {
     // The same doubt answered with key 1.
     let (mut c, _) = Call::at_main(true);
     c.says();
-    c.input(heard(Some("topup"), 40));
+    c.input(heard(Some("top_up"), 40));
     c.input(IvrInput::PlaybackDone);
     let a = c.input(IvrInput::Digit('1'));
     assert!(a.contains(&IvrAction::StopListening), "{a:?}");
