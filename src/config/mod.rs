@@ -13,6 +13,9 @@ pub use profile::{CallerIdSource, DtmfMode, Profile};
 
 use std::path::{Path, PathBuf};
 
+/// Files in the profiles folder that are not SIP profiles.
+pub const NOT_PROFILES: [&str; 3] = [crate::billing::BILLING_FILE, "queues.toml", "agents.toml"];
+
 /// Every profile under a folder, sorted by file name so ports and logs are stable.
 pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::Io {
@@ -24,10 +27,12 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        // billing.toml lives beside the profiles but is not one (crate::billing reads it).
+        // Server-wide settings live beside the profiles but are not profiles: billing.toml
+        // (crate::billing), queues.toml and agents.toml (crate::acd).
         .filter(|p| {
             p.file_name()
-                .is_none_or(|n| n != crate::billing::BILLING_FILE)
+                .and_then(|n| n.to_str())
+                .is_none_or(|n| !NOT_PROFILES.contains(&n))
         })
         .collect();
     files.sort();
