@@ -1378,7 +1378,8 @@ impl Acd {
     // ---- announcements ----------------------------------------------------------------------
 
     /// Expected wait for a place in line: position × (mean talk time + wrap-up) ÷ staffed
-    /// agents when the queue has handled calls, else the mean wait of recent answers.
+    /// agents when the queue has handled calls, else the mean wait of recent answers (None
+    /// without history).
     fn expected_wait(&self, qi: usize, position: usize) -> Option<Duration> {
         let q = &self.queues[qi];
         if q.staffed > 0 {
@@ -1387,7 +1388,8 @@ impl Acd {
                 return Some(round_s(per_call.mul_f64(position as f64 / q.staffed as f64)));
             }
         }
-        q.answer_avg.mean().map(round_s)
+        // "No wait" is what recent callers got, not what a caller still waiting will.
+        q.answer_avg.mean().map(round_s).filter(|d| !d.is_zero())
     }
 
     fn announce(&mut self, call: CallId) {
