@@ -146,7 +146,11 @@ impl AcdConfig {
                 })
             }
         };
-        AcdConfig::from_toml(&qpath, &qtext, atext.as_deref().map(|t| (apath.as_path(), t)))
+        AcdConfig::from_toml(
+            &qpath,
+            &qtext,
+            atext.as_deref().map(|t| (apath.as_path(), t)),
+        )
     }
 
     /// Parses and validates the two files' texts (paths only name them in errors).
@@ -227,7 +231,11 @@ struct Errs<'a> {
 
 impl Errs<'_> {
     fn at<T>(&self, spanned: &Spanned<T>, key: &str, reason: impl Into<String>) -> AcdConfigError {
-        self.line(Some(line_of_offset(self.text, spanned.span().start)), key, reason)
+        self.line(
+            Some(line_of_offset(self.text, spanned.span().start)),
+            key,
+            reason,
+        )
     }
 
     fn line(&self, line: Option<usize>, key: &str, reason: impl Into<String>) -> AcdConfigError {
@@ -324,10 +332,7 @@ fn pick<'a, T>(
         .map(|v| (v, format!("defaults.{field}")))
 }
 
-fn parse_queues(
-    path: &Path,
-    text: &str,
-) -> Result<(Vec<QueueConfig>, VipPolicy), AcdConfigError> {
+fn parse_queues(path: &Path, text: &str) -> Result<(Vec<QueueConfig>, VipPolicy), AcdConfigError> {
     let errs = Errs { path, text };
     let raw: RawQueuesFile = errs.parse(SEE_QUEUES)?;
 
@@ -374,7 +379,10 @@ fn parse_queues(
                         return Err(errs.at(
                             w,
                             "vip.weight_per_level_s",
-                            format!("{} is out of range; use 1-3600 seconds per VIP level", w.get_ref()),
+                            format!(
+                                "{} is out of range; use 1-3600 seconds per VIP level",
+                                w.get_ref()
+                            ),
                         ));
                     }
                     VipPolicy::Weighted {
@@ -402,7 +410,10 @@ fn parse_queues(
     }
     // Keep the file's order (the map is sorted by id): screens list queues as the operator wrote them.
     let mut ids: Vec<&String> = raw.queue.keys().collect();
-    ids.sort_by_key(|id| errs.header_line(&format!("queue.{id}")).unwrap_or(usize::MAX));
+    ids.sort_by_key(|id| {
+        errs.header_line(&format!("queue.{id}"))
+            .unwrap_or(usize::MAX)
+    });
 
     let def = raw.defaults.as_ref();
     let mut out = Vec::with_capacity(ids.len());
@@ -428,7 +439,8 @@ fn parse_queues(
                 None => Ok(default),
                 Some((v, key)) => {
                     let n = *v.get_ref();
-                    if !range.contains(&n) && !(zero_ok && n == 0) {
+                    let allowed = range.contains(&n) || (zero_ok && n == 0);
+                    if !allowed {
                         return Err(errs.at(v, &key, format!("{n} is out of range; {fix}")));
                     }
                     Ok(n)
@@ -653,7 +665,10 @@ fn parse_agents(
             return Err(errs.at(
                 m,
                 "max_missed_rings",
-                format!("{} is out of range; use 1-20 missed rings in a row", m.get_ref()),
+                format!(
+                    "{} is out of range; use 1-20 missed rings in a row",
+                    m.get_ref()
+                ),
             ));
         }
         settings.max_missed_rings = *m.get_ref() as u32;
@@ -672,9 +687,17 @@ fn parse_agents(
             }
         };
         if label.get_ref().trim().is_empty() {
-            return Err(errs.at(label, &key, "is empty; write what the screen shows, e.g. \"小休 break\""));
+            return Err(errs.at(
+                label,
+                &key,
+                "is empty; write what the screen shows, e.g. \"小休 break\"",
+            ));
         }
-        if settings.reasons.insert(n, label.get_ref().clone()).is_some() {
+        if settings
+            .reasons
+            .insert(n, label.get_ref().clone())
+            .is_some()
+        {
             return Err(errs.at(label, &key, format!("code {n} is listed twice; keep one")));
         }
     }
@@ -686,18 +709,34 @@ fn parse_agents(
         let k = |f: &str| format!("agent[{i}].{f}");
         let id = *a.id.get_ref();
         if !(1..=i64::from(u32::MAX)).contains(&id) {
-            return Err(errs.at(&a.id, &k("id"), format!("{id} is not a work number; use 1-4294967295")));
+            return Err(errs.at(
+                &a.id,
+                &k("id"),
+                format!("{id} is not a work number; use 1-4294967295"),
+            ));
         }
         let id = AgentId(id as u32);
         if records.iter().any(|r| r.id == id) {
-            return Err(errs.at(&a.id, &k("id"), format!("{} is already used by another [[agent]]; work numbers are unique", id.0)));
+            return Err(errs.at(
+                &a.id,
+                &k("id"),
+                format!(
+                    "{} is already used by another [[agent]]; work numbers are unique",
+                    id.0
+                ),
+            ));
         }
         let name = a.name.get_ref().trim();
         if name.is_empty() {
             return Err(errs.at(&a.name, &k("name"), "is empty; write the agent's name"));
         }
         let ext = a.extension.get_ref();
-        if ext.is_empty() || ext.len() > 32 || !ext.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if ext.is_empty()
+            || ext.len() > 32
+            || !ext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             return Err(errs.at(
                 &a.extension,
                 &k("extension"),
@@ -708,7 +747,10 @@ fn parse_agents(
             return Err(errs.at(
                 &a.extension,
                 &k("extension"),
-                format!("\"{ext}\" is already agent {}'s phone; give each agent their own extension", other.id.0),
+                format!(
+                    "\"{ext}\" is already agent {}'s phone; give each agent their own extension",
+                    other.id.0
+                ),
             ));
         }
         let mut skills = BTreeMap::new();
@@ -718,12 +760,20 @@ fn parse_agents(
             }
             let l = *level.get_ref();
             if !(1..=10).contains(&l) {
-                return Err(errs.at(level, &k(&format!("skills.{s}")), format!("{l} is out of range; use 1 (novice) to 10 (expert)")));
+                return Err(errs.at(
+                    level,
+                    &k(&format!("skills.{s}")),
+                    format!("{l} is out of range; use 1 (novice) to 10 (expert)"),
+                ));
             }
             skills.insert(s.clone(), l as u8);
         }
         if a.queues.get_ref().is_empty() {
-            return Err(errs.at(&a.queues, &k("queues"), "is empty; list the queues the agent answers, e.g. [\"billing\"]"));
+            return Err(errs.at(
+                &a.queues,
+                &k("queues"),
+                "is empty; list the queues the agent answers, e.g. [\"billing\"]",
+            ));
         }
         let mut qs: Vec<QueueId> = Vec::new();
         for q in a.queues.get_ref() {

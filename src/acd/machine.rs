@@ -206,7 +206,10 @@ impl Acd {
             .iter()
             .map(|q| Queue {
                 cfg: q.clone(),
-                overflow: q.overflow_to.as_ref().and_then(|o| queue_ix.get(o).copied()),
+                overflow: q
+                    .overflow_to
+                    .as_ref()
+                    .and_then(|o| queue_ix.get(o).copied()),
                 waiting: BTreeMap::new(),
                 offering: BTreeMap::new(),
                 idle: BTreeSet::new(),
@@ -394,7 +397,9 @@ impl Acd {
 
     /// The queue a call (or callback) waits in.
     pub fn queue_of(&self, call: CallId) -> Option<&QueueId> {
-        self.entries.get(&call).map(|e| &self.queues[e.queue].cfg.id)
+        self.entries
+            .get(&call)
+            .map(|e| &self.queues[e.queue].cfg.id)
     }
 
     /// The agent a call is connected to.
@@ -522,10 +527,7 @@ impl Acd {
                             .get(&0)
                             .cloned()
                             .unwrap_or_else(|| REASON_DEFAULT.to_string()),
-                        Some(c) => reasons
-                            .get(&c)
-                            .cloned()
-                            .ok_or(AcdError::UnknownReason(c))?,
+                        Some(c) => reasons.get(&c).cloned().ok_or(AcdError::UnknownReason(c))?,
                     };
                     self.not_ready(now, agent, reason)
                 }
@@ -993,7 +995,7 @@ impl Acd {
                 agent,
                 number: number.clone(),
             };
-            q.counters.callbacks_placed += 1;
+            q.counters.callback_attempts += 1;
             info!(%call, agent = agent.0, queue = %q.cfg.id, "callback: agent reserved");
             self.set_state(now, agent, AgentState::Reserved { call }, Some(until));
             self.out.push_back(Output::PlaceCallback {
@@ -1020,7 +1022,13 @@ impl Acd {
     // ---- agent transitions ------------------------------------------------------------------
 
     /// The one place an agent's state changes: idle sets, staffing, deadline, output.
-    fn set_state(&mut self, now: Instant, id: AgentId, state: AgentState, deadline: Option<Instant>) {
+    fn set_state(
+        &mut self,
+        now: Instant,
+        id: AgentId,
+        state: AgentState,
+        deadline: Option<Instant>,
+    ) {
         let Some(a) = self.agents.get_mut(&id) else {
             return;
         };
@@ -1041,7 +1049,12 @@ impl Acd {
         }
         a.state = state;
         a.since = now;
-        retime(&mut self.timers, &mut a.deadline, deadline, Timer::Agent(id));
+        retime(
+            &mut self.timers,
+            &mut a.deadline,
+            deadline,
+            Timer::Agent(id),
+        );
         let (state, registered) = (a.state.clone(), a.registered);
         self.refresh_idle(id);
         debug!(agent = id.0, state = state.name(), "agent state");
@@ -1093,7 +1106,11 @@ impl Acd {
             a.missed += 1;
             a.idle_since = rel;
             if a.missed >= self.cfg.agents.max_missed_rings {
-                warn!(agent = agent.0, missed = a.missed, "missed rings in a row: set not ready");
+                warn!(
+                    agent = agent.0,
+                    missed = a.missed,
+                    "missed rings in a row: set not ready"
+                );
                 let reason = REASON_MISSED_CALLS.to_string();
                 self.set_state(now, agent, AgentState::NotReady { reason }, None);
                 return;
@@ -1344,7 +1361,8 @@ impl Acd {
                 self.remove_entry(call);
                 self.queues[qi].counters.timed_out += 1;
                 info!(%call, queue = %from, "max wait: leaves the queue");
-                self.out.push_back(Output::QueueTimeout { call, queue: from });
+                self.out
+                    .push_back(Output::QueueTimeout { call, queue: from });
             }
         }
     }
@@ -1385,7 +1403,9 @@ impl Acd {
         if q.staffed > 0 {
             if let Some(h) = q.handle_avg.mean() {
                 let per_call = h + q.cfg.wrap_up;
-                return Some(round_s(per_call.mul_f64(position as f64 / q.staffed as f64)));
+                return Some(round_s(
+                    per_call.mul_f64(position as f64 / q.staffed as f64),
+                ));
             }
         }
         // "No wait" is what recent callers got, not what a caller still waiting will.
@@ -1460,7 +1480,11 @@ impl Acd {
                     idle_count[*qi] += 1;
                 }
             } else {
-                assert!(a.idle.is_empty(), "{id} ({}) must not be idle", a.state.name());
+                assert!(
+                    a.idle.is_empty(),
+                    "{id} ({}) must not be idle",
+                    a.state.name()
+                );
             }
             if a.state.staffed() {
                 for &qi in &a.queues {
@@ -1469,9 +1493,16 @@ impl Acd {
             }
             let timed = matches!(
                 a.state,
-                AgentState::Ringing { .. } | AgentState::Reserved { .. } | AgentState::WrapUp { .. }
+                AgentState::Ringing { .. }
+                    | AgentState::Reserved { .. }
+                    | AgentState::WrapUp { .. }
             );
-            assert_eq!(a.deadline.is_some(), timed, "{id} deadline in {:?}", a.state);
+            assert_eq!(
+                a.deadline.is_some(),
+                timed,
+                "{id} deadline in {:?}",
+                a.state
+            );
             if let Some(d) = a.deadline {
                 assert!(self.timers.contains(&(d, Timer::Agent(*id))));
             }
@@ -1489,7 +1520,10 @@ impl Acd {
             }
             if a.pending.is_some() {
                 assert!(
-                    matches!(a.state, AgentState::OnCall { .. } | AgentState::WrapUp { .. }),
+                    matches!(
+                        a.state,
+                        AgentState::OnCall { .. } | AgentState::WrapUp { .. }
+                    ),
                     "{id} has a pending change in {:?}",
                     a.state
                 );
@@ -1503,13 +1537,20 @@ impl Acd {
                 .values()
                 .chain(q.offering.values())
                 .filter(|c| {
-                    matches!(self.entries[c].stage, Stage::Callback(_) | Stage::Placing { .. })
+                    matches!(
+                        self.entries[c].stage,
+                        Stage::Callback(_) | Stage::Placing { .. }
+                    )
                 })
                 .count();
             assert_eq!(q.callbacks, cbs, "callbacks of {}", q.cfg.id);
             // No call waits while an agent is idle for it.
             if !q.idle.is_empty() {
-                assert!(q.waiting.is_empty(), "{} has idle agents and waiting calls", q.cfg.id);
+                assert!(
+                    q.waiting.is_empty(),
+                    "{} has idle agents and waiting calls",
+                    q.cfg.id
+                );
             }
         }
         let mut in_line = 0;
@@ -1528,7 +1569,10 @@ impl Acd {
                 }
                 Stage::Placing { agent, .. } => {
                     assert_eq!(q.offering.get(&e.key), Some(call));
-                    assert_eq!(self.agents[agent].state, AgentState::Reserved { call: *call });
+                    assert_eq!(
+                        self.agents[agent].state,
+                        AgentState::Reserved { call: *call }
+                    );
                 }
             }
             in_line += 1;
@@ -1541,9 +1585,16 @@ impl Acd {
                     assert!(self.timers.contains(&(at, t)));
                 }
             }
-            assert!(!self.on_call.contains_key(call), "{call} both in line and on a call");
+            assert!(
+                !self.on_call.contains_key(call),
+                "{call} both in line and on a call"
+            );
         }
-        let total: usize = self.queues.iter().map(|q| q.waiting.len() + q.offering.len()).sum();
+        let total: usize = self
+            .queues
+            .iter()
+            .map(|q| q.waiting.len() + q.offering.len())
+            .sum();
         assert_eq!(total, in_line, "line maps and entries");
         for (call, a) in &self.on_call {
             assert_eq!(self.agents[a].state, AgentState::OnCall { call: *call });

@@ -85,7 +85,8 @@ pub struct QueueCounters {
     /// Max wait reached without overflow.
     pub timed_out: u64,
     pub callbacks_accepted: u64,
-    pub callbacks_placed: u64,
+    /// Agents reserved for a callback (a callback whose agent missed is attempted again).
+    pub callback_attempts: u64,
     /// Rings that went unanswered or were declined.
     pub missed_rings: u64,
 }

@@ -193,7 +193,9 @@ pub(super) fn announcements(out: &[Output]) -> Vec<(u64, usize, Option<Duration>
 pub(super) fn states_of(out: &[Output], agent: u32) -> Vec<&'static str> {
     out.iter()
         .filter_map(|o| match o {
-            Output::AgentState { agent: x, state, .. } if x.0 == agent => Some(state.name()),
+            Output::AgentState {
+                agent: x, state, ..
+            } if x.0 == agent => Some(state.name()),
             _ => None,
         })
         .collect()

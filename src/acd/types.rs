@@ -171,27 +171,16 @@ pub enum Input {
     /// agent starts logged out and unregistered.
     AgentUpsert(AgentRecord),
     /// The directory deleted an agent: any offer is withdrawn, the agent is forgotten.
-    AgentRemoved {
-        agent: AgentId,
-    },
+    AgentRemoved { agent: AgentId },
     /// Logged out → ready, or → not ready "logged in" (agents.toml `ready_on_login`).
-    AgentLogin {
-        agent: AgentId,
-    },
+    AgentLogin { agent: AgentId },
     /// Now, or after the current call (no wrap-up then).
-    AgentLogout {
-        agent: AgentId,
-    },
+    AgentLogout { agent: AgentId },
     /// Also logs in, and ends a wrap-up early; during a call it cancels a pending not-ready.
-    AgentReady {
-        agent: AgentId,
-    },
+    AgentReady { agent: AgentId },
     /// Also logs in; ringing or reserved: the call goes to the next agent; on call: after
     /// the call and its wrap-up.
-    AgentNotReady {
-        agent: AgentId,
-        reason: String,
-    },
+    AgentNotReady { agent: AgentId, reason: String },
     /// A feature code dialled from the agent's phone (`feature_code`); reason codes are
     /// looked up in agents.toml `[reasons]`.
     Command {
@@ -199,14 +188,10 @@ pub enum Input {
         command: AgentCommand,
     },
     /// The agent's phone registered (SIP REGISTER): a ready agent can be rung.
-    Registered {
-        agent: AgentId,
-    },
+    Registered { agent: AgentId },
     /// The registration expired or was removed: an offer ringing the phone goes to the next
     /// agent (not counted as missed); the agent's state is kept.
-    Unregistered {
-        agent: AgentId,
-    },
+    Unregistered { agent: AgentId },
     /// A caller asks for an agent of `queue`. `vip_level` from the account (0 = none);
     /// `context_id` travels to the agent (screen pop: IVR path, reason, account).
     Enqueue {
@@ -217,31 +202,18 @@ pub enum Input {
     },
     /// The caller hung up while in line or while an agent was being rung. Ignored for an
     /// accepted callback (the caller's leg ending is expected; the place is kept).
-    Abandon {
-        call: CallId,
-    },
+    Abandon { call: CallId },
     /// The agent's leg answered (200 OK). For a call the core no longer offers to that
     /// agent (abandoned, answered by another agent, timed out) the answer is refused with
     /// `Output::HangUpAgent`.
-    AgentAnswered {
-        call: CallId,
-        agent: AgentId,
-    },
+    AgentAnswered { call: CallId, agent: AgentId },
     /// The agent's phone declined (486/603/...) — counts as a missed ring.
-    AgentRejected {
-        call: CallId,
-        agent: AgentId,
-    },
+    AgentRejected { call: CallId, agent: AgentId },
     /// The call layer's own ring timer fired — a missed ring, like the core's own timer.
-    RingTimeout {
-        call: CallId,
-        agent: AgentId,
-    },
+    RingTimeout { call: CallId, agent: AgentId },
     /// The conversation (or a callback attempt) is over: the agent goes to wrap-up. A call
     /// still in line is treated as abandoned.
-    CallEnded {
-        call: CallId,
-    },
+    CallEnded { call: CallId },
     /// The caller accepted `Output::OfferCallback`: the call may leave; a virtual entry keeps
     /// its place in line until an agent is free (`Output::PlaceCallback`).
     AcceptCallback {
@@ -250,15 +222,10 @@ pub enum Input {
     },
     /// Forget a callback not yet connected (the customer called again, a supervisor
     /// removed it).
-    CancelCallback {
-        call: CallId,
-    },
+    CancelCallback { call: CallId },
     /// Move a waiting call to another queue, or (on call) send it from its agent to another
     /// queue (the agent goes to wrap-up). The call keeps its first enqueue time and VIP level.
-    Transfer {
-        call: CallId,
-        to_queue: QueueId,
-    },
+    Transfer { call: CallId, to_queue: QueueId },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,21 +240,12 @@ pub enum Output {
     },
     /// Stop ringing (CANCEL) — answered elsewhere, abandoned, timed out, agent went away.
     /// For `PlaceCallback`, stop trying the agent.
-    CancelRing {
-        call: CallId,
-        agent: AgentId,
-    },
+    CancelRing { call: CallId, agent: AgentId },
     /// Connect the caller to the agent who answered. For a callback: the agent is on the
     /// line, dial the customer now and connect them.
-    Bridge {
-        call: CallId,
-        agent: AgentId,
-    },
+    Bridge { call: CallId, agent: AgentId },
     /// The agent answered a call no longer offered to them: hang up the agent's leg (BYE).
-    HangUpAgent {
-        call: CallId,
-        agent: AgentId,
-    },
+    HangUpAgent { call: CallId, agent: AgentId },
     /// Tell the caller their place in line (1 = next) and, when the queue has history,
     /// the expected wait.
     Announce {
@@ -304,15 +262,10 @@ pub enum Output {
     },
     /// Max wait reached in a queue without overflow: the core has let the call go; the call
     /// layer apologises (and ends the call or returns to the menu).
-    QueueTimeout {
-        call: CallId,
-        queue: QueueId,
-    },
+    QueueTimeout { call: CallId, queue: QueueId },
     /// Offer the caller a callback that keeps their place (answer with `AcceptCallback`;
     /// a caller who declines just keeps waiting).
-    OfferCallback {
-        call: CallId,
-    },
+    OfferCallback { call: CallId },
     /// A callback reached the head of the line and `agent` is reserved for it: ring the
     /// agent first (answer with `AgentAnswered`, or `AgentRejected`/`RingTimeout`); once
     /// `Bridge` comes, dial the customer.

@@ -2,7 +2,8 @@
 
 use super::*;
 
-const REASONS: &str = "[reasons]\n0 = \"未就绪 not ready\"\n1 = \"小休 break\"\n2 = \"用餐 meal\"\n";
+const REASONS: &str =
+    "[reasons]\n0 = \"未就绪 not ready\"\n1 = \"小休 break\"\n2 = \"用餐 meal\"\n";
 
 fn two_agents(keys: &str) -> Rig {
     let mut rig = Rig::new(&one_queue(keys));
@@ -29,8 +30,19 @@ fn a_ring_timeout_moves_the_call_to_the_next_agent() {
     let out = rig.advance(s(15));
     assert_eq!(rings(&out), [(1, 1)]);
     rig.answer(1, 1);
-    assert_eq!(rig.acd.agent(a(1)).unwrap().missed_in_a_row, 0, "an answer resets the count");
-    assert_eq!(rig.acd.queue_stats(rig.now, &q("q")).unwrap().counters.missed_rings, 2);
+    assert_eq!(
+        rig.acd.agent(a(1)).unwrap().missed_in_a_row,
+        0,
+        "an answer resets the count"
+    );
+    assert_eq!(
+        rig.acd
+            .queue_stats(rig.now, &q("q"))
+            .unwrap()
+            .counters
+            .missed_rings,
+        2
+    );
 }
 
 #[test]
@@ -39,7 +51,11 @@ fn missing_max_missed_rings_in_a_row_sets_the_agent_not_ready() {
     rig.staff(rec(1, &["q"], &[]));
     rig.enqueue(1, "q", 0);
     let out = rig.advance(s(20));
-    assert_eq!(rings(&out), [(1, 1), (1, 1)], "rung again: nobody else is there");
+    assert_eq!(
+        rings(&out),
+        [(1, 1), (1, 1)],
+        "rung again: nobody else is there"
+    );
     assert_eq!(rig.acd.agent(a(1)).unwrap().missed_in_a_row, 2);
     let out = rig.advance(s(10));
     assert!(rings(&out).is_empty());
@@ -56,7 +72,11 @@ fn missing_max_missed_rings_in_a_row_sets_the_agent_not_ready() {
         },
         registered: true,
     }));
-    assert_eq!(rig.acd.position(c(1)), Some(1), "the caller keeps waiting, first");
+    assert_eq!(
+        rig.acd.position(c(1)),
+        Some(1),
+        "the caller keeps waiting, first"
+    );
     // The agent comes back: the count starts again, the caller is rung at once.
     let out = rig.input(Input::Command {
         agent: a(1),
@@ -141,7 +161,10 @@ fn not_ready_asked_during_a_call_applies_after_wrap_up() {
     rig.end(1);
     let out = rig.advance(s(10));
     assert_eq!(states_of(&out, 1), ["not-ready"]);
-    assert!(rings(&out).is_empty(), "caller 2 is not rung to an agent in a meeting");
+    assert!(
+        rings(&out).is_empty(),
+        "caller 2 is not rung to an agent in a meeting"
+    );
     assert_eq!(
         rig.state(1),
         AgentState::NotReady {
@@ -185,7 +208,7 @@ fn feature_codes_log_in_set_reasons_and_log_out() {
     let mut rig = Rig::from_toml(&one_queue(""), REASONS);
     rig.input(Input::AgentUpsert(rec(8001, &["q"], &[])));
     let agent = rig.acd.agent_by_extension("8001").unwrap();
-    let mut dial = |rig: &mut Rig, code: &str| {
+    let dial = |rig: &mut Rig, code: &str| {
         rig.try_input(Input::Command {
             agent,
             command: feature_code(code).unwrap(),
@@ -243,7 +266,8 @@ fn ready_on_login_makes_logging_in_ready() {
 
 #[test]
 fn changing_an_agents_queues_in_the_directory_applies_at_once() {
-    let mut rig = Rig::new("[defaults]\nannounce_every_s = 0\n\n[queue.billing]\n\n[queue.mobile]\n");
+    let mut rig =
+        Rig::new("[defaults]\nannounce_every_s = 0\n\n[queue.billing]\n\n[queue.mobile]\n");
     rig.staff(rec(1, &["billing"], &[]));
     rig.enqueue(1, "mobile", 0);
     let out = rig.input(Input::AgentUpsert(rec(1, &["billing", "mobile"], &[])));
@@ -275,7 +299,13 @@ fn agent_counts_and_queue_stats_follow_the_states() {
     rig.end(1);
     let counts = rig.acd.agent_counts();
     assert_eq!(
-        (counts.logged_out, counts.not_ready, counts.ringing, counts.wrap_up, counts.ready),
+        (
+            counts.logged_out,
+            counts.not_ready,
+            counts.ringing,
+            counts.wrap_up,
+            counts.ready
+        ),
         (1, 1, 2, 1, 0)
     );
     assert_eq!(counts.logged_in(), 5 - 1);

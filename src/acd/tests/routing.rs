@@ -3,7 +3,9 @@
 use super::*;
 
 fn rig(strategy: &str) -> Rig {
-    Rig::new(&one_queue(&format!("strategy = \"{strategy}\"\nwrap_up_s = 0")))
+    Rig::new(&one_queue(&format!(
+        "strategy = \"{strategy}\"\nwrap_up_s = 0"
+    )))
 }
 
 /// Rings `call`, answers with whoever rang first, talks 10 s, hangs up; returns that agent.
@@ -25,13 +27,16 @@ fn longest_idle_rings_the_agent_ready_longest() {
     assert_eq!(take_call(&mut rig, 1), 3, "ready first");
     assert_eq!(take_call(&mut rig, 2), 1);
     assert_eq!(take_call(&mut rig, 3), 2);
-    assert_eq!(take_call(&mut rig, 4), 3, "3 has been idle longest since call 1");
+    assert_eq!(
+        take_call(&mut rig, 4),
+        3,
+        "3 has been idle longest since call 1"
+    );
 }
 
 #[test]
 fn longest_idle_is_the_default() {
-    let (cfg, _) =
-        AcdConfig::from_toml(Path::new("q"), "[queue.q]\n", None).unwrap();
+    let (cfg, _) = AcdConfig::from_toml(Path::new("q"), "[queue.q]\n", None).unwrap();
     assert_eq!(cfg.queues[0].strategy, Strategy::LongestIdle);
 }
 
@@ -66,7 +71,11 @@ fn ring_all_rings_every_ready_agent_and_the_first_answer_wins() {
     let out = rig.enqueue(1, "q", 0);
     let mut r = rings(&out);
     r.sort();
-    assert_eq!(r, [(1, 1), (1, 2)], "every ready agent, not the one on a break");
+    assert_eq!(
+        r,
+        [(1, 1), (1, 2)],
+        "every ready agent, not the one on a break"
+    );
     let out = rig.answer(1, 2);
     assert!(out.contains(&Output::Bridge {
         call: c(1),
@@ -75,7 +84,11 @@ fn ring_all_rings_every_ready_agent_and_the_first_answer_wins() {
     assert_eq!(cancels(&out), [(1, 1)]);
     assert_eq!(rig.state(1), AgentState::Ready);
     assert_eq!(rig.state(2), AgentState::OnCall { call: c(1) });
-    assert_eq!(rig.acd.agent(a(1)).unwrap().missed_in_a_row, 0, "not a miss");
+    assert_eq!(
+        rig.acd.agent(a(1)).unwrap().missed_in_a_row,
+        0,
+        "not a miss"
+    );
     // The next call rings whoever is left.
     assert_eq!(rings(&rig.enqueue(2, "q", 0)), [(2, 1)]);
 }
@@ -130,7 +143,11 @@ fn a_vip_caller_goes_ahead_of_earlier_normal_callers() {
     }
     assert_eq!(rig.acd.position(c(5)), Some(1), "VIP 3 first");
     assert_eq!(rig.acd.position(c(4)), Some(2), "VIP 1, earlier than 6");
-    assert_eq!(rig.acd.position(c(1)), Some(4), "the first normal caller after the VIPs");
+    assert_eq!(
+        rig.acd.position(c(1)),
+        Some(4),
+        "the first normal caller after the VIPs"
+    );
     rig.input(Input::Registered { agent: a(1) });
     let mut served = Vec::new();
     let out = rig.input(Input::AgentReady { agent: a(1) });
@@ -179,7 +196,11 @@ fn an_agent_in_two_queues_takes_the_caller_who_waited_longest() {
     assert_eq!(rings(&out), [(3, 1)], "the VIP first, whatever the queue");
     rig.answer(3, 1);
     let out = rig.end(3);
-    assert_eq!(rings(&out), [(1, 1)], "then mobile: it waited longer than billing's caller");
+    assert_eq!(
+        rings(&out),
+        [(1, 1)],
+        "then mobile: it waited longer than billing's caller"
+    );
 }
 
 #[test]
@@ -189,7 +210,11 @@ fn an_agent_whose_phone_is_not_registered_is_not_rung() {
     rig.input(Input::Unregistered { agent: a(1) });
     let out = rig.enqueue(1, "q", 0);
     assert!(rings(&out).is_empty());
-    assert_eq!(rig.state(1), AgentState::Ready, "still ready: only the phone is away");
+    assert_eq!(
+        rig.state(1),
+        AgentState::Ready,
+        "still ready: only the phone is away"
+    );
     assert_eq!(rig.acd.agent_counts().unregistered, 1);
     let out = rig.input(Input::Registered { agent: a(1) });
     assert_eq!(rings(&out), [(1, 1)]);

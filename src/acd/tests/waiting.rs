@@ -24,17 +24,26 @@ fn announcements_come_at_the_interval_with_the_right_position() {
     heard.extend(announcements(&rig.advance(s(25))));
     let pos: Vec<(u64, usize)> = heard.iter().map(|(c, p, _)| (*c, *p)).collect();
     assert_eq!(pos, [(1, 1), (2, 2), (3, 3), (1, 1), (2, 2), (3, 3)]);
-    assert!(heard.iter().all(|(_, _, w)| w.is_none()), "no history yet, no estimate");
+    assert!(
+        heard.iter().all(|(_, _, w)| w.is_none()),
+        "no history yet, no estimate"
+    );
     // t = 55: caller 1 gives up; the others move up at their next announcement.
     rig.input(Input::Abandon { call: c(1) });
     let out = rig.advance(s(30)); // to t = 85: 2 at 70, 3 at 80
-    let pos: Vec<(u64, usize)> = announcements(&out).iter().map(|(c, p, _)| (*c, *p)).collect();
+    let pos: Vec<(u64, usize)> = announcements(&out)
+        .iter()
+        .map(|(c, p, _)| (*c, *p))
+        .collect();
     assert_eq!(pos, [(2, 1), (3, 2)]);
     // A VIP joins ahead of them: told position 1, and caller 2 hears 2 at t = 100.
     let out = rig.enqueue(4, "q", 1);
     assert_eq!(announcements(&out)[0].1, 1);
     let out = rig.advance(s(15));
-    let pos: Vec<(u64, usize)> = announcements(&out).iter().map(|(c, p, _)| (*c, *p)).collect();
+    let pos: Vec<(u64, usize)> = announcements(&out)
+        .iter()
+        .map(|(c, p, _)| (*c, *p))
+        .collect();
     assert_eq!(pos, [(2, 2)]);
 }
 
@@ -47,7 +56,10 @@ fn nobody_hears_an_announcement_when_an_agent_takes_the_call_at_once() {
     assert_eq!(rings(&out), [(1, 1)]);
     // Rung again (declined, nobody else) and still ringing when the interval comes: no
     // announcement over the ringback.
-    rig.input(Input::AgentRejected { call: c(1), agent: a(1) });
+    rig.input(Input::AgentRejected {
+        call: c(1),
+        agent: a(1),
+    });
     let out = rig.advance(s(30));
     assert!(announcements(&out).is_empty(), "{out:?}");
 }
@@ -67,16 +79,26 @@ fn expected_wait_follows_recent_talk_and_wrap_up_times() {
             (p, w)
         })
         .collect();
-    assert_eq!(w, [(1, Some(s(70))), (2, Some(s(140)))], "position × 70 s ÷ 1 agent");
+    assert_eq!(
+        w,
+        [(1, Some(s(70))), (2, Some(s(140)))],
+        "position × 70 s ÷ 1 agent"
+    );
     // A second agent halves it.
     rig.staff(rec(2, &["q"], &[]));
-    rig.input(Input::AgentRejected { call: c(3), agent: a(2) });
+    rig.input(Input::AgentRejected {
+        call: c(3),
+        agent: a(2),
+    });
     rig.input(Input::AgentNotReady {
         agent: a(2),
         reason: "x".into(),
     });
     rig.input(Input::AgentReady { agent: a(2) });
-    rig.input(Input::AgentAnswered { call: c(3), agent: a(2) });
+    rig.input(Input::AgentAnswered {
+        call: c(3),
+        agent: a(2),
+    });
     let out = rig.advance(s(60));
     let (_, p, w) = announcements(&out)[0];
     assert_eq!((p, w), (1, Some(s(35))), "caller 4: first of two, 2 agents");
@@ -108,13 +130,20 @@ fn overflow_after_max_wait_goes_to_the_right_queue_keeping_the_place() {
         }]
     );
     assert_eq!(rig.acd.queue_of(c(1)), Some(&q("senior")));
-    assert_eq!(rig.acd.position(c(1)), Some(1), "ahead of caller 2, who came later");
+    assert_eq!(
+        rig.acd.position(c(1)),
+        Some(1),
+        "ahead of caller 2, who came later"
+    );
     let out = rig.end(50);
     assert_eq!(rings(&out), [(1, 9)]);
     let st = rig.acd.queue_stats(rig.now, &q("billing")).unwrap();
     assert_eq!((st.counters.overflowed_out, st.waiting), (1, 0));
     // The overflow queue's own max wait starts when the caller arrives there: no limit here.
-    assert!(rig.advance(s(600)).iter().all(|o| !matches!(o, Output::Overflowed { .. })));
+    assert!(rig
+        .advance(s(600))
+        .iter()
+        .all(|o| !matches!(o, Output::Overflowed { .. })));
 }
 
 #[test]
@@ -150,7 +179,14 @@ fn max_wait_without_overflow_lets_the_call_go() {
         }]
     );
     assert_eq!(rig.acd.position(c(1)), None);
-    assert_eq!(rig.acd.queue_stats(rig.now, &q("q")).unwrap().counters.timed_out, 1);
+    assert_eq!(
+        rig.acd
+            .queue_stats(rig.now, &q("q"))
+            .unwrap()
+            .counters
+            .timed_out,
+        1
+    );
 }
 
 #[test]
@@ -170,7 +206,11 @@ fn a_callback_keeps_its_place_and_the_agent_is_reserved_before_the_customer_is_d
     assert!(rig.input(Input::Abandon { call: c(1) }).is_empty());
     let out = rig.advance(s(5)); // t = 40: caller 2 is offered too and declines (says nothing)
     assert_eq!(out, [Output::OfferCallback { call: c(2) }]);
-    assert_eq!(rig.acd.position(c(2)), Some(2), "the callback is still ahead");
+    assert_eq!(
+        rig.acd.position(c(2)),
+        Some(2),
+        "the callback is still ahead"
+    );
     let st = rig.acd.queue_stats(rig.now, &q("q")).unwrap();
     assert_eq!((st.waiting, st.callbacks), (1, 1));
 
@@ -179,7 +219,15 @@ fn a_callback_keeps_its_place_and_the_agent_is_reserved_before_the_customer_is_d
     let out = rig.advance(s(10));
     let agent_first: Vec<&Output> = out
         .iter()
-        .filter(|o| !matches!(o, Output::AgentState { state: AgentState::Ready, .. }))
+        .filter(|o| {
+            !matches!(
+                o,
+                Output::AgentState {
+                    state: AgentState::Ready,
+                    ..
+                }
+            )
+        })
         .collect();
     assert_eq!(
         agent_first,
@@ -224,20 +272,27 @@ fn a_callback_the_agent_misses_stays_at_the_head_for_the_next_agent() {
     let out = rig.advance(s(15));
     assert_eq!(cancels(&out), [(1, 2)], "stop trying agent 2");
     assert_eq!(rig.acd.agent(a(2)).unwrap().missed_in_a_row, 1);
-    assert!(out.iter().any(|o| matches!(o, Output::PlaceCallback { agent, .. } if *agent == a(3))));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::PlaceCallback { agent, .. } if *agent == a(3))));
     assert_eq!(rig.acd.position(c(1)), Some(1));
     // A caller who comes now waits behind the callback and gets agent 2.
     let out = rig.enqueue(2, "q", 0);
     assert_eq!(rings(&out), [(2, 2)]);
     // Agent 3 declines too: the callback waits, first in line, for the next free agent.
-    rig.input(Input::AgentRejected { call: c(1), agent: a(3) });
+    rig.input(Input::AgentRejected {
+        call: c(1),
+        agent: a(3),
+    });
     assert_eq!(rig.acd.position(c(1)), Some(1));
     assert_eq!(rig.acd.position(c(2)), Some(2));
 }
 
 #[test]
 fn a_callback_offer_due_while_ringing_comes_if_the_ring_fails() {
-    let mut rig = Rig::new("[queue.q]\noffer_callback_after_s = 30\nring_timeout_s = 20\nannounce_every_s = 0\n");
+    let mut rig = Rig::new(
+        "[queue.q]\noffer_callback_after_s = 30\nring_timeout_s = 20\nannounce_every_s = 0\n",
+    );
     rig.input(Input::AgentUpsert(rec(1, &["q"], &[])));
     rig.input(Input::Registered { agent: a(1) });
     rig.enqueue(1, "q", 0);
@@ -246,7 +301,10 @@ fn a_callback_offer_due_while_ringing_comes_if_the_ring_fails() {
     let out = rig.advance(s(15));
     assert!(!out.contains(&Output::OfferCallback { call: c(1) }));
     let out = rig.advance(s(5));
-    assert!(out.contains(&Output::OfferCallback { call: c(1) }), "{out:?}");
+    assert!(
+        out.contains(&Output::OfferCallback { call: c(1) }),
+        "{out:?}"
+    );
     // Offered once only.
     let out = rig.advance(s(120));
     assert!(!out.contains(&Output::OfferCallback { call: c(1) }));
@@ -263,7 +321,9 @@ fn accepting_a_callback_while_ringing_frees_the_agent() {
     });
     assert_eq!(cancels(&out), [(1, 1)]);
     // Nobody else waits: the callback is placed with that agent at once.
-    assert!(out.iter().any(|o| matches!(o, Output::PlaceCallback { .. })));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::PlaceCallback { .. })));
     assert_eq!(rig.acd.agent(a(1)).unwrap().missed_in_a_row, 0);
     let out = rig.input(Input::CancelCallback { call: c(1) });
     assert_eq!(cancels(&out), [(1, 1)]);
