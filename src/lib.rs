@@ -10,6 +10,7 @@
 //! - `config`: sip-profiles and server settings, validated at start.
 //! - `server`: the thin tokio shell that owns sockets and timers.
 
+pub mod acd;
 pub mod billing;
 pub mod call;
 pub mod config;
