@@ -1,12 +1,17 @@
 //! answerline: a voice IVR and speech front-end for SIP.
 //!
 //! The call's journey, module by module:
-//! - `sip`: rsipstack's message types wrapped, a sans-IO UAS core (transactions, dialogs).
+//! - `sip`: rsipstack's message types wrapped, a sans-IO core (transactions, dialogs, agent
+//!   legs we place, REGISTER with digest auth).
 //! - `sdp`: RFC 3264 offer/answer.
 //! - `media`: G.711, RTP, RFC 4733 DTMF, prompts pre-encoded per codec, playback.
-//! - `ivr`: menus declared in TOML, the sans-IO interpreter, number and money reading.
+//! - `ivr`: menus declared in TOML, the sans-IO interpreter (bill, top-up, speech steps),
+//!   number and money reading.
+//! - `speech`: voice activity, utterances, recognisers (Whisper, WebSocket), intents.
 //! - `call`: one call = dialog + media + IVR flow; `engine`: every call, driven by inputs and time.
-//! - `billing`, `store`: the billing trait, SQLite store, CDRs.
+//! - `billing`, `store`: the billing trait (SQLite or an HTTP BSS), top-up journal,
+//!   reconciler and audit; SQLite store, CDRs.
+//! - `acd`: queues and agents, sans-IO (not yet wired to calls).
 //! - `config`: sip-profiles and server settings, validated at start.
 //! - `server`: the thin tokio shell that owns sockets and timers.
 
@@ -14,6 +19,7 @@ pub mod acd;
 pub mod billing;
 pub mod call;
 pub mod config;
+mod hex;
 pub mod ivr;
 pub mod media;
 pub mod sdp;

@@ -58,17 +58,7 @@ fn call_to(sip: std::net::SocketAddr, keys: &str, hold_ms: u64) -> SippResult {
 }
 
 fn audit(server: &Server) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_answerline"))
-        .args(["audit", "--data"])
-        .arg(server.data_dir())
-        .output()
-        .expect("answerline audit runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    answerline_cli(&["audit"], &server.data_dir())
 }
 
 #[test]

@@ -34,21 +34,6 @@ fn seed() -> u64 {
     s | 1
 }
 
-fn cli(args: &[&str], data: &std::path::Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_answerline"))
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .expect("answerline runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn top_ups_over_sip_survive_the_server_being_killed() {
     let mut rng = seed();
@@ -100,9 +85,9 @@ fn top_ups_over_sip_survive_the_server_being_killed() {
     let mut server = Server::start(opts.clone());
     std::thread::sleep(Duration::from_secs(2));
     server.stop();
-    let (ok, text) = cli(&["reconcile"], &data);
+    let (ok, text) = answerline_cli(&["reconcile"], &data);
     assert!(ok, "reconcile: {text}");
-    let (ok, text) = cli(&["audit"], &data);
+    let (ok, text) = answerline_cli(&["audit"], &data);
     assert!(ok, "audit after {kills} kills: {text}");
     let db = data.join("answerline.db");
     let per_card = db_rows(

@@ -17,19 +17,7 @@ pub(crate) struct CardVault {
     mac: [u8; 32],
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+use crate::hex::{decode as unhex, encode as hex};
 
 /// HMAC-SHA-256 (RFC 2104) over the concatenation of `parts`.
 fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {

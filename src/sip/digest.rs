@@ -41,9 +41,7 @@ impl Algo {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use crate::hex::encode as hex;
 
 /// H(user:realm:password): what a directory stores instead of the password.
 pub fn ha1(algo: Algo, user: &str, realm: &str, password: &str) -> String {

@@ -7,19 +7,7 @@ use sha2::{Digest, Sha256};
 
 pub const PIN_HASH_ROUNDS: u32 = 4096;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+use crate::hex::{decode as unhex, encode as hex};
 
 fn digest(rounds: u32, salt: &[u8], pin: &str) -> [u8; 32] {
     let mut h: [u8; 32] = Sha256::new()

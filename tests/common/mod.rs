@@ -394,6 +394,22 @@ impl Drop for Server {
     }
 }
 
+/// Runs `answerline <args> --data <data>` (audit, reconcile, ...): (exit 0, stdout + stderr).
+pub fn answerline_cli(args: &[&str], data: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_answerline"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("answerline runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Polls `f` every 50 ms until it returns Some or `timeout` passes (CDRs are written after the
 /// call ends, asynchronously).
 pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
