@@ -64,6 +64,7 @@ impl Hearing for RecognizerHearing {
                 text: rec.text,
                 intent: None,
                 confidence: percent(rec.confidence),
+                digits: None,
             };
         }
         match self.matcher.match_text(&rec.text, rec.confidence, &kinds) {
@@ -71,11 +72,13 @@ impl Hearing for RecognizerHearing {
                 text: rec.text,
                 intent: Some(i.kind.name().to_string()),
                 confidence: percent(i.confidence),
+                digits: i.digits,
             },
             None => Heard {
                 text: rec.text,
                 intent: None,
                 confidence: 0,
+                digits: None,
             },
         }
     }

@@ -1158,6 +1158,7 @@ mod speech_step {
                 text: "我想查话费".into(),
                 intent: Some(intent.into()),
                 confidence: 92,
+                digits: None,
             },
         });
         rig.hearing = Some(stand.clone());

@@ -78,6 +78,8 @@ pub struct Heard {
     pub intent: Option<String>,
     /// 0-100, the recogniser's and the match's together.
     pub confidence: u8,
+    /// A number said digit by digit ("幺三八…", "one three eight…"), for spoken entries.
+    pub digits: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -404,6 +406,7 @@ impl Ivr {
             Mode::Menu => self.menu_timeout(now),
             Mode::Collect { digits, .. } => {
                 if digits.is_empty() {
+                    self.stop_listening();
                     self.collect_no_input(now)
                 } else {
                     self.finish_collect(now)
@@ -851,6 +854,7 @@ impl Ivr {
             purpose,
         };
         if self.typeahead.is_empty() {
+            self.listen_for_entry();
             let prompt = self.collect_spec().prompt.clone();
             self.play(now, &prompt, true, After::CollectWait);
         } else {
@@ -861,6 +865,9 @@ impl Ivr {
     fn collect_wait(&mut self, now: Instant) {
         if !matches!(self.mode, Mode::Collect { .. }) {
             return;
+        }
+        if self.typeahead.is_empty() {
+            self.listen_for_entry();
         }
         while let Some(d) = self.typeahead.pop_front() {
             if self.collect_digit(now, d) {
@@ -882,6 +889,7 @@ impl Ivr {
 
     /// Returns true when the collection ended (complete, rejected or left).
     fn collect_digit(&mut self, now: Instant, d: char) -> bool {
+        self.stop_listening();
         let spec = self.collect_spec();
         let (terminator, max, inter) = (spec.terminator, spec.max_digits, spec.timers.inter_digit);
         if d == '*' && terminator != Some('*') {
@@ -914,6 +922,7 @@ impl Ivr {
 
     fn finish_collect(&mut self, now: Instant) {
         self.deadline = None;
+        self.stop_listening();
         let Mode::Collect { digits, purpose } = &mut self.mode else {
             return;
         };

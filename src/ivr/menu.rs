@@ -114,6 +114,8 @@ pub struct CollectSpec {
     pub var: Option<String>,
     /// Where a standalone collection goes when complete (unused inside the bill flow).
     pub next: Option<String>,
+    /// The caller may also say the digits (where a recogniser runs); never for sensitive ones.
+    pub spoken: bool,
     pub timers: Timers,
 }
 
@@ -509,6 +511,8 @@ struct RawNode {
     speech: Option<RawSpeech>,
     // reason
     then: Option<RawAction>,
+    // collect
+    spoken: Option<bool>,
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -970,6 +974,16 @@ impl Checker<'_> {
             terminator,
             regex,
             sensitive: n.sensitive.unwrap_or(false),
+            spoken: match n.spoken {
+                Some(true) if n.sensitive == Some(true) => {
+                    return Err(self.err(
+                        format!("{key}.spoken"),
+                        "a sensitive entry (PIN, card) cannot be spoken: it would be heard by the recogniser and anyone near the caller",
+                        "remove spoken, or sensitive if the entry is not secret",
+                    ))
+                }
+                v => v.unwrap_or(false),
+            },
             var: n.var.clone(),
             next: n
                 .next
@@ -1306,7 +1320,8 @@ const BILL_FIELDS: [&str; 16] = [
     "busy",
 ];
 const TOPUP_FIELDS: [&str; 4] = ["number", "card", "tries", "messages"];
-const COLLECT_FIELDS: [&str; 16] = [
+const COLLECT_FIELDS: [&str; 17] = [
+    "spoken",
     "prompt",
     "min_digits",
     "max_digits",
@@ -1377,7 +1392,8 @@ impl RawNode {
             tries,
             messages,
             speech,
-            then
+            then,
+            spoken
         );
         v
     }

@@ -13,6 +13,9 @@ use crate::ivr::menu::{Node, PromptRef, SpeechSpec};
 
 /// How long a recognition may take before the utterance counts as not understood.
 const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(8);
+/// A number said digit by digit: eleven digits take a few seconds.
+const SPOKEN_ENTRY_MAX_MS: u32 = 10_000;
+const SPOKEN_ENTRY_END_SILENCE_MS: u32 = 900;
 /// "Describe your problem": a sentence or two, ended by a second of silence.
 const REASON_MAX_MS: u32 = 15_000;
 const REASON_END_SILENCE_MS: u32 = 1000;
@@ -159,6 +162,7 @@ impl Ivr {
         self.speech.heard_voice = true;
         let max = match self.mode {
             Mode::Reason => REASON_MAX_MS,
+            Mode::Collect { .. } => SPOKEN_ENTRY_MAX_MS,
             _ => self
                 .speech_step_here()
                 .map_or(10_000, |sp| sp.max_utterance_ms),
@@ -177,6 +181,9 @@ impl Ivr {
     pub(super) fn on_heard(&mut self, now: Instant, h: Heard) {
         if self.speech.listening && matches!(self.mode, Mode::Reason) {
             return self.reason_done(now, Some(h.text));
+        }
+        if self.speech.listening && matches!(self.mode, Mode::Collect { .. }) {
+            return self.spoken_entry(now, h);
         }
         if !self.speech.listening || !matches!(self.mode, Mode::Menu) {
             return; // a key got there first, or the caller moved on
@@ -274,6 +281,44 @@ impl Ivr {
         self.speech.heard_voice = false;
         self.actions.push_back(IvrAction::StopListening);
         self.speech_failed(now, no_input)
+    }
+
+    /// Arms the recogniser for a collect node that takes spoken digits (keys work too).
+    pub(super) fn listen_for_entry(&mut self) {
+        let spoken = matches!(self.menus.node(&self.node), Some(Node::Collect(c)) if c.spoken);
+        if !spoken || !self.speech.available || self.speech.listening {
+            return;
+        }
+        self.speech.listening = true;
+        self.speech.heard_voice = false;
+        self.actions.push_back(IvrAction::Listen {
+            max_utterance_ms: SPOKEN_ENTRY_MAX_MS,
+            end_silence_ms: SPOKEN_ENTRY_END_SILENCE_MS,
+            intents: vec!["digits".into()],
+        });
+    }
+
+    /// Digits said instead of keyed: they go through the node's checks (length, regex) as
+    /// keyed ones would; words that were no number leave the entry waiting for keys.
+    fn spoken_entry(&mut self, now: Instant, h: Heard) {
+        self.speech.listening = false;
+        self.speech.heard_voice = false;
+        let Mode::Collect { digits, .. } = &mut self.mode else {
+            return;
+        };
+        match h
+            .digits
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        {
+            Some(said) if digits.is_empty() => {
+                *digits = said;
+                self.finish_collect(now);
+            }
+            _ => {
+                self.listen_for_entry();
+                self.collect_wait(now);
+            }
+        }
     }
 
     pub(super) fn speech_available(&self) -> bool {

@@ -20,6 +20,7 @@ fn heard(intent: Option<&str>, confidence: u8) -> IvrInput {
         text: String::new(),
         intent: intent.map(String::from),
         confidence,
+        digits: None,
     })
 }
 
@@ -181,6 +182,7 @@ fn before_an_agent_the_caller_describes_the_problem_which_is_kept_masked() {
         text: "我的卡号 6222 0212 3456 7890 充不进去".into(),
         intent: None,
         confidence: 80,
+        digits: None,
     }));
     assert_eq!(names(&a), ["transferring"]);
     assert_eq!(c.ivr.reason(), Some("我的卡号 ****************充不进去"));
@@ -216,4 +218,83 @@ fn listen_reason() -> IvrAction {
         end_silence_ms: 1000,
         intents: Vec::new(),
     }
+}
+
+fn said_digits(digits: &str) -> IvrInput {
+    IvrInput::Heard(Heard {
+        text: String::new(),
+        intent: Some("digits".into()),
+        confidence: 90,
+        digits: Some(digits.into()),
+    })
+}
+
+fn listen_digits() -> IvrAction {
+    IvrAction::Listen {
+        max_utterance_ms: 10_000,
+        end_silence_ms: 900,
+        intents: vec!["digits".into()],
+    }
+}
+
+/// Top-up for another number: the number prompt is playing.
+fn at_topup_number() -> TestCall {
+    let (mut c, _) = TestCall::at_main(None, true);
+    let a = c.input(IvrInput::Digit('2'));
+    assert!(a.contains(&listen_digits()), "{a:?}");
+    assert_eq!(names(&a), ["topup_number_prompt"]);
+    c
+}
+
+#[test]
+fn a_phone_number_may_be_said_and_is_read_back_like_a_keyed_one() {
+    let mut c = at_topup_number();
+    c.says();
+    let a = c.input(said_digits("13900139000"));
+    assert_eq!(names(&a)[0], "topup_number_is");
+    assert_eq!(names(&a)[1..4], ["num_yao", "num_3", "num_9"]);
+    assert_eq!(
+        c.ivr.inputs().last(),
+        Some(&("topup_number".to_string(), "13900139000".to_string()))
+    );
+}
+
+#[test]
+fn a_said_number_is_checked_like_a_keyed_one_and_keys_still_work() {
+    let mut c = at_topup_number();
+    c.says();
+    // Ten digits: the node wants eleven.
+    let a = c.input(said_digits("1390013900"));
+    assert_eq!(names(&a), ["topup_number_invalid", "topup_number_prompt"]);
+    // Words that were no number: the entry waits for keys, listening again.
+    let mut c = at_topup_number();
+    c.input(IvrInput::PlaybackDone);
+    c.says();
+    let a = c.input(heard(None, 0));
+    assert_eq!(a, [listen_digits()]);
+    let a = c.input(IvrInput::Digit('1'));
+    assert_eq!(a, [IvrAction::StopListening]);
+    let a = c.keys("3900139000");
+    assert_eq!(names(&a)[0], "topup_number_is");
+}
+
+#[test]
+fn secret_entries_never_listen() {
+    let (mut c, _) = TestCall::at_main(None, true);
+    // Bill for a withheld caller: the number may be said, the PIN may not.
+    let a = c.input(IvrInput::Digit('1'));
+    assert!(a.contains(&listen_digits()), "{a:?}");
+    c.keys("13800138000#");
+    let a = c.take();
+    assert!(
+        !a.iter().any(|x| matches!(x, IvrAction::Listen { .. })),
+        "{a:?}"
+    );
+    let e = crate::ivr::MenuSet::from_toml_str(
+        "menus.toml",
+        &super::super::harness::MENUS
+            .replace("sensitive = true\n", "sensitive = true\nspoken = true\n"),
+    )
+    .unwrap_err();
+    assert!(e.key.ends_with(".spoken"), "{e}");
 }
