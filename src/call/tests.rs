@@ -1202,7 +1202,11 @@ mod speech_step {
         let bye = caller.request("BYE", "", "");
         rig.send(&caller, &bye);
         let cdr = rig.cdr();
-        assert!(cdr.inputs.contains("said:bill"), "{}", cdr.inputs);
+        assert!(
+            cdr.inputs.contains("said:bill 我想查话费"),
+            "{}",
+            cdr.inputs
+        );
     }
 
     #[test]

@@ -199,11 +199,15 @@ impl Ivr {
             .intent
             .as_ref()
             .is_some_and(|i| sp.intents.contains_key(i));
-        let said = match &h.intent {
-            Some(i) => format!("said:{i}"),
-            None => "said:?".to_string(),
-        };
-        self.record(said);
+        // What was understood and the words themselves (digit runs masked: callers read
+        // out numbers), for the CDR and the agent.
+        let intent = h.intent.as_deref().unwrap_or("?");
+        let words: String = mask_digit_runs(h.text.trim()).chars().take(120).collect();
+        self.record(if words.is_empty() {
+            format!("said:{intent}")
+        } else {
+            format!("said:{intent} {words}")
+        });
         if let Some(pending) = self.speech.confirming.take() {
             return match h.intent.as_deref() {
                 Some("yes") => self.speech_do(now, &pending),
