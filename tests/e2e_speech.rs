@@ -32,13 +32,23 @@ fn speak(dir: &Path, voice: &str, text: &str) -> std::path::PathBuf {
     out
 }
 
-/// (ivr_path, inputs, outcome) of the one call.
+/// (ivr_path, inputs, outcome, reason, sizes of the kept utterance files) of the one call.
 fn cdr(server: &Server) -> Vec<String> {
-    wait_until(Duration::from_secs(5), || {
+    let mut row = wait_until(Duration::from_secs(5), || {
         let r = server.db_rows("SELECT ivr_path, inputs, outcome, reason FROM cdr ORDER BY id");
         r.into_iter().next()
     })
-    .expect("a CDR")
+    .expect("a CDR");
+    let sizes: Vec<String> = row[1]
+        .split(['"', ' '])
+        .filter(|w| w.starts_with("utterances/"))
+        .map(|w| {
+            let p = server.data_dir().join(w);
+            std::fs::metadata(&p).map_or(0, |m| m.len()).to_string()
+        })
+        .collect();
+    row.push(sizes.join(","));
+    row
 }
 
 /// The caller says `text` `at_s` seconds into the call; `keys` are in-band tones before it
@@ -100,6 +110,13 @@ fn saying_check_my_bill_over_the_english_main_menu_reads_the_bill() {
     assert!(row[0].starts_with("welcome>main>bill"), "{row:?}");
     assert!(row[1].contains("said:bill"), "{row:?}");
     assert_eq!(row[2], "bill_played", "{row:?}");
+    // The words are kept beside the transcript, where the CDR says (over a second of audio).
+    let len: u64 = row[4].split(',').next().unwrap_or("").parse().unwrap_or(0);
+    assert!(
+        len > 44 + 16_000,
+        "kept utterance sizes {:?}: {row:?}",
+        row[4]
+    );
 }
 
 #[test]

@@ -65,6 +65,7 @@ impl Hearing for RecognizerHearing {
                 intent: None,
                 confidence: percent(rec.confidence),
                 digits: None,
+                audio: None,
             };
         }
         match self.matcher.match_text(&rec.text, rec.confidence, &kinds) {
@@ -73,12 +74,14 @@ impl Hearing for RecognizerHearing {
                 intent: Some(i.kind.name().to_string()),
                 confidence: percent(i.confidence),
                 digits: i.digits,
+                audio: None,
             },
             None => Heard {
                 text: rec.text,
                 intent: None,
                 confidence: 0,
                 digits: None,
+                audio: None,
             },
         }
     }

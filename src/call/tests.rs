@@ -1159,6 +1159,7 @@ mod speech_step {
                 intent: Some(intent.into()),
                 confidence: 92,
                 digits: None,
+                audio: None,
             },
         });
         rig.hearing = Some(stand.clone());

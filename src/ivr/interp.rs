@@ -80,6 +80,8 @@ pub struct Heard {
     pub confidence: u8,
     /// A number said digit by digit ("幺三八…", "one three eight…"), for spoken entries.
     pub digits: Option<String>,
+    /// Where the shell kept the caller's audio (relative to the data folder), if it did.
+    pub audio: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -1147,6 +1149,8 @@ fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
 mod harness;
 mod speech;
 mod topup;
+
+pub use speech::mask_digit_runs;
 
 #[cfg(test)]
 mod tests;

@@ -5,5 +5,7 @@ pub mod menu;
 pub mod say;
 pub mod script;
 
-pub use interp::{BillingReply, BillingRequest, Heard, Ivr, IvrAction, IvrInput, IvrStart};
+pub use interp::{
+    mask_digit_runs, BillingReply, BillingRequest, Heard, Ivr, IvrAction, IvrInput, IvrStart,
+};
 pub use menu::{all_prompt_names, check_prompts, MenuError, MenuSet};

@@ -4,6 +4,7 @@
 mod rtp_ports;
 mod setup;
 mod tcp;
+mod utterances;
 mod worker;
 
 pub use setup::{check_config, prepare, Prepared, ServeOptions};

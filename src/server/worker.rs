@@ -334,8 +334,10 @@ impl Worker {
                         });
                         continue;
                     };
+                    let data = self.db.dir().to_path_buf();
                     self.rt.spawn_blocking(move || {
-                        let heard = speech.hear(&job);
+                        let mut heard = speech.hear(&job);
+                        heard.audio = super::utterances::keep(&data, &job, &heard);
                         mailbox.send(Inbound::Heard { call, heard });
                     });
                 }

@@ -19,6 +19,7 @@ pub mod resample;
 pub mod test_audio;
 pub mod utterance;
 pub mod vad;
+pub mod wav;
 #[cfg(feature = "whisper")]
 pub mod whisper;
 pub mod ws;

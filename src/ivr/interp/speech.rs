@@ -22,7 +22,7 @@ const REASON_END_SILENCE_MS: u32 = 1000;
 const REASON_NO_INPUT: Duration = Duration::from_secs(6);
 
 /// Callers read out card numbers and PINs; a reason keeps at most three digits in a row.
-pub(crate) fn mask_digit_runs(text: &str) -> String {
+pub fn mask_digit_runs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
@@ -180,6 +180,9 @@ impl Ivr {
 
     pub(super) fn on_heard(&mut self, now: Instant, h: Heard) {
         if self.speech.listening && matches!(self.mode, Mode::Reason) {
+            if let Some(a) = &h.audio {
+                self.record(format!("audio {a}"));
+            }
             return self.reason_done(now, Some(h.text));
         }
         if self.speech.listening && matches!(self.mode, Mode::Collect { .. }) {
@@ -203,11 +206,17 @@ impl Ivr {
         // out numbers), for the CDR and the agent.
         let intent = h.intent.as_deref().unwrap_or("?");
         let words: String = mask_digit_runs(h.text.trim()).chars().take(120).collect();
-        self.record(if words.is_empty() {
-            format!("said:{intent}")
-        } else {
-            format!("said:{intent} {words}")
-        });
+        let mut said = format!("said:{intent}");
+        for part in [
+            Some(words.as_str()).filter(|w| !w.is_empty()),
+            h.audio.as_deref(),
+        ] {
+            if let Some(p) = part {
+                said.push(' ');
+                said.push_str(p);
+            }
+        }
+        self.record(said);
         if let Some(pending) = self.speech.confirming.take() {
             return match h.intent.as_deref() {
                 Some("yes") => self.speech_do(now, &pending),

@@ -21,6 +21,7 @@ fn heard(intent: Option<&str>, confidence: u8) -> IvrInput {
         intent: intent.map(String::from),
         confidence,
         digits: None,
+        audio: None,
     })
 }
 
@@ -183,6 +184,7 @@ fn before_an_agent_the_caller_describes_the_problem_which_is_kept_masked() {
         intent: None,
         confidence: 80,
         digits: None,
+        audio: None,
     }));
     assert_eq!(names(&a), ["transferring"]);
     assert_eq!(c.ivr.reason(), Some("我的卡号 ****************充不进去"));
@@ -226,6 +228,7 @@ fn said_digits(digits: &str) -> IvrInput {
         intent: Some("digits".into()),
         confidence: 90,
         digits: Some(digits.into()),
+        audio: None,
     })
 }
 
