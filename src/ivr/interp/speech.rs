@@ -210,11 +210,12 @@ impl Ivr {
         for part in [
             Some(words.as_str()).filter(|w| !w.is_empty()),
             h.audio.as_deref(),
-        ] {
-            if let Some(p) = part {
-                said.push(' ');
-                said.push_str(p);
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            said.push(' ');
+            said.push_str(part);
         }
         self.record(said);
         if let Some(pending) = self.speech.confirming.take() {
