@@ -5,8 +5,8 @@
 //! Errors name the file, the line, the key and the fix, as `crate::config` does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -177,51 +177,9 @@ impl AcdConfig {
 
 // ---- errors ---------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AcdConfigError {
-    Io {
-        path: PathBuf,
-        reason: String,
-    },
-    /// A problem with one key: file, line (when known), dotted key, what is wrong and the fix.
-    Key {
-        path: PathBuf,
-        line: Option<usize>,
-        key: String,
-        reason: String,
-    },
-}
-
-impl fmt::Display for AcdConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AcdConfigError::Io { path, reason } => write!(f, "{}: {}", path.display(), reason),
-            AcdConfigError::Key {
-                path,
-                line,
-                key,
-                reason,
-            } => {
-                write!(f, "{}", path.display())?;
-                if let Some(l) = line {
-                    write!(f, ":{l}")?;
-                }
-                write!(f, ": key '{key}': {reason}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for AcdConfigError {}
-
-/// 1-based line of a byte offset.
-fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
+use crate::config::line_of_offset;
+/// The same errors as the SIP profiles': file, line, key, what is wrong and the fix.
+pub use crate::config::ConfigError as AcdConfigError;
 
 /// Builds errors for one file.
 struct Errs<'a> {

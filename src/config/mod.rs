@@ -7,6 +7,7 @@ mod error;
 mod net;
 mod profile;
 
+pub(crate) use error::line_of_offset;
 pub use error::ConfigError;
 pub use net::{Cidr, PortRange};
 pub use profile::{CallerIdSource, DtmfMode, Profile};
