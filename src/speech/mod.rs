@@ -2,7 +2,8 @@
 //! speech recognition for menu steps that take spoken answers.
 //!
 //! - `vad`: sans-IO voice activity detection over 8 kHz audio.
-//! - `utterance`: collects one utterance (VAD-endpointed) for a recogniser, sans-IO.
+//! - `capture`: cuts one utterance (VAD-endpointed, with pre-roll) out of the caller's audio
+//!   for a recogniser, sans-IO; the media leg runs it while a speech step listens.
 //! - `asr`: the `Recognizer` trait (a blocking job, run off the media thread), its request,
 //!   result and error values, `AsrConfig` and `load_recognizer`.
 //! - `whisper` (feature `whisper`): the embedded offline engine; `ws`: the streaming network
@@ -17,7 +18,6 @@ pub mod intent;
 pub mod resample;
 #[doc(hidden)]
 pub mod test_audio;
-pub mod utterance;
 pub mod vad;
 pub mod wav;
 #[cfg(feature = "whisper")]
@@ -30,7 +30,6 @@ pub use asr::{
 };
 pub use capture::Capture;
 pub use intent::{Intent, IntentKind, IntentMatcher};
-pub use utterance::{Utterance, UtteranceCollector, UtteranceConfig, UtteranceEnd};
 pub use vad::{Vad, VadConfig, VadEvent};
 #[cfg(feature = "whisper")]
 pub use whisper::{WhisperConfig, WhisperRecognizer};
