@@ -10,6 +10,8 @@ use answerline::media::g711::Law;
 use answerline::media::player::Player;
 use answerline::media::rfc4733::{encode_event, DtmfReceiver};
 use answerline::media::rtp::{self, RtpSender};
+use answerline::speech::test_audio::white_noise;
+use answerline::speech::{Vad, VadConfig};
 
 const ROUNDS: usize = 5;
 
@@ -96,6 +98,30 @@ fn receive_path(packets: &[Vec<u8>]) -> (f64, u64) {
     (per, digits)
 }
 
+/// The VAD on a 20 ms packet of steady line noise (its network rests once the background is
+/// known) and of noise bursts that keep standing out (the network runs every frame).
+fn vad_path(steady: bool) -> f64 {
+    let mut audio = white_noise(8000 * 10, 3300.0, 9);
+    if !steady {
+        // 200 ms on, 200 ms of near-silence: every burst stands out from the background.
+        for (k, x) in audio.iter_mut().enumerate() {
+            if (k / 1600) % 2 == 1 {
+                *x /= 100;
+            }
+        }
+    }
+    let frames: Vec<&[i16]> = audio.chunks(160).collect();
+    let mut vad = Vad::new(VadConfig::default());
+    // Past the first second, where the background is still being learnt.
+    for f in &frames[..50] {
+        black_box(vad.push(f));
+    }
+    let n = frames.len() as u64 - 50;
+    time(n, |i| {
+        black_box(vad.push(frames[50 + i as usize]));
+    })
+}
+
 fn main() {
     println!("media_path (best of {ROUNDS} rounds, ns per packet)");
     black_box(send_path(160)); // warm-up
@@ -111,6 +137,14 @@ fn main() {
     println!("  receive audio: rtp::parse + DtmfReceiver::on_packet       {audio:8.1}");
     let (dtmf, digits) = receive_path(&dtmf_packets());
     println!("  receive DTMF:  rtp::parse + DtmfReceiver::on_packet       {dtmf:8.1}");
+    println!(
+        "  VAD, steady line noise:                                    {:8.1}",
+        vad_path(true)
+    );
+    println!(
+        "  VAD, noise bursts (network every frame):                   {:8.1}",
+        vad_path(false)
+    );
     // 32 presses per 256 packets, over 5 rounds of 1e6 packets.
     let expect = ROUNDS as u64 * 1_000_000 / 256 * 32;
     assert!(

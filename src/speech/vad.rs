@@ -498,18 +498,4 @@ mod tests {
         assert!(bad(|c| c.onset_ms = 0));
         assert!(bad(|c| c.hangover_ms = 60_000));
     }
-
-    /// Cost of the VAD per 20 ms packet; `cargo test --lib speech::vad::tests::cost -- --nocapture`.
-    #[test]
-    fn cost_per_20ms_packet() {
-        let audio = white_noise(8000 * 10, LEVEL, 9);
-        let mut vad = Vad::new(VadConfig::default());
-        let t = std::time::Instant::now();
-        let mut events = 0;
-        for f in audio.chunks(160) {
-            events += vad.push(f).is_some() as usize;
-        }
-        let per = t.elapsed().as_nanos() / (audio.len() / 160) as u128;
-        println!("vad: {per} ns per 20 ms packet ({events} events; debug builds are far slower)");
-    }
 }
