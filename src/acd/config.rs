@@ -46,6 +46,8 @@ pub struct QueueConfig {
     pub offer_callback_after: Option<Duration>,
     /// Music-on-hold class the call layer plays while the caller waits here.
     pub moh: String,
+    /// After the agent hangs up, the caller is asked to rate the call (1-5).
+    pub survey: bool,
     /// How many recent answers and handled calls the expected wait averages over.
     pub average_over: usize,
 }
@@ -263,6 +265,7 @@ struct RawQueue {
     offer_callback_after_s: Option<Spanned<i64>>,
     moh: Option<Spanned<String>>,
     average_over: Option<Spanned<i64>>,
+    survey: Option<Spanned<bool>>,
 }
 
 const SEE_QUEUES: &str = "see the comments in sip-profiles/queues.toml for every key";
@@ -555,6 +558,8 @@ fn parse_queues(path: &Path, text: &str) -> Result<(Vec<QueueConfig>, VipPolicy)
             overflow_to,
             offer_callback_after: (offer > 0).then(|| Duration::from_secs(offer as u64)),
             moh,
+            survey: pick(&q.survey, def.map(|d| &d.survey), id, "survey")
+                .is_some_and(|(v, _)| *v.get_ref()),
             average_over: average_over as usize,
         });
     }

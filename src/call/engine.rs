@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, info, warn};
 
+mod agents;
+pub use agents::{Directory, AGENT_REALM};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);
 
@@ -78,6 +81,19 @@ pub enum Output {
         call: CallRef,
         job: RecognizeJob,
     },
+    /// For an agent's screen and the supervisors' wallboard (WebSocket): a state change, a
+    /// call offered with its context, a call connected.
+    AgentEvent {
+        agent: u32,
+        event: serde_json::Value,
+    },
+    /// A caller rated the call after the agent hung up.
+    Survey {
+        call_id: String,
+        agent: Option<u32>,
+        queue: String,
+        score: u8,
+    },
     Cdr(Cdr),
 }
 
@@ -97,6 +113,13 @@ pub struct Engine {
     scratch_ids: Vec<CallRef>,
     scratch_done: Vec<u32>,
     metrics: Metrics,
+    /// The ACD and the agent-phone profile, when agents are configured.
+    desk: Option<agents::Desk>,
+    /// Legs we placed (agents, supervisors), by their own ref; their SIP keys on the agent profile.
+    legs: BTreeMap<CallRef, crate::call::leg::Leg>,
+    leg_by_sip: HashMap<(usize, CallKey), CallRef>,
+    /// This server run, in context ids (unique across restarts).
+    boot_tag: String,
 }
 
 /// Running totals an operator watches (logged by the worker every minute and at stop).
@@ -161,6 +184,10 @@ impl Engine {
             scratch_ids: Vec::new(),
             scratch_done: Vec::new(),
             metrics: Metrics::default(),
+            desk: None,
+            legs: BTreeMap::new(),
+            leg_by_sip: HashMap::new(),
+            boot_tag: boot_tag(),
         }
     }
 
@@ -201,13 +228,25 @@ impl Engine {
 
     pub fn rtp_packet(&mut self, now: Instant, call: CallRef, from: SocketAddr, data: &[u8]) {
         let Some(c) = self.calls.get_mut(&call) else {
+            self.leg_rtp_packet(now, call, from, data);
             return;
         };
         let Some(m) = c.media.as_mut() else { return };
-        match m.on_packet(now, from, data) {
+        let outcome = m.on_packet(now, from, data);
+        if m.is_bridged() {
+            let mut pcm = [0i16; MAX_PACKET];
+            let heard = m.take_heard();
+            let n = heard.len();
+            pcm[..n].copy_from_slice(heard);
+            self.relay(call, crate::call::bridge::Party::Caller, &pcm[..n]);
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match outcome {
             RxOutcome::Digit(d, path) => {
                 if c.accept_digit(now, d, path) {
-                    self.ivr_input(now, call, IvrInput::Digit(d));
+                    self.caller_digit(now, call, d);
                 }
             }
             RxOutcome::Speech(VadEvent::SpeechStart) => {
@@ -229,8 +268,40 @@ impl Engine {
         }
     }
 
+    /// An RTP packet on one of our legs (agent, supervisor).
+    fn leg_rtp_packet(&mut self, now: Instant, leg: CallRef, from: SocketAddr, data: &[u8]) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let (owner, party) = (l.owner, l.role.party());
+        let Some(m) = l.media.as_mut() else { return };
+        // Agents' keys are not the caller's: digits on this leg go nowhere.
+        let _ = m.on_packet(now, from, data);
+        let mut pcm = [0i16; MAX_PACKET];
+        let heard = m.take_heard();
+        let n = heard.len();
+        pcm[..n].copy_from_slice(heard);
+        self.relay(owner, party, &pcm[..n]);
+    }
+
+    /// A key from the caller: the survey's, nobody's while with an agent, else the IVR's.
+    fn caller_digit(&mut self, now: Instant, call: CallRef, d: char) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        if c.survey.is_some() {
+            self.survey_digit(call, d);
+        } else if c.bridged.is_none() && c.queue.is_none() {
+            self.ivr_input(now, call, IvrInput::Digit(d));
+        }
+    }
+
     /// The shell's answer to `Output::OpenRtp`: the socket's local address, or None when the range is exhausted.
     pub fn rtp_ready(&mut self, now: Instant, call: CallRef, local: Option<(IpAddr, u16)>) {
+        if self.legs.contains_key(&call) {
+            self.leg_rtp_ready(now, call, local);
+            return;
+        }
         let _span = self.span_of(call).entered();
         let Some(c) = self.calls.get_mut(&call) else {
             // The caller gave up while we were binding.
@@ -429,13 +500,63 @@ impl Engine {
                 send(id, to, &buf[..n]);
             }
             let finished = c.awaiting_tag.is_some_and(|t| done.contains(&t));
-            self.scratch_done = done;
+            let side = c.moh_tag.is_some() || c.survey.is_some();
             if finished {
                 c.awaiting_tag = None;
                 self.ivr_input(now, id, IvrInput::PlaybackDone);
             }
+            if side {
+                self.moh_done(id, &done);
+                self.survey_tick(now, id, &done);
+            }
+            self.scratch_done = done;
         }
         self.scratch_ids = ids;
+        self.acd_tick(now);
+        self.legs_tick(now, send, &mut buf);
+    }
+
+    /// Our legs' share of the tick: their packets, and phones that stopped sending.
+    fn legs_tick(
+        &mut self,
+        now: Instant,
+        send: &mut impl FnMut(CallRef, SocketAddr, &[u8]),
+        buf: &mut [u8; MAX_PACKET],
+    ) {
+        if self.legs.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut self.scratch_ids);
+        ids.clear();
+        ids.extend(self.legs.keys().copied());
+        let mut gone = Vec::new();
+        for &id in &ids {
+            let Some(l) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            let timeout = self.opts.rtp_timeout.unwrap_or_else(|| {
+                Duration::from_secs(self.profiles[l.profile].rtp_timeout_s as u64)
+            });
+            let Some(m) = l.media.as_mut() else { continue };
+            if l.phase == crate::call::leg::LegPhase::Up
+                && !timeout.is_zero()
+                && m.silent_for(now) > timeout
+            {
+                gone.push(id);
+                continue;
+            }
+            if let Some((n, to)) = m.poll_send(now, buf, &mut |_| {}) {
+                send(id, to, &buf[..n]);
+            }
+        }
+        self.scratch_ids = ids;
+        for id in gone {
+            info!(
+                leg = id.0,
+                "no RTP from the agent's phone: taking it as gone"
+            );
+            self.leg_lost(now, id);
+        }
     }
 
     // ---- SIP ----------------------------------------------------------------------------
@@ -461,15 +582,37 @@ impl Engine {
     }
 
     fn on_sip_event(&mut self, now: Instant, p: usize, ev: SipEvent) {
+        if self.leg_sip_event(now, p, &ev) {
+            return;
+        }
         match ev {
-            // The engine places no calls of its own yet (agent legs come with the ACD).
+            // Answers to INVITEs of legs already gone.
             SipEvent::OutboundRinging { .. }
             | SipEvent::OutboundAnswered { .. }
             | SipEvent::OutboundFailed { .. } => {}
             SipEvent::Registration(change) => {
                 info!(profile = %self.profiles[p].name, ?change, "agent phone registration");
+                self.on_registration(now, p, &change);
                 self.out
                     .push_back(Output::Registration { profile: p, change });
+            }
+            SipEvent::IncomingCall {
+                call: key,
+                from_user,
+                request_user,
+                to_user,
+                remote,
+                ..
+            } if self.profiles[p].role == crate::config::Role::Agents => {
+                let dialled = request_user.or(to_user);
+                self.agent_phone_call(
+                    now,
+                    p,
+                    key,
+                    from_user.as_deref(),
+                    dialled.as_deref(),
+                    remote,
+                );
             }
             SipEvent::IncomingCall {
                 call: key,
@@ -627,7 +770,7 @@ impl Engine {
                     return;
                 };
                 if c.accept_digit(now, digit, DtmfPath::Info) {
-                    self.ivr_input(now, id, IvrInput::Digit(digit));
+                    self.caller_digit(now, id, digit);
                 }
             }
         }
@@ -776,6 +919,12 @@ impl Engine {
                     }
                     IvrAction::Transfer { target } => {
                         let p = c.profile;
+                        if self.request_agent(now, id) {
+                            continue;
+                        }
+                        let Some(c) = self.calls.get_mut(&id) else {
+                            return;
+                        };
                         match &self.profiles[p].agent_uri {
                             Some(uri) => {
                                 info!(call_id = %c.call_id, %target, %uri, "transfer to agent");
@@ -830,6 +979,7 @@ impl Engine {
     }
 
     fn finish(&mut self, now: Instant, id: CallRef, cause: &str, code: Option<u16>) {
+        self.caller_gone(now, id);
         let Some(c) = self.calls.remove(&id) else {
             return;
         };
@@ -929,6 +1079,14 @@ fn local_ip_hint(p: &Profile, remote: SocketAddr) -> IpAddr {
         return p.bind;
     }
     crate::server::local_ip_toward(remote.ip())
+}
+
+fn boot_tag() -> String {
+    let ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    format!("{ms:x}")
 }
 
 fn ssrc_for(call: CallRef) -> u32 {

@@ -1,6 +1,7 @@
 //! The caller's RTP leg: what we send (paced prompts), what we hear (RFC 4733 digits),
 //! where we send it (symmetric RTP), and whether the caller is still there.
 
+use super::bridge::SampleRing;
 use super::dtmf_dedup::DtmfPath;
 use crate::media::g711::{self, Law};
 use crate::media::inband::InbandDetector;
@@ -44,9 +45,19 @@ pub struct MediaLeg {
     /// Armed while a speech step listens: cuts out the caller's utterance.
     capture: Option<Capture>,
     last_audio_seq: Option<u16>,
+    /// Set while bridged: the caller's (or agent's) audio is decoded for the other legs, and
+    /// what they say is mixed into what this leg sends whenever no prompt plays.
+    bridge: Option<Box<BridgeIo>>,
     last_rx: Instant,
     pub rx_packets: u64,
     pub tx_packets: u64,
+}
+
+/// A bridged leg's audio: the last frame heard, and the other parties' audio to send.
+pub struct BridgeIo {
+    heard: [i16; MAX_FRAME],
+    heard_len: usize,
+    pub inputs: [SampleRing; 2],
 }
 
 pub enum RxOutcome {
@@ -103,6 +114,7 @@ impl MediaLeg {
             hangover_ms: listen.voice.map_or(0, |cfg| cfg.hangover_ms),
             capture: None,
             last_audio_seq: None,
+            bridge: None,
             last_rx: now,
             rx_packets: 0,
             tx_packets: 0,
@@ -121,6 +133,44 @@ impl MediaLeg {
                 vad.set_hangover_ms(self.hangover_ms);
                 self.capture = None;
             }
+        }
+    }
+
+    /// Starts (true) or stops relaying this leg's audio to and from the other legs. The
+    /// buffers are made here, once per bridge, never per packet.
+    pub fn set_bridged(&mut self, on: bool) {
+        match (on, self.bridge.is_some()) {
+            (true, false) => {
+                self.bridge = Some(Box::new(BridgeIo {
+                    heard: [0; MAX_FRAME],
+                    heard_len: 0,
+                    inputs: Default::default(),
+                }))
+            }
+            (false, true) => self.bridge = None,
+            _ => {}
+        }
+    }
+
+    pub fn is_bridged(&self) -> bool {
+        self.bridge.is_some()
+    }
+
+    /// The audio of the packet just handled by `on_packet` (once; empty if it carried none).
+    pub fn take_heard(&mut self) -> &[i16] {
+        match self.bridge.as_mut() {
+            Some(b) => {
+                let n = std::mem::take(&mut b.heard_len);
+                &b.heard[..n]
+            }
+            None => &[],
+        }
+    }
+
+    /// Audio from another party, to be mixed into what this leg sends.
+    pub fn feed(&mut self, slot: usize, pcm: &[i16]) {
+        if let Some(b) = self.bridge.as_mut() {
+            b.inputs[slot].push(pcm);
         }
     }
 
@@ -188,7 +238,7 @@ impl MediaLeg {
     /// Decodes the caller's G.711 frame and looks for DTMF tones and speech in it.
     /// A digit wins over speech in the same packet: a key tone is not the caller talking.
     fn listen_inband(&mut self, pkt: &rtp::RtpView) -> RxOutcome {
-        if self.inband.is_none() && self.vad.is_none() {
+        if self.inband.is_none() && self.vad.is_none() && self.bridge.is_none() {
             return RxOutcome::Nothing;
         }
         let law = match pkt.payload_type {
@@ -211,6 +261,10 @@ impl MediaLeg {
         self.last_audio_seq = Some(pkt.seq);
         let mut pcm = [0i16; MAX_FRAME];
         g711::decode_into(law, &pkt.payload[..n], &mut pcm[..n]);
+        if let Some(b) = self.bridge.as_mut() {
+            b.heard[..n].copy_from_slice(&pcm[..n]);
+            b.heard_len = n;
+        }
         let digit = self.inband.as_mut().and_then(|det| det.push(&pcm[..n]));
         // The detector's onset/hangover smooth over a lost packet; no need to fill it in.
         let speech = self.vad.as_mut().and_then(|vad| vad.push(&pcm[..n]));
@@ -263,9 +317,21 @@ impl MediaLeg {
         if skipped > 0 {
             self.sender.skip(skipped * samples as u32);
         }
+        let live = !self.player.is_playing() && self.bridge.is_some();
         let outcome = self.player.next_frame(&mut payload[..samples]);
         let queued_in = self.player.law();
-        if queued_in != self.law {
+        if live {
+            // Bridged and no prompt playing: what the other parties said, mixed.
+            let mut pcm = [0i16; MAX_FRAME];
+            if let Some(b) = self.bridge.as_mut() {
+                for input in b.inputs.iter_mut() {
+                    input.mix_into(&mut pcm[..samples]);
+                }
+            }
+            for (o, &x) in payload[..samples].iter_mut().zip(&pcm[..samples]) {
+                *o = self.law.encode(x);
+            }
+        } else if queued_in != self.law {
             for b in &mut payload[..samples] {
                 *b = self.law.encode(queued_in.decode(*b));
             }

@@ -2,14 +2,16 @@
 //! `Engine` (in `engine.rs`) holds every call and drives them from inputs and time.
 
 pub mod billing_job;
+pub mod bridge;
 pub mod clock;
 pub mod dtmf_dedup;
 mod engine;
+pub mod leg;
 pub mod media_leg;
 pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
-pub use engine::{CallRef, Engine, EngineOptions, Output};
+pub use engine::{CallRef, Directory, Engine, EngineOptions, Output, AGENT_REALM};
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
 use crate::config::DtmfMode;
@@ -65,6 +67,34 @@ pub struct Call {
     pub last_answer: String,
     /// The intents of the speech step listening now (the recogniser's hints).
     pub listen_intents: Vec<String>,
+    /// Waiting for an agent (ACD): the queue and since when; music and announcements play.
+    pub queue: Option<String>,
+    pub queued_at: Option<Instant>,
+    /// Tag of the music-on-hold clip playing, re-queued when it ends.
+    pub moh_tag: Option<u32>,
+    /// The agent leg talking with the caller, once bridged.
+    pub bridged: Option<CallRef>,
+    pub agent: Option<crate::acd::AgentId>,
+    pub supervisor: Option<(CallRef, bridge::SuperviseMode)>,
+    /// From the account look-up at answer: VIP level and whether the number is a customer.
+    pub vip_level: u8,
+    /// After the agent hung up: the satisfaction survey (1-5) runs.
+    pub survey: Option<Survey>,
+    /// The queue the caller was answered from, and how long they waited in line.
+    pub served_queue: Option<String>,
+    pub wait_ms: Option<u64>,
+}
+
+/// The satisfaction survey after an agent hangs up: one key, 1 to 5.
+#[derive(Clone, Debug)]
+pub struct Survey {
+    pub queue: String,
+    pub agent: Option<crate::acd::AgentId>,
+    /// No key by then: the call ends without a score.
+    pub deadline: Instant,
+    pub score: Option<u8>,
+    /// The "thank you" clip; the call ends when it has played.
+    pub end_tag: Option<u32>,
 }
 
 impl Call {
@@ -110,6 +140,26 @@ impl Call {
             sdp_version: 1,
             last_answer: String::new(),
             listen_intents: Vec::new(),
+            queue: None,
+            queued_at: None,
+            moh_tag: None,
+            bridged: None,
+            agent: None,
+            supervisor: None,
+            vip_level: 0,
+            survey: None,
+            served_queue: None,
+            wait_ms: None,
+        }
+    }
+
+    /// Left the queue for an agent: how long the wait was, and which queue served.
+    pub fn queue_done(&mut self, now: Instant) {
+        if let Some(at) = self.queued_at.take() {
+            self.wait_ms = Some(now.saturating_duration_since(at).as_millis() as u64);
+        }
+        if let Some(q) = self.queue.take() {
+            self.served_queue = Some(q);
         }
     }
 

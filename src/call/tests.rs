@@ -2,6 +2,7 @@
 //! a scripted caller sends SIP and RTP, the repository's real profiles, menus, prompts
 //! and a real SQLite billing store answer, and the tests check what a caller would hear.
 
+mod agents;
 mod rig;
 
 use super::mask_number;

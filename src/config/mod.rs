@@ -10,7 +10,7 @@ mod profile;
 pub(crate) use error::line_of_offset;
 pub use error::ConfigError;
 pub use net::{Cidr, PortRange};
-pub use profile::{CallerIdSource, DtmfMode, Profile};
+pub use profile::{CallerIdSource, DtmfMode, Profile, Role};
 
 use std::path::{Path, PathBuf};
 

@@ -18,6 +18,16 @@ pub enum DtmfMode {
     Auto,
 }
 
+/// Who dials in on a profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Customers (trunks, softphones): they get the IVR.
+    Callers,
+    /// Agent phones: they REGISTER here (digest auth against the agent directory), are rung
+    /// here for queued callers, and dial feature codes (*20 log in ... *23 log out).
+    Agents,
+}
+
 /// Which header carries the caller's number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallerIdSource {
@@ -47,6 +57,9 @@ pub struct Profile {
     pub allow: Vec<Cidr>,
     pub caller_id: CallerIdSource,
     pub agent_uri: Option<String>,
+    pub role: Role,
+    /// The ACD queue a caller asking for an agent joins (queues.toml), unless the menu names one.
+    pub queue: String,
     /// Called number → menu node; "*" matches every other number.
     pub routes: BTreeMap<String, String>,
     /// Listen for the caller's voice: talking stops prompts that allow it (menus.toml).
@@ -88,6 +101,8 @@ struct RawProfile {
     allow: Option<Vec<String>>,
     caller_id: Option<String>,
     agent_uri: Option<String>,
+    role: Option<String>,
+    queue: Option<String>,
     routes: Option<BTreeMap<String, String>>,
     voice_barge_in: Option<bool>,
     voice_onset_ms: Option<u32>,
@@ -317,6 +332,18 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         }
     }
 
+    let role = match raw.role.as_deref().unwrap_or("callers") {
+        "callers" => Role::Callers,
+        "agents" => Role::Agents,
+        other => {
+            return Err(kerr(
+                "role",
+                format!("\"{other}\" is not a role; use \"callers\" (customers, the IVR) or \"agents\" (agent phones register here)"),
+            ))
+        }
+    };
+    let queue = raw.queue.clone().unwrap_or_else(|| "billing".into());
+
     let d = VadConfig::default();
     let vad = VadConfig {
         onset_ms: raw.voice_onset_ms.unwrap_or(d.onset_ms),
@@ -358,6 +385,8 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         allow,
         caller_id,
         agent_uri,
+        role,
+        queue,
         routes,
         voice_barge_in: raw.voice_barge_in.unwrap_or(true),
         vad,

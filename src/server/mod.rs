@@ -27,6 +27,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         speech,
         options,
         realtime,
+        acd,
     } = prepared;
     let mut sip = Vec::new();
     let mut local_addrs = Vec::new();
@@ -59,7 +60,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         info!(profile = %p.name, sip = %a, tcp = p.tcp, rtp = %p.rtp_ports, "listening");
     }
     let lab = profiles.iter().position(|p| p.name == "lab").unwrap_or(0);
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         Instant::now(),
         profiles,
         &local_addrs,
@@ -67,6 +68,9 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         menus,
         options,
     );
+    if let Some((acd, directory)) = acd {
+        engine.set_acd(Instant::now(), acd, directory);
+    }
     let worker = Worker::new(
         engine,
         sip,

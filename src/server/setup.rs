@@ -1,9 +1,10 @@
 //! Start-up: load and check everything before a single socket is opened, so that a bad
 //! profile, menu or prompt stops the server with a message naming the file.
 
+use crate::acd::{Acd, AcdConfig, QueueId};
 use crate::billing::{load_billing_config, reconciler, BillingBackend, TopupDesk, Topups};
-use crate::call::{BillingSide, EngineOptions, RecognizerHearing, SpeechSide};
-use crate::config::{load_profiles, PortRange, Profile};
+use crate::call::{BillingSide, Directory, EngineOptions, RecognizerHearing, SpeechSide};
+use crate::config::{load_profiles, ConfigError, PortRange, Profile, Role};
 use crate::ivr::MenuSet;
 use crate::media::prompts::PromptSet;
 use crate::speech::{load_recognizer, AsrConfig, IntentMatcher};
@@ -40,6 +41,8 @@ pub struct Prepared {
     pub speech: Option<SpeechSide>,
     pub options: EngineOptions,
     pub realtime: bool,
+    /// Queues, agent settings and the agent directory, when a profile has `role = "agents"`.
+    pub acd: Option<(Acd, Directory)>,
 }
 
 /// Loads profiles, menus and prompts and opens the store (creating and seeding it on first start).
@@ -50,6 +53,7 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     let db = Arc::new(Db::open(&o.data.join("answerline.db"))?);
     let (backend, topups) = start_billing(o, db.clone())?;
     let speech = start_speech(o)?;
+    let acd = load_acd(o, &profiles, &db)?;
     let billing = BillingSide {
         backend,
         topups: topups as Arc<dyn TopupDesk>,
@@ -68,7 +72,48 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
         },
         speech,
         realtime: o.realtime,
+        acd,
     })
+}
+
+/// The ACD, when agent phones have a profile: queues.toml, agents.toml and the directory.
+fn load_acd(
+    o: &ServeOptions,
+    profiles: &[Profile],
+    _db: &Arc<Db>,
+) -> anyhow::Result<Option<(Acd, Directory)>> {
+    let Some(cfg) = check_acd(o, profiles)? else {
+        return Ok(None);
+    };
+    let (_, records) = AcdConfig::load(&o.profiles)?;
+    let directory = records.into_iter().map(|r| (r, None)).collect();
+    Ok(Some((Acd::new(cfg), directory)))
+}
+
+/// queues.toml and agents.toml, and every caller profile's `queue` among the queues.
+fn check_acd(o: &ServeOptions, profiles: &[Profile]) -> anyhow::Result<Option<AcdConfig>> {
+    if !profiles.iter().any(|p| p.role == Role::Agents) {
+        return Ok(None);
+    }
+    let (cfg, _) = AcdConfig::load(&o.profiles)?;
+    for p in profiles.iter().filter(|p| p.role == Role::Callers) {
+        if cfg.queue(&QueueId::from(p.queue.as_str())).is_none() {
+            let text = std::fs::read_to_string(&p.source).unwrap_or_default();
+            let names: Vec<&str> = cfg.queues.iter().map(|q| q.id.as_str()).collect();
+            return Err(ConfigError::key(
+                &p.source,
+                Some(&text),
+                "queue",
+                format!(
+                    "no queue '{}' in queues.toml; use one of: {}",
+                    p.queue,
+                    names.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(Some(cfg))
 }
 
 /// The configured billing backend (`billing.toml` beside the profiles) and the top-up
@@ -108,6 +153,7 @@ fn start_speech(o: &ServeOptions) -> anyhow::Result<Option<SpeechSide>> {
 pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuSet>, PromptSet)> {
     let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
     load_billing_config(&o.profiles)?;
+    check_acd(o, &profiles)?;
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);
     let prompts = PromptSet::load(&o.prompts, &LANGS)?;

@@ -322,8 +322,19 @@ impl Worker {
                         mailbox.send(Inbound::Billing { call, reply });
                     });
                 }
-                // The engine logged it; the agent directory and ACD are not wired in yet.
+                // The engine has told the ACD; the registrar keeps the bindings.
                 Output::Registration { .. } => {}
+                Output::AgentEvent { agent, event } => {
+                    tracing::debug!(agent, %event, "agent event");
+                }
+                Output::Survey {
+                    call_id,
+                    agent,
+                    queue,
+                    score,
+                } => {
+                    info!(%call_id, ?agent, %queue, score, "survey score");
+                }
                 Output::Recognize { call, job } => {
                     let mailbox = self.mailbox.clone();
                     let Some(speech) = self.speech.clone() else {

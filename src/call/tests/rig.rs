@@ -370,6 +370,8 @@ pub struct Rig {
     pub billing_down: bool,
     pub next_port: u16,
     pub talker: Option<Talker>,
+    pub agent_events: Vec<serde_json::Value>,
+    pub surveys: Vec<(Option<u32>, u8)>,
 }
 
 impl Drop for Rig {
@@ -434,6 +436,8 @@ impl Rig {
             billing_down: false,
             next_port: 20000,
             talker: None,
+            agent_events: Vec::new(),
+            surveys: Vec::new(),
         }
     }
 
@@ -469,6 +473,8 @@ impl Rig {
                     self.engine.billing_reply(self.now, call, reply);
                 }
                 Output::Cdr(cdr) => self.cdrs.push(cdr),
+                Output::AgentEvent { event, .. } => self.agent_events.push(event),
+                Output::Survey { agent, score, .. } => self.surveys.push((agent, score)),
             }
         }
     }

@@ -1,0 +1,1078 @@
+//! The engine's contact-centre side: the ACD fed from calls and agent phones, the legs it
+//! places to agents (and supervisors), and the bridge between them.
+//!
+//! A caller who asks for an agent is enqueued; the ACD's outputs become INVITEs to the
+//! agent's registered phone (with the call's context in its headers), CANCELs, music on
+//! hold, announcements and, on answer, a bridge: both legs' audio relayed in the tick.
+
+use super::{Engine, Output};
+use crate::acd::{self, Acd, AgentCommand, AgentId, AgentRecord, CallId, QueueId};
+use crate::call::bridge::{hears, slot, Party, SuperviseMode};
+use crate::call::leg::{Leg, LegPhase, LegRole};
+use crate::call::media_leg::{Listen, MediaLeg};
+use crate::call::{mask_number, CallRef, Survey};
+use crate::config::Role;
+use crate::sdp;
+use crate::sip::registrar::{Credentials, Registrar, RegistrationChange};
+use crate::sip::{CallKey, OutboundInvite, SipEvent};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Digest realm of the agent phones; the directory's HA1s are computed for it.
+pub const AGENT_REALM: &str = "answerline";
+/// How often the ACD is told which calls still exist (it frees agents of vanished calls).
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// How long the survey waits for a key after it starts (its question is about 12 s).
+const SURVEY_WAIT: Duration = Duration::from_secs(25);
+
+/// The agent directory as the engine takes it: each agent and its phone's digest credentials
+/// (None: no password set yet, the phone cannot register).
+pub type Directory = Vec<(AgentRecord, Option<Credentials>)>;
+
+/// What the contact-centre side of the engine holds.
+pub(super) struct Desk {
+    pub acd: Acd,
+    /// The profile agent phones register on and are rung from.
+    pub profile: usize,
+    pub next_reconcile: Instant,
+}
+
+impl Engine {
+    /// Turns the ACD on: agent phones register on the `role = "agents"` profile (digest
+    /// users = the directory's extensions), callers asking for an agent are queued.
+    /// Without such a profile agents cannot be rung: the ACD stays off (logged).
+    pub fn set_acd(&mut self, now: Instant, acd: Acd, directory: Directory) {
+        let Some(p) = self.profiles.iter().position(|p| p.role == Role::Agents) else {
+            warn!("no agent-phone profile (role = \"agents\"): callers asking for an agent hear \"no agent available\"");
+            return;
+        };
+        for (i, prof) in self.profiles.iter().enumerate() {
+            if prof.role == Role::Callers
+                && acd
+                    .config()
+                    .queue(&QueueId::from(prof.queue.as_str()))
+                    .is_none()
+            {
+                warn!(profile = %prof.name, queue = %prof.queue, "the profile's queue is not in queues.toml; its callers get no agent");
+                let _ = i;
+            }
+        }
+        self.sip[p].set_registrar(Registrar::new(AGENT_REALM, registrar_secret()));
+        self.desk = Some(Desk {
+            acd,
+            profile: p,
+            next_reconcile: now + RECONCILE_EVERY,
+        });
+        for (rec, creds) in directory {
+            self.agent_upsert(now, rec, creds);
+        }
+        info!(profile = %self.profiles[p].name, agents = self.desk.as_ref().map_or(0, |d| d.acd.agent_ids().len()), "ACD on");
+    }
+
+    pub fn acd(&self) -> Option<&Acd> {
+        self.desk.as_ref().map(|d| &d.acd)
+    }
+
+    /// The directory added or changed an agent (database, CLI, HTTP API).
+    pub fn agent_upsert(&mut self, now: Instant, rec: AgentRecord, creds: Option<Credentials>) {
+        let Some(d) = self.desk.as_mut() else { return };
+        let old_ext = d.acd.agent(rec.id).map(|v| v.extension);
+        if let Some(r) = self.sip[d.profile].registrar_mut() {
+            if let Some(old) = old_ext.filter(|e| *e != rec.extension) {
+                r.set_user(&old, None);
+            }
+            // No password set: the phone cannot register (403) until `agents passwd`.
+            r.set_user(&rec.extension, creds);
+        }
+        let _ = d.acd.handle(now, acd::Input::AgentUpsert(rec));
+        let p = d.profile;
+        self.drain_sip(now, p);
+        self.drain_acd(now);
+    }
+
+    pub fn agent_removed(&mut self, now: Instant, agent: AgentId) {
+        let Some(d) = self.desk.as_mut() else { return };
+        if let Some(v) = d.acd.agent(agent) {
+            if let Some(r) = self.sip[d.profile].registrar_mut() {
+                r.set_user(&v.extension, None);
+            }
+        }
+        let _ = d.acd.handle(now, acd::Input::AgentRemoved { agent });
+        let p = d.profile;
+        self.drain_sip(now, p);
+        self.drain_acd(now);
+    }
+
+    /// An input from outside the calls (HTTP API: an agent's state, a transfer).
+    pub fn acd_input(&mut self, now: Instant, input: acd::Input) -> Result<(), acd::AcdError> {
+        let Some(d) = self.desk.as_mut() else {
+            return Err(acd::AcdError::UnknownQueue(QueueId::from("(no ACD)")));
+        };
+        let r = d.acd.handle(now, input);
+        self.drain_acd(now);
+        r
+    }
+
+    pub(super) fn acd_tick(&mut self, now: Instant) {
+        let Some(d) = self.desk.as_mut() else { return };
+        if d.acd.poll_timeout().is_some_and(|t| t <= now) {
+            d.acd.handle_timeout(now);
+        }
+        if now >= d.next_reconcile {
+            d.next_reconcile = now + RECONCILE_EVERY;
+            let live: Vec<CallId> = self.calls.keys().map(|c| CallId(c.0)).collect();
+            let fixed = d.acd.reconcile(now, &live);
+            if fixed > 0 {
+                warn!(
+                    fixed,
+                    "ACD reconcile fixed agents or callers left by lost events"
+                );
+            }
+        }
+        self.drain_acd(now);
+    }
+
+    fn drain_acd(&mut self, now: Instant) {
+        while let Some(out) = self.desk.as_mut().and_then(|d| d.acd.poll_output()) {
+            self.on_acd_output(now, out);
+        }
+    }
+
+    // ---- callers ------------------------------------------------------------------------
+
+    /// The IVR handed the caller over ("0", or "agent" by voice). False: no ACD here.
+    pub(super) fn request_agent(&mut self, now: Instant, id: CallRef) -> bool {
+        let Some(c) = self.calls.get(&id) else {
+            return true;
+        };
+        if self.desk.is_none() || self.profiles[c.profile].role != Role::Callers {
+            return false;
+        }
+        let queue = QueueId::from(self.profiles[c.profile].queue.as_str());
+        let vip_level = c.vip_level;
+        let context_id = Some(self.context_id(id));
+        let r = self.desk.as_mut().map(|d| {
+            d.acd.handle(
+                now,
+                acd::Input::Enqueue {
+                    call: CallId(id.0),
+                    queue: queue.clone(),
+                    vip_level,
+                    context_id,
+                },
+            )
+        });
+        match r {
+            Some(Ok(())) => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    info!(call_id = %c.call_id, %queue, vip_level, "queued for an agent");
+                    c.queue = Some(queue.0.clone());
+                    c.queued_at = Some(now);
+                }
+                self.start_moh(id);
+                self.drain_acd(now);
+                true
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, "cannot queue the caller");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The caller's call is ending: leave the queue, free the agent, drop the other legs.
+    pub(super) fn caller_gone(&mut self, now: Instant, id: CallRef) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let legs: Vec<CallRef> = self
+            .legs
+            .values()
+            .filter(|l| l.owner == id)
+            .map(|l| l.id)
+            .collect();
+        let bridged = c.bridged.is_some();
+        let queued = c.queue.is_some();
+        if let Some(d) = self.desk.as_mut() {
+            let input = if bridged {
+                acd::Input::CallEnded { call: CallId(id.0) }
+            } else {
+                acd::Input::Abandon { call: CallId(id.0) }
+            };
+            if bridged || queued {
+                let _ = d.acd.handle(now, input);
+            }
+        }
+        for leg in legs {
+            self.end_leg(now, leg);
+        }
+        self.drain_acd(now);
+    }
+
+    fn start_moh(&mut self, id: CallRef) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let lang = c.ivr.as_ref().map_or("zh", |i| i.lang()).to_string();
+        let Some(m) = c.media.as_mut() else { return };
+        let Some(pr) = self.prompts.get(&lang, "moh") else {
+            return;
+        };
+        let tag = c.next_tag;
+        c.next_tag = c.next_tag.wrapping_add(1).max(1);
+        m.player.enqueue(pr.encoded(m.player.law()).clone(), tag);
+        c.moh_tag = Some(tag);
+    }
+
+    /// The music ended (or an announcement before it): loop it while the caller waits.
+    pub(super) fn moh_done(&mut self, id: CallRef, done: &[u32]) {
+        let again = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.moh_tag.is_some_and(|t| done.contains(&t)) && c.queue.is_some());
+        if again {
+            self.start_moh(id);
+        }
+    }
+
+    fn play_now(&mut self, id: CallRef, names: &[&str]) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let lang = c.ivr.as_ref().map_or("zh", |i| i.lang()).to_string();
+        let Some(m) = c.media.as_mut() else { return };
+        m.player.stop();
+        c.moh_tag = None;
+        for name in names {
+            match self.prompts.get(&lang, name) {
+                Some(pr) => {
+                    let tag = c.next_tag;
+                    c.next_tag = c.next_tag.wrapping_add(1).max(1);
+                    m.player.enqueue(pr.encoded(m.player.law()).clone(), tag);
+                }
+                None => warn!(%lang, %name, "prompt missing at play time"),
+            }
+        }
+    }
+
+    fn announce(&mut self, id: CallRef, position: usize, wait: Option<Duration>) {
+        let Some(c) = self.calls.get(&id) else { return };
+        let lang = c.ivr.as_ref().map_or("zh", |i| i.lang()).to_string();
+        let mut names: Vec<&str> = Vec::new();
+        if position <= 1 {
+            names.push("queue_next");
+        } else {
+            names.push("queue_position");
+            // Chinese: "you have N callers ahead"; English: "you are number N in line".
+            let n = if lang == "zh" { position - 1 } else { position };
+            names.extend(crate::ivr::say::say_int(&lang, n as i64));
+            names.push("queue_callers");
+            if let Some(w) = wait {
+                let minutes = w.as_secs().div_ceil(60).max(1);
+                names.push("queue_wait");
+                names.extend(crate::ivr::say::say_int(&lang, minutes as i64));
+                names.push("queue_minutes");
+            }
+        }
+        self.play_now(id, &names);
+        self.start_moh(id);
+    }
+
+    // ---- the ACD's outputs ------------------------------------------------------------------
+
+    fn on_acd_output(&mut self, now: Instant, out: acd::Output) {
+        match out {
+            acd::Output::RingAgent { call, agent, .. } => {
+                self.ring_agent(now, CallRef(call.0), agent)
+            }
+            acd::Output::CancelRing { call, agent } => {
+                if let Some(leg) = self.leg_of(CallRef(call.0), agent) {
+                    self.end_leg(now, leg);
+                }
+            }
+            acd::Output::HangUpAgent { call, agent } => {
+                if let Some(leg) = self.leg_of(CallRef(call.0), agent) {
+                    self.end_leg(now, leg);
+                }
+            }
+            acd::Output::Bridge { call, agent } => self.bridge(now, CallRef(call.0), agent),
+            acd::Output::Announce {
+                call,
+                position,
+                expected_wait,
+            } => self.announce(CallRef(call.0), position, expected_wait),
+            acd::Output::Overflowed { call, from, to } => {
+                if let Some(c) = self.calls.get_mut(&CallRef(call.0)) {
+                    info!(call_id = %c.call_id, %from, %to, "overflowed to another queue");
+                    c.queue = Some(to.0);
+                }
+            }
+            acd::Output::QueueTimeout { call, queue } => {
+                let id = CallRef(call.0);
+                if let Some(c) = self.calls.get_mut(&id) {
+                    info!(call_id = %c.call_id, %queue, "waited the queue's longest wait");
+                    c.queue = None;
+                    c.moh_tag = None;
+                    if let Some(m) = c.media.as_mut() {
+                        m.player.stop();
+                    }
+                }
+                self.agent_unavailable(now, id);
+            }
+            // The call layer does not offer callbacks yet: the caller keeps waiting.
+            acd::Output::OfferCallback { .. } => {}
+            acd::Output::PlaceCallback { call, .. } => {
+                let _ = self
+                    .desk
+                    .as_mut()
+                    .map(|d| d.acd.handle(now, acd::Input::CancelCallback { call }));
+            }
+            acd::Output::AgentState {
+                agent,
+                state,
+                registered,
+            } => {
+                let event = serde_json::json!({
+                    "type": "state",
+                    "agent": agent.0,
+                    "state": state.name(),
+                    "reason": match &state { acd::AgentState::NotReady { reason } => Some(reason.clone()), _ => None },
+                    "call": state.call().map(|c| c.0),
+                    "registered": registered,
+                });
+                self.out.push_back(Output::AgentEvent {
+                    agent: agent.0,
+                    event,
+                });
+            }
+        }
+    }
+
+    fn leg_of(&self, owner: CallRef, agent: AgentId) -> Option<CallRef> {
+        self.legs
+            .values()
+            .find(|l| l.owner == owner && l.role == LegRole::Agent(agent))
+            .map(|l| l.id)
+    }
+
+    fn ring_agent(&mut self, now: Instant, id: CallRef, agent: AgentId) {
+        let Some(d) = self.desk.as_mut() else { return };
+        let p = d.profile;
+        let Some(view) = d.acd.agent(agent) else {
+            return;
+        };
+        let binding = self.sip[p]
+            .registrar_mut()
+            .and_then(|r| r.bindings(&view.extension).last().cloned());
+        let Some(b) = binding else {
+            // The registration lapsed since the ACD last heard: next agent.
+            let _ = d.acd.handle(now, acd::Input::Unregistered { agent });
+            return;
+        };
+        let Some(c) = self.calls.get(&id) else {
+            let _ = d
+                .acd
+                .handle(now, acd::Input::Abandon { call: CallId(id.0) });
+            return;
+        };
+        let leg = CallRef(self.next_id);
+        self.next_id += 1;
+        let headers = self.context_headers(id);
+        let from_user = c.caller.clone().unwrap_or_else(|| "anonymous".into());
+        let from_display = (c.vip_level > 0).then(|| format!("VIP{}", c.vip_level));
+        info!(call_id = %c.call_id, agent = agent.0, extension = %view.extension, "ringing agent");
+        let event = serde_json::json!({
+            "type": "offer",
+            "agent": agent.0,
+            "call": id.0,
+            "caller": c.caller.as_deref().map(mask_number),
+            "queue": c.queue,
+            "context": self.context_json(id),
+        });
+        self.out.push_back(Output::AgentEvent {
+            agent: agent.0,
+            event,
+        });
+        self.legs.insert(
+            leg,
+            Leg {
+                id: leg,
+                owner: id,
+                role: LegRole::Agent(agent),
+                profile: p,
+                phase: LegPhase::OpeningMedia,
+                sip: None,
+                contact: b.contact.clone(),
+                dest: b.source,
+                local_media: None,
+                media: None,
+                started: now,
+                answered: None,
+                headers,
+                from_user,
+                from_display,
+            },
+        );
+        self.out.push_back(Output::OpenRtp {
+            call: leg,
+            profile: p,
+            remote: b.source,
+        });
+    }
+
+    /// `rtp_ready` for a leg: the socket is bound, send the INVITE with our offer.
+    pub(super) fn leg_rtp_ready(
+        &mut self,
+        now: Instant,
+        leg: CallRef,
+        local: Option<(IpAddr, u16)>,
+    ) {
+        let prefs = self.prefs_of_leg(leg);
+        let Some(l) = self.legs.get_mut(&leg) else {
+            self.out.push_back(Output::CloseRtp { call: leg });
+            return;
+        };
+        let Some((ip, port)) = local else {
+            warn!("no free RTP port for the agent leg");
+            let (owner, role) = (l.owner, l.role.clone());
+            self.legs.remove(&leg);
+            self.leg_failed(now, owner, &role, 503);
+            return;
+        };
+        l.local_media = Some((ip, port));
+        let offer = sdp::build_offer(&prefs, ip, port, leg.0, 1);
+        let key = self.sip[l.profile].invite(
+            now,
+            OutboundInvite {
+                target: l.contact.clone(),
+                dest: l.dest,
+                from_user: l.from_user.clone(),
+                from_display: l.from_display.clone(),
+                sdp_offer: offer,
+                headers: std::mem::take(&mut l.headers),
+            },
+        );
+        l.sip = Some(key);
+        l.phase = LegPhase::Inviting;
+        let p = l.profile;
+        self.leg_by_sip.insert((p, key), leg);
+        self.drain_sip(now, p);
+    }
+
+    fn prefs_of_leg(&self, leg: CallRef) -> sdp::MediaPrefs {
+        self.legs
+            .get(&leg)
+            .map(|l| self.prefs(l.profile))
+            .unwrap_or_default()
+    }
+
+    /// Hangs up (BYE), cancels (CANCEL) or just drops a leg, whatever its phase.
+    pub(super) fn end_leg(&mut self, now: Instant, leg: CallRef) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let p = l.profile;
+        match (l.phase, l.sip) {
+            (LegPhase::Inviting, Some(key)) => {
+                l.phase = LegPhase::Ending;
+                self.sip[p].cancel(now, key);
+            }
+            (LegPhase::Up, Some(key)) => {
+                l.phase = LegPhase::Ending;
+                self.sip[p].hangup(now, key);
+            }
+            (LegPhase::Ending, _) => {}
+            _ => {
+                self.legs.remove(&leg);
+                self.out.push_back(Output::CloseRtp { call: leg });
+            }
+        }
+        self.unlink_leg(leg);
+        self.drain_sip(now, p);
+    }
+
+    /// The caller no longer hears or feeds this leg.
+    fn unlink_leg(&mut self, leg: CallRef) {
+        let Some(owner) = self.legs.get(&leg).map(|l| l.owner) else {
+            return;
+        };
+        if let Some(c) = self.calls.get_mut(&owner) {
+            if c.bridged == Some(leg) {
+                c.bridged = None;
+                if let Some(m) = c.media.as_mut() {
+                    m.set_bridged(false);
+                }
+            }
+            if c.supervisor.is_some_and(|(s, _)| s == leg) {
+                c.supervisor = None;
+            }
+        }
+    }
+
+    fn leg_failed(&mut self, now: Instant, owner: CallRef, role: &LegRole, code: u16) {
+        let Some(d) = self.desk.as_mut() else { return };
+        if let LegRole::Agent(agent) = role {
+            let call = CallId(owner.0);
+            let input = match code {
+                408 => acd::Input::RingTimeout {
+                    call,
+                    agent: *agent,
+                },
+                _ => acd::Input::AgentRejected {
+                    call,
+                    agent: *agent,
+                },
+            };
+            let _ = d.acd.handle(now, input);
+        }
+        self.drain_acd(now);
+    }
+
+    fn bridge(&mut self, now: Instant, id: CallRef, agent: AgentId) {
+        let Some(leg) = self.leg_of(id, agent) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&id) else {
+            self.end_leg(now, leg);
+            return;
+        };
+        c.queue_done(now);
+        c.bridged = Some(leg);
+        c.agent = Some(agent);
+        c.moh_tag = None;
+        if let Some(m) = c.media.as_mut() {
+            m.player.stop();
+            m.set_bridged(true);
+        }
+        if let Some(m) = self.legs.get_mut(&leg).and_then(|l| l.media.as_mut()) {
+            m.set_bridged(true);
+        }
+        if let Some(c) = self.calls.get(&id) {
+            info!(call_id = %c.call_id, agent = agent.0, wait_ms = c.wait_ms, "caller and agent bridged");
+        }
+        let event = serde_json::json!({
+            "type": "connected",
+            "agent": agent.0,
+            "call": id.0,
+            "context": self.context_json(id),
+        });
+        self.out.push_back(Output::AgentEvent {
+            agent: agent.0,
+            event,
+        });
+    }
+
+    /// Relays a leg's audio to the parties that hear it (the who-hears-whom of
+    /// `bridge::hears`). Called for every audio packet of a bridged call.
+    pub(super) fn relay(&mut self, owner: CallRef, from: Party, pcm: &[i16]) {
+        if pcm.is_empty() {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&owner) else {
+            return;
+        };
+        let mode = c.supervisor.map(|(_, m)| m);
+        let (agent_leg, sup_leg) = (c.bridged, c.supervisor.map(|(s, _)| s));
+        if from != Party::Caller && hears(mode, Party::Caller, from) {
+            if let Some(m) = c.media.as_mut() {
+                m.feed(slot(Party::Caller, from), pcm);
+            }
+        }
+        for (to, leg) in [(Party::Agent, agent_leg), (Party::Supervisor, sup_leg)] {
+            let Some(leg) = leg else { continue };
+            if to == from || !hears(mode, to, from) {
+                continue;
+            }
+            if let Some(m) = self.legs.get_mut(&leg).and_then(|l| l.media.as_mut()) {
+                m.feed(slot(to, from), pcm);
+            }
+        }
+    }
+
+    // ---- SIP on the agent profile ----------------------------------------------------------------
+
+    /// SIP events about our legs. False: not a leg's (the caller side handles it).
+    pub(super) fn leg_sip_event(&mut self, now: Instant, p: usize, ev: &SipEvent) -> bool {
+        let key = match ev {
+            SipEvent::OutboundRinging { call, .. }
+            | SipEvent::OutboundAnswered { call, .. }
+            | SipEvent::OutboundFailed { call, .. }
+            | SipEvent::Bye { call }
+            | SipEvent::Terminated { call }
+            | SipEvent::AckTimeout { call }
+            | SipEvent::ReInvite { call, .. }
+            | SipEvent::Dtmf { call, .. } => *call,
+            _ => return false,
+        };
+        let Some(leg) = self.leg_by_sip.get(&(p, key)).copied() else {
+            return false;
+        };
+        match ev {
+            SipEvent::OutboundRinging { code, .. } => {
+                info!(leg = leg.0, code, "agent phone ringing");
+            }
+            SipEvent::OutboundAnswered { sdp_answer, .. } => {
+                self.leg_answered(now, leg, sdp_answer.as_deref())
+            }
+            SipEvent::OutboundFailed { code, .. } => {
+                let Some(l) = self.legs.get(&leg) else {
+                    return true;
+                };
+                let (owner, role, phase) = (l.owner, l.role.clone(), l.phase);
+                info!(leg = leg.0, code, "agent phone did not answer");
+                if phase != LegPhase::Ending {
+                    self.leg_failed(now, owner, &role, *code);
+                }
+            }
+            SipEvent::Bye { .. } | SipEvent::AckTimeout { .. } => self.leg_hung_up(now, leg),
+            SipEvent::Terminated { .. } => {
+                self.leg_by_sip.remove(&(p, key));
+                if self.legs.get(&leg).is_some_and(|l| l.phase == LegPhase::Up) {
+                    self.leg_hung_up(now, leg);
+                }
+                self.unlink_leg(leg);
+                if self.legs.remove(&leg).is_some() {
+                    self.out.push_back(Output::CloseRtp { call: leg });
+                }
+            }
+            SipEvent::ReInvite { sdp_offer, .. } => {
+                self.leg_reinvite(now, leg, p, key, sdp_offer.as_deref())
+            }
+            // Agents' keys are not relayed to callers.
+            _ => {}
+        }
+        true
+    }
+
+    fn leg_answered(&mut self, now: Instant, leg: CallRef, answer: Option<&str>) {
+        let prefs = self.prefs_of_leg(leg);
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if l.phase == LegPhase::Ending {
+            // Answered as our CANCEL crossed it: hang up.
+            if let Some(key) = l.sip {
+                let p = l.profile;
+                self.sip[p].hangup(now, key);
+                self.drain_sip(now, p);
+            }
+            return;
+        }
+        let neg = match answer.map(|a| sdp::negotiate(a, &prefs)) {
+            Some(Ok(n)) => n,
+            _ => {
+                warn!(leg = leg.0, "the agent phone's answer has no usable SDP");
+                l.phase = LegPhase::Up;
+                let (owner, role) = (l.owner, l.role.clone());
+                self.end_leg(now, leg);
+                self.leg_failed(now, owner, &role, 488);
+                return;
+            }
+        };
+        l.phase = LegPhase::Up;
+        l.answered = Some(now);
+        let phase = ((leg.0 * 10) % neg.ptime_ms as u64) as u32;
+        l.media = Some(MediaLeg::new(
+            now,
+            &neg,
+            l.dest.ip(),
+            super::ssrc_for(leg),
+            phase,
+            Listen::default(),
+        ));
+        let (owner, role) = (l.owner, l.role.clone());
+        match role {
+            LegRole::Agent(agent) => {
+                if let Some(d) = self.desk.as_mut() {
+                    let _ = d.acd.handle(
+                        now,
+                        acd::Input::AgentAnswered {
+                            call: CallId(owner.0),
+                            agent,
+                        },
+                    );
+                }
+                self.drain_acd(now);
+            }
+            LegRole::Supervisor { mode, .. } => {
+                if let Some(m) = self.legs.get_mut(&leg).and_then(|l| l.media.as_mut()) {
+                    m.set_bridged(true);
+                }
+                match self.calls.get_mut(&owner) {
+                    Some(c) if c.bridged.is_some() => {
+                        info!(call_id = %c.call_id, mode = mode.name(), "supervisor joined");
+                        c.supervisor = Some((leg, mode));
+                    }
+                    _ => self.end_leg(now, leg),
+                }
+            }
+        }
+    }
+
+    /// The phone stopped sending RTP: hang its leg up as if it had.
+    pub(super) fn leg_lost(&mut self, now: Instant, leg: CallRef) {
+        let Some(l) = self.legs.get(&leg) else { return };
+        let (p, key) = (l.profile, l.sip);
+        self.leg_hung_up(now, leg);
+        if let Some(key) = key {
+            self.sip[p].hangup(now, key);
+            self.drain_sip(now, p);
+        }
+    }
+
+    /// The agent (or supervisor) hung up.
+    fn leg_hung_up(&mut self, now: Instant, leg: CallRef) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let was_up = l.phase == LegPhase::Up;
+        l.phase = LegPhase::Ending;
+        let (owner, role) = (l.owner, l.role.clone());
+        let bridged_here = self
+            .calls
+            .get(&owner)
+            .is_some_and(|c| c.bridged == Some(leg));
+        self.unlink_leg(leg);
+        let LegRole::Agent(agent) = role else { return };
+        if !was_up {
+            return;
+        }
+        if let Some(d) = self.desk.as_mut() {
+            let _ = d.acd.handle(
+                now,
+                acd::Input::CallEnded {
+                    call: CallId(owner.0),
+                },
+            );
+        }
+        if bridged_here {
+            // Supervisors leave with the agent.
+            let sup = self
+                .calls
+                .get(&owner)
+                .and_then(|c| c.supervisor.map(|(s, _)| s));
+            if let Some(s) = sup {
+                self.end_leg(now, s);
+            }
+            self.after_agent(now, owner, agent);
+        }
+        self.drain_acd(now);
+    }
+
+    /// The agent left: the survey if the queue asks for one, else goodbye.
+    fn after_agent(&mut self, now: Instant, owner: CallRef, agent: AgentId) {
+        let queue = self
+            .calls
+            .get(&owner)
+            .and_then(|c| c.served_queue.clone())
+            .filter(|q| self.queue_wants_survey(q));
+        let Some(queue) = queue else {
+            self.hangup(now, owner, "agent_hangup");
+            return;
+        };
+        self.play_now(owner, &["survey"]);
+        if let Some(c) = self.calls.get_mut(&owner) {
+            info!(call_id = %c.call_id, %queue, "satisfaction survey");
+            c.survey = Some(Survey {
+                queue,
+                agent: Some(agent),
+                deadline: now + SURVEY_WAIT,
+                score: None,
+                end_tag: None,
+            });
+        }
+    }
+
+    /// A key during the survey: 1-5 is the score (stored with the call and the agent).
+    pub(super) fn survey_digit(&mut self, id: CallRef, digit: char) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(s) = c.survey.as_mut() else { return };
+        if s.score.is_some() {
+            return;
+        }
+        let Some(score) = digit.to_digit(10).filter(|d| (1..=5).contains(d)) else {
+            return;
+        };
+        s.score = Some(score as u8);
+        let (queue, agent) = (s.queue.clone(), s.agent);
+        info!(call_id = %c.call_id, score, "survey answered");
+        self.out.push_back(Output::Survey {
+            call_id: c.call_id.clone(),
+            agent: agent.map(|a| a.0),
+            queue,
+            score: score as u8,
+        });
+        self.play_now(id, &["survey_thanks"]);
+        if let Some(c) = self.calls.get_mut(&id) {
+            let tag = c.next_tag.wrapping_sub(1);
+            if let Some(s) = c.survey.as_mut() {
+                s.end_tag = Some(tag);
+            }
+        }
+    }
+
+    /// The tick's view of a survey: thanked (clip done) or no key in time → end the call.
+    pub(super) fn survey_tick(&mut self, now: Instant, id: CallRef, done: &[u32]) {
+        let Some(s) = self.calls.get(&id).and_then(|c| c.survey.as_ref()) else {
+            return;
+        };
+        if s.end_tag.is_some_and(|t| done.contains(&t)) {
+            self.hangup(now, id, "survey_done");
+        } else if s.score.is_none() && now >= s.deadline {
+            self.hangup(now, id, "survey_no_answer");
+        }
+    }
+
+    fn queue_wants_survey(&self, queue: &str) -> bool {
+        self.desk.as_ref().is_some_and(|d| {
+            d.acd
+                .config()
+                .queue(&QueueId::from(queue))
+                .is_some_and(|q| q.survey)
+        })
+    }
+
+    fn leg_reinvite(
+        &mut self,
+        now: Instant,
+        leg: CallRef,
+        p: usize,
+        key: CallKey,
+        offer: Option<&str>,
+    ) {
+        let prefs = self.prefs(p);
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let (Some((ip, port)), Some(m)) = (l.local_media, l.media.as_mut()) else {
+            self.sip[p].answer_reinvite(now, key, Err(491));
+            self.drain_sip(now, p);
+            return;
+        };
+        match offer.map(|o| sdp::negotiate(o, &prefs)) {
+            Some(Ok(n)) => {
+                m.update(now, &n);
+                let answer = sdp::build_answer(&n, ip, port, leg.0, 2);
+                self.sip[p].answer_reinvite(now, key, Ok(&answer));
+            }
+            _ => self.sip[p].answer_reinvite(now, key, Err(488)),
+        }
+        self.drain_sip(now, p);
+    }
+
+    /// An agent phone registered or its registration ended.
+    pub(super) fn on_registration(&mut self, now: Instant, p: usize, change: &RegistrationChange) {
+        let Some(d) = self.desk.as_mut() else { return };
+        if d.profile != p {
+            return;
+        }
+        let (user, registered) = match change {
+            RegistrationChange::Registered(b) => (b.user.as_str(), true),
+            RegistrationChange::Unregistered { user, .. } => (user.as_str(), false),
+        };
+        let Some(agent) = d.acd.agent_by_extension(user) else {
+            return;
+        };
+        let still = self.sip[p]
+            .registrar_mut()
+            .is_some_and(|r| !r.bindings(user).is_empty());
+        let input = if registered || still {
+            acd::Input::Registered { agent }
+        } else {
+            acd::Input::Unregistered { agent }
+        };
+        let _ = d.acd.handle(now, input);
+        self.drain_acd(now);
+    }
+
+    /// An INVITE from an agent phone: a feature code (*20 .. *23). The final response's
+    /// reason phrase tells the phone's screen the outcome.
+    pub(super) fn agent_phone_call(
+        &mut self,
+        now: Instant,
+        p: usize,
+        key: CallKey,
+        from_user: Option<&str>,
+        dialled: Option<&str>,
+        remote: SocketAddr,
+    ) {
+        let answer = self.feature(now, p, from_user, dialled, remote);
+        let (code, reason) = match &answer {
+            Ok(state) => (603, state.clone()),
+            Err((code, reason)) => (*code, reason.to_string()),
+        };
+        info!(extension = ?from_user, dialled = ?dialled, code, %reason, "agent feature code");
+        self.sip[p].reject(now, key, code, &reason, &[]);
+        self.drain_sip(now, p);
+    }
+
+    fn feature(
+        &mut self,
+        now: Instant,
+        p: usize,
+        from_user: Option<&str>,
+        dialled: Option<&str>,
+        remote: SocketAddr,
+    ) -> Result<String, (u16, &'static str)> {
+        let d = self.desk.as_mut().ok_or((503, "No ACD"))?;
+        let user = from_user.ok_or((403, "Forbidden"))?;
+        // Only a registered phone, from where it registered, speaks for its agent.
+        let known = self.sip[p].registrar_mut().is_some_and(|r| {
+            r.bindings(user)
+                .iter()
+                .any(|b| b.source.ip() == remote.ip())
+        });
+        if !known {
+            return Err((403, "Register First"));
+        }
+        let agent = d
+            .acd
+            .agent_by_extension(user)
+            .ok_or((403, "Not An Agent"))?;
+        let command: AgentCommand = dialled
+            .and_then(acd::feature_code)
+            .ok_or((404, "Unknown Feature Code"))?;
+        d.acd
+            .handle(now, acd::Input::Command { agent, command })
+            .map_err(|_| (404, "Unknown Reason Code"))?;
+        let state = d
+            .acd
+            .agent(agent)
+            .map(|v| state_phrase(&v.state))
+            .unwrap_or("Done");
+        self.drain_acd(now);
+        Ok(state.to_string())
+    }
+
+    // ---- context ----------------------------------------------------------------------------
+
+    pub(super) fn context_id(&self, id: CallRef) -> String {
+        format!("{}-{}", self.boot_tag, id.0)
+    }
+
+    pub(super) fn context_json(&self, id: CallRef) -> serde_json::Value {
+        let Some(c) = self.calls.get(&id) else {
+            return serde_json::Value::Null;
+        };
+        let path = c
+            .ivr
+            .as_ref()
+            .map(|i| i.path().join(">"))
+            .unwrap_or_default();
+        serde_json::json!({
+            "id": self.context_id(id),
+            "caller": c.caller,
+            "ivr_path": path,
+            "queue": c.queue.clone().or(c.served_queue.clone()),
+            "vip_level": c.vip_level,
+        })
+    }
+
+    pub(super) fn context_headers(&self, id: CallRef) -> Vec<(String, String)> {
+        let Some(c) = self.calls.get(&id) else {
+            return Vec::new();
+        };
+        let path = c
+            .ivr
+            .as_ref()
+            .map(|i| i.path().join(">"))
+            .unwrap_or_default();
+        vec![
+            ("X-Context-Id".into(), self.context_id(id)),
+            ("X-IVR-Path".into(), path),
+            ("X-VIP".into(), c.vip_level.to_string()),
+        ]
+    }
+
+    // ---- supervision --------------------------------------------------------------------------
+
+    /// A supervisor joins a bridged call: their phone (a registered extension) is rung.
+    pub fn supervise(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        extension: &str,
+        mode: SuperviseMode,
+    ) -> Result<(), String> {
+        let d = self.desk.as_ref().ok_or("no ACD")?;
+        let p = d.profile;
+        let c = self.calls.get(&call).ok_or("no such call")?;
+        if c.bridged.is_none() {
+            return Err("the call is not with an agent".into());
+        }
+        if let Some((leg, old)) = c.supervisor {
+            // Changing mode on the same supervisor leg (listen → whisper → barge).
+            if self.legs.get(&leg).is_some_and(
+                |l| matches!(&l.role, LegRole::Supervisor { extension: e, .. } if e == extension),
+            ) {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.supervisor = Some((leg, mode));
+                    info!(call_id = %c.call_id, from = old.name(), to = mode.name(), "supervision mode changed");
+                }
+                return Ok(());
+            }
+            return Err("another supervisor is on the call".into());
+        }
+        let b = self.sip[p]
+            .registrar_mut()
+            .and_then(|r| r.bindings(extension).last().cloned())
+            .ok_or("the supervisor's phone is not registered")?;
+        let leg = CallRef(self.next_id);
+        self.next_id += 1;
+        self.legs.insert(
+            leg,
+            Leg {
+                id: leg,
+                owner: call,
+                role: LegRole::Supervisor {
+                    extension: extension.to_string(),
+                    mode,
+                },
+                profile: p,
+                phase: LegPhase::OpeningMedia,
+                sip: None,
+                contact: b.contact.clone(),
+                dest: b.source,
+                local_media: None,
+                media: None,
+                started: now,
+                answered: None,
+                headers: vec![("X-Supervise".into(), mode.name().into())],
+                from_user: "supervise".into(),
+                from_display: None,
+            },
+        );
+        self.out.push_back(Output::OpenRtp {
+            call: leg,
+            profile: p,
+            remote: b.source,
+        });
+        Ok(())
+    }
+}
+
+fn state_phrase(s: &acd::AgentState) -> &'static str {
+    match s {
+        acd::AgentState::LoggedOut => "Logged Out",
+        acd::AgentState::Ready => "Ready",
+        acd::AgentState::NotReady { .. } => "Not Ready",
+        acd::AgentState::WrapUp { .. } => "Wrap-up",
+        _ => "On Call",
+    }
+}
+
+/// Nonce secret for this run: the nonces only have to be unguessable and die with the process.
+fn registrar_secret() -> String {
+    use sha2::Digest;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut h = sha2::Sha256::new();
+    h.update(t.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(format!("{:p}", &t).as_bytes());
+    crate::hex::encode(&h.finalize())
+}

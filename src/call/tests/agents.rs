@@ -1,0 +1,454 @@
+//! The contact-centre path on virtual time: an agent phone registers (digest) and logs in by
+//! feature code, a caller presses 0, the agent's phone is rung with the call's context, they
+//! talk through answerline, the agent hangs up, the caller rates the call.
+
+use super::rig::*;
+use crate::acd::{Acd, AcdConfig};
+use crate::call::{CallRef, AGENT_REALM};
+use crate::media::g711::Law;
+use crate::media::rtp::{self, RtpSender};
+use crate::sip::digest::{self, Algo, DigestResponse};
+use crate::sip::registrar::Credentials;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The workstations profile (agent phones), after lab and trunk.
+const WS: usize = 2;
+
+fn password(ext: &str) -> String {
+    format!("desk-{ext}")
+}
+
+/// A rig whose engine runs the ACD of the repository's queues.toml / agents.toml, every agent
+/// with the password `desk-<extension>`.
+pub fn acd_rig() -> Rig {
+    let mut rig = Rig::new();
+    assert_eq!(rig.profiles[WS].name, "workstations");
+    let (cfg, records) = AcdConfig::load(&repo("sip-profiles")).unwrap();
+    let dir = records
+        .into_iter()
+        .map(|r| {
+            let c = Credentials::from_password(&r.extension, AGENT_REALM, &password(&r.extension));
+            (r, Some(c))
+        })
+        .collect();
+    let now = rig.now;
+    rig.engine.set_acd(now, Acd::new(cfg), dir);
+    rig.pump();
+    rig
+}
+
+/// An agent's desk phone: SIP from `sip`, RTP at `rtp`.
+pub struct Phone {
+    pub ext: String,
+    pub sip: SocketAddr,
+    pub rtp: SocketAddr,
+    cseq: u32,
+    n: u32,
+}
+
+impl Phone {
+    pub fn new(ext: &str, port: u16) -> Phone {
+        Phone {
+            ext: ext.into(),
+            sip: SocketAddr::new(LOCAL, port),
+            rtp: SocketAddr::new(LOCAL, port + 100),
+            cseq: 0,
+            n: 0,
+        }
+    }
+
+    fn send(&self, rig: &mut Rig, msg: &[u8]) {
+        let now = rig.now;
+        rig.engine.sip_datagram(now, WS, self.sip, msg);
+        rig.pump();
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        ruri: &str,
+        call_id: &str,
+        extra: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        // REGISTER names our own address of record in To; calls name whom they dial.
+        let to = match method {
+            "REGISTER" => format!("sip:{}@127.0.0.1", self.ext),
+            _ => ruri.to_string(),
+        };
+        self.cseq += 1;
+        self.n += 1;
+        format!(
+            "{method} {ruri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {sip};branch=z9hG4bK-ph{n}-{ext};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{ext}@127.0.0.1>;tag=ph{ext}\r\n\
+             To: <{to}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:{ext}@{sip}>\r\n\
+             {extra}Content-Length: {len}\r\n\r\n{body}",
+            sip = self.sip,
+            n = self.n,
+            ext = self.ext,
+            cseq = self.cseq,
+            len = body.len(),
+        )
+        .into_bytes()
+    }
+
+    /// REGISTER, the 401 challenge, REGISTER with the digest: the final status.
+    pub fn register(&mut self, rig: &mut Rig, pw: &str) -> u16 {
+        let ruri = "sip:127.0.0.1:5070";
+        let call_id = format!("reg-{}", self.ext);
+        let first = self.request("REGISTER", ruri, &call_id, "Expires: 600\r\n", "");
+        self.send(rig, &first);
+        let challenge = rig
+            .last_response(401, "REGISTER")
+            .expect("401 to a REGISTER without credentials");
+        let www = challenge
+            .lines()
+            .find(|l| l.starts_with("WWW-Authenticate") && l.contains("SHA-256"))
+            .expect("a SHA-256 challenge");
+        let nonce = www
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut r = DigestResponse {
+            username: self.ext.clone(),
+            realm: AGENT_REALM.into(),
+            nonce: nonce.into(),
+            uri: ruri.into(),
+            algorithm: Some(Algo::Sha256.name().into()),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some("c0ffee".into()),
+            ..DigestResponse::default()
+        };
+        let ha1 = digest::ha1(Algo::Sha256, &self.ext, AGENT_REALM, pw);
+        r.response = digest::expected_response(&ha1, "REGISTER", &r).unwrap();
+        let auth = format!(
+            "Authorization: Digest username=\"{}\",realm=\"{AGENT_REALM}\",nonce=\"{nonce}\",uri=\"{ruri}\",response=\"{}\",algorithm=SHA-256,qop=auth,nc=00000001,cnonce=\"c0ffee\"\r\nExpires: 600\r\n",
+            self.ext, r.response
+        );
+        let second = self.request("REGISTER", ruri, &call_id, &auth, "");
+        self.send(rig, &second);
+        rig.last_response_to("REGISTER").unwrap()
+    }
+
+    /// Dials a feature code; the final status and its reason phrase.
+    pub fn dial(&mut self, rig: &mut Rig, code: &str) -> (u16, String) {
+        let call_id = format!("fc-{}-{}", self.ext, self.n);
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8\r\n",
+            self.rtp.port()
+        );
+        let m = self.request(
+            "INVITE",
+            &format!("sip:{code}@127.0.0.1:5070"),
+            &call_id,
+            "Content-Type: application/sdp\r\n",
+            &body,
+        );
+        self.send(rig, &m);
+        let last = rig
+            .sip
+            .iter()
+            .rev()
+            .map(|(_, m)| m)
+            .find(|m| {
+                header(m, "Call-ID") == Some(call_id.as_str())
+                    && status(m).is_some_and(|s| s >= 300)
+            })
+            .expect("a final answer to the feature code")
+            .clone();
+        let line = last.lines().next().unwrap();
+        (status(&last).unwrap(), line[12..].to_string())
+    }
+
+    /// The INVITEs the engine sent to this phone.
+    pub fn invites<'a>(&self, rig: &'a Rig) -> Vec<&'a str> {
+        rig.sip
+            .iter()
+            .filter(|(to, m)| *to == self.sip && m.starts_with("INVITE "))
+            .map(|(_, m)| m.as_str())
+            .collect()
+    }
+
+    /// Rings, then answers `invite` with our SDP (PCMA at `self.rtp`).
+    pub fn answer(&mut self, rig: &mut Rig, invite: &str) {
+        let invite = invite.to_string();
+        self.send(
+            rig,
+            &with_to_tag(&reply_to(&invite, 180, "Ringing"), &self.ext),
+        );
+        let sdp = format!(
+            "v=0\r\no=phone 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\n",
+            self.rtp.port()
+        );
+        let ok = with_body(
+            &with_to_tag(&reply_to(&invite, 200, "OK"), &self.ext),
+            &format!(
+                "Contact: <sip:{}@{}>\r\nContent-Type: application/sdp\r\n",
+                self.ext, self.sip
+            ),
+            &sdp,
+        );
+        self.send(rig, &ok);
+    }
+
+    /// The agent hangs up (BYE in the dialog `invite` made).
+    pub fn bye(&mut self, rig: &mut Rig, invite: &str) {
+        let call_id = header(invite, "Call-ID").unwrap().to_string();
+        let from = header(invite, "From").unwrap().to_string();
+        let to = header(invite, "To").unwrap().to_string();
+        let ruri = invite_contact(rig, &call_id);
+        self.cseq += 1;
+        let m = format!(
+            "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK-bye{c}\r\nMax-Forwards: 70\r\n\
+             From: {to};tag=ag{ext}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {c} BYE\r\nContent-Length: 0\r\n\r\n",
+            sip = self.sip,
+            c = self.cseq + 100,
+            ext = self.ext,
+        );
+        self.send(rig, m.as_bytes());
+    }
+}
+
+/// Our Contact in the INVITE of that dialog (where in-dialog requests go).
+fn invite_contact(rig: &Rig, call_id: &str) -> String {
+    let inv = rig
+        .sip
+        .iter()
+        .map(|(_, m)| m)
+        .find(|m| m.starts_with("INVITE ") && header(m, "Call-ID") == Some(call_id))
+        .unwrap();
+    let c = header(inv, "Contact").unwrap();
+    c.trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn with_to_tag(reply: &[u8], ext: &str) -> Vec<u8> {
+    let s = String::from_utf8_lossy(reply).into_owned();
+    let to = s
+        .lines()
+        .find(|l| l.starts_with("To: "))
+        .unwrap()
+        .to_string();
+    s.replace(&to, &format!("{to};tag=ag{ext}")).into_bytes()
+}
+
+fn with_body(reply: &[u8], extra: &str, body: &str) -> Vec<u8> {
+    let s = String::from_utf8_lossy(reply).into_owned();
+    s.replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("{extra}Content-Length: {}\r\n\r\n{body}", body.len()),
+    )
+    .into_bytes()
+}
+
+/// 20 ms of a tone at `hz`, PCMA, as an RTP packet.
+fn tone_packet(rtp: &mut RtpSender, hz: f32, k: usize) -> Vec<u8> {
+    let mut payload = [0u8; 160];
+    for (i, b) in payload.iter_mut().enumerate() {
+        let t = (k * 160 + i) as f32 / 8000.0;
+        *b = Law::Alaw.encode((8000.0 * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16);
+    }
+    let mut buf = [0u8; 200];
+    let n = rtp.write_packet(&mut buf, 8, false, &payload, 160);
+    buf[..n].to_vec()
+}
+
+/// How strongly `pcm` holds a tone at `hz` (Goertzel power, normalised by length).
+fn tone_power(pcm: &[i16], hz: f32) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz as f64 / 8000.0;
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in pcm {
+        let s = x as f64 + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (pcm.len().max(1) as f64).powi(2)
+}
+
+fn decoded(rig: &Rig, call: CallRef, from: std::time::Instant) -> Vec<i16> {
+    rig.sent(call)
+        .filter(|s| s.at >= from)
+        .flat_map(|s| {
+            rtp::parse(&s.data)
+                .unwrap()
+                .payload
+                .iter()
+                .map(|&b| Law::Alaw.decode(b))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Agent 8001 (billing) registered and ready; a caller has pressed 0 and is queued.
+fn caller_waiting_for_8001() -> (Rig, Phone, Caller, CallRef) {
+    let mut rig = acd_rig();
+    let mut phone = Phone::new("8001", 6001);
+    assert_eq!(
+        phone.register(&mut rig, "wrong"),
+        403,
+        "a wrong password is refused"
+    );
+    assert_eq!(phone.register(&mut rig, &password("8001")), 200);
+    let (code, phrase) = phone.dial(&mut rig, "*21");
+    assert_eq!((code, phrase.as_str()), (603, "Ready"));
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.talk(call, "127.0.0.1:40000".parse().unwrap());
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '0');
+    (rig, phone, caller, call)
+}
+
+#[test]
+fn an_unregistered_phone_cannot_change_its_agents_state() {
+    let mut rig = acd_rig();
+    let mut phone = Phone::new("8001", 6001);
+    let (code, _) = phone.dial(&mut rig, "*21");
+    assert_eq!(code, 403);
+    assert_eq!(
+        rig.engine
+            .acd()
+            .unwrap()
+            .agent(crate::acd::AgentId(8001))
+            .unwrap()
+            .state,
+        crate::acd::AgentState::LoggedOut
+    );
+}
+
+#[test]
+fn zero_rings_the_ready_agent_with_the_context_and_both_sides_hear_each_other() {
+    let (mut rig, mut phone, _caller, call) = caller_waiting_for_8001();
+    let transferring = clip("zh", "transferring");
+    rig.advance(play_time(&[&transferring]));
+    let invites = phone.invites(&rig);
+    assert_eq!(invites.len(), 1, "the agent's phone is rung once");
+    let invite = invites[0].to_string();
+    assert!(
+        invite.starts_with("INVITE sip:8001@127.0.0.1:6001"),
+        "{invite}"
+    );
+    assert!(
+        header(&invite, "From").unwrap().contains("13800138000"),
+        "the agent sees the caller's number"
+    );
+    assert!(header(&invite, "X-Context-Id").is_some(), "{invite}");
+    assert!(
+        header(&invite, "X-IVR-Path").unwrap().contains("main"),
+        "{invite}"
+    );
+    let offer_events: Vec<_> = rig
+        .agent_events
+        .iter()
+        .filter(|e| e["type"] == "offer")
+        .collect();
+    assert_eq!(offer_events.len(), 1);
+    assert_eq!(
+        offer_events[0]["context"]["id"].as_str(),
+        header(&invite, "X-Context-Id"),
+        "screen pop and INVITE name the same context"
+    );
+    // While it rings the caller hears music on hold.
+    rig.advance(Duration::from_secs(1));
+    assert!(
+        count(&rig.audio(call), &clip("zh", "moh")[..800]) >= 1,
+        "music on hold"
+    );
+
+    phone.answer(&mut rig, &invite);
+    assert!(
+        !rig.requests("ACK").is_empty(),
+        "our ACK to the agent's 200"
+    );
+    let leg = *rig.opened.last().unwrap();
+    assert_ne!(leg, call);
+    let start = rig.now;
+    let mut agent_rtp = RtpSender::new(0xa9e7, 1, 1);
+    for k in 0..100 {
+        // The agent says 1 kHz; the caller says 440 Hz (its talker sends silence unless told).
+        let pkt = tone_packet(&mut agent_rtp, 1000.0, k);
+        let now = rig.now;
+        rig.engine.rtp_packet(now, leg, phone.rtp, &pkt);
+        if k == 0 {
+            let voice: Vec<i16> = (0..16000)
+                .map(|i| {
+                    (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin()) as i16
+                })
+                .collect();
+            rig.say(&voice);
+        }
+        rig.advance(Duration::from_millis(20));
+    }
+    let caller_hears = decoded(&rig, call, start + Duration::from_millis(200));
+    let agent_hears = decoded(&rig, leg, start + Duration::from_millis(200));
+    assert!(caller_hears.len() > 8000 && agent_hears.len() > 8000);
+    assert!(
+        tone_power(&caller_hears, 1000.0) > 100.0 * tone_power(&caller_hears, 440.0).max(1.0),
+        "the caller hears the agent ({} vs {})",
+        tone_power(&caller_hears, 1000.0),
+        tone_power(&caller_hears, 440.0)
+    );
+    assert!(
+        tone_power(&agent_hears, 440.0) > 100.0 * tone_power(&agent_hears, 1000.0).max(1.0),
+        "the agent hears the caller"
+    );
+    assert!(rig.agent_events.iter().any(|e| e["type"] == "connected"));
+}
+
+#[test]
+fn after_the_agent_hangs_up_the_caller_rates_the_call() {
+    let (mut rig, mut phone, mut caller, call) = caller_waiting_for_8001();
+    rig.advance(play_time(&[&clip("zh", "transferring")]));
+    let invite = phone.invites(&rig)[0].to_string();
+    phone.answer(&mut rig, &invite);
+    rig.advance(Duration::from_secs(2));
+    phone.bye(&mut rig, &invite);
+    assert_eq!(rig.last_response_to("BYE"), Some(200));
+    rig.advance(Duration::from_secs(3));
+    assert_eq!(rig.byes(), 0, "the caller stays for the survey");
+    rig.press_info(&mut caller, '4');
+    assert_eq!(rig.surveys, [(Some(8001), 4)]);
+    rig.advance(play_time(&[&clip("zh", "survey_thanks")]) + Duration::from_secs(1));
+    assert_heard_in_order(&rig.audio(call), &named("zh", &["survey_thanks"]));
+    assert_eq!(rig.byes(), 1, "then the call ends");
+    assert_eq!(rig.cdr().hangup_cause, "survey_done");
+    let agent = rig
+        .engine
+        .acd()
+        .unwrap()
+        .agent(crate::acd::AgentId(8001))
+        .unwrap();
+    assert_eq!(agent.state.name(), "wrap-up");
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_ring() {
+    let (mut rig, phone, mut caller, _call) = caller_waiting_for_8001();
+    rig.advance(play_time(&[&clip("zh", "transferring")]));
+    let invite = phone.invites(&rig)[0].to_string();
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    let cancels = rig.requests("CANCEL");
+    assert_eq!(cancels.len(), 1, "the agent's phone stops ringing");
+    assert_eq!(header(cancels[0], "Call-ID"), header(&invite, "Call-ID"));
+    let agent = rig
+        .engine
+        .acd()
+        .unwrap()
+        .agent(crate::acd::AgentId(8001))
+        .unwrap();
+    assert_eq!(agent.state.name(), "ready", "the agent is free again");
+}
