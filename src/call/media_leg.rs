@@ -248,15 +248,21 @@ impl MediaLeg {
         };
         let n = pkt.payload.len().min(MAX_FRAME);
         if let Some(last) = self.last_audio_seq {
-            let lost = pkt.seq.wrapping_sub(last).wrapping_sub(1) as usize;
+            let ahead = pkt.seq.wrapping_sub(last);
+            let behind = last.wrapping_sub(pkt.seq);
+            if ahead == 0 || (behind > 0 && behind < 100) {
+                // A duplicate, or late or reordered: the detector has moved on; judging it
+                // again would split a tone.
+                return RxOutcome::Nothing;
+            }
+            let lost = ahead as usize - 1;
             if lost > 0 && lost < 50 {
                 if let Some(det) = self.inband.as_mut() {
                     det.skip(lost * n);
                 }
-            } else if lost >= 50 {
-                // Late or reordered: the detector has moved on; judging it again would split a tone.
-                return RxOutcome::Nothing;
             }
+            // A bigger jump is a restarted stream (a phone after hold, a new source behind
+            // an SBC): follow it rather than ignore it for good.
         }
         self.last_audio_seq = Some(pkt.seq);
         let mut pcm = [0i16; MAX_FRAME];

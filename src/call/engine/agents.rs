@@ -986,6 +986,44 @@ impl Engine {
         ]
     }
 
+    /// The agent's blind transfer to another queue: the agent leaves (wrap-up), the caller
+    /// waits in the new queue keeping their place in time, and the context goes along.
+    pub fn transfer_to_queue(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        queue: &str,
+    ) -> Result<(), String> {
+        let d = self.desk.as_mut().ok_or("no ACD")?;
+        let to = QueueId::from(queue);
+        if d.acd.config().queue(&to).is_none() {
+            return Err(format!("no queue '{queue}'"));
+        }
+        let c = self.calls.get(&call).ok_or("no such call")?;
+        let (agent_leg, sup) = (c.bridged, c.supervisor.map(|(s, _)| s));
+        d.acd
+            .handle(
+                now,
+                acd::Input::Transfer {
+                    call: CallId(call.0),
+                    to_queue: to.clone(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        for leg in [agent_leg, sup].into_iter().flatten() {
+            self.end_leg(now, leg);
+        }
+        if let Some(c) = self.calls.get_mut(&call) {
+            info!(call_id = %c.call_id, %to, "transferred to another queue");
+            c.queue = Some(to.0);
+            c.queued_at = Some(now);
+            c.agent = None;
+        }
+        self.start_moh(call);
+        self.drain_acd(now);
+        Ok(())
+    }
+
     // ---- supervision --------------------------------------------------------------------------
 
     /// A supervisor joins a bridged call: their phone (a registered extension) is rung.

@@ -452,3 +452,151 @@ fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_ring() {
         .unwrap();
     assert_eq!(agent.state.name(), "ready", "the agent is free again");
 }
+
+/// Caller (440 Hz) bridged with agent 8001 (1 kHz); supervisor 9002 registered.
+fn bridged_call() -> (Rig, Phone, Caller, CallRef, CallRef, String) {
+    let (mut rig, mut phone, caller, call) = caller_waiting_for_8001();
+    rig.advance(play_time(&[&clip("zh", "transferring")]));
+    let invite = phone.invites(&rig)[0].to_string();
+    phone.answer(&mut rig, &invite);
+    let leg = *rig.opened.last().unwrap();
+    (rig, phone, caller, call, leg, invite)
+}
+
+fn sine(hz: f32, ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+/// Runs `ms` of conversation: the caller says 440 Hz, the agent 1 kHz, the supervisor (if
+/// any) 2 kHz; returns what caller, agent and supervisor heard (after a settling 200 ms).
+fn converse(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> Vec<Vec<i16>> {
+    let start = rig.now;
+    rig.say(&sine(440.0, ms));
+    // One stream per phone for the whole test, as a phone sends.
+    let mut senders: Vec<RtpSender> = phones
+        .iter()
+        .map(|(leg, _, _)| {
+            let seq = (rig.now - rig_start(rig)).as_millis() as u16 / 20;
+            RtpSender::new(0x100 + leg.0 as u32, seq, seq as u32 * 160)
+        })
+        .collect();
+    for k in 0..ms / 20 {
+        for (i, &(leg, from, hz)) in phones.iter().enumerate() {
+            let pkt = tone_packet(&mut senders[i], hz, k);
+            let now = rig.now;
+            rig.engine.rtp_packet(now, leg, from, &pkt);
+        }
+        rig.advance(Duration::from_millis(20));
+    }
+    let after = start + Duration::from_millis(200);
+    phones
+        .iter()
+        .map(|&(leg, _, _)| decoded(rig, leg, after))
+        .collect()
+}
+
+fn rig_start(rig: &Rig) -> std::time::Instant {
+    rig.sent(CallRef(1)).next().map_or(rig.now, |s| s.at)
+}
+
+fn hears(pcm: &[i16], hz: f32) -> bool {
+    tone_power(pcm, hz) > 1000.0
+}
+
+#[test]
+fn supervisors_listen_whisper_and_barge_and_each_party_hears_what_it_should() {
+    let (mut rig, phone, _caller, call, leg, _) = bridged_call();
+    let mut boss = Phone::new("9002", 6002);
+    assert_eq!(boss.register(&mut rig, &password("9002")), 200);
+    let now = rig.now;
+    rig.engine
+        .supervise(
+            now,
+            call,
+            "9002",
+            crate::call::bridge::SuperviseMode::Listen,
+        )
+        .unwrap();
+    rig.pump();
+    let inv = boss.invites(&rig);
+    assert_eq!(inv.len(), 1, "the supervisor's phone is rung");
+    let inv = inv[0].to_string();
+    assert_eq!(header(&inv, "X-Supervise"), Some("listen"));
+    boss.answer(&mut rig, &inv);
+    let sup = *rig.opened.last().unwrap();
+    let parties = [(leg, phone.rtp, 1000.0), (sup, boss.rtp, 2000.0)];
+
+    let mark = rig.now;
+    let heard = converse(&mut rig, &parties, 1500);
+    let caller = decoded(&rig, call, mark + Duration::from_millis(200));
+    let (agent, boss_heard) = (&heard[0], &heard[1]);
+    assert!(
+        hears(boss_heard, 440.0) && hears(boss_heard, 1000.0),
+        "listen: the supervisor hears both"
+    );
+    assert!(
+        !hears(&caller, 2000.0) && !hears(agent, 2000.0),
+        "listen: nobody hears the supervisor"
+    );
+    assert!(
+        hears(&caller, 1000.0) && hears(agent, 440.0),
+        "caller and agent still talk"
+    );
+
+    for (mode, agent_hears_boss, caller_hears_boss) in [
+        (crate::call::bridge::SuperviseMode::Whisper, true, false),
+        (crate::call::bridge::SuperviseMode::Barge, true, true),
+    ] {
+        let now = rig.now;
+        rig.engine.supervise(now, call, "9002", mode).unwrap();
+        let mark = rig.now;
+        let heard = converse(&mut rig, &parties, 1500);
+        let caller = decoded(&rig, call, mark + Duration::from_millis(200));
+        assert_eq!(
+            hears(&heard[0], 2000.0),
+            agent_hears_boss,
+            "{mode:?}: agent hears supervisor"
+        );
+        assert_eq!(
+            hears(&caller, 2000.0),
+            caller_hears_boss,
+            "{mode:?}: caller hears supervisor"
+        );
+        assert!(
+            hears(&heard[1], 440.0) && hears(&heard[1], 1000.0),
+            "{mode:?}: supervisor hears both"
+        );
+        assert!(
+            !hears(&heard[0], 1000.0) && !hears(&caller, 440.0),
+            "{mode:?}: nobody hears themselves"
+        );
+    }
+}
+
+#[test]
+fn a_blind_transfer_sends_the_caller_to_another_queue_and_frees_the_agent() {
+    let (mut rig, _phone, _caller, call, _leg, invite) = bridged_call();
+    let now = rig.now;
+    rig.engine.transfer_to_queue(now, call, "senior").unwrap();
+    rig.pump();
+    let byes = rig.requests("BYE");
+    assert_eq!(byes.len(), 1, "the agent's leg is hung up");
+    assert_eq!(header(byes[0], "Call-ID"), header(&invite, "Call-ID"));
+    let acd = rig.engine.acd().unwrap();
+    assert_eq!(
+        acd.agent(crate::acd::AgentId(8001)).unwrap().state.name(),
+        "wrap-up"
+    );
+    assert_eq!(
+        acd.queue_of(crate::acd::CallId(call.0)).map(|q| q.as_str()),
+        Some("senior")
+    );
+    rig.advance(Duration::from_secs(2));
+    assert!(
+        count(&rig.audio(call), &clip("zh", "moh")[..800]) >= 1,
+        "the caller waits with music"
+    );
+    assert_eq!(rig.engine.active_calls(), 1);
+}
