@@ -48,6 +48,9 @@ pub struct QueueConfig {
     pub moh: String,
     /// After the agent hangs up, the caller is asked to rate the call (1-5).
     pub survey: bool,
+    /// Answer line (应答线): callers routed here ("queue:<id>" in a profile's routes) reach
+    /// a human first, who can send them to self-service steps and back.
+    pub front_line: bool,
     /// How many recent answers and handled calls the expected wait averages over.
     pub average_over: usize,
 }
@@ -266,6 +269,7 @@ struct RawQueue {
     moh: Option<Spanned<String>>,
     average_over: Option<Spanned<i64>>,
     survey: Option<Spanned<bool>>,
+    front_line: Option<Spanned<bool>>,
 }
 
 const SEE_QUEUES: &str = "see the comments in sip-profiles/queues.toml for every key";
@@ -560,6 +564,7 @@ fn parse_queues(path: &Path, text: &str) -> Result<(Vec<QueueConfig>, VipPolicy)
             moh,
             survey: pick(&q.survey, def.map(|d| &d.survey), id, "survey")
                 .is_some_and(|(v, _)| *v.get_ref()),
+            front_line: q.front_line.as_ref().is_some_and(|v| *v.get_ref()),
             average_over: average_over as usize,
         });
     }

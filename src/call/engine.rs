@@ -275,13 +275,16 @@ impl Engine {
         };
         let (owner, party) = (l.owner, l.role.party());
         let Some(m) = l.media.as_mut() else { return };
-        // Agents' keys are not the caller's: digits on this leg go nowhere.
-        let _ = m.on_packet(now, from, data);
+        let outcome = m.on_packet(now, from, data);
         let mut pcm = [0i16; MAX_PACKET];
         let heard = m.take_heard();
         let n = heard.len();
         pcm[..n].copy_from_slice(heard);
         self.relay(owner, party, &pcm[..n]);
+        // Agents' keys are commands (*1 ...), never relayed to the caller.
+        if let RxOutcome::Digit(d, _) = outcome {
+            self.agent_key(now, leg, d);
+        }
     }
 
     /// A key from the caller: the survey's, nobody's while with an agent, else the IVR's.
@@ -292,6 +295,7 @@ impl Engine {
         if c.survey.is_some() {
             self.survey_digit(call, d);
         } else if c.bridged.is_none() && c.queue.is_none() {
+            // The IVR: its menus, or a self-service step the agent sent the caller to.
             self.ivr_input(now, call, IvrInput::Digit(d));
         }
     }
@@ -404,11 +408,26 @@ impl Engine {
             entry: self.profiles[p].route(c.called.as_deref()).to_string(),
             speech: self.opts.speech,
         };
+        // Answer line (应答线): a route "queue:<id>" puts a human first; the IVR only runs
+        // the self-service steps the agent sends the caller to.
+        let front = start.entry.strip_prefix("queue:").map(str::to_string);
         let mut ivr = Ivr::new(self.menus.clone(), start);
-        ivr.start(now);
+        if front.is_none() {
+            ivr.start(now);
+        }
         c.ivr = Some(ivr);
         info!(call_id = %c.call_id, rtp_port = ?c.rtp_port, codec = ?neg.law, ptime = neg.ptime_ms, "answered");
-        self.drain_ivr(now, call);
+        match front {
+            Some(q) => {
+                if !self.request_agent(now, call, Some(&q)) {
+                    if let Some(ivr) = self.calls.get_mut(&call).and_then(|c| c.ivr.as_mut()) {
+                        ivr.on_agent_unavailable(now);
+                    }
+                    self.drain_ivr(now, call);
+                }
+            }
+            None => self.drain_ivr(now, call),
+        }
     }
 
     fn prefs_of(&self, call: CallRef) -> MediaPrefs {
@@ -919,7 +938,7 @@ impl Engine {
                     }
                     IvrAction::Transfer { target } => {
                         let p = c.profile;
-                        if self.request_agent(now, id) {
+                        if self.request_agent(now, id, None) {
                             continue;
                         }
                         let Some(c) = self.calls.get_mut(&id) else {
@@ -944,6 +963,9 @@ impl Engine {
                     IvrAction::Hangup { cause } => {
                         self.hangup(now, id, &cause);
                         return;
+                    }
+                    IvrAction::StepDone { step, outcome } => {
+                        self.step_done(now, id, &step, &outcome);
                     }
                 }
             }

@@ -58,4 +58,7 @@ pub struct Leg {
     pub headers: Vec<(String, String)>,
     pub from_user: String,
     pub from_display: Option<String>,
+    /// The agent keyed `*`: the next digit picks a self-service step (*1 verify, *2 bill,
+    /// *3 top-up).
+    pub star: bool,
 }

@@ -76,6 +76,9 @@ pub struct Call {
     pub bridged: Option<CallRef>,
     pub agent: Option<crate::acd::AgentId>,
     pub supervisor: Option<(CallRef, bridge::SuperviseMode)>,
+    /// Sent to a self-service step by the agent (answer line): the agent's leg, waiting
+    /// with music, and the step.
+    pub self_service: Option<(CallRef, String)>,
     /// From the account look-up at answer: VIP level and whether the number is a customer.
     pub vip_level: u8,
     /// After the agent hung up: the satisfaction survey (1-5) runs.
@@ -146,6 +149,7 @@ impl Call {
             bridged: None,
             agent: None,
             supervisor: None,
+            self_service: None,
             vip_level: 0,
             survey: None,
             served_queue: None,

@@ -181,7 +181,16 @@ pub enum IvrAction {
         intents: Vec<String>,
     },
     StopListening,
+    /// A self-service step the agent sent the caller to is over (`outcome` as in CDRs:
+    /// pin_verified, pin_failed, bill_played, topup_credited, ...): back to the agent.
+    StepDone {
+        step: String,
+        outcome: String,
+    },
 }
+
+/// The self-service steps an agent can send a caller to (answer line).
+pub const STEPS: [&str; 3] = ["verify", "bill", "topup"];
 
 /// What to do when the current playback finishes (or is barged into).
 #[derive(Debug, Clone)]
@@ -293,6 +302,10 @@ pub struct Ivr {
     bill: BillState,
     topup: TopupState,
     speech: SpeechState,
+    /// The self-service step running for an agent (answer line), if any.
+    step: Option<String>,
+    /// How the caller proved who they are ("service_pin"), once they have.
+    verified: Option<String>,
 }
 
 /// Leaves out digits and variables: they may hold a PIN being typed.
@@ -346,7 +359,70 @@ impl Ivr {
             bill: BillState::default(),
             topup: TopupState::default(),
             speech: SpeechState::new(start.speech),
+            step: None,
+            verified: None,
         }
+    }
+
+    /// An agent sends the caller to a self-service step (`STEPS`): "verify" asks for the
+    /// service PIN of the caller's own number, "bill" reads the bill, "topup" runs a top-up.
+    /// When it is over, `IvrAction::StepDone` says so and the IVR waits again.
+    pub fn run_step(&mut self, now: Instant, step: &str) -> Result<(), String> {
+        if !STEPS.contains(&step) {
+            return Err(format!(
+                "no self-service step '{step}'; use one of: {}",
+                STEPS.join(", ")
+            ));
+        }
+        if self.menus.node(step).is_none() && step != "verify" {
+            return Err(format!("menus.toml has no node '{step}'"));
+        }
+        self.step = Some(step.to_string());
+        self.typeahead.clear();
+        self.history.clear();
+        self.mode = Mode::Idle;
+        match step {
+            "verify" => {
+                let Some(caller) = self.caller.clone() else {
+                    self.outcome = "pin_no_number".into();
+                    self.step_done();
+                    return Ok(());
+                };
+                let bill = self
+                    .menus
+                    .node_ids()
+                    .find(|id| matches!(self.menus.node(id), Some(Node::Bill(_))))
+                    .map(str::to_string)
+                    .ok_or("menus.toml has no bill node (its PIN step verifies)")?;
+                self.path.push("verify".into());
+                self.bill = BillState {
+                    node: bill,
+                    msisdn: Some(caller),
+                    ..BillState::default()
+                };
+                self.node = self.bill.node.clone();
+                self.run_after(now, After::BillAskPin);
+            }
+            other => self.enter(now, other),
+        }
+        Ok(())
+    }
+
+    /// How the caller proved who they are, if they did ("service_pin").
+    pub fn verified(&self) -> Option<&str> {
+        self.verified.as_deref()
+    }
+
+    fn step_done(&mut self) {
+        let Some(step) = self.step.take() else { return };
+        self.stop_listening();
+        self.mode = Mode::Transferring;
+        self.typeahead.clear();
+        self.deadline = None;
+        self.actions.push_back(IvrAction::StepDone {
+            step,
+            outcome: self.outcome.clone(),
+        });
     }
 
     pub fn start(&mut self, now: Instant) {
@@ -562,6 +638,21 @@ impl Ivr {
     }
 
     fn run_after(&mut self, now: Instant, after: After) {
+        // In a self-service step, wherever the flow would go next (its menu after the
+        // result, the top menu, an agent, goodbye) the step is over: back to the agent.
+        if self.step.is_some()
+            && matches!(
+                after,
+                After::BillMenu
+                    | After::TopupMenu
+                    | After::Top
+                    | After::Back
+                    | After::Transfer
+                    | After::Hangup(_)
+            )
+        {
+            return self.step_done();
+        }
         match after {
             After::MenuWait => {
                 self.mode = Mode::Menu;
@@ -715,6 +806,11 @@ impl Ivr {
     /// Plays the exit prompt, then hangs up with `cause` (also the outcome).
     fn exit(&mut self, now: Instant, prompts: Vec<PromptRef>, cause: &str) {
         self.stop_listening();
+        if self.step.is_some() {
+            // No goodbye: the caller goes back to the agent, who hears why.
+            self.outcome = cause.into();
+            return self.step_done();
+        }
         // A caller who heard the bill (or a top-up's result) and then stays silent was
         // served; the CDR should say so rather than blame the timeout.
         let served = self.outcome == "bill_played" || self.outcome.starts_with("topup_");
@@ -1045,6 +1141,11 @@ impl Ivr {
                 self.run_after(now, After::BillAskPhone)
             }
             (Pending::Pin, BillingReply::Pin(PinCheck::Ok)) => {
+                self.verified = Some("service_pin".into());
+                if self.step.as_deref() == Some("verify") {
+                    self.outcome = "pin_verified".into();
+                    return self.step_done();
+                }
                 let msisdn = self.bill.msisdn.clone().unwrap_or_default();
                 self.request(
                     now,

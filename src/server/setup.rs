@@ -113,6 +113,24 @@ fn check_acd(o: &ServeOptions, profiles: &[Profile]) -> anyhow::Result<Option<Ac
             .into());
         }
     }
+    for p in profiles {
+        for (number, to) in &p.routes {
+            let Some(q) = to.strip_prefix("queue:") else {
+                continue;
+            };
+            let ok = cfg.queue(&QueueId::from(q)).is_some_and(|q| q.front_line);
+            if !ok {
+                let text = std::fs::read_to_string(&p.source).unwrap_or_default();
+                return Err(ConfigError::key(
+                    &p.source,
+                    Some(&text),
+                    "routes",
+                    format!("\"{number}\" = \"{to}\": no queue '{q}' with front_line = true in queues.toml; name an answer-line queue or a menu node"),
+                )
+                .into());
+            }
+        }
+    }
     Ok(Some(cfg))
 }
 

@@ -30,9 +30,21 @@ fn the_shipped_files_load_with_every_service_line() {
             "短信",
             "增值业务",
             "网络故障",
-            "高级客服"
+            "高级客服",
+            "应答线 answer line"
         ],
         "in the file's order"
+    );
+    let front: Vec<&str> = cfg
+        .queues
+        .iter()
+        .filter(|q| q.front_line)
+        .map(|q| q.id.as_str())
+        .collect();
+    assert_eq!(front, ["front-line"], "one answer-line queue");
+    assert!(
+        cfg.queues.iter().all(|q| q.survey),
+        "every shipped queue asks for a rating"
     );
     let billing = cfg.queue(&q("billing")).unwrap();
     assert_eq!(billing.strategy, Strategy::LongestIdle);

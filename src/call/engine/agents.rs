@@ -142,14 +142,14 @@ impl Engine {
     // ---- callers ------------------------------------------------------------------------
 
     /// The IVR handed the caller over ("0", or "agent" by voice). False: no ACD here.
-    pub(super) fn request_agent(&mut self, now: Instant, id: CallRef) -> bool {
+    pub(super) fn request_agent(&mut self, now: Instant, id: CallRef, queue: Option<&str>) -> bool {
         let Some(c) = self.calls.get(&id) else {
             return true;
         };
         if self.desk.is_none() || self.profiles[c.profile].role != Role::Callers {
             return false;
         }
-        let queue = QueueId::from(self.profiles[c.profile].queue.as_str());
+        let queue = QueueId::from(queue.unwrap_or(&self.profiles[c.profile].queue));
         let vip_level = c.vip_level;
         let context_id = Some(self.context_id(id));
         let r = self.desk.as_mut().map(|d| {
@@ -191,8 +191,21 @@ impl Engine {
             .filter(|l| l.owner == id)
             .map(|l| l.id)
             .collect();
-        let bridged = c.bridged.is_some();
+        let bridged = c.bridged.is_some() || c.self_service.is_some();
         let queued = c.queue.is_some();
+        if let (Some((_, step)), Some(agent)) = (&c.self_service, c.agent) {
+            info!(call_id = %c.call_id, %step, "caller hung up in self-service");
+            let event = serde_json::json!({
+                "type": "caller_left",
+                "agent": agent.0,
+                "call": id.0,
+                "during": step,
+            });
+            self.out.push_back(Output::AgentEvent {
+                agent: agent.0,
+                event,
+            });
+        }
         if let Some(d) = self.desk.as_mut() {
             let input = if bridged {
                 acd::Input::CallEnded { call: CallId(id.0) }
@@ -411,6 +424,7 @@ impl Engine {
                 headers,
                 from_user,
                 from_display,
+                star: false,
             },
         );
         self.out.push_back(Output::OpenRtp {
@@ -948,6 +962,8 @@ impl Engine {
 
     // ---- context ----------------------------------------------------------------------------
 
+    pub(super) fn bump_context(&mut self, _id: CallRef) {}
+
     pub(super) fn context_id(&self, id: CallRef) -> String {
         format!("{}-{}", self.boot_tag, id.0)
     }
@@ -1024,6 +1040,116 @@ impl Engine {
         Ok(())
     }
 
+    // ---- answer line: self-service steps ---------------------------------------------------
+
+    /// The agent sends the caller to a self-service step (`ivr::STEPS`): the caller leaves
+    /// the agent (who hears music, never the caller's keys or voice), the step runs, and
+    /// the caller comes back to the same agent with the result on the agent's screen.
+    pub fn self_service(&mut self, now: Instant, call: CallRef, step: &str) -> Result<(), String> {
+        let c = self.calls.get_mut(&call).ok_or("no such call")?;
+        let leg = c.bridged.ok_or("the caller is not with an agent")?;
+        let ivr = c.ivr.as_mut().ok_or("the call has no IVR")?;
+        ivr.run_step(now, step)?;
+        info!(call_id = %c.call_id, step, "caller sent to self-service");
+        c.bridged = None;
+        c.self_service = Some((leg, step.to_string()));
+        if let Some(m) = c.media.as_mut() {
+            m.set_bridged(false);
+            m.player.stop();
+        }
+        let lang = c.ivr.as_ref().map_or("zh", |i| i.lang()).to_string();
+        if let Some(m) = self.legs.get_mut(&leg).and_then(|l| l.media.as_mut()) {
+            m.set_bridged(false);
+            if let Some(moh) = self.prompts.get(&lang, "moh") {
+                // About ten minutes of music; the step is over long before.
+                for _ in 0..90 {
+                    m.player.enqueue(moh.encoded(m.player.law()).clone(), 0);
+                }
+            }
+        }
+        self.drain_ivr(now, call);
+        Ok(())
+    }
+
+    /// The step is over: the caller is back with the agent, whose screen gets the result.
+    pub(super) fn step_done(&mut self, now: Instant, id: CallRef, step: &str, outcome: &str) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some((leg, _)) = c.self_service.take() else {
+            return;
+        };
+        info!(call_id = %c.call_id, step, outcome, "self-service step done");
+        if let Some(m) = c.media.as_mut() {
+            m.player.stop();
+        }
+        let agent = match self.legs.get_mut(&leg) {
+            Some(l) if l.phase == LegPhase::Up => {
+                if let Some(m) = l.media.as_mut() {
+                    m.player.stop();
+                    m.set_bridged(true);
+                }
+                match l.role {
+                    LegRole::Agent(a) => Some(a),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some(agent) = agent else {
+            // The agent left while the caller was in the step.
+            let c = self.calls.get(&id);
+            let agent = c.and_then(|c| c.agent).unwrap_or(AgentId(0));
+            self.after_agent(now, id, agent);
+            return;
+        };
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.bridged = Some(leg);
+            if let Some(m) = c.media.as_mut() {
+                m.set_bridged(true);
+            }
+        }
+        self.bump_context(id);
+        let event = serde_json::json!({
+            "type": "self_service_done",
+            "agent": agent.0,
+            "call": id.0,
+            "step": step,
+            "outcome": outcome,
+            "context": self.context_json(id),
+        });
+        self.out.push_back(Output::AgentEvent {
+            agent: agent.0,
+            event,
+        });
+    }
+
+    /// A key from the agent's phone during the call: `*1` / `*2` / `*3` send the caller to
+    /// verify / bill / top-up. Other keys go nowhere (never to the caller).
+    pub(super) fn agent_key(&mut self, now: Instant, leg: CallRef, d: char) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if !matches!(l.role, LegRole::Agent(_)) {
+            return;
+        }
+        if d == '*' {
+            l.star = true;
+            return;
+        }
+        let star = std::mem::take(&mut l.star);
+        let owner = l.owner;
+        let step = match (star, d) {
+            (true, '1') => "verify",
+            (true, '2') => "bill",
+            (true, '3') => "topup",
+            _ => return,
+        };
+        if let Err(e) = self.self_service(now, owner, step) {
+            info!(leg = leg.0, error = %e, "agent's self-service key refused");
+        }
+    }
+
     // ---- supervision --------------------------------------------------------------------------
 
     /// A supervisor joins a bridged call: their phone (a registered extension) is rung.
@@ -1080,6 +1206,7 @@ impl Engine {
                 headers: vec![("X-Supervise".into(), mode.name().into())],
                 from_user: "supervise".into(),
                 from_display: None,
+                star: false,
             },
         );
         self.out.push_back(Output::OpenRtp {

@@ -600,3 +600,137 @@ fn a_blind_transfer_sends_the_caller_to_another_queue_and_frees_the_agent() {
     );
     assert_eq!(rig.engine.active_calls(), 1);
 }
+
+/// The agent keys `keys` on the phone (RFC 4733, payload type 101) over the leg.
+fn agent_keys(rig: &mut Rig, leg: CallRef, phone: &Phone, keys: &str) {
+    let mut rtp = RtpSender::new(0xbeef, 5000, 5000);
+    for k in keys.chars() {
+        let mut key = crate::media::rfc4733::DtmfSender::new(k, 100, 20).unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            let n = key.next_packet(&mut rtp, &mut buf, 101);
+            if n == 0 {
+                break;
+            }
+            let now = rig.now;
+            rig.engine.rtp_packet(now, leg, phone.rtp, &buf[..n]);
+            rig.advance(Duration::from_millis(20));
+        }
+        rig.advance(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn answer_line_a_human_answers_first_sends_the_caller_to_verify_the_pin_and_gets_them_back() {
+    let mut rig = acd_rig();
+    let mut phone = Phone::new("8001", 6001);
+    assert_eq!(phone.register(&mut rig, &password("8001")), 200);
+    assert_eq!(phone.dial(&mut rig, "*21").0, 603);
+    let mut caller = Caller::new(LAB, "13800138000");
+    caller.invite_headers = String::new();
+    // Dial the answer-line number: no menu, the agent's phone rings at once.
+    let call = {
+        let m = caller.invite(&g711_offer());
+        let m = String::from_utf8(m)
+            .unwrap()
+            .replacen("INVITE sip:10010@", "INVITE sip:10011@", 1);
+        let before = rig.opened.len();
+        rig.send(&caller, m.as_bytes());
+        let call = rig.opened[before];
+        let ok = rig.last_response(200, "INVITE").expect("answered");
+        let to = header(&ok, "To").unwrap();
+        caller.to_tag = Some(to.split(";tag=").nth(1).unwrap().to_string());
+        let ack = caller.ack();
+        rig.send(&caller, &ack);
+        call
+    };
+    rig.talk(call, "127.0.0.1:40000".parse().unwrap());
+    rig.advance(Duration::from_millis(200));
+    let invite = phone
+        .invites(&rig)
+        .first()
+        .expect("the agent is rung first")
+        .to_string();
+    assert!(
+        count(&rig.audio(call), &clip("zh", "welcome")[..800]) == 0,
+        "no machine voice first"
+    );
+    phone.answer(&mut rig, &invite);
+    let leg = *rig.opened.last().unwrap();
+    rig.advance(Duration::from_millis(500));
+
+    // *1: verify the service PIN. The caller hears the PIN prompt; the agent hears music.
+    agent_keys(&mut rig, leg, &phone, "*1");
+    let step_start = rig.now;
+    rig.advance(play_time(&[&clip("zh", "bill_pin_prompt")]));
+    assert_heard_in_order(&rig.audio(call), &named("zh", &["bill_pin_prompt"]));
+    for d in "123456#".chars() {
+        rig.press_rtp(d);
+        rig.advance(Duration::from_millis(300));
+    }
+    rig.advance(Duration::from_millis(500));
+    let done: Vec<_> = rig
+        .agent_events
+        .iter()
+        .filter(|e| e["type"] == "self_service_done")
+        .collect();
+    assert_eq!(done.len(), 1, "{:?}", rig.agent_events);
+    assert_eq!(done[0]["step"], "verify");
+    assert_eq!(done[0]["outcome"], "pin_verified");
+    // While the caller was away the agent heard no telephone-events and no caller audio:
+    // every packet to the agent in the step is the music, never the caller's keys.
+    let to_agent: Vec<_> = rig
+        .sent(leg)
+        .filter(|s| s.at >= step_start && s.at < rig.now - Duration::from_millis(600))
+        .collect();
+    assert!(to_agent.len() > 50);
+    assert!(to_agent
+        .iter()
+        .all(|s| rtp::parse(&s.data).unwrap().payload_type == 8));
+    let heard: Vec<u8> = to_agent
+        .iter()
+        .flat_map(|s| rtp::parse(&s.data).unwrap().payload.to_vec())
+        .collect();
+    let moh = clip("zh", "moh");
+    assert!(
+        heard.windows(400).any(|w| w == &moh[4000..4400]),
+        "the agent hears music on hold"
+    );
+    // Back together: the agent hears the caller again.
+    let mark = rig.now;
+    let heard = converse(&mut rig, &[(leg, phone.rtp, 1000.0)], 1000);
+    assert!(hears(&heard[0], 440.0), "the caller is back with the agent");
+    assert!(hears(
+        &decoded(&rig, call, mark + Duration::from_millis(200)),
+        1000.0
+    ));
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_self_service_is_reported_to_the_agent() {
+    let (mut rig, phone, mut caller, call, leg, _) = bridged_call();
+    agent_keys(&mut rig, leg, &phone, "*3");
+    rig.advance(Duration::from_secs(1));
+    let bye = caller.request("BYE", "", "");
+    rig.send(&caller, &bye);
+    let left: Vec<_> = rig
+        .agent_events
+        .iter()
+        .filter(|e| e["type"] == "caller_left")
+        .collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["during"], "topup");
+    assert_eq!(left[0]["call"], call.0);
+    assert_eq!(
+        rig.requests("BYE").len(),
+        1,
+        "the agent's leg is hung up too"
+    );
+    let agent = rig
+        .engine
+        .acd()
+        .unwrap()
+        .agent(crate::acd::AgentId(8001))
+        .unwrap();
+    assert_eq!(agent.state.name(), "wrap-up");
+}
