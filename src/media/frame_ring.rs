@@ -260,6 +260,10 @@ mod tests {
         r.clear();
         assert!(r.is_empty());
         r.push_samples(&[3; 160]);
-        assert_eq!(r.pop(), Some([3; 160]), "no stale samples from before clear");
+        assert_eq!(
+            r.pop(),
+            Some([3; 160]),
+            "no stale samples from before clear"
+        );
     }
 }

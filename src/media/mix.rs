@@ -64,7 +64,9 @@ pub fn mix_frame(
 ) {
     use SuperviseMode::*;
     // Only a supervisor in a mode that lets it speak is heard by anyone.
-    let s_to_agent = matches!(mode, Some(Whisper | Barge)).then_some(supervisor).flatten();
+    let s_to_agent = matches!(mode, Some(Whisper | Barge))
+        .then_some(supervisor)
+        .flatten();
     let s_to_caller = matches!(mode, Some(Barge)).then_some(supervisor).flatten();
     mix_into(agent, s_to_caller, &mut out.to_caller);
     mix_into(caller, s_to_agent, &mut out.to_agent);
@@ -149,7 +151,10 @@ mod tests {
         let dot: f64 = m.iter().zip(src).map(|(&x, &y)| x as f64 * y as f64).sum();
         let energy: f64 = src.iter().map(|&y| y as f64 * y as f64).sum();
         let r = dot / energy;
-        assert!(r.abs() < 0.05 || (r - 1.0).abs() < 0.05, "ambiguous mix: {r}");
+        assert!(
+            r.abs() < 0.05 || (r - 1.0).abs() < 0.05,
+            "ambiguous mix: {r}"
+        );
         r > 0.5
     }
 
@@ -179,12 +184,18 @@ mod tests {
 
     #[test]
     fn listen_supervisor_hears_both_and_nobody_hears_it() {
-        assert_eq!(matrix(mode(Some(Listen))), [[N, Y, N], [Y, N, N], [Y, Y, N]]);
+        assert_eq!(
+            matrix(mode(Some(Listen))),
+            [[N, Y, N], [Y, N, N], [Y, Y, N]]
+        );
     }
 
     #[test]
     fn whisper_reaches_the_agent_only() {
-        assert_eq!(matrix(mode(Some(Whisper))), [[N, Y, N], [Y, N, Y], [Y, Y, N]]);
+        assert_eq!(
+            matrix(mode(Some(Whisper))),
+            [[N, Y, N], [Y, N, Y], [Y, Y, N]]
+        );
     }
 
     #[test]
@@ -200,9 +211,15 @@ mod tests {
                 masked_from_caller: true,
             });
             let open = matrix(mode(m));
-            assert!(!got[1][0] && !got[2][0], "{m:?}: caller leaked while masked");
+            assert!(
+                !got[1][0] && !got[2][0],
+                "{m:?}: caller leaked while masked"
+            );
             assert_eq!(got[0], open[0], "{m:?}: the caller's own hearing changed");
-            assert_eq!(got[1][2], open[1][2], "{m:?}: whisper/barge to agent changed");
+            assert_eq!(
+                got[1][2], open[1][2],
+                "{m:?}: whisper/barge to agent changed"
+            );
         }
         // Nothing else audible: the agent gets silence, not a stale frame.
         let mut out = MixOut::default();
@@ -225,7 +242,11 @@ mod tests {
         assert_eq!(out.to_agent, Some([0; FRAME_SAMPLES]));
         mix_frame(Some(Barge), Some(&low), Some(&low), None, &mut out);
         assert_eq!(out.to_supervisor, Some([i16::MIN; FRAME_SAMPLES]));
-        assert_eq!(out.to_caller, Some(low), "only the agent spoke to the caller");
+        assert_eq!(
+            out.to_caller,
+            Some(low),
+            "only the agent spoke to the caller"
+        );
     }
 
     #[test]

@@ -516,7 +516,11 @@ mod tests {
         }
         assert_eq!(rec.blocks_handed_out(), 60);
         assert_eq!(rec.blocks_allocated(), 2);
-        assert_eq!(buffers.len(), 2, "only the pool's two buffers were ever used");
+        assert_eq!(
+            buffers.len(),
+            2,
+            "only the pool's two buffers were ever used"
+        );
         assert_eq!(rec.lost_ms(), 0);
     }
 
