@@ -8,6 +8,9 @@
 //! plays silence (an underrun); each underrun leaves one more frame of slack in the ring,
 //! so a jittery sender settles at the buffering it needs.
 //!
+//! Legs whose ptime is not 20 ms use `push_samples` (receiving) and `pop_samples` (sending):
+//! the ring re-chunks on the way in and out, so the mixer in between always sees 20 ms.
+//!
 //! All storage is allocated in `new`; pushing and popping never allocate.
 
 /// Samples in one 20 ms frame at 8 kHz.
@@ -27,6 +30,10 @@ pub struct FrameRing {
     /// Samples of a frame not yet complete, from packets whose ptime is not 20 ms.
     partial: Frame,
     partial_len: usize,
+    /// The frame being read by a sender whose ptime is not 20 ms: its last `tail_left`
+    /// samples are still to be sent.
+    tail: Frame,
+    tail_left: usize,
     dropped: u64,
     underruns: u64,
     /// Set by the first frame: pops before any audio ever arrived are not underruns
@@ -44,6 +51,8 @@ impl FrameRing {
             len: 0,
             partial: SILENT_FRAME,
             partial_len: 0,
+            tail: SILENT_FRAME,
+            tail_left: 0,
             dropped: 0,
             underruns: 0,
             started: false,
@@ -54,7 +63,8 @@ impl FrameRing {
         self.slots.len()
     }
 
-    /// Frames waiting to be popped (the partial frame does not count).
+    /// Whole frames waiting to be popped (neither the partial frame being assembled nor the
+    /// rest of one split by `pop_samples` counts).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -111,10 +121,17 @@ impl FrameRing {
     /// Copies the oldest frame into `out` and returns true; false (leaving `out` alone) if
     /// the ring is empty.
     pub fn pop_into(&mut self, out: &mut Frame) -> bool {
-        if self.len == 0 {
-            if self.started {
-                self.underruns += 1;
+        if self.tail_left > 0 {
+            // A sender that read odd sizes before (ptime change): its leftover comes first.
+            if self.tail_left + self.len * FRAME_SAMPLES < FRAME_SAMPLES {
+                self.count_underrun();
+                return false;
             }
+            self.pop_samples(out);
+            return true;
+        }
+        if self.len == 0 {
+            self.count_underrun();
             return false;
         }
         *out = self.slots[self.head];
@@ -123,12 +140,47 @@ impl FrameRing {
         true
     }
 
+    /// For a sender whose ptime is not 20 ms (e.g. 240 samples for 30 ms): fills `out`
+    /// from the queued frames, keeping the rest of a split frame for the next call.
+    /// Returns how many samples it filled; if short (an underrun), the caller pads the rest
+    /// with silence.
+    pub fn pop_samples(&mut self, out: &mut [i16]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            if self.tail_left == 0 {
+                if self.len == 0 {
+                    break;
+                }
+                self.tail = self.slots[self.head];
+                self.head = (self.head + 1) % self.slots.len();
+                self.len -= 1;
+                self.tail_left = FRAME_SAMPLES;
+            }
+            let from = FRAME_SAMPLES - self.tail_left;
+            let take = self.tail_left.min(out.len() - n);
+            out[n..n + take].copy_from_slice(&self.tail[from..from + take]);
+            self.tail_left -= take;
+            n += take;
+        }
+        if n < out.len() {
+            self.count_underrun();
+        }
+        n
+    }
+
+    fn count_underrun(&mut self) {
+        if self.started {
+            self.underruns += 1;
+        }
+    }
+
     /// Forgets queued audio and any partial frame (the bridge was re-routed or put on
     /// hold: stale audio must not play later). Counters are kept for the call's stats.
     pub fn clear(&mut self) {
         self.head = 0;
         self.len = 0;
         self.partial_len = 0;
+        self.tail_left = 0;
         self.started = false;
     }
 
@@ -253,10 +305,47 @@ mod tests {
     }
 
     #[test]
+    fn a_30ms_sender_reads_20ms_frames_without_losing_samples() {
+        let ramp: Vec<i16> = (0..960).map(|i| i as i16).collect();
+        let mut r = FrameRing::new(8);
+        for f in ramp.chunks(160) {
+            r.push_samples(f);
+        }
+        // 960 samples = four 30 ms packets, in order, no gap, no repeat.
+        let mut out = [0i16; 240];
+        for k in 0..4 {
+            assert_eq!(r.pop_samples(&mut out), 240);
+            assert_eq!(&out[..], &ramp[k * 240..(k + 1) * 240]);
+        }
+        assert_eq!(r.underruns(), 0);
+        // Dry mid-packet: what is there, and the caller pads.
+        r.push(&numbered(1));
+        assert_eq!(r.pop_samples(&mut out), 160);
+        assert_eq!(r.underruns(), 1);
+        // Back to 20 ms after a re-INVITE: the split frame's rest leads the next frame.
+        r.push(&numbered(2));
+        r.push(&numbered(3));
+        assert_eq!(r.pop_samples(&mut out[..80]), 80);
+        let mut f = SILENT_FRAME;
+        assert!(r.pop_into(&mut f));
+        assert_eq!(f[..80], numbered(2)[80..]);
+        assert_eq!(f[80..], numbered(3)[..80]);
+        assert!(
+            !r.pop_into(&mut f),
+            "only 80 samples left: not a whole frame"
+        );
+        assert_eq!(r.underruns(), 2);
+        assert_eq!(r.pop_samples(&mut out), 80);
+    }
+
+    #[test]
     fn clear_forgets_audio_and_partial() {
         let mut r = FrameRing::new(4);
         r.push(&numbered(1));
         r.push_samples(&[9; 100]);
+        r.push(&numbered(2));
+        let mut out = [0i16; 100];
+        r.pop_samples(&mut out);
         r.clear();
         assert!(r.is_empty());
         r.push_samples(&[3; 160]);
