@@ -3,6 +3,9 @@ pub mod player;
 pub mod rfc4733;
 pub mod rtp;
 
+pub mod frame_ring;
 pub mod g711;
 pub mod inband;
+pub mod mix;
 pub mod prompts;
+pub mod recorder;
