@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use answerline::media::g711::Law;
-use answerline::media::mix::{mix_frame, MixOut, SuperviseMode};
 use answerline::media::player::Player;
 use answerline::media::recorder::Recorder;
 use answerline::media::rfc4733::{encode_event, DtmfReceiver};
@@ -124,23 +123,6 @@ fn vad_path(steady: bool) -> f64 {
     })
 }
 
-/// Three talkers, every output a two-way mix: the most work one bridge step can take.
-fn mix_path() -> f64 {
-    let legs: [[i16; 160]; 3] = [[9000; 160], [-12000; 160], [30000; 160]];
-    let mut out = MixOut::default();
-    time(1_000_000, |i| {
-        let k = i as usize % 3;
-        mix_frame(
-            Some(SuperviseMode::Barge),
-            Some(black_box(&legs[k])),
-            Some(black_box(&legs[(k + 1) % 3])),
-            Some(black_box(&legs[(k + 2) % 3])),
-            &mut out,
-        );
-        black_box(&out);
-    })
-}
-
 /// One 20 ms step into the recording; full blocks are dropped at once, as a prompt
 /// writer thread would, so they go straight back to the pool.
 fn record_path() -> f64 {
@@ -175,10 +157,6 @@ fn main() {
     println!(
         "  VAD, noise bursts (network every frame):                   {:8.1}",
         vad_path(false)
-    );
-    println!(
-        "  mix_frame, barge (3 talkers, 3 mixes):                     {:8.1}",
-        mix_path()
     );
     println!(
         "  Recorder::push (+ poll_block):                             {:8.1}",

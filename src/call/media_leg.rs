@@ -1,8 +1,8 @@
 //! The caller's RTP leg: what we send (paced prompts), what we hear (RFC 4733 digits),
 //! where we send it (symmetric RTP), and whether the caller is still there.
 
-use super::bridge::SampleRing;
 use super::dtmf_dedup::DtmfPath;
+use crate::media::frame_ring::FrameRing;
 use crate::media::g711::{self, Law};
 use crate::media::inband::InbandDetector;
 use crate::media::player::{Pacer, Player};
@@ -57,7 +57,7 @@ pub struct MediaLeg {
 pub struct BridgeIo {
     heard: [i16; MAX_FRAME],
     heard_len: usize,
-    pub inputs: [SampleRing; 2],
+    pub inputs: [FrameRing; 2],
 }
 
 pub enum RxOutcome {
@@ -144,7 +144,8 @@ impl MediaLeg {
                 self.bridge = Some(Box::new(BridgeIo {
                     heard: [0; MAX_FRAME],
                     heard_len: 0,
-                    inputs: Default::default(),
+                    // 120 ms per source: a late packet or two, no more delay than that.
+                    inputs: [FrameRing::new(6), FrameRing::new(6)],
                 }))
             }
             (false, true) => self.bridge = None,
@@ -170,7 +171,7 @@ impl MediaLeg {
     /// Audio from another party, to be mixed into what this leg sends.
     pub fn feed(&mut self, slot: usize, pcm: &[i16]) {
         if let Some(b) = self.bridge.as_mut() {
-            b.inputs[slot].push(pcm);
+            b.inputs[slot].push_samples(pcm);
         }
     }
 
@@ -330,8 +331,12 @@ impl MediaLeg {
             // Bridged and no prompt playing: what the other parties said, mixed.
             let mut pcm = [0i16; MAX_FRAME];
             if let Some(b) = self.bridge.as_mut() {
+                let mut one = [0i16; MAX_FRAME];
                 for input in b.inputs.iter_mut() {
-                    input.mix_into(&mut pcm[..samples]);
+                    let n = input.pop_samples(&mut one[..samples]);
+                    for (o, &x) in pcm[..n].iter_mut().zip(&one[..n]) {
+                        *o = o.saturating_add(x);
+                    }
                 }
             }
             for (o, &x) in payload[..samples].iter_mut().zip(&pcm[..samples]) {

@@ -6,6 +6,5 @@ pub mod rtp;
 pub mod frame_ring;
 pub mod g711;
 pub mod inband;
-pub mod mix;
 pub mod prompts;
 pub mod recorder;
