@@ -629,3 +629,143 @@ fn surveys_filter_by_agent() {
     );
     assert_eq!(rig.get("/api/v1/surveys?agent=x").0, 400);
 }
+
+/// `answerline agents ...` on a data folder, feeding `stdin`; returns (success, stdout+stderr).
+fn cli(data: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command as Proc, Stdio};
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
+    let mut child = Proc::new(env!("CARGO_BIN_EXE_answerline"))
+        .arg("agents")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--profiles")
+        .arg(&profiles)
+        .env("ANSWERLINE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_agents_cli_edits_the_directory_and_reads_passwords_from_stdin_only() {
+    let root = std::env::temp_dir().join(format!("answerline-agents-cli-{}", std::process::id()));
+    let data = root.join("data");
+    let mut outputs = Vec::new();
+
+    let (ok, out) = cli(
+        &data,
+        &[
+            "add",
+            "--id",
+            "8009",
+            "--name",
+            "李雷",
+            "--extension",
+            "8009",
+            "--skill",
+            "billing=7",
+            "--queue",
+            "billing",
+            "--password-stdin",
+        ],
+        "cli-secret-8009\n",
+    );
+    assert!(ok, "{out}");
+    outputs.push(out);
+    let (ok, out) = cli(
+        &data,
+        &[
+            "add",
+            "--id",
+            "8010",
+            "--name",
+            "X",
+            "--extension",
+            "8009",
+            "--queue",
+            "billing",
+        ],
+        "",
+    );
+    assert!(!ok && out.contains("already agent 8009"), "{out}");
+    let (ok, out) = cli(
+        &data,
+        &[
+            "set",
+            "8009",
+            "--skill",
+            "billing=9",
+            "--skill",
+            "mobile=3",
+            "--queue",
+            "billing",
+            "--queue",
+            "mobile",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&data, &["passwd", "8009"], "");
+    assert!(
+        !ok && out.contains("--password-stdin"),
+        "no terminal, no flag: {out}"
+    );
+    let (ok, out) = cli(
+        &data,
+        &["passwd", "8009", "--password-stdin"],
+        "cli-newer-8009\r\n",
+    );
+    assert!(ok, "{out}");
+    outputs.push(out);
+    let (ok, out) = cli(&data, &["list"], "");
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("8009"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("billing=9,mobile=3") && line.ends_with("set"),
+        "{line}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("8001")),
+        "seeded from agents.toml: {out}"
+    );
+    outputs.push(out);
+
+    let db = Db::open(&data.join("answerline.db")).unwrap();
+    let row = db.agent(8009).unwrap().unwrap();
+    assert_eq!(
+        row.credentials(),
+        Some(Credentials::from_password(
+            "8009",
+            AGENT_REALM,
+            "cli-newer-8009"
+        ))
+    );
+    for o in &outputs {
+        assert!(!o.contains("cli-secret") && !o.contains("cli-newer"), "{o}");
+        assert!(!o.contains(row.ha1_md5.as_deref().unwrap()), "{o}");
+    }
+    drop(db);
+    let (ok, _) = cli(&data, &["remove", "8009"], "");
+    assert!(ok);
+    let (ok, out) = cli(&data, &["remove", "8009"], "");
+    assert!(!ok && out.contains("no agent 8009"), "{out}");
+    std::fs::remove_dir_all(&root).ok();
+}
