@@ -56,6 +56,7 @@ struct Rig {
     token: Option<&'static str>,
     _rt: tokio::runtime::Runtime,
     stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Rig {
@@ -89,7 +90,7 @@ impl Rig {
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        rt.spawn(api::serve_on(
+        let served = rt.spawn(api::serve_on(
             listener,
             cfg,
             db.clone(),
@@ -116,6 +117,7 @@ impl Rig {
             token,
             _rt: rt,
             stop: Some(stop),
+            served: Some(served),
         }
     }
 
@@ -768,4 +770,26 @@ fn the_agents_cli_edits_the_directory_and_reads_passwords_from_stdin_only() {
     let (ok, out) = cli(&data, &["remove", "8009"], "");
     assert!(!ok && out.contains("no agent 8009"), "{out}");
     std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn stopping_the_server_closes_open_websockets() {
+    let mut rig = Rig::start("stop", None, false);
+    let mut ws = rig.ws("/api/v1/agents/8001/ws");
+    assert_eq!(next_json(&mut ws)["type"], "hello");
+    assert_eq!(rig.get("/api/v1/health").0, 200);
+    rig.stop.take().unwrap().send(()).unwrap();
+    let served = rig.served.take().unwrap();
+    let done = rig
+        ._rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), served).await });
+    assert!(matches!(done, Ok(Ok(Ok(())))), "serve returned: {done:?}");
+    let closed = match ws.read() {
+        Ok(tungstenite::Message::Close(_)) => true,
+        Err(e) => {
+            !matches!(e, tungstenite::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock)
+        }
+        Ok(_) => false,
+    };
+    assert!(closed, "the screen is told the server went away");
 }

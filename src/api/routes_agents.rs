@@ -150,9 +150,15 @@ pub(super) async fn state(
         "login" => AgentAction::Login,
         "logout" => AgentAction::Logout,
         "ready" => AgentAction::Ready,
-        "not-ready" => AgentAction::NotReady {
-            reason: body.reason.unwrap_or_default().trim().to_string(),
-        },
+        "not-ready" => {
+            let reason = body.reason.unwrap_or_default().trim().to_string();
+            if reason.chars().count() > 64 || reason.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    "\"reason\" must be at most 64 printable characters, e.g. \"小休 break\"",
+                ));
+            }
+            AgentAction::NotReady { reason }
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "state {other:?}: use \"login\", \"logout\", \"ready\" or \"not-ready\" (with an optional \"reason\")"
