@@ -69,11 +69,14 @@ fn inside_data(data_dir: &FsPath, stored: &str) -> Result<PathBuf, ApiError> {
     };
     let real = std::fs::canonicalize(&p)
         .map_err(|_| ApiError::not_found("the recording's file is missing"))?;
-    if !real.starts_with(data_dir) || !real.is_file() {
+    if !real.starts_with(data_dir) {
         return Err(ApiError::new(
             403,
             "the recording's file is outside the data folder; it is not served",
         ));
+    }
+    if !real.is_file() {
+        return Err(ApiError::not_found("the recording's path is not a file"));
     }
     Ok(real)
 }
