@@ -12,10 +12,12 @@
 //! - `billing`, `store`: the billing trait (SQLite or an HTTP BSS), top-up journal,
 //!   reconciler and audit; SQLite store, CDRs.
 //! - `acd`: queues and agents, sans-IO (not yet wired to calls).
+//! - `api`: HTTP/WebSocket API for agent desktops, supervisors and the agent directory.
 //! - `config`: sip-profiles and server settings, validated at start.
 //! - `server`: the thin tokio shell that owns sockets and timers.
 
 pub mod acd;
+pub mod api;
 pub mod billing;
 pub mod call;
 pub mod config;

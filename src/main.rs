@@ -1,10 +1,11 @@
+use answerline::api::directory::{self, AgentFields};
 use answerline::billing::{self, CardAttempt, CardSecret, Redemption, Topups};
 use answerline::config::PortRange;
 use answerline::server::{self, ServeOptions};
 use answerline::store::Db;
 use clap::{Parser, Subcommand};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,6 +113,73 @@ enum Cmd {
         #[command(flatten)]
         billing: BillingPaths,
     },
+    /// Manage the agent directory in the database (first filled from agents.toml).
+    Agents {
+        /// Where the SQLite database lives.
+        #[arg(long, env = "ANSWERLINE_DATA", default_value = "data", global = true)]
+        data: PathBuf,
+        /// Folder holding queues.toml and agents.toml (queues are checked against it).
+        #[arg(
+            long,
+            env = "ANSWERLINE_PROFILES",
+            default_value = "sip-profiles",
+            global = true
+        )]
+        profiles: PathBuf,
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCmd {
+    /// Print every agent (never their passwords).
+    List,
+    /// Add an agent.
+    Add {
+        /// Work number (工号).
+        #[arg(long)]
+        id: u32,
+        #[arg(long)]
+        name: String,
+        /// The SIP user the agent's phone registers as (digits).
+        #[arg(long)]
+        extension: String,
+        /// Skill and level 1-10, e.g. --skill billing=7; repeat for more.
+        #[arg(long = "skill", value_parser = directory::parse_skill)]
+        skills: Vec<(String, u8)>,
+        /// A queue the agent answers (an id from queues.toml); repeat for more.
+        #[arg(long = "queue", required = true)]
+        queues: Vec<String>,
+        /// Read the phone password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change an agent: only what is given changes; --skill and --queue replace the lists.
+    Set {
+        id: u32,
+        #[arg(long)]
+        name: Option<String>,
+        /// A new extension drops the phone password (it was tied to the old one) unless
+        /// --password-stdin gives a new one.
+        #[arg(long)]
+        extension: Option<String>,
+        #[arg(long = "skill", value_parser = directory::parse_skill)]
+        skills: Vec<(String, u8)>,
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an agent.
+    Remove { id: u32 },
+    /// Set an agent's phone password (stored only as digest HA1s). Prompts on a terminal.
+    Passwd {
+        id: u32,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -184,6 +252,11 @@ fn main() -> ExitCode {
             call_id,
         } => topup(&billing, msisdn, card, key, caller, source, call_id),
         Cmd::Reconcile { billing } => return exit(reconcile(&billing)),
+        Cmd::Agents {
+            data,
+            profiles,
+            cmd,
+        } => agents(&data, &profiles, cmd),
     };
     exit(result.map(|()| ExitCode::SUCCESS))
 }
@@ -322,6 +395,152 @@ fn print_cdrs(data: &std::path::Path, last: usize) -> anyhow::Result<()> {
             c.inputs,
             c.outcome
         );
+    }
+    Ok(())
+}
+
+/// The directory, filled from agents.toml first if empty (as the server does at start), and
+/// the queue ids agents may answer.
+fn open_directory(data: &Path, profiles: &Path) -> anyhow::Result<(Db, Vec<String>)> {
+    let (acd, records) = answerline::acd::AcdConfig::load(profiles)?;
+    let db = Db::open(&data.join("answerline.db"))?;
+    db.seed_agents(&records, &acd.lab_passwords)?;
+    Ok((db, acd.queues.iter().map(|q| q.id.0.clone()).collect()))
+}
+
+/// One line of standard input, or a prompt without echo on a terminal. Never printed.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let tty = !from_stdin && stdin.is_terminal();
+    if !from_stdin && !tty {
+        anyhow::bail!("give the password on standard input with --password-stdin");
+    }
+    let echo = tty.then(no_echo);
+    if tty {
+        eprint!("phone password: ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(Some(saved)) = echo {
+        // SAFETY: restores the terminal settings read from the same descriptor.
+        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &saved) };
+        eprintln!();
+    }
+    read?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+/// Turns terminal echo off; returns the settings to restore.
+fn no_echo() -> Option<libc::termios> {
+    // SAFETY: termios is plain data; tcgetattr fills it or fails without touching the terminal.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(libc::STDIN_FILENO, &mut t) != 0 {
+            return None;
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        (libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) == 0).then_some(saved)
+    }
+}
+
+fn agents(data: &Path, profiles: &Path, cmd: AgentsCmd) -> anyhow::Result<()> {
+    let (db, known) = open_directory(data, profiles)?;
+    match cmd {
+        AgentsCmd::List => {
+            println!(
+                "{:<8} {:<12} {:<10} {:<32} {:<32} PASSWORD",
+                "ID", "NAME", "EXTENSION", "QUEUES", "SKILLS"
+            );
+            for a in db.agents()? {
+                let skills: Vec<String> =
+                    a.skills.iter().map(|(s, l)| format!("{s}={l}")).collect();
+                println!(
+                    "{:<8} {:<12} {:<10} {:<32} {:<32} {}",
+                    a.id,
+                    a.name,
+                    a.extension,
+                    a.queues.join(","),
+                    skills.join(","),
+                    if a.has_password() { "set" } else { "none" }
+                );
+            }
+        }
+        AgentsCmd::Add {
+            id,
+            name,
+            extension,
+            skills,
+            queues,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(|| read_password(true)).transpose()?;
+            let has_password = password.is_some();
+            let row = directory::create(
+                AgentFields {
+                    id: Some(id),
+                    name: Some(name),
+                    extension: Some(extension),
+                    skills: Some(skills.into_iter().collect()),
+                    queues: Some(queues),
+                    password,
+                },
+                &known,
+            )?;
+            db.insert_agent(&row)?;
+            println!("added agent {id} (extension {})", row.extension);
+            if !has_password {
+                println!("its phone cannot register until you run: answerline agents passwd {id}");
+            }
+        }
+        AgentsCmd::Set {
+            id,
+            name,
+            extension,
+            skills,
+            queues,
+            password_stdin,
+        } => {
+            let row = db
+                .agent(id)?
+                .ok_or_else(|| anyhow::anyhow!("no agent {id}; see `answerline agents list`"))?;
+            let fields = AgentFields {
+                id: None,
+                name,
+                extension,
+                skills: (!skills.is_empty()).then(|| skills.into_iter().collect()),
+                queues: (!queues.is_empty()).then_some(queues),
+                password: password_stdin.then(|| read_password(true)).transpose()?,
+            };
+            let edited = directory::update(row, fields, &known)?;
+            db.upsert_agent(&edited.row)?;
+            println!("changed agent {id}");
+            if edited.password_cleared {
+                println!(
+                    "the new extension needs a new phone password: answerline agents passwd {id}"
+                );
+            }
+        }
+        AgentsCmd::Remove { id } => {
+            if !db.remove_agent(id)? {
+                anyhow::bail!("no agent {id}; see `answerline agents list`");
+            }
+            println!("removed agent {id}");
+        }
+        AgentsCmd::Passwd { id, password_stdin } => {
+            if db.agent(id)?.is_none() {
+                anyhow::bail!("no agent {id}; see `answerline agents list`");
+            }
+            let pw = read_password(password_stdin)?;
+            db.set_agent_password(id, &pw)?;
+            println!("phone password of agent {id} set");
+        }
     }
     Ok(())
 }

@@ -21,6 +21,34 @@ pub struct AcdConfig {
     pub queues: Vec<QueueConfig>,
     pub vip: VipPolicy,
     pub agents: AgentSettings,
+    /// `password` keys of agents.toml's [[agent]] entries: lab seeding only (the server
+    /// stores them as HA1s when the database has no agents yet).
+    pub lab_passwords: LabPasswords,
+}
+
+/// Agent phone passwords written in agents.toml for a lab. `Debug` shows only whose
+/// password is there, never the password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct LabPasswords(BTreeMap<AgentId, String>);
+
+impl LabPasswords {
+    pub fn get(&self, agent: AgentId) -> Option<&str> {
+        self.0.get(&agent).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn insert(&mut self, agent: AgentId, password: String) {
+        self.0.insert(agent, password);
+    }
+}
+
+impl std::fmt::Debug for LabPasswords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys().map(|a| a.0)).finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -165,15 +193,20 @@ impl AcdConfig {
         agents: Option<(&Path, &str)>,
     ) -> Result<(AcdConfig, Vec<AgentRecord>), AcdConfigError> {
         let (queues, vip) = parse_queues(queues_path, queues_text)?;
-        let (settings, records) = match agents {
+        let (settings, records, lab_passwords) = match agents {
             Some((p, t)) => parse_agents(p, t, &queues)?,
-            None => (AgentSettings::default(), Vec::new()),
+            None => (
+                AgentSettings::default(),
+                Vec::new(),
+                LabPasswords::default(),
+            ),
         };
         Ok((
             AcdConfig {
                 queues,
                 vip,
                 agents: settings,
+                lab_passwords,
             },
             records,
         ))
@@ -618,14 +651,17 @@ struct RawAgent {
     #[serde(default)]
     skills: BTreeMap<String, Spanned<i64>>,
     queues: Spanned<Vec<String>>,
+    /// Lab only: the phone's password, stored as HA1s when the database is first seeded.
+    password: Option<Spanned<String>>,
 }
 
 fn parse_agents(
     path: &Path,
     text: &str,
     queues: &[QueueConfig],
-) -> Result<(AgentSettings, Vec<AgentRecord>), AcdConfigError> {
+) -> Result<(AgentSettings, Vec<AgentRecord>, LabPasswords), AcdConfigError> {
     let errs = Errs { path, text };
+    let mut passwords = LabPasswords::default();
     let raw: RawAgentsFile = errs.parse(SEE_AGENTS)?;
     let mut settings = AgentSettings::default();
     if let Some(m) = &raw.max_missed_rings {
@@ -760,6 +796,17 @@ fn parse_agents(
                 qs.push(q);
             }
         }
+        if let Some(pw) = &a.password {
+            let p = pw.get_ref();
+            if p.chars().count() < 4 || p.chars().any(char::is_control) {
+                return Err(errs.at(
+                    pw,
+                    &k("password"),
+                    "is too short or holds control characters; use at least 4 printable characters (or remove it and run `answerline agents passwd`)",
+                ));
+            }
+            passwords.insert(id, p.clone());
+        }
         records.push(AgentRecord {
             id,
             name: name.to_string(),
@@ -768,5 +815,53 @@ fn parse_agents(
             queues: qs,
         });
     }
-    Ok((settings, records))
+    Ok((settings, records, passwords))
+}
+
+#[cfg(test)]
+mod lab_password_tests {
+    use super::*;
+
+    const QUEUES: &str = "[queue.billing]\n";
+
+    fn agents(extra: &str) -> String {
+        format!("[[agent]]\nid = 8001\nname = \"王丽\"\nextension = \"8001\"\nqueues = [\"billing\"]\n{extra}")
+    }
+
+    fn load(agents: &str) -> Result<AcdConfig, AcdConfigError> {
+        AcdConfig::from_toml(
+            Path::new("queues.toml"),
+            QUEUES,
+            Some((Path::new("agents.toml"), agents)),
+        )
+        .map(|(c, _)| c)
+    }
+
+    #[test]
+    fn lab_passwords_are_read_and_never_shown_by_debug() {
+        let cfg = load(&agents("password = \"agent8001\"\n")).unwrap();
+        assert_eq!(cfg.lab_passwords.get(AgentId(8001)), Some("agent8001"));
+        assert_eq!(cfg.lab_passwords.get(AgentId(8002)), None);
+        assert!(!format!("{cfg:?}").contains("agent8001"));
+        assert!(load(&agents("")).unwrap().lab_passwords.is_empty());
+    }
+
+    #[test]
+    fn a_too_short_lab_password_names_its_key() {
+        let e = load(&agents("password = \"ab\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agent[0].password"), "{e}");
+        assert!(!e.contains("\"ab\""), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_agents_file_has_a_lab_password_for_every_agent() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
+        let (cfg, records) = AcdConfig::load(&dir).unwrap();
+        assert!(!records.is_empty());
+        for r in &records {
+            assert!(cfg.lab_passwords.get(r.id).is_some(), "{:?}", r.id);
+        }
+    }
 }

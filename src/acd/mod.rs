@@ -29,7 +29,9 @@ mod machine;
 mod stats;
 mod types;
 
-pub use config::{AcdConfig, AcdConfigError, AgentSettings, QueueConfig, Strategy, VipPolicy};
+pub use config::{
+    AcdConfig, AcdConfigError, AgentSettings, LabPasswords, QueueConfig, Strategy, VipPolicy,
+};
 pub use feature::{feature_code, AgentCommand};
 pub use machine::Acd;
 pub use stats::{AgentCounts, AgentView, QueueCounters, QueueStats};
@@ -37,6 +39,10 @@ pub use types::{
     AcdError, AgentId, AgentRecord, AgentState, CallId, CustomerNumber, Input, Output, QueueId,
     REASON_DEFAULT, REASON_LOGGED_IN, REASON_MISSED_CALLS,
 };
+
+/// The digest realm agent phones register in: their HA1s (`H(extension:realm:password)`)
+/// are stored for this realm, so changing it invalidates every stored agent password.
+pub const AGENT_REALM: &str = "answerline";
 
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,12 @@ pub use profile::{CallerIdSource, DtmfMode, Profile, Role};
 use std::path::{Path, PathBuf};
 
 /// Files in the profiles folder that are not SIP profiles.
-pub const NOT_PROFILES: [&str; 3] = [crate::billing::BILLING_FILE, "queues.toml", "agents.toml"];
+pub const NOT_PROFILES: [&str; 4] = [
+    crate::billing::BILLING_FILE,
+    "queues.toml",
+    "agents.toml",
+    "api.toml",
+];
 
 /// Every profile under a folder, sorted by file name so ports and logs are stable.
 pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, ConfigError> {
@@ -29,7 +34,7 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         // Server-wide settings live beside the profiles but are not profiles: billing.toml
-        // (crate::billing), queues.toml and agents.toml (crate::acd).
+        // (crate::billing), queues.toml and agents.toml (crate::acd), api.toml (crate::api).
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())

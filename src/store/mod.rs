@@ -1,5 +1,6 @@
 //! SQLite store: accounts, bills, PIN lock-out state, recharge cards, the money ledger,
-//! the top-up journal and CDRs in `<data>/answerline.db`.
+//! the top-up journal, CDRs, and the contact centre's agent directory, call contexts,
+//! supervision log, surveys and recordings in `<data>/answerline.db`.
 //!
 //! Connections: a small pool. `Db::conn()` hands out an idle connection (or opens a new
 //! one) and takes it back when the guard drops. With WAL, readers (statements, CDR reports)
@@ -10,12 +11,18 @@
 //! Durability: `synchronous=FULL`, because balances live here: a committed top-up must
 //! survive a power cut, not just a process crash.
 
+mod agents;
 mod cards;
 mod cdr;
 mod clock;
+mod contexts;
 mod pin;
+mod quality;
 mod schema;
 mod seed;
+
+pub use agents::{check_password, AgentRow};
+pub use quality::{RecordingRow, SupervisionRow, SurveyRow, SUPERVISION_MODES};
 
 pub use cards::{card_hash, card_salt, find_card, last4};
 pub use cdr::{inputs_json, Cdr, CdrInput};
@@ -55,6 +62,13 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// Input a person typed (CLI, API) that cannot be stored; says what to write instead.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("extension {extension} is already agent {agent}'s phone; give each agent their own extension")]
+    DuplicateExtension { extension: String, agent: u32 },
+    #[error("agent {0} already exists; change it instead of adding it")]
+    AgentExists(u32),
 }
 
 /// Whether a brand-new database gets the demo accounts of the shared brief.
@@ -217,6 +231,130 @@ impl Db {
             .unwrap_or(Path::new("."))
     }
 
+    /// The agent directory, by work number.
+    pub fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        agents::list(&*self.conn()?)
+    }
+
+    pub fn agent(&self, id: u32) -> Result<Option<AgentRow>, StoreError> {
+        agents::get(&*self.conn()?, id)
+    }
+
+    /// Creates or replaces an agent (HA1s as given: an extension change needs a new
+    /// password, because the HA1 covers the extension). Refuses invalid input
+    /// (`StoreError::Invalid`) and another agent's extension (`DuplicateExtension`).
+    pub fn upsert_agent(&self, row: &AgentRow) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        agents::upsert(&tx, row)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Like `upsert_agent`, but refuses an existing work number (`AgentExists`).
+    pub fn insert_agent(&self, row: &AgentRow) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        agents::insert(&tx, row)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether there was such an agent.
+    pub fn remove_agent(&self, id: u32) -> Result<bool, StoreError> {
+        agents::remove(&*self.conn()?, id)
+    }
+
+    /// Stores the HA1s (MD5 and SHA-256, realm `acd::AGENT_REALM`) of the phone password,
+    /// never the password. `Ok(false)`: no such agent.
+    pub fn set_agent_password(&self, id: u32, password: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = agents::set_password(&tx, id, password)?;
+        tx.commit()?;
+        Ok(found)
+    }
+
+    /// Copies agents.toml's directory (and lab passwords) into an empty agents table; does
+    /// nothing once the table has any agent. Returns how many were added.
+    pub fn seed_agents(
+        &self,
+        records: &[crate::acd::AgentRecord],
+        passwords: &crate::acd::LabPasswords,
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = agents::seed(&tx, records, passwords)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Stores a call context; an older `version` never replaces a newer one.
+    pub fn put_context(
+        &self,
+        id: &str,
+        version: u32,
+        call_id: &str,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        contexts::put(&*self.conn()?, id, version, call_id, json)
+    }
+
+    /// The stored context's version and JSON.
+    pub fn context(&self, id: &str) -> Result<Option<(u32, String)>, StoreError> {
+        contexts::get(&*self.conn()?, id)
+    }
+
+    /// Records that `supervisor` (an extension) started `mode` ("listen", "whisper",
+    /// "barge") on a call.
+    pub fn log_supervision(
+        &self,
+        call_id: &str,
+        supervisor: &str,
+        mode: &str,
+        agent: Option<u32>,
+    ) -> Result<(), StoreError> {
+        quality::log_supervision(&*self.conn()?, call_id, supervisor, mode, agent)
+    }
+
+    /// Newest first; one call's when `call_id` is given.
+    pub fn supervision_log(
+        &self,
+        call_id: Option<&str>,
+    ) -> Result<Vec<SupervisionRow>, StoreError> {
+        quality::supervision_log(&*self.conn()?, call_id)
+    }
+
+    /// A caller's post-call score (1-5); returns its row id.
+    pub fn insert_survey(
+        &self,
+        call_id: &str,
+        agent: Option<u32>,
+        queue: &str,
+        score: u8,
+    ) -> Result<i64, StoreError> {
+        quality::insert_survey(&*self.conn()?, call_id, agent, queue, score)
+    }
+
+    /// Newest first, at most `limit`; one agent's when `agent` is given.
+    pub fn surveys(&self, agent: Option<u32>, limit: usize) -> Result<Vec<SurveyRow>, StoreError> {
+        quality::surveys(&*self.conn()?, agent, limit)
+    }
+
+    /// Returns the new row id (`rec.id` is ignored).
+    pub fn insert_recording(&self, rec: &RecordingRow) -> Result<i64, StoreError> {
+        quality::insert_recording(&*self.conn()?, rec)
+    }
+
+    /// The newest 1000 recordings, newest first.
+    pub fn recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        quality::recordings(&*self.conn()?)
+    }
+
+    pub fn recording(&self, id: i64) -> Result<Option<RecordingRow>, StoreError> {
+        quality::recording(&*self.conn()?, id)
+    }
+
     /// Sets the billed amount of one period (`YYYY-MM`).
     pub fn set_bill(&self, msisdn: &str, period: &str, amount_fen: i64) -> Result<(), StoreError> {
         seed::set_bill(&*self.conn()?, msisdn, period, amount_fen)
@@ -251,3 +389,5 @@ impl std::fmt::Debug for NewAccount<'_> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_contact;

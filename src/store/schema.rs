@@ -131,6 +131,55 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX topup_attempts_pending ON topup_attempts (created_at) WHERE state = 'pending';",
     // 3: what the caller said the call is about ("describe your problem"), for reports.
     "ALTER TABLE cdr ADD COLUMN reason TEXT NULL;",
+    // 4: the contact centre. The agent directory (work number = id; phone credentials only
+    // as digest HA1s), call contexts the agent screens fetch, who supervised which call,
+    // post-call survey scores and call recordings.
+    "CREATE TABLE agents (
+        id         INTEGER PRIMARY KEY CHECK (id BETWEEN 1 AND 4294967295),
+        name       TEXT NOT NULL,
+        extension  TEXT NOT NULL UNIQUE,
+        skills     TEXT NOT NULL DEFAULT '{}',
+        queues     TEXT NOT NULL DEFAULT '[]',
+        ha1_md5    TEXT NULL,
+        ha1_sha256 TEXT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE contexts (
+        id         TEXT PRIMARY KEY,
+        version    INTEGER NOT NULL,
+        call_id    TEXT NOT NULL,
+        json       TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX contexts_by_call ON contexts (call_id);
+    CREATE TABLE supervision_log (
+        id         INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        call_id    TEXT NOT NULL,
+        supervisor TEXT NOT NULL,
+        mode       TEXT NOT NULL,
+        agent      INTEGER NULL
+    );
+    CREATE INDEX supervision_by_call ON supervision_log (call_id);
+    CREATE TABLE surveys (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        agent   INTEGER NULL,
+        queue   TEXT NOT NULL,
+        score   INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5)
+    );
+    CREATE INDEX surveys_by_agent ON surveys (agent, at);
+    CREATE TABLE recordings (
+        id          INTEGER PRIMARY KEY,
+        call_id     TEXT NOT NULL,
+        agent       INTEGER NULL,
+        path        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        masked_ms   INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX recordings_by_call ON recordings (call_id);",
 ];
 
 pub(super) fn known_version() -> i64 {

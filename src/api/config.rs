@@ -1,0 +1,155 @@
+//! `sip-profiles/api.toml`: where the API listens and the bearer token it requires.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::{line_of_offset, ConfigError};
+
+/// The file name in the profiles folder (not a SIP profile).
+pub const API_FILE: &str = "api.toml";
+
+/// Shortest token accepted: anything guessable defeats the point.
+const MIN_TOKEN: usize = 16;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub bind: SocketAddr,
+    /// `None`: no authentication (only allowed on a loopback address).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "******"))
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    bind: Option<toml::Spanned<String>>,
+    token: Option<toml::Spanned<String>>,
+}
+
+impl ApiConfig {
+    /// Reads `<dir>/api.toml`; `Ok(None)` when there is no such file (no API).
+    pub fn load(dir: &Path) -> Result<Option<ApiConfig>, ConfigError> {
+        let path = dir.join(API_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => ApiConfig::from_toml(&path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ConfigError::Io {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Parses and validates the file's text (`path` only names it in errors).
+    pub fn from_toml(path: &Path, text: &str) -> Result<ApiConfig, ConfigError> {
+        let raw: RawApi = toml::from_str(text).map_err(|e| ConfigError::Key {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of_offset(text, s.start)),
+            key: "(syntax)".into(),
+            reason: format!(
+                "{}; api.toml has two keys: bind = \"127.0.0.1:8088\" and token = \"...\"",
+                e.message()
+            ),
+        })?;
+        let at = |s: &toml::Spanned<String>, key: &str, reason: String| ConfigError::Key {
+            path: path.to_path_buf(),
+            line: Some(line_of_offset(text, s.span().start)),
+            key: key.into(),
+            reason,
+        };
+        let bind = match &raw.bind {
+            None => SocketAddr::from(([127, 0, 0, 1], 8088)),
+            Some(b) => b.get_ref().parse().map_err(|_| {
+                at(
+                    b,
+                    "bind",
+                    format!(
+                        "{:?} is not an address and port; write e.g. bind = \"127.0.0.1:8088\"",
+                        b.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let token = raw
+            .token
+            .as_ref()
+            .map(|t| t.get_ref().trim().to_string())
+            .filter(|t| !t.is_empty());
+        if let (Some(t), Some(raw_t)) = (&token, &raw.token) {
+            if t.len() < MIN_TOKEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(at(
+                    raw_t,
+                    "token",
+                    format!("must be at least {MIN_TOKEN} printable characters without spaces; generate one with `openssl rand -hex 32`"),
+                ));
+            }
+        }
+        if token.is_none() && !bind.ip().is_loopback() {
+            return Err(ConfigError::key(
+                path,
+                Some(text),
+                "token",
+                format!(
+                    "is empty while bind = \"{bind}\" is reachable from other machines; set token = \"<output of `openssl rand -hex 32`>\" or bind to 127.0.0.1"
+                ),
+            ));
+        }
+        Ok(ApiConfig { bind, token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ApiConfig, ConfigError> {
+        ApiConfig::from_toml(Path::new("sip-profiles/api.toml"), text)
+    }
+
+    #[test]
+    fn loopback_without_token_is_allowed_and_open_binds_need_one() {
+        let c = parse("bind = \"127.0.0.1:8088\"\ntoken = \"\"\n").unwrap();
+        assert_eq!(c.token, None);
+        let e = parse("bind = \"0.0.0.0:8088\"\ntoken = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api.toml:2: key 'token'"), "{e}");
+        assert!(e.contains("openssl rand"), "{e}");
+        let t = "0123456789abcdef0123";
+        let c = parse(&format!("bind = \"0.0.0.0:8088\"\ntoken = \"{t}\"\n")).unwrap();
+        assert_eq!(c.token.as_deref(), Some(t));
+        assert!(!format!("{c:?}").contains(t));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line() {
+        let e = parse("token = \"\"\nbind = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2: key 'bind'"), "{e}");
+        let e = parse("bind = \"127.0.0.1:1\"\ntoken = \"short\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key 'token'") && !e.contains("short\""), "{e}");
+        let e = parse("port = 1\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_file_loads_and_a_missing_one_means_no_api() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
+        let c = ApiConfig::load(&dir).unwrap().unwrap();
+        assert!(c.bind.ip().is_loopback());
+        assert_eq!(ApiConfig::load(&dir.join("no-such-dir")).unwrap(), None);
+    }
+}

@@ -1,0 +1,110 @@
+//! HTTP/1.1 + WebSocket API for agent desktops, supervisors and administration: the agent
+//! directory (SQLite), agent states, queues and calls (live, from the media worker), call
+//! contexts, transfers, supervision, recordings and surveys; screen pops over WebSocket.
+//!
+//! The server holds no call state. What lives in the worker (agent states, queues, calls)
+//! is asked for with a [`Command`] over a [`WorkerLink`] and must be answered within
+//! [`WORKER_TIMEOUT`] (else 503); what lives in the database is read here. Screen pops go
+//! the other way: the worker calls [`Hub::publish_agent`], and every WebSocket watching that
+//! agent (and every supervisor socket) gets the event.
+//!
+//! Configured by `sip-profiles/api.toml` ([`ApiConfig`]); without that file there is no API.
+
+mod auth;
+mod config;
+pub mod directory;
+mod error;
+mod hub;
+mod routes_agents;
+mod routes_calls;
+mod routes_records;
+mod server;
+mod ws;
+
+pub use config::{ApiConfig, API_FILE};
+pub use error::ApiError;
+pub use hub::Hub;
+pub use server::{bind, serve, serve_on};
+
+use std::time::Duration;
+
+/// How long a request waits for the media worker's answer before it gets 503.
+pub const WORKER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What an agent (or a supervisor for them) asks to do with their state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentAction {
+    Login,
+    Logout,
+    Ready,
+    NotReady { reason: String },
+}
+
+/// Supervising a call: listen (caller + agent → supervisor), whisper (supervisor → agent
+/// only) or barge (a three-way call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuperviseMode {
+    Listen,
+    Whisper,
+    Barge,
+}
+
+impl SuperviseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuperviseMode::Listen => "listen",
+            SuperviseMode::Whisper => "whisper",
+            SuperviseMode::Barge => "barge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SuperviseMode> {
+        Some(match s {
+            "listen" => SuperviseMode::Listen,
+            "whisper" => SuperviseMode::Whisper,
+            "barge" => SuperviseMode::Barge,
+            _ => return None,
+        })
+    }
+}
+
+/// A request to the media worker, answered with a [`Reply`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    AgentState {
+        agent: u32,
+        action: AgentAction,
+    },
+    /// The directory row of this agent changed (or was removed) in the database: reload it
+    /// into the ACD and the registrar.
+    DirectoryChanged {
+        agent: u32,
+    },
+    /// Live state: `{"agents":[{"id":8001,"state":"ready",..}], "queues":[..], "calls":[..]}`.
+    Snapshot,
+    /// An agent's blind transfer of a call to another queue.
+    Transfer {
+        call: String,
+        queue: String,
+    },
+    /// Sends the caller to an IVR step (e.g. to key a PIN out of the agent's hearing).
+    SelfService {
+        call: String,
+        step: String,
+    },
+    /// Rings `supervisor` (an extension) into the call in `mode`.
+    Supervise {
+        call: String,
+        supervisor: String,
+        mode: SuperviseMode,
+    },
+}
+
+/// The worker's answer: JSON for the HTTP client, or an error with the HTTP status to give.
+pub type Reply = Result<serde_json::Value, ApiError>;
+
+/// The way to the media worker. `send` must not block: queue the command and answer on
+/// `reply` when done (dropping `reply` unanswered gives the client 503).
+pub trait WorkerLink: Send + Sync + 'static {
+    fn send(&self, cmd: Command, reply: tokio::sync::oneshot::Sender<Reply>);
+}
