@@ -58,6 +58,10 @@ enum Cmd {
         /// Do not try to give the media worker real-time priority.
         #[arg(long, env = "ANSWERLINE_NO_REALTIME")]
         no_realtime: bool,
+        /// Serve the HTTP API here instead of api.toml's bind (port 0: any free port; the
+        /// address is printed as `answerline api=...`).
+        #[arg(long, env = "ANSWERLINE_API_BIND")]
+        api_bind: Option<std::net::SocketAddr>,
     },
     /// Validate profiles, menus and prompts, then exit.
     CheckConfig {
@@ -203,6 +207,7 @@ fn options(paths: Paths) -> ServeOptions {
         rtp_ports: None,
         rtp_timeout: None,
         realtime: false,
+        api_bind: None,
     }
 }
 
@@ -224,8 +229,10 @@ fn main() -> ExitCode {
             rtp_ports,
             rtp_timeout_ms,
             no_realtime,
+            api_bind,
         } => {
             let mut o = options(paths);
+            o.api_bind = api_bind;
             o.bind = bind;
             o.sip_port = sip_port;
             o.rtp_ports = rtp_ports;

@@ -48,7 +48,7 @@ fn check(profiles: &Path, prompts: &Path) -> (bool, String) {
 fn the_shipped_configuration_is_valid() {
     let (ok, text) = check(&repo().join("sip-profiles"), &repo().join("prompts"));
     assert!(ok, "{text}");
-    assert!(text.contains("2 profile(s)"), "{text}");
+    assert!(text.contains("3 profile(s)"), "{text}");
 }
 
 #[test]

@@ -40,33 +40,8 @@ pub enum AgentAction {
     NotReady { reason: String },
 }
 
-/// Supervising a call: listen (caller + agent → supervisor), whisper (supervisor → agent
-/// only) or barge (a three-way call).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SuperviseMode {
-    Listen,
-    Whisper,
-    Barge,
-}
-
-impl SuperviseMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuperviseMode::Listen => "listen",
-            SuperviseMode::Whisper => "whisper",
-            SuperviseMode::Barge => "barge",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SuperviseMode> {
-        Some(match s {
-            "listen" => SuperviseMode::Listen,
-            "whisper" => SuperviseMode::Whisper,
-            "barge" => SuperviseMode::Barge,
-            _ => return None,
-        })
-    }
-}
+/// Supervising a call: listen, whisper or barge (who hears whom: `call::bridge::hears`).
+pub use crate::call::bridge::SuperviseMode;
 
 /// A request to the media worker, answered with a [`Reply`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -130,7 +130,7 @@ pub(super) async fn supervise(
     // Logged before the worker acts: a supervisor who heard a call is on record even if the
     // answer to this request is lost.
     let (c, s, agent) = (call.clone(), supervisor.clone(), body.agent);
-    st.db(move |db| db.log_supervision(&c, &s, mode.as_str(), agent))
+    st.db(move |db| db.log_supervision(&c, &s, mode.name(), agent))
         .await?;
     Ok(Json(
         st.ask(Command::Supervise {

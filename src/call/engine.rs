@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, info, warn};
 
 mod agents;
-pub use agents::{Directory, AGENT_REALM};
+pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);

@@ -11,7 +11,7 @@ pub mod media_leg;
 pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
-pub use engine::{CallRef, Directory, Engine, EngineOptions, Output, AGENT_REALM};
+pub use engine::{CallRef, Directory, Engine, EngineOptions, Output, AGENT_REALM, QUEUE_PROMPTS};
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
 use crate::config::DtmfMode;

@@ -1,6 +1,7 @@
 //! The thin async shell: tokio owns the sockets, the 10 ms tick and the blocking work
 //! (billing look-ups, CDR writes). All decisions are the `Engine`'s.
 
+mod control;
 mod rtp_ports;
 mod setup;
 mod tcp;
@@ -28,6 +29,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         options,
         realtime,
         acd,
+        api,
     } = prepared;
     let mut sip = Vec::new();
     let mut local_addrs = Vec::new();
@@ -71,16 +73,38 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     if let Some((acd, directory)) = acd {
         engine.set_acd(Instant::now(), acd, directory);
     }
-    let worker = Worker::new(
+    let mut worker = Worker::new(
         engine,
         sip,
         ports,
         tokio::runtime::Handle::current(),
         billing,
         speech,
-        db,
+        db.clone(),
     )?;
     let mailbox = worker.mailbox();
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_task = match api {
+        Some((cfg, queues)) => {
+            let hub = crate::api::Hub::new();
+            worker.set_hub(hub.clone());
+            let listener = crate::api::bind(&cfg).await?;
+            println!("answerline api={}", listener.local_addr()?);
+            let link = std::sync::Arc::new(control::Link(mailbox.clone()));
+            Some(tokio::spawn(crate::api::serve_on(
+                listener,
+                cfg,
+                db,
+                link,
+                hub,
+                queues,
+                async move {
+                    let _ = api_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     for (i, l) in listeners.into_iter().enumerate() {
         if let Some(l) = l {
             tokio::spawn(tcp::accept_loop(i, l, mailbox.clone()));
@@ -92,6 +116,14 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     println!("answerline ready sip={}", local_addrs[lab]);
 
     shutdown_signal().await;
+    let _ = api_stop.send(());
+    if let Some(t) = api_task {
+        match t.await {
+            Ok(Err(e)) => tracing::warn!("HTTP API: {e}"),
+            Err(e) => tracing::warn!("HTTP API task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     mailbox.send(Inbound::Shutdown);
     tokio::task::spawn_blocking(move || thread.join())
         .await?

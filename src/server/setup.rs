@@ -2,6 +2,7 @@
 //! profile, menu or prompt stops the server with a message naming the file.
 
 use crate::acd::{Acd, AcdConfig, QueueId};
+use crate::api::ApiConfig;
 use crate::billing::{load_billing_config, reconciler, BillingBackend, TopupDesk, Topups};
 use crate::call::{BillingSide, Directory, EngineOptions, RecognizerHearing, SpeechSide};
 use crate::config::{load_profiles, ConfigError, PortRange, Profile, Role};
@@ -29,6 +30,8 @@ pub struct ServeOptions {
     pub rtp_timeout: Option<Duration>,
     /// Try to run the media worker at real-time priority.
     pub realtime: bool,
+    /// Overrides api.toml's bind (tests: port 0).
+    pub api_bind: Option<std::net::SocketAddr>,
 }
 
 pub struct Prepared {
@@ -43,6 +46,8 @@ pub struct Prepared {
     pub realtime: bool,
     /// Queues, agent settings and the agent directory, when a profile has `role = "agents"`.
     pub acd: Option<(Acd, Directory)>,
+    /// The HTTP API (api.toml) and the queue ids it checks transfers and agents against.
+    pub api: Option<(ApiConfig, Vec<String>)>,
 }
 
 /// Loads profiles, menus and prompts and opens the store (creating and seeding it on first start).
@@ -54,6 +59,7 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     let (backend, topups) = start_billing(o, db.clone())?;
     let speech = start_speech(o)?;
     let acd = load_acd(o, &profiles, &db)?;
+    let api = load_api(o, acd.as_ref())?;
     let billing = BillingSide {
         backend,
         topups: topups as Arc<dyn TopupDesk>,
@@ -73,20 +79,46 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
         speech,
         realtime: o.realtime,
         acd,
+        api,
     })
+}
+
+fn load_api(
+    o: &ServeOptions,
+    acd: Option<&(Acd, Directory)>,
+) -> anyhow::Result<Option<(ApiConfig, Vec<String>)>> {
+    let Some(mut cfg) = ApiConfig::load(&o.profiles)? else {
+        return Ok(None);
+    };
+    if let Some(b) = o.api_bind {
+        if cfg.token.is_none() && !b.ip().is_loopback() {
+            bail!("--api-bind {b}: api.toml has no token, so the API may only listen on loopback; set token in {}", o.profiles.join(crate::api::API_FILE).display());
+        }
+        cfg.bind = b;
+    }
+    let queues = acd
+        .map(|(a, _)| a.config().queues.iter().map(|q| q.id.0.clone()).collect())
+        .unwrap_or_default();
+    Ok(Some((cfg, queues)))
 }
 
 /// The ACD, when agent phones have a profile: queues.toml, agents.toml and the directory.
 fn load_acd(
     o: &ServeOptions,
     profiles: &[Profile],
-    _db: &Arc<Db>,
+    db: &Arc<Db>,
 ) -> anyhow::Result<Option<(Acd, Directory)>> {
     let Some(cfg) = check_acd(o, profiles)? else {
         return Ok(None);
     };
+    // The directory lives in the database; agents.toml only fills an empty one.
     let (_, records) = AcdConfig::load(&o.profiles)?;
-    let directory = records.into_iter().map(|r| (r, None)).collect();
+    db.seed_agents(&records, &cfg.lab_passwords)?;
+    let directory = db
+        .agents()?
+        .into_iter()
+        .map(|row| (row.record(), row.credentials()))
+        .collect();
     Ok(Some((Acd::new(cfg), directory)))
 }
 
@@ -171,7 +203,7 @@ fn start_speech(o: &ServeOptions) -> anyhow::Result<Option<SpeechSide>> {
 pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuSet>, PromptSet)> {
     let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
     load_billing_config(&o.profiles)?;
-    check_acd(o, &profiles)?;
+    let acd_on = check_acd(o, &profiles)?.is_some();
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);
     let prompts = PromptSet::load(&o.prompts, &LANGS)?;
@@ -179,6 +211,9 @@ pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuS
         // Menus and number/money units alike: a missing one would be silence mid-sentence.
         let names = crate::ivr::all_prompt_names(&menus, lang);
         prompts.require(lang, names.iter().map(String::as_str))?;
+        if acd_on {
+            prompts.require(lang, crate::call::QUEUE_PROMPTS.iter().copied())?;
+        }
     }
     Ok((profiles, menus, prompts))
 }

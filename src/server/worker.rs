@@ -52,6 +52,11 @@ pub(crate) enum Inbound {
         call: CallRef,
         heard: Heard,
     },
+    /// An HTTP API request (agent state, transfer, supervision, a snapshot).
+    Api {
+        cmd: crate::api::Command,
+        reply: tokio::sync::oneshot::Sender<crate::api::Reply>,
+    },
     Shutdown,
 }
 
@@ -90,6 +95,8 @@ pub(crate) struct Worker {
     billing: BillingSide,
     speech: Option<SpeechSide>,
     db: Arc<Db>,
+    /// Screen pops and agent states for the API's WebSockets.
+    hub: Option<crate::api::Hub>,
 }
 
 impl Worker {
@@ -129,7 +136,12 @@ impl Worker {
             billing,
             speech,
             db,
+            hub: None,
         })
+    }
+
+    pub fn set_hub(&mut self, hub: crate::api::Hub) {
+        self.hub = Some(hub);
     }
 
     pub fn mailbox(&self) -> Mailbox {
@@ -278,6 +290,10 @@ impl Worker {
                 self.engine.billing_reply(Instant::now(), call, reply)
             }
             Inbound::Heard { call, heard } => self.engine.heard(Instant::now(), call, heard),
+            Inbound::Api { cmd, reply } => {
+                let answer = super::control::run(&mut self.engine, &self.db, cmd);
+                let _ = reply.send(answer);
+            }
             Inbound::Shutdown => {}
         }
     }
@@ -325,7 +341,9 @@ impl Worker {
                 // The engine has told the ACD; the registrar keeps the bindings.
                 Output::Registration { .. } => {}
                 Output::AgentEvent { agent, event } => {
-                    tracing::debug!(agent, %event, "agent event");
+                    if let Some(hub) = &self.hub {
+                        hub.publish_agent(agent, event);
+                    }
                 }
                 Output::Survey {
                     call_id,
@@ -333,7 +351,12 @@ impl Worker {
                     queue,
                     score,
                 } => {
-                    info!(%call_id, ?agent, %queue, score, "survey score");
+                    let db = self.db.clone();
+                    self.rt.spawn_blocking(move || {
+                        if let Err(e) = db.insert_survey(&call_id, agent, &queue, score) {
+                            error!(%call_id, "survey score not stored: {e}");
+                        }
+                    });
                 }
                 Output::Recognize { call, job } => {
                     let mailbox = self.mailbox.clone();

@@ -69,8 +69,8 @@ fn udp_tcp_free(port: u16) -> bool {
     UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// A SIP port P with P and P+20 free on UDP and TCP (lab and trunk profiles), taken from the
-/// kernel's ephemeral range.
+/// A SIP port P with P, P+10 and P+20 free on UDP and TCP (lab, workstations and trunk
+/// profiles), taken from the kernel's ephemeral range.
 pub fn free_sip_port() -> u16 {
     for _ in 0..200 {
         let p = UdpSocket::bind("127.0.0.1:0")
@@ -78,7 +78,7 @@ pub fn free_sip_port() -> u16 {
             .local_addr()
             .unwrap()
             .port();
-        if p < 65500 && udp_tcp_free(p) && udp_tcp_free(p + 20) {
+        if p < 65500 && udp_tcp_free(p) && udp_tcp_free(p + 10) && udp_tcp_free(p + 20) {
             return p;
         }
     }
@@ -176,6 +176,8 @@ pub struct Server {
     pub rtp_range: (u16, u16),
     /// The `answerline ready sip=...` address.
     pub ready_addr: String,
+    /// Where the HTTP API listens (`answerline api=...`), when api.toml is there.
+    pub api_addr: Option<SocketAddr>,
     dir: TempDir,
     data: PathBuf,
     stdout_rx: mpsc::Receiver<String>,
@@ -199,6 +201,8 @@ impl Server {
             .args(["--bind", "127.0.0.1"])
             .args(["--sip-port", &sip_port.to_string()])
             .args(["--rtp-ports", &format!("{}-{}", rtp_range.0, rtp_range.1)])
+            // Any free port: tests run side by side.
+            .args(["--api-bind", "127.0.0.1:0"])
             .arg("--data")
             .arg(&data)
             .arg("--profiles")
@@ -237,6 +241,7 @@ impl Server {
             sip_port,
             rtp_range,
             ready_addr: String::new(),
+            api_addr: None,
             dir,
             data: data.clone(),
             stdout_rx: rx,
@@ -249,6 +254,9 @@ impl Server {
                 .recv_timeout(left.min(Duration::from_millis(100)))
             {
                 Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("answerline api=") {
+                        server.api_addr = addr.trim().parse().ok();
+                    }
                     if let Some(addr) = line.strip_prefix("answerline ready sip=") {
                         server.ready_addr = addr.trim().to_string();
                         return server;
@@ -276,6 +284,19 @@ impl Server {
     /// Lab profile SIP address.
     pub fn sip_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    /// Workstations profile SIP address (agent phones; lab + 10).
+    pub fn agents_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip_port + 10))
+    }
+
+    /// `http://127.0.0.1:port/api/v1` of the running server's API.
+    pub fn api(&self) -> String {
+        format!(
+            "http://{}/api/v1",
+            self.api_addr.expect("the API is on (api.toml)")
+        )
     }
 
     /// Trunk profile SIP address (lab + 20).

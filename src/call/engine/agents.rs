@@ -19,8 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// Digest realm of the agent phones; the directory's HA1s are computed for it.
-pub const AGENT_REALM: &str = "answerline";
+pub use crate::acd::AGENT_REALM;
 /// How often the ACD is told which calls still exist (it frees agents of vanished calls).
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// How long the survey waits for a key after it starts (its question is about 12 s).
@@ -29,6 +28,20 @@ const SURVEY_WAIT: Duration = Duration::from_secs(25);
 /// The agent directory as the engine takes it: each agent and its phone's digest credentials
 /// (None: no password set yet, the phone cannot register).
 pub type Directory = Vec<(AgentRecord, Option<Credentials>)>;
+
+/// What callers hear from the contact-centre side: music while they wait, their place in
+/// line, the survey. Checked at start when agents are configured.
+pub const QUEUE_PROMPTS: [&str; 9] = [
+    "moh",
+    "queue_position",
+    "queue_callers",
+    "queue_wait",
+    "queue_minutes",
+    "queue_next",
+    "agent_left",
+    "survey",
+    "survey_thanks",
+];
 
 /// What the contact-centre side of the engine holds.
 pub(super) struct Desk {
@@ -784,7 +797,7 @@ impl Engine {
             self.hangup(now, owner, "agent_hangup");
             return;
         };
-        self.play_now(owner, &["survey"]);
+        self.play_now(owner, &["agent_left", "survey"]);
         if let Some(c) = self.calls.get_mut(&owner) {
             info!(call_id = %c.call_id, %queue, "satisfaction survey");
             c.survey = Some(Survey {
@@ -958,6 +971,101 @@ impl Engine {
             .unwrap_or("Done");
         self.drain_acd(now);
         Ok(state.to_string())
+    }
+
+    // ---- what the API shows ------------------------------------------------------------------
+
+    /// A call by the number the API shows (`calls[].call`) or by its SIP Call-ID.
+    pub fn find_call(&self, s: &str) -> Option<CallRef> {
+        if let Ok(n) = s.parse::<u64>() {
+            if self.calls.contains_key(&CallRef(n)) {
+                return Some(CallRef(n));
+            }
+        }
+        self.calls.values().find(|c| c.call_id == s).map(|c| c.id)
+    }
+
+    /// Agents, queues and calls as they are now (GET /api/v1/agents, queues, calls).
+    pub fn snapshot(&self, now: Instant) -> serde_json::Value {
+        let Some(d) = self.desk.as_ref() else {
+            return serde_json::json!({ "agents": [], "queues": [], "calls": self.calls_json(now) });
+        };
+        let agents: Vec<serde_json::Value> = d
+            .acd
+            .agent_ids()
+            .into_iter()
+            .filter_map(|id| d.acd.agent(id))
+            .map(|v| {
+                serde_json::json!({
+                    "id": v.id.0,
+                    "name": v.name,
+                    "extension": v.extension,
+                    "state": v.state.name(),
+                    "reason": match &v.state { acd::AgentState::NotReady { reason } => Some(reason.clone()), _ => None },
+                    "call": v.state.call().map(|c| c.0),
+                    "registered": v.registered,
+                    "seconds_in_state": now.saturating_duration_since(v.since).as_secs(),
+                    "calls_answered": v.calls_answered,
+                    "missed_in_a_row": v.missed_in_a_row,
+                })
+            })
+            .collect();
+        let queues: Vec<serde_json::Value> = d
+            .acd
+            .all_queue_stats(now)
+            .into_iter()
+            .map(|q| {
+                serde_json::json!({
+                    "id": q.queue.0,
+                    "waiting": q.waiting,
+                    "longest_wait_s": q.longest_wait.map(|w| w.as_secs()),
+                    "avg_answer_s": q.avg_answer.map(|w| w.as_secs()),
+                    "avg_handle_s": q.avg_handle.map(|w| w.as_secs()),
+                    "callbacks": q.callbacks,
+                    "answered": q.counters.answered,
+                    "abandoned": q.counters.abandoned,
+                    "agents": {
+                        "ready": q.agents.ready,
+                        "on_call": q.agents.on_call,
+                        "wrap_up": q.agents.wrap_up,
+                        "not_ready": q.agents.not_ready,
+                        "logged_in": q.agents.logged_in(),
+                    },
+                })
+            })
+            .collect();
+        serde_json::json!({ "agents": agents, "queues": queues, "calls": self.calls_json(now) })
+    }
+
+    fn calls_json(&self, now: Instant) -> Vec<serde_json::Value> {
+        self.calls
+            .values()
+            .map(|c| {
+                let state = if c.survey.is_some() {
+                    "survey"
+                } else if c.self_service.is_some() {
+                    "self-service"
+                } else if c.bridged.is_some() {
+                    "with-agent"
+                } else if c.queue.is_some() {
+                    "queued"
+                } else {
+                    "ivr"
+                };
+                serde_json::json!({
+                    "call": c.id.0,
+                    "call_id": c.call_id,
+                    "caller": c.caller.as_deref().map(mask_number),
+                    "state": state,
+                    "queue": c.queue.clone().or(c.served_queue.clone()),
+                    "agent": c.agent.map(|a| a.0),
+                    "supervisor": c.supervisor.map(|(_, m)| m.name()),
+                    "waiting_s": c.queued_at.map(|t| now.saturating_duration_since(t).as_secs()),
+                    "context_id": self.context_id(c.id),
+                    "seconds": now.saturating_duration_since(c.started).as_secs(),
+                })
+            })
+            .collect()
     }
 
     // ---- context ----------------------------------------------------------------------------

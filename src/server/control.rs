@@ -1,0 +1,92 @@
+//! The HTTP API's way into the media worker: commands arrive in the worker's mailbox and are
+//! answered there, between ticks, from the engine's own state (no lock shared with the API).
+
+use super::worker::{Inbound, Mailbox};
+use crate::acd::{self, AgentId};
+use crate::api::{AgentAction, ApiError, Command, Reply, WorkerLink};
+use crate::call::{CallRef, Engine};
+use crate::store::Db;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+pub(crate) struct Link(pub Mailbox);
+
+impl WorkerLink for Link {
+    fn send(&self, cmd: Command, reply: oneshot::Sender<Reply>) {
+        // A stopped worker drops `reply`: the client gets 503.
+        self.0.send(Inbound::Api { cmd, reply });
+    }
+}
+
+/// Runs one API command against the engine.
+pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
+    let now = Instant::now();
+    match cmd {
+        Command::Snapshot => Ok(engine.snapshot(now)),
+        Command::AgentState { agent, action } => {
+            let agent = AgentId(agent);
+            let input = match action {
+                AgentAction::Login => acd::Input::AgentLogin { agent },
+                AgentAction::Logout => acd::Input::AgentLogout { agent },
+                AgentAction::Ready => acd::Input::AgentReady { agent },
+                AgentAction::NotReady { reason } => acd::Input::AgentNotReady { agent, reason },
+            };
+            engine.acd_input(now, input).map_err(acd_error)?;
+            let view = engine.acd().and_then(|a| a.agent(agent));
+            Ok(serde_json::json!({
+                "agent": agent.0,
+                "state": view.as_ref().map(|v| v.state.name()),
+                "registered": view.as_ref().map(|v| v.registered),
+            }))
+        }
+        Command::DirectoryChanged { agent } => {
+            let row = db
+                .agent(agent)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            match row {
+                Some(row) => engine.agent_upsert(now, row.record(), row.credentials()),
+                None => engine.agent_removed(now, AgentId(agent)),
+            }
+            Ok(serde_json::json!({ "agent": agent, "reloaded": true }))
+        }
+        Command::Transfer { call, queue } => {
+            let id = find(engine, &call)?;
+            engine
+                .transfer_to_queue(now, id, &queue)
+                .map_err(ApiError::conflict)?;
+            Ok(serde_json::json!({ "call": id.0, "queue": queue }))
+        }
+        Command::SelfService { call, step } => {
+            let id = find(engine, &call)?;
+            engine
+                .self_service(now, id, &step)
+                .map_err(ApiError::conflict)?;
+            Ok(serde_json::json!({ "call": id.0, "step": step }))
+        }
+        Command::Supervise {
+            call,
+            supervisor,
+            mode,
+        } => {
+            let id = find(engine, &call)?;
+            engine
+                .supervise(now, id, &supervisor, mode)
+                .map_err(ApiError::conflict)?;
+            Ok(serde_json::json!({ "call": id.0, "supervisor": supervisor, "mode": mode.name() }))
+        }
+    }
+}
+
+/// A call by the number the API shows (`calls[].call`) or by its SIP Call-ID.
+fn find(engine: &Engine, call: &str) -> Result<CallRef, ApiError> {
+    engine
+        .find_call(call)
+        .ok_or_else(|| ApiError::not_found(format!("no call {call:?}; see GET /api/v1/calls")))
+}
+
+fn acd_error(e: acd::AcdError) -> ApiError {
+    match e {
+        acd::AcdError::UnknownAgent(_) => ApiError::not_found(e.to_string()),
+        _ => ApiError::conflict(e.to_string()),
+    }
+}
