@@ -76,6 +76,8 @@ pub struct QueueConfig {
     pub moh: String,
     /// After the agent hangs up, the caller is asked to rate the call (1-5).
     pub survey: bool,
+    /// Bridged calls are recorded (two channels; self-service stretches silenced).
+    pub record: bool,
     /// Answer line (应答线): callers routed here ("queue:<id>" in a profile's routes) reach
     /// a human first, who can send them to self-service steps and back.
     pub front_line: bool,
@@ -302,6 +304,7 @@ struct RawQueue {
     moh: Option<Spanned<String>>,
     average_over: Option<Spanned<i64>>,
     survey: Option<Spanned<bool>>,
+    record: Option<Spanned<bool>>,
     front_line: Option<Spanned<bool>>,
 }
 
@@ -598,6 +601,8 @@ fn parse_queues(path: &Path, text: &str) -> Result<(Vec<QueueConfig>, VipPolicy)
             survey: pick(&q.survey, def.map(|d| &d.survey), id, "survey")
                 .is_some_and(|(v, _)| *v.get_ref()),
             front_line: q.front_line.as_ref().is_some_and(|v| *v.get_ref()),
+            record: pick(&q.record, def.map(|d| &d.record), id, "record")
+                .is_none_or(|(v, _)| *v.get_ref()),
             average_over: average_over as usize,
         });
     }

@@ -87,6 +87,8 @@ pub enum Output {
         agent: u32,
         event: serde_json::Value,
     },
+    /// A recording starts (file name under `<data>/recordings/`), gets a block, ends.
+    Record(RecordEvent),
     /// A caller rated the call after the agent hung up.
     Survey {
         call_id: String,
@@ -95,6 +97,26 @@ pub enum Output {
         score: u8,
     },
     Cdr(Cdr),
+}
+
+#[derive(Debug)]
+pub enum RecordEvent {
+    Start {
+        call: CallRef,
+        file: String,
+    },
+    Block {
+        call: CallRef,
+        block: crate::media::recorder::Block,
+    },
+    End {
+        call: CallRef,
+        call_id: String,
+        agent: Option<u32>,
+        started_at: String,
+        masked_ms: u64,
+        masked: Vec<crate::media::recorder::MaskedSegment>,
+    },
 }
 
 pub struct Engine {
@@ -528,6 +550,7 @@ impl Engine {
                 self.moh_done(id, &done);
                 self.survey_tick(now, id, &done);
             }
+            self.record_tick(now, id);
             self.scratch_done = done;
         }
         self.scratch_ids = ids;
@@ -1002,6 +1025,7 @@ impl Engine {
 
     fn finish(&mut self, now: Instant, id: CallRef, cause: &str, code: Option<u16>) {
         self.caller_gone(now, id);
+        self.end_recording(id);
         let Some(c) = self.calls.remove(&id) else {
             return;
         };

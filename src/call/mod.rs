@@ -8,10 +8,13 @@ pub mod dtmf_dedup;
 mod engine;
 pub mod leg;
 pub mod media_leg;
+pub mod recording;
 pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
-pub use engine::{CallRef, Directory, Engine, EngineOptions, Output, AGENT_REALM, QUEUE_PROMPTS};
+pub use engine::{
+    CallRef, Directory, Engine, EngineOptions, Output, RecordEvent, AGENT_REALM, QUEUE_PROMPTS,
+};
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
 use crate::config::DtmfMode;
@@ -86,6 +89,9 @@ pub struct Call {
     /// The queue the caller was answered from, and how long they waited in line.
     pub served_queue: Option<String>,
     pub wait_ms: Option<u64>,
+    /// Two-channel recording of the bridged conversation, when the queue records.
+    pub recording: Option<Box<recording::CallRecording>>,
+    pub recording_started: Option<Instant>,
 }
 
 /// The satisfaction survey after an agent hangs up: one key, 1 to 5.
@@ -154,6 +160,8 @@ impl Call {
             survey: None,
             served_queue: None,
             wait_ms: None,
+            recording: None,
+            recording_started: None,
         }
     }
 

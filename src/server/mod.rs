@@ -2,6 +2,7 @@
 //! (billing look-ups, CDR writes). All decisions are the `Engine`'s.
 
 mod control;
+mod recordings;
 mod rtp_ports;
 mod setup;
 mod tcp;

@@ -97,6 +97,7 @@ pub(crate) struct Worker {
     db: Arc<Db>,
     /// Screen pops and agent states for the API's WebSockets.
     hub: Option<crate::api::Hub>,
+    recordings: std::sync::mpsc::Sender<crate::call::RecordEvent>,
 }
 
 impl Worker {
@@ -135,6 +136,7 @@ impl Worker {
             rt,
             billing,
             speech,
+            recordings: super::recordings::spawn(db.clone())?,
             db,
             hub: None,
         })
@@ -344,6 +346,9 @@ impl Worker {
                     if let Some(hub) = &self.hub {
                         hub.publish_agent(agent, event);
                     }
+                }
+                Output::Record(ev) => {
+                    let _ = self.recordings.send(ev);
                 }
                 Output::Survey {
                     call_id,

@@ -5,11 +5,12 @@
 //! agent's registered phone (with the call's context in its headers), CANCELs, music on
 //! hold, announcements and, on answer, a bridge: both legs' audio relayed in the tick.
 
-use super::{Engine, Output};
+use super::{Engine, Output, RecordEvent};
 use crate::acd::{self, Acd, AgentCommand, AgentId, AgentRecord, CallId, QueueId};
 use crate::call::bridge::{hears, slot, Party, SuperviseMode};
 use crate::call::leg::{Leg, LegPhase, LegRole};
 use crate::call::media_leg::{Listen, MediaLeg};
+use crate::call::recording::CallRecording;
 use crate::call::{mask_number, CallRef, Survey};
 use crate::config::Role;
 use crate::sdp;
@@ -523,7 +524,10 @@ impl Engine {
         let Some(owner) = self.legs.get(&leg).map(|l| l.owner) else {
             return;
         };
+        let mut agent_gone = false;
         if let Some(c) = self.calls.get_mut(&owner) {
+            agent_gone =
+                c.bridged == Some(leg) || c.self_service.as_ref().is_some_and(|(l, _)| *l == leg);
             if c.bridged == Some(leg) {
                 c.bridged = None;
                 if let Some(m) = c.media.as_mut() {
@@ -533,6 +537,9 @@ impl Engine {
             if c.supervisor.is_some_and(|(s, _)| s == leg) {
                 c.supervisor = None;
             }
+        }
+        if agent_gone {
+            self.end_recording(owner);
         }
     }
 
@@ -577,6 +584,7 @@ impl Engine {
         if let Some(c) = self.calls.get(&id) {
             info!(call_id = %c.call_id, agent = agent.0, wait_ms = c.wait_ms, "caller and agent bridged");
         }
+        self.start_recording(now, id);
         let event = serde_json::json!({
             "type": "connected",
             "agent": agent.0,
@@ -598,6 +606,13 @@ impl Engine {
         let Some(c) = self.calls.get_mut(&owner) else {
             return;
         };
+        if let Some(r) = c.recording.as_mut() {
+            match from {
+                Party::Caller => r.caller_in.push_samples(pcm),
+                Party::Agent => r.agent_in.push_samples(pcm),
+                Party::Supervisor => {}
+            }
+        }
         let mode = c.supervisor.map(|(_, m)| m);
         let (agent_leg, sup_leg) = (c.bridged, c.supervisor.map(|(s, _)| s));
         if from != Party::Caller && hears(mode, Party::Caller, from) {
@@ -971,6 +986,85 @@ impl Engine {
             .unwrap_or("Done");
         self.drain_acd(now);
         Ok(state.to_string())
+    }
+
+    // ---- recording ----------------------------------------------------------------------------
+
+    fn start_recording(&mut self, now: Instant, id: CallRef) {
+        let records = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.served_queue.as_ref())
+            .is_some_and(|q| {
+                self.desk.as_ref().is_some_and(|d| {
+                    d.acd
+                        .config()
+                        .queue(&QueueId::from(q.as_str()))
+                        .is_some_and(|q| q.record)
+                })
+            });
+        let day = self.clock.rfc3339(now)[..10].to_string();
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !records || c.recording.is_some() {
+            return;
+        }
+        c.recording = Some(Box::new(CallRecording::new(now)));
+        c.recording_started = Some(now);
+        // The SIP Call-ID may hold anything; the file name keeps letters, digits and -.
+        let safe: String = c
+            .call_id
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .take(80)
+            .collect();
+        let file = format!("{day}/{}-{safe}.wav", id.0);
+        self.out
+            .push_back(Output::Record(RecordEvent::Start { call: id, file }));
+    }
+
+    pub(super) fn record_tick(&mut self, now: Instant, id: CallRef) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let masked = c.self_service.is_some();
+        let Some(r) = c.recording.as_mut() else {
+            return;
+        };
+        let out = &mut self.out;
+        r.tick(now, masked, &mut |block| {
+            out.push_back(Output::Record(RecordEvent::Block { call: id, block }))
+        });
+    }
+
+    pub(super) fn end_recording(&mut self, id: CallRef) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(r) = c.recording.take() else { return };
+        let out = &mut self.out;
+        let (masked_ms, masked) = r.finish(&mut |block| {
+            out.push_back(Output::Record(RecordEvent::Block { call: id, block }))
+        });
+        let started_at = c
+            .recording_started
+            .map(|t| self.clock.rfc3339(t))
+            .unwrap_or_default();
+        self.out.push_back(Output::Record(RecordEvent::End {
+            call: id,
+            call_id: c.call_id.clone(),
+            agent: c.agent.map(|a| a.0),
+            started_at,
+            masked_ms,
+            masked,
+        }));
     }
 
     // ---- what the API shows ------------------------------------------------------------------

@@ -734,3 +734,52 @@ fn a_caller_who_hangs_up_in_self_service_is_reported_to_the_agent() {
         .unwrap();
     assert_eq!(agent.state.name(), "wrap-up");
 }
+
+#[test]
+fn a_bridged_call_is_recorded_on_two_channels_with_self_service_silenced() {
+    let (mut rig, mut phone, _caller, call, leg, invite) = bridged_call();
+    converse(&mut rig, &[(leg, phone.rtp, 1000.0)], 2000);
+    agent_keys(&mut rig, leg, &phone, "*3");
+    // In the top-up step the caller talks (and would key a card number): all of it silenced.
+    converse(&mut rig, &[(leg, phone.rtp, 1000.0)], 3000);
+    phone.bye(&mut rig, &invite);
+    let mut left = Vec::new();
+    let mut right = Vec::new();
+    let mut end = None;
+    for ev in &rig.recordings {
+        match ev {
+            crate::call::RecordEvent::Start { call: c, file } => {
+                assert_eq!(*c, call);
+                assert!(file.ends_with(".wav") && !file.contains(".."), "{file}");
+            }
+            crate::call::RecordEvent::Block { .. } => unreachable!("the rig keeps the samples"),
+            crate::call::RecordEvent::End {
+                masked_ms,
+                masked,
+                agent,
+                ..
+            } => end = Some((*masked_ms, masked.clone(), *agent)),
+        }
+    }
+    for pair in rig.recorded.chunks(2) {
+        left.push(pair[0]);
+        right.push(pair[1]);
+    }
+    let (masked_ms, segments, agent) = end.expect("the recording ends with the agent's leg");
+    assert_eq!(agent, Some(8001));
+    assert!((3000..=4000).contains(&masked_ms), "masked {masked_ms} ms");
+    assert_eq!(segments.len(), 1);
+    let s = &segments[0];
+    let (a, b) = (s.start_ms as usize * 8, s.end_ms as usize * 8);
+    assert!(left[a..b].iter().all(|&x| x == 0) && right[a..b].iter().all(|&x| x == 0));
+    let before = &left[..a];
+    let before_r = &right[..a];
+    assert!(
+        hears(&before[8000..], 440.0) && !hears(&before[8000..], 1000.0),
+        "left = caller"
+    );
+    assert!(
+        hears(&before_r[8000..], 1000.0) && !hears(&before_r[8000..], 440.0),
+        "right = agent"
+    );
+}

@@ -372,6 +372,9 @@ pub struct Rig {
     pub talker: Option<Talker>,
     pub agent_events: Vec<serde_json::Value>,
     pub surveys: Vec<(Option<u32>, u8)>,
+    pub recordings: Vec<crate::call::RecordEvent>,
+    /// Interleaved caller/agent samples of every recording block.
+    pub recorded: Vec<i16>,
 }
 
 impl Drop for Rig {
@@ -438,6 +441,8 @@ impl Rig {
             talker: None,
             agent_events: Vec::new(),
             surveys: Vec::new(),
+            recordings: Vec::new(),
+            recorded: Vec::new(),
         }
     }
 
@@ -475,6 +480,11 @@ impl Rig {
                 Output::Cdr(cdr) => self.cdrs.push(cdr),
                 Output::AgentEvent { event, .. } => self.agent_events.push(event),
                 Output::Survey { agent, score, .. } => self.surveys.push((agent, score)),
+                // A writer drops each block once written: it goes back to the recorder's pool.
+                Output::Record(crate::call::RecordEvent::Block { block, .. }) => {
+                    self.recorded.extend_from_slice(block.samples())
+                }
+                Output::Record(ev) => self.recordings.push(ev),
             }
         }
     }
