@@ -1081,6 +1081,14 @@ impl Engine {
             inputs,
             outcome,
             reason,
+            queue: c.queue.clone().or(c.served_queue.clone()),
+            agent: c.agent.map(|a| a.0),
+            wait_ms: c.wait_ms.map(|w| w as i64).or_else(|| {
+                c.queued_at
+                    .map(|t| now.saturating_duration_since(t).as_millis() as i64)
+            }),
+            context_id: (c.queue.is_some() || c.served_queue.is_some())
+                .then(|| format!("{}-{}", self.boot_tag, id.0)),
         }));
     }
 
@@ -1114,6 +1122,7 @@ impl Engine {
             inputs: "[]".into(),
             outcome: "rejected".into(),
             reason: None,
+            ..Cdr::default()
         }));
     }
 }

@@ -27,6 +27,12 @@ pub struct Cdr {
     pub outcome: String,
     /// The caller's own words on why they called (long digit runs masked), if asked.
     pub reason: Option<String>,
+    /// The queue that served the caller (or that they left), the agent who answered, how
+    /// long they waited in line, and the context the agent's screen showed.
+    pub queue: Option<String>,
+    pub agent: Option<u32>,
+    pub wait_ms: Option<i64>,
+    pub context_id: Option<String>,
 }
 
 /// One caller input at a menu node. `sensitive` (PINs, card numbers) is written as `******`.
@@ -90,8 +96,10 @@ pub fn inputs_json<'a>(inputs: impl IntoIterator<Item = CdrInput<'a>>) -> String
 pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO cdr (call_id, profile, caller, called, started_at, answered_at, ended_at,
-           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason,
+           queue, agent, wait_ms, context_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+           ?18, ?19)",
         params![
             c.call_id,
             c.profile,
@@ -107,7 +115,11 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
             c.ivr_path,
             c.inputs,
             c.outcome,
-            c.reason
+            c.reason,
+            c.queue,
+            c.agent,
+            c.wait_ms,
+            c.context_id
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -134,13 +146,18 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         inputs: text(13)?,
         outcome: text(14)?,
         reason: r.get(15)?,
+        queue: r.get(16)?,
+        agent: r.get(17)?,
+        wait_ms: r.get(18)?,
+        context_id: r.get(19)?,
     })
 }
 
 pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<Cdr>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, call_id, profile, caller, called, started_at, answered_at, ended_at,
-           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason
+           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason,
+           queue, agent, wait_ms, context_id
          FROM cdr ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], from_row)?;

@@ -180,6 +180,13 @@ const MIGRATIONS: &[&str] = &[
         masked_ms   INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX recordings_by_call ON recordings (call_id);",
+    // 5: which queue and agent served the call, how long the caller waited in line, and the
+    // context the agent saw (reports per agent and queue; the screen's record by id).
+    "ALTER TABLE cdr ADD COLUMN queue TEXT NULL;
+    ALTER TABLE cdr ADD COLUMN agent INTEGER NULL;
+    ALTER TABLE cdr ADD COLUMN wait_ms INTEGER NULL;
+    ALTER TABLE cdr ADD COLUMN context_id TEXT NULL;
+    CREATE INDEX cdr_by_agent ON cdr (agent, started_at);",
 ];
 
 pub(super) fn known_version() -> i64 {

@@ -183,6 +183,11 @@ fn sample_cdr(n: i64) -> Cdr {
         ]),
         outcome: "self_service".into(),
         reason: (n % 3 == 0).then(|| "查话费 充不进去".to_string()),
+        // Every other call reached an agent: those fields must survive the round trip too.
+        queue: (n % 2 == 0).then(|| "billing".to_string()),
+        agent: (n % 2 == 0).then_some(8001),
+        wait_ms: (n % 2 == 0).then_some(4_200 + n),
+        context_id: (n % 2 == 0).then(|| format!("ctx-{n}")),
     }
 }
 

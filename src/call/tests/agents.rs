@@ -424,7 +424,12 @@ fn after_the_agent_hangs_up_the_caller_rates_the_call() {
     rig.advance(play_time(&[&clip("zh", "survey_thanks")]) + Duration::from_secs(1));
     assert_heard_in_order(&rig.audio(call), &named("zh", &["survey_thanks"]));
     assert_eq!(rig.byes(), 1, "then the call ends");
-    assert_eq!(rig.cdr().hangup_cause, "survey_done");
+    let cdr = rig.cdr();
+    assert_eq!(cdr.hangup_cause, "survey_done");
+    assert_eq!(cdr.queue.as_deref(), Some("billing"));
+    assert_eq!(cdr.agent, Some(8001));
+    assert!(cdr.wait_ms.is_some_and(|w| w > 0), "{:?}", cdr.wait_ms);
+    assert!(cdr.context_id.is_some());
     let agent = rig
         .engine
         .acd()
