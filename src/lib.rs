@@ -21,6 +21,7 @@ pub mod api;
 pub mod billing;
 pub mod call;
 pub mod config;
+pub mod context;
 mod hex;
 pub mod ivr;
 pub mod media;
