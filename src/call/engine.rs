@@ -38,6 +38,8 @@ pub struct EngineOptions {
     pub rtp_timeout: Option<Duration>,
     /// A recogniser runs: menus with a speech step listen for words.
     pub speech: bool,
+    /// Where agent desktops fetch a context: this plus its id (the INVITE's Call-Info).
+    pub context_url: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +48,7 @@ impl Default for EngineOptions {
             user_agent: format!("answerline/{}", env!("CARGO_PKG_VERSION")),
             rtp_timeout: None,
             speech: false,
+            context_url: None,
         }
     }
 }
@@ -89,6 +92,19 @@ pub enum Output {
     },
     /// A recording starts (file name under `<data>/recordings/`), gets a block, ends.
     Record(RecordEvent),
+    /// Look the caller up (account, VIP level, calls today) for the queue and the agent's
+    /// screen; answer with `Engine::caller_known`.
+    CallerLookup {
+        call: CallRef,
+        msisdn: String,
+    },
+    /// The call's context changed: store it (GET /api/v1/contexts/{id}).
+    Context {
+        id: String,
+        version: u32,
+        call_id: String,
+        json: String,
+    },
     /// A caller rated the call after the agent hung up.
     Survey {
         call_id: String,
@@ -430,6 +446,14 @@ impl Engine {
             entry: self.profiles[p].route(c.called.as_deref()).to_string(),
             speech: self.opts.speech,
         };
+        if self.desk.is_some() {
+            if let Some(msisdn) = c.caller.clone() {
+                self.out.push_back(Output::CallerLookup { call, msisdn });
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         // Answer line (应答线): a route "queue:<id>" puts a human first; the IVR only runs
         // the self-service steps the agent sends the caller to.
         let front = start.entry.strip_prefix("queue:").map(str::to_string);
@@ -460,6 +484,7 @@ impl Engine {
     }
 
     pub fn billing_reply(&mut self, now: Instant, call: CallRef, reply: BillingReply) {
+        self.note_billing(call, &reply);
         self.ivr_input(now, call, IvrInput::Billing(reply));
     }
 
@@ -730,6 +755,13 @@ impl Engine {
                     sdp_offer,
                     now,
                     profile.dtmf,
+                );
+                let mut call = call;
+                call.context = crate::context::CallContext::new(
+                    crate::context::new_context_id(&self.boot_tag, id.0),
+                    &call.call_id,
+                    call.caller.as_deref(),
+                    "zh",
                 );
                 self.calls.insert(id, call);
                 self.by_sip.insert((p, key), id);
@@ -1088,7 +1120,7 @@ impl Engine {
                     .map(|t| now.saturating_duration_since(t).as_millis() as i64)
             }),
             context_id: (c.queue.is_some() || c.served_queue.is_some())
-                .then(|| format!("{}-{}", self.boot_tag, id.0)),
+                .then(|| c.context.id.clone()),
         }));
     }
 

@@ -92,6 +92,8 @@ pub struct Call {
     /// Two-channel recording of the bridged conversation, when the queue records.
     pub recording: Option<Box<recording::CallRecording>>,
     pub recording_started: Option<Instant>,
+    /// What the agent's screen shows about this call, built as the call goes.
+    pub context: crate::context::CallContext,
 }
 
 /// The satisfaction survey after an agent hangs up: one key, 1 to 5.
@@ -162,6 +164,7 @@ impl Call {
             wait_ms: None,
             recording: None,
             recording_started: None,
+            context: crate::context::CallContext::new(String::new(), "", None, "zh"),
         }
     }
 

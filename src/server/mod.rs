@@ -63,6 +63,23 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         info!(profile = %p.name, sip = %a, tcp = p.tcp, rtp = %p.rtp_ports, "listening");
     }
     let lab = profiles.iter().position(|p| p.name == "lab").unwrap_or(0);
+    // The API is bound first: agents' INVITEs point at its context URL.
+    let api_listener = match &api {
+        Some((cfg, _)) => Some(crate::api::bind(cfg).await?),
+        None => None,
+    };
+    let mut options = options;
+    if let Some(l) = &api_listener {
+        let a = l.local_addr()?;
+        let ip = match a.ip() {
+            ip if ip.is_unspecified() => local_ip_toward(IpAddr::from([192, 0, 2, 1])),
+            ip => ip,
+        };
+        options.context_url = Some(format!(
+            "http://{}/api/v1/contexts/",
+            SocketAddr::new(ip, a.port())
+        ));
+    }
     let mut engine = Engine::new(
         Instant::now(),
         profiles,
@@ -85,11 +102,10 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     )?;
     let mailbox = worker.mailbox();
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let api_task = match api {
-        Some((cfg, queues)) => {
+    let api_task = match (api, api_listener) {
+        (Some((cfg, queues)), Some(listener)) => {
             let hub = crate::api::Hub::new();
             worker.set_hub(hub.clone());
-            let listener = crate::api::bind(&cfg).await?;
             println!("answerline api={}", listener.local_addr()?);
             let link = std::sync::Arc::new(control::Link(mailbox.clone()));
             Some(tokio::spawn(crate::api::serve_on(
@@ -104,7 +120,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
                 },
             )))
         }
-        None => None,
+        _ => None,
     };
     for (i, l) in listeners.into_iter().enumerate() {
         if let Some(l) = l {

@@ -52,6 +52,12 @@ pub(crate) enum Inbound {
         call: CallRef,
         heard: Heard,
     },
+    /// The caller's account and calls today (`Output::CallerLookup`).
+    CallerKnown {
+        call: CallRef,
+        account: Option<(String, u8)>,
+        calls_today: u32,
+    },
     /// An HTTP API request (agent state, transfer, supervision, a snapshot).
     Api {
         cmd: crate::api::Command,
@@ -292,6 +298,11 @@ impl Worker {
                 self.engine.billing_reply(Instant::now(), call, reply)
             }
             Inbound::Heard { call, heard } => self.engine.heard(Instant::now(), call, heard),
+            Inbound::CallerKnown {
+                call,
+                account,
+                calls_today,
+            } => self.engine.caller_known(call, account, calls_today),
             Inbound::Api { cmd, reply } => {
                 let answer = super::control::run(&mut self.engine, &self.db, cmd);
                 let _ = reply.send(answer);
@@ -349,6 +360,37 @@ impl Worker {
                 }
                 Output::Record(ev) => {
                     let _ = self.recordings.send(ev);
+                }
+                Output::CallerLookup { call, msisdn } => {
+                    let (side, db, mailbox) =
+                        (self.billing.clone(), self.db.clone(), self.mailbox.clone());
+                    self.rt.spawn_blocking(move || {
+                        let account = side
+                            .backend
+                            .find_account(&msisdn)
+                            .ok()
+                            .flatten()
+                            .map(|a| (a.msisdn, a.vip_level));
+                        let today = db.calls_today(&msisdn).unwrap_or(0);
+                        mailbox.send(Inbound::CallerKnown {
+                            call,
+                            account,
+                            calls_today: today,
+                        });
+                    });
+                }
+                Output::Context {
+                    id,
+                    version,
+                    call_id,
+                    json,
+                } => {
+                    let db = self.db.clone();
+                    self.rt.spawn_blocking(move || {
+                        if let Err(e) = db.put_context(&id, version, &call_id, &json) {
+                            error!(%call_id, "context not stored: {e}");
+                        }
+                    });
                 }
                 Output::Survey {
                     call_id,

@@ -163,3 +163,19 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<Cdr>, StoreE
     let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
+
+/// Calls from `caller` that started today (China time), for the agent's screen.
+pub(super) fn calls_today(conn: &Connection, caller: &str) -> Result<u32, StoreError> {
+    let now = super::unix_now();
+    let local = now + super::CHINA_UTC_OFFSET_SECS;
+    let midnight_utc = local - local.rem_euclid(86_400) - super::CHINA_UTC_OFFSET_SECS;
+    let since = super::rfc3339_utc(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(midnight_utc.max(0) as u64),
+    );
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM cdr WHERE caller = ?1 AND started_at >= ?2",
+        params![caller, since],
+        |r| r.get(0),
+    )?;
+    Ok(n as u32)
+}

@@ -191,6 +191,11 @@ impl Db {
         cdr::insert(&*self.conn()?, cdr)
     }
 
+    /// How many calls came from `caller` since midnight, China time.
+    pub fn calls_today(&self, caller: &str) -> Result<u32, StoreError> {
+        cdr::calls_today(&*self.conn()?, caller)
+    }
+
     /// The newest `limit` CDRs, newest first.
     pub fn recent_cdrs(&self, limit: usize) -> Result<Vec<Cdr>, StoreError> {
         cdr::recent(&*self.conn()?, limit)

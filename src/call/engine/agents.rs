@@ -164,6 +164,7 @@ impl Engine {
             return false;
         }
         let queue = QueueId::from(queue.unwrap_or(&self.profiles[c.profile].queue));
+        let queue_name = queue.0.clone();
         let vip_level = c.vip_level;
         let context_id = Some(self.context_id(id));
         let r = self.desk.as_mut().map(|d| {
@@ -180,10 +181,11 @@ impl Engine {
         match r {
             Some(Ok(())) => {
                 if let Some(c) = self.calls.get_mut(&id) {
-                    info!(call_id = %c.call_id, %queue, vip_level, "queued for an agent");
-                    c.queue = Some(queue.0.clone());
+                    info!(call_id = %c.call_id, queue = %queue_name, vip_level, "queued for an agent");
+                    c.queue = Some(queue_name);
                     c.queued_at = Some(now);
                 }
+                self.bump_context(id);
                 self.start_moh(id);
                 self.drain_acd(now);
                 true
@@ -396,7 +398,7 @@ impl Engine {
             let _ = d.acd.handle(now, acd::Input::Unregistered { agent });
             return;
         };
-        let Some(c) = self.calls.get(&id) else {
+        if !self.calls.contains_key(&id) {
             let _ = d
                 .acd
                 .handle(now, acd::Input::Abandon { call: CallId(id.0) });
@@ -404,6 +406,13 @@ impl Engine {
         };
         let leg = CallRef(self.next_id);
         self.next_id += 1;
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.wait_ms = c
+                .queued_at
+                .map(|t| now.saturating_duration_since(t).as_millis() as u64);
+        }
+        self.bump_context(id);
+        let Some(c) = self.calls.get(&id) else { return };
         let headers = self.context_headers(id);
         let from_user = c.caller.clone().unwrap_or_else(|| "anonymous".into());
         let from_display = (c.vip_level > 0).then(|| format!("VIP{}", c.vip_level));
@@ -585,6 +594,7 @@ impl Engine {
             info!(call_id = %c.call_id, agent = agent.0, wait_ms = c.wait_ms, "caller and agent bridged");
         }
         self.start_recording(now, id);
+        self.bump_context(id);
         let event = serde_json::json!({
             "type": "connected",
             "agent": agent.0,
@@ -1164,44 +1174,105 @@ impl Engine {
 
     // ---- context ----------------------------------------------------------------------------
 
-    pub(super) fn bump_context(&mut self, _id: CallRef) {}
+    /// The answer to `Output::CallerLookup`: the caller's account (number, VIP level) if
+    /// they are a customer, and how many times they called today.
+    pub fn caller_known(&mut self, call: CallRef, account: Option<(String, u8)>, calls_today: u32) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let Some((msisdn, vip)) = &account {
+            c.vip_level = *vip;
+            c.context.record_account(msisdn, *vip);
+        }
+        c.context.calls_today = calls_today;
+    }
+
+    /// Bill figures read, top-ups done, the account found: into the context.
+    pub(super) fn note_billing(&mut self, call: CallRef, reply: &crate::ivr::BillingReply) {
+        use crate::ivr::BillingReply as R;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match reply {
+            R::Statement(s) => {
+                c.context.record_bill(s);
+            }
+            R::Redeemed(o) => {
+                c.context.record_topup(o);
+            }
+            R::Account(Some(a)) if c.caller.as_deref() == Some(a.msisdn.as_str()) => {
+                c.vip_level = c.vip_level.max(a.vip_level);
+                c.context.record_account(&a.msisdn, a.vip_level);
+            }
+            _ => {}
+        }
+    }
+
+    /// Brings the context up to date with the IVR and the call, and when that changed
+    /// anything, bumps its version and has it stored (the screen and the API read it).
+    pub(super) fn bump_context(&mut self, id: CallRef) {
+        let now_wall = |s: &Self, t: Instant| s.clock.rfc3339(t);
+        let Some(c) = self.calls.get(&id) else { return };
+        let stamp = now_wall(self, c.started);
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let before = c.context.clone();
+        if let Some(ivr) = c.ivr.as_ref() {
+            let inputs = ivr.inputs();
+            c.context
+                .record_ivr(ivr.path(), &inputs, ivr.reason(), ivr.lang());
+            if let Some(how) = ivr.verified() {
+                c.context.record_verified(how, &stamp);
+            }
+        }
+        c.context.queue = c.queue.clone().or(c.served_queue.clone());
+        c.context.agent = c.agent.map(|a| a.0);
+        c.context.vip_level = c.context.vip_level.max(c.vip_level);
+        c.context.wait_seconds = c
+            .wait_ms
+            .map(|w| (w / 1000) as u32)
+            .or(c.queued_at.map(|_| 0));
+        let mut changed = c.context.clone();
+        changed.version = before.version;
+        if changed != before {
+            c.context.version = before.version.saturating_add(1);
+            self.out.push_back(Output::Context {
+                id: c.context.id.clone(),
+                version: c.context.version,
+                call_id: c.call_id.clone(),
+                json: c.context.to_json(),
+            });
+        }
+    }
 
     pub(super) fn context_id(&self, id: CallRef) -> String {
-        format!("{}-{}", self.boot_tag, id.0)
+        self.calls
+            .get(&id)
+            .map(|c| c.context.id.clone())
+            .unwrap_or_default()
     }
 
     pub(super) fn context_json(&self, id: CallRef) -> serde_json::Value {
-        let Some(c) = self.calls.get(&id) else {
-            return serde_json::Value::Null;
-        };
-        let path = c
-            .ivr
-            .as_ref()
-            .map(|i| i.path().join(">"))
-            .unwrap_or_default();
-        serde_json::json!({
-            "id": self.context_id(id),
-            "caller": c.caller,
-            "ivr_path": path,
-            "queue": c.queue.clone().or(c.served_queue.clone()),
-            "vip_level": c.vip_level,
-        })
+        self.calls
+            .get(&id)
+            .and_then(|c| serde_json::to_value(&c.context).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     pub(super) fn context_headers(&self, id: CallRef) -> Vec<(String, String)> {
         let Some(c) = self.calls.get(&id) else {
             return Vec::new();
         };
-        let path = c
-            .ivr
-            .as_ref()
-            .map(|i| i.path().join(">"))
-            .unwrap_or_default();
-        vec![
-            ("X-Context-Id".into(), self.context_id(id)),
-            ("X-IVR-Path".into(), path),
-            ("X-VIP".into(), c.vip_level.to_string()),
-        ]
+        let url = format!(
+            "{}{}",
+            self.opts
+                .context_url
+                .as_deref()
+                .unwrap_or("urn:answerline:context:"),
+            c.context.id
+        );
+        c.context.sip_headers(&url)
     }
 
     /// The agent's blind transfer to another queue: the agent leaves (wrap-up), the caller
@@ -1310,6 +1381,7 @@ impl Engine {
             if let Some(m) = c.media.as_mut() {
                 m.set_bridged(true);
             }
+            c.context.record_outcome(step, outcome);
         }
         self.bump_context(id);
         let event = serde_json::json!({

@@ -345,10 +345,34 @@ fn zero_rings_the_ready_agent_with_the_context_and_both_sides_hear_each_other() 
         header(&invite, "From").unwrap().contains("13800138000"),
         "the agent sees the caller's number"
     );
-    assert!(header(&invite, "X-Context-Id").is_some(), "{invite}");
+    let ctx_id = header(&invite, "X-Context-Id")
+        .expect("X-Context-Id")
+        .to_string();
+    let version: u32 = header(&invite, "X-Context-Version")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         header(&invite, "X-IVR-Path").unwrap().contains("main"),
         "{invite}"
+    );
+    let uui = header(&invite, "User-to-User").expect("User-to-User (RFC 7433)");
+    assert!(uui.contains(";encoding=hex"), "{uui}");
+    let payload = crate::context::parse_uui(uui).unwrap();
+    assert!(
+        String::from_utf8_lossy(&payload).contains(&ctx_id),
+        "the UUI names the context"
+    );
+    assert!(header(&invite, "Call-Info").unwrap().contains(&ctx_id));
+    // The stored context (what GET /contexts/{id} serves) has the same id and version.
+    let (sid, sver, sjson) = rig.contexts.last().expect("the context was stored").clone();
+    assert_eq!((sid.as_str(), sver), (ctx_id.as_str(), version));
+    let stored: serde_json::Value = serde_json::from_str(&sjson).unwrap();
+    assert_eq!(stored["caller"], "13800138000");
+    assert_eq!(stored["queue"], "billing");
+    assert_eq!(
+        stored["account"], "13800138000",
+        "the caller's account was looked up"
     );
     let offer_events: Vec<_> = rig
         .agent_events
@@ -358,8 +382,12 @@ fn zero_rings_the_ready_agent_with_the_context_and_both_sides_hear_each_other() 
     assert_eq!(offer_events.len(), 1);
     assert_eq!(
         offer_events[0]["context"]["id"].as_str(),
-        header(&invite, "X-Context-Id"),
+        Some(ctx_id.as_str()),
         "screen pop and INVITE name the same context"
+    );
+    assert_eq!(
+        offer_events[0]["context"]["version"], version,
+        "and the same version"
     );
     // While it rings the caller hears music on hold.
     rig.advance(Duration::from_secs(1));
@@ -682,6 +710,15 @@ fn answer_line_a_human_answers_first_sends_the_caller_to_verify_the_pin_and_gets
     assert_eq!(done.len(), 1, "{:?}", rig.agent_events);
     assert_eq!(done[0]["step"], "verify");
     assert_eq!(done[0]["outcome"], "pin_verified");
+    let ctx = &done[0]["context"];
+    assert_eq!(ctx["verified"]["method"], "service_pin", "{ctx}");
+    assert_eq!(ctx["self_service"][0]["outcome"], "pin_verified");
+    assert!(
+        !ctx.to_string().contains("123456"),
+        "the PIN never reaches the screen"
+    );
+    let (_, stored_version, _) = rig.contexts.last().unwrap();
+    assert_eq!(ctx["version"], *stored_version, "screen and store agree");
     // While the caller was away the agent heard no telephone-events and no caller audio:
     // every packet to the agent in the step is the music, never the caller's keys.
     let to_agent: Vec<_> = rig

@@ -375,6 +375,10 @@ pub struct Rig {
     pub recordings: Vec<crate::call::RecordEvent>,
     /// Interleaved caller/agent samples of every recording block.
     pub recorded: Vec<i16>,
+    /// Every stored context: (id, version, JSON).
+    pub contexts: Vec<(String, u32, String)>,
+    /// What the caller look-up says about calls from this number today.
+    pub calls_today: u32,
 }
 
 impl Drop for Rig {
@@ -443,6 +447,8 @@ impl Rig {
             surveys: Vec::new(),
             recordings: Vec::new(),
             recorded: Vec::new(),
+            contexts: Vec::new(),
+            calls_today: 0,
         }
     }
 
@@ -485,6 +491,15 @@ impl Rig {
                     self.recorded.extend_from_slice(block.samples())
                 }
                 Output::Record(ev) => self.recordings.push(ev),
+                Output::CallerLookup { call, msisdn } => {
+                    let acc = self.billing.find_account(&msisdn).ok().flatten();
+                    let today = self.calls_today;
+                    self.engine
+                        .caller_known(call, acc.map(|a| (a.msisdn, a.vip_level)), today);
+                }
+                Output::Context {
+                    id, version, json, ..
+                } => self.contexts.push((id, version, json)),
             }
         }
     }
