@@ -60,6 +60,8 @@ pub struct Profile {
     pub role: Role,
     /// The ACD queue a caller asking for an agent joins (queues.toml), unless the menu names one.
     pub queue: String,
+    /// Agent phones: the digest algorithms REGISTER challenges offer, strongest first.
+    pub digest: Vec<crate::sip::digest::Algo>,
     /// Called number → menu node; "*" matches every other number.
     pub routes: BTreeMap<String, String>,
     /// Listen for the caller's voice: talking stops prompts that allow it (menus.toml).
@@ -103,6 +105,7 @@ struct RawProfile {
     agent_uri: Option<String>,
     role: Option<String>,
     queue: Option<String>,
+    digest: Option<Vec<String>>,
     routes: Option<BTreeMap<String, String>>,
     voice_barge_in: Option<bool>,
     voice_onset_ms: Option<u32>,
@@ -343,6 +346,26 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         }
     };
     let queue = raw.queue.clone().unwrap_or_else(|| "billing".into());
+    let mut digest = Vec::new();
+    for name in raw
+        .digest
+        .clone()
+        .unwrap_or_else(|| vec!["SHA-256".into(), "MD5".into()])
+    {
+        match crate::sip::digest::Algo::parse(&name) {
+            Some(a) if !digest.contains(&a) => digest.push(a),
+            Some(_) => {}
+            None => {
+                return Err(kerr(
+                    "digest",
+                    format!("\"{name}\" is not a digest algorithm; use [\"SHA-256\", \"MD5\"] or one of them"),
+                ))
+            }
+        }
+    }
+    if digest.is_empty() {
+        return Err(kerr("digest", "is empty; use [\"SHA-256\", \"MD5\"]".into()));
+    }
 
     let d = VadConfig::default();
     let vad = VadConfig {
@@ -387,6 +410,7 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         agent_uri,
         role,
         queue,
+        digest,
         routes,
         voice_barge_in: raw.voice_barge_in.unwrap_or(true),
         vad,

@@ -25,7 +25,7 @@ impl Algo {
         }
     }
 
-    fn parse(s: &str) -> Option<Algo> {
+    pub fn parse(s: &str) -> Option<Algo> {
         match s.to_ascii_uppercase().as_str() {
             "MD5" => Some(Algo::Md5),
             "SHA-256" => Some(Algo::Sha256),
@@ -210,9 +210,10 @@ impl Nonces {
     }
 }
 
-/// `WWW-Authenticate` values: SHA-256 first (RFC 8760 asks for the strongest first).
-pub fn challenges(realm: &str, nonce: &str, stale: bool) -> Vec<String> {
-    [Algo::Sha256, Algo::Md5]
+/// `WWW-Authenticate` values, one per algorithm in the order given (RFC 8760 asks for the
+/// strongest first: SHA-256, then MD5).
+pub fn challenges(realm: &str, nonce: &str, stale: bool, algos: &[Algo]) -> Vec<String> {
+    algos
         .iter()
         .map(|a| {
             format!(

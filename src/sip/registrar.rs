@@ -84,6 +84,9 @@ pub struct Registrar {
     users: HashMap<String, Credentials>,
     bindings: HashMap<String, Vec<Binding>>,
     changes: Vec<RegistrationChange>,
+    /// What the challenges offer, in order; answers with any other algorithm get a fresh
+    /// challenge.
+    algos: Vec<Algo>,
 }
 
 impl Registrar {
@@ -94,6 +97,16 @@ impl Registrar {
             users: HashMap::new(),
             bindings: HashMap::new(),
             changes: Vec::new(),
+            algos: vec![Algo::Sha256, Algo::Md5],
+        }
+    }
+
+    /// The digest algorithms to offer, strongest first. Some phones fail outright on a
+    /// challenge they cannot compute instead of skipping it (pjsip built without OpenSSL on
+    /// SHA-256): their profile offers MD5 only.
+    pub fn set_algorithms(&mut self, algos: Vec<Algo>) {
+        if !algos.is_empty() {
+            self.algos = algos;
         }
     }
 
@@ -125,6 +138,7 @@ impl Registrar {
                 &self.realm,
                 &nonces.issue(now_unix),
                 stale,
+                &self.algos,
             ))
         };
         let Some(auth) = req
@@ -146,7 +160,7 @@ impl Registrar {
             NonceCheck::Stale => return challenge(true, &self.nonces),
             NonceCheck::Forged => return challenge(false, &self.nonces),
         }
-        let ha1 = match auth.algo() {
+        let ha1 = match auth.algo().filter(|a| self.algos.contains(a)) {
             Some(Algo::Md5) => &creds.ha1_md5,
             Some(Algo::Sha256) => &creds.ha1_sha256,
             None => return challenge(false, &self.nonces),
@@ -316,6 +330,25 @@ mod tests {
         );
         assert_eq!(parse_authorization(&v).unwrap().response, r.response);
         v
+    }
+
+    #[test]
+    fn a_profile_offering_md5_only_challenges_with_md5_and_refuses_other_answers() {
+        let mut r = registrar();
+        r.set_algorithms(vec![Algo::Md5]);
+        let now = Instant::now();
+        let RegisterAnswer::Challenge(ch) = r.handle(now, T0, &req(vec![], None, 1)) else {
+            panic!("no challenge")
+        };
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].contains("algorithm=MD5"), "{ch:?}");
+        // A SHA-256 answer (to a challenge we did not send) gets a fresh challenge, not in.
+        let mut sha = ch.clone();
+        sha[0] = sha[0].replace("MD5", "SHA-256");
+        let got = r.handle(now, T0, &req(vec![answer(&sha, "SHA-256", "pa55word")], None, 2));
+        assert!(matches!(got, RegisterAnswer::Challenge(_)), "{got:?}");
+        let got = r.handle(now, T0, &req(vec![answer(&ch, "MD5", "pa55word")], None, 3));
+        assert!(matches!(got, RegisterAnswer::Ok(_)), "{got:?}");
     }
 
     #[test]

@@ -72,7 +72,9 @@ impl Engine {
                 let _ = i;
             }
         }
-        self.sip[p].set_registrar(Registrar::new(AGENT_REALM, registrar_secret()));
+        let mut registrar = Registrar::new(AGENT_REALM, registrar_secret());
+        registrar.set_algorithms(self.profiles[p].digest.clone());
+        self.sip[p].set_registrar(registrar);
         self.desk = Some(Desk {
             acd,
             profile: p,
