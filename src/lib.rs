@@ -19,6 +19,7 @@ pub mod acd;
 pub mod billing;
 pub mod call;
 pub mod config;
+pub mod context;
 mod hex;
 pub mod ivr;
 pub mod media;
