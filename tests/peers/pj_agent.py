@@ -35,6 +35,20 @@ import argparse, json, os, signal, sys, time
 import pjsua2 as pj
 
 
+def load_digests():
+    """The pjsua2-python 2.15.1 wheel bundles OpenSSL 1.0.2, where EVP_get_digestbyname()
+    finds nothing until OpenSSL_add_all_digests() ran; pjsip calls that only when it sets
+    up TLS, so without this every digest challenge (even MD5) fails with "The algorithm
+    (MD5) referenced by algorithm_type is not supported" and REGISTER stays at 401."""
+    import ctypes, glob
+    libs = os.path.join(os.path.dirname(pj.__file__), '..', 'pjsua2_python.libs')
+    for path in glob.glob(os.path.join(libs, 'libcrypto*.so*')):
+        lib = ctypes.CDLL(path)    # the copy pjsua2 already loaded, by its exact path
+        init = getattr(lib, 'OpenSSL_add_all_digests', None)
+        if init is not None:
+            init()
+
+
 # pjlib logs to the process's stdout before any config applies: fd 1 goes to stderr and
 # our events to a private copy of the real stdout, so stdout holds events only.
 _events = os.fdopen(os.dup(1), 'w', buffering=1)
@@ -218,6 +232,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    load_digests()
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
@@ -266,6 +281,8 @@ def main():
     ac.natConfig.viaRewriteUse = 0
     ac.natConfig.sdpNatRewriteUse = 0
     ac.natConfig.udpKaIntervalSec = 0
+    # No re-INVITE after an answer listing several codecs: the far end is a test script.
+    ac.mediaConfig.lockCodecEnabled = False
     acc = AgentAccount(app)
     acc.create(ac)
 
