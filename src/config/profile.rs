@@ -364,7 +364,10 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         }
     }
     if digest.is_empty() {
-        return Err(kerr("digest", "is empty; use [\"SHA-256\", \"MD5\"]".into()));
+        return Err(kerr(
+            "digest",
+            "is empty; use [\"SHA-256\", \"MD5\"]".into(),
+        ));
     }
 
     let d = VadConfig::default();

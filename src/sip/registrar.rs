@@ -345,7 +345,11 @@ mod tests {
         // A SHA-256 answer (to a challenge we did not send) gets a fresh challenge, not in.
         let mut sha = ch.clone();
         sha[0] = sha[0].replace("MD5", "SHA-256");
-        let got = r.handle(now, T0, &req(vec![answer(&sha, "SHA-256", "pa55word")], None, 2));
+        let got = r.handle(
+            now,
+            T0,
+            &req(vec![answer(&sha, "SHA-256", "pa55word")], None, 2),
+        );
         assert!(matches!(got, RegisterAnswer::Challenge(_)), "{got:?}");
         let got = r.handle(now, T0, &req(vec![answer(&ch, "MD5", "pa55word")], None, 3));
         assert!(matches!(got, RegisterAnswer::Ok(_)), "{got:?}");
