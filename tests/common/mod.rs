@@ -5,6 +5,7 @@
 //! Usage: `mod common;` then `use common::*;`.
 #![allow(dead_code, unused_imports)]
 
+pub mod agent;
 pub mod audio;
 pub mod g711;
 pub mod rtp_sink;
