@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, info, warn};
 
 mod agents;
+mod callback;
 pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,6 +159,8 @@ pub struct Engine {
     leg_by_sip: HashMap<(usize, CallKey), CallRef>,
     /// This server run, in context ids (unique across restarts).
     boot_tag: String,
+    /// Callers who accepted a callback and left: their number and context, by ACD call id.
+    callbacks: HashMap<CallRef, callback::PendingCallback>,
 }
 
 /// Running totals an operator watches (logged by the worker every minute and at stop).
@@ -226,6 +229,7 @@ impl Engine {
             legs: BTreeMap::new(),
             leg_by_sip: HashMap::new(),
             boot_tag: boot_tag(),
+            callbacks: HashMap::new(),
         }
     }
 
@@ -332,6 +336,8 @@ impl Engine {
         };
         if c.survey.is_some() {
             self.survey_digit(call, d);
+        } else if c.queue.is_some() && c.callback_offered {
+            self.callback_key(now, call, d);
         } else if c.bridged.is_none() && c.queue.is_none() {
             // The IVR: its menus, or a self-service step the agent sent the caller to.
             self.ivr_input(now, call, IvrInput::Digit(d));
@@ -342,6 +348,10 @@ impl Engine {
     pub fn rtp_ready(&mut self, now: Instant, call: CallRef, local: Option<(IpAddr, u16)>) {
         if self.legs.contains_key(&call) {
             self.leg_rtp_ready(now, call, local);
+            return;
+        }
+        if self.calls.get(&call).is_some_and(|c| c.outbound.is_some()) {
+            self.customer_rtp_ready(now, call, local);
             return;
         }
         let _span = self.span_of(call).entered();
@@ -526,6 +536,16 @@ impl Engine {
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if c.ring_deadline.is_some_and(|t| t <= now) {
+                c.ring_deadline = None;
+                let (p, key) = (c.profile, c.sip);
+                info!(call_id = %c.call_id, "the customer did not answer the callback");
+                self.sip[p].cancel(now, key);
+                self.drain_sip(now, p);
+            }
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
             if c.transfer_deadline.is_some_and(|t| t <= now) {
                 // Accepted (202) but no final NOTIFY: the caller is not left in silence.
                 info!(call_id = %c.call_id, "transfer got no final report");
@@ -566,7 +586,7 @@ impl Engine {
                 send(id, to, &buf[..n]);
             }
             let finished = c.awaiting_tag.is_some_and(|t| done.contains(&t));
-            let side = c.moh_tag.is_some() || c.survey.is_some();
+            let side = c.moh_tag.is_some() || c.survey.is_some() || c.end_after.is_some();
             if finished {
                 c.awaiting_tag = None;
                 self.ivr_input(now, id, IvrInput::PlaybackDone);
@@ -574,6 +594,7 @@ impl Engine {
             if side {
                 self.moh_done(id, &done);
                 self.survey_tick(now, id, &done);
+                self.end_after_tick(now, id, &done);
             }
             self.record_tick(now, id);
             self.scratch_done = done;
@@ -653,10 +674,18 @@ impl Engine {
             return;
         }
         match ev {
-            // Answers to INVITEs of legs already gone.
-            SipEvent::OutboundRinging { .. }
-            | SipEvent::OutboundAnswered { .. }
-            | SipEvent::OutboundFailed { .. } => {}
+            SipEvent::OutboundAnswered { call, sdp_answer } => {
+                if let Some(id) = self.by_sip.get(&(p, call)).copied() {
+                    self.customer_answered(now, id, sdp_answer.as_deref());
+                }
+            }
+            SipEvent::OutboundFailed { call, code } => {
+                if let Some(id) = self.by_sip.get(&(p, call)).copied() {
+                    self.customer_failed(now, id, code);
+                }
+            }
+            // Ringing, or answers to INVITEs of legs already gone.
+            SipEvent::OutboundRinging { .. } => {}
             SipEvent::Registration(change) => {
                 info!(profile = %self.profiles[p].name, ?change, "agent phone registration");
                 self.on_registration(now, p, &change);

@@ -94,6 +94,14 @@ pub struct Call {
     pub recording_started: Option<Instant>,
     /// What the agent's screen shows about this call, built as the call goes.
     pub context: crate::context::CallContext,
+    /// The queue offered a callback (press 1) and the caller has not answered it yet.
+    pub callback_offered: bool,
+    /// The call ends once this clip has played (e.g. "we will call you back").
+    pub end_after: Option<(u32, &'static str)>,
+    /// A callback: we dial the customer (`target`, `dest`) for the agent already on the line.
+    pub outbound: Option<(String, SocketAddr)>,
+    /// An outbound call still ringing by then is given up.
+    pub ring_deadline: Option<Instant>,
 }
 
 /// The satisfaction survey after an agent hangs up: one key, 1 to 5.
@@ -165,6 +173,10 @@ impl Call {
             recording: None,
             recording_started: None,
             context: crate::context::CallContext::new(String::new(), "", None, "zh"),
+            callback_offered: false,
+            end_after: None,
+            outbound: None,
+            ring_deadline: None,
         }
     }
 
@@ -189,6 +201,17 @@ impl Call {
         );
         allowed && self.dedup.accept(now, digit, path)
     }
+}
+
+/// The callback URI for `number` and where to send its INVITE: "sip:{number}@IP:port".
+pub fn callback_target(template: &str, number: &str) -> Option<(String, SocketAddr)> {
+    if !template.starts_with("sip:") || !template.contains("{number}") {
+        return None;
+    }
+    let uri = template.replace("{number}", number);
+    let host = uri.split('@').nth(1)?.split(';').next()?;
+    let dest: SocketAddr = host.parse().ok()?;
+    Some((uri, dest))
 }
 
 /// `13800138000` → `138****8000`: enough for an operator to recognise, not enough to leak.

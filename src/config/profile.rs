@@ -57,6 +57,10 @@ pub struct Profile {
     pub allow: Vec<Cidr>,
     pub caller_id: CallerIdSource,
     pub agent_uri: Option<String>,
+    /// Where a queued caller who asked to be called back is dialled: a SIP URI with
+    /// `{number}`, e.g. "sip:{number}@192.0.2.1:5060" (the PSTN gateway). None: callbacks
+    /// are not offered to this profile's callers.
+    pub callback_uri: Option<String>,
     pub role: Role,
     /// The ACD queue a caller asking for an agent joins (queues.toml), unless the menu names one.
     pub queue: String,
@@ -103,6 +107,7 @@ struct RawProfile {
     allow: Option<Vec<String>>,
     caller_id: Option<String>,
     agent_uri: Option<String>,
+    callback_uri: Option<String>,
     role: Option<String>,
     queue: Option<String>,
     digest: Option<Vec<String>>,
@@ -335,6 +340,15 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         }
     }
 
+    let callback_uri = raw.callback_uri.clone().filter(|s| !s.trim().is_empty());
+    if let Some(u) = &callback_uri {
+        if crate::call::callback_target(u, "10010").is_none() {
+            return Err(kerr(
+                "callback_uri",
+                format!("\"{u}\" is not a SIP URI with {{number}} and an IP:port, e.g. \"sip:{{number}}@192.0.2.1:5060\"; \"\" for no callbacks"),
+            ));
+        }
+    }
     let role = match raw.role.as_deref().unwrap_or("callers") {
         "callers" => Role::Callers,
         "agents" => Role::Agents,
@@ -411,6 +425,7 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         allow,
         caller_id,
         agent_uri,
+        callback_uri,
         role,
         queue,
         digest,

@@ -137,7 +137,13 @@ impl Engine {
         }
         if now >= d.next_reconcile {
             d.next_reconcile = now + RECONCILE_EVERY;
-            let live: Vec<CallId> = self.calls.keys().map(|c| CallId(c.0)).collect();
+            // Callbacks waiting for their turn (their caller has gone) are alive too.
+            let live: Vec<CallId> = self
+                .calls
+                .keys()
+                .chain(self.callbacks.keys())
+                .map(|c| CallId(c.0))
+                .collect();
             let fixed = d.acd.reconcile(now, &live);
             if fixed > 0 {
                 warn!(
@@ -149,7 +155,7 @@ impl Engine {
         self.drain_acd(now);
     }
 
-    fn drain_acd(&mut self, now: Instant) {
+    pub(super) fn drain_acd(&mut self, now: Instant) {
         while let Some(out) = self.desk.as_mut().and_then(|d| d.acd.poll_output()) {
             self.on_acd_output(now, out);
         }
@@ -240,7 +246,7 @@ impl Engine {
         self.drain_acd(now);
     }
 
-    fn start_moh(&mut self, id: CallRef) {
+    pub(super) fn start_moh(&mut self, id: CallRef) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -266,7 +272,7 @@ impl Engine {
         }
     }
 
-    fn play_now(&mut self, id: CallRef, names: &[&str]) {
+    pub(super) fn play_now(&mut self, id: CallRef, names: &[&str]) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -288,6 +294,10 @@ impl Engine {
 
     fn announce(&mut self, id: CallRef, position: usize, wait: Option<Duration>) {
         let Some(c) = self.calls.get(&id) else { return };
+        if c.callback_offered {
+            // The offer is still waiting for a key: do not talk over it.
+            return;
+        }
         let lang = c.ivr.as_ref().map_or("zh", |i| i.lang()).to_string();
         let mut names: Vec<&str> = Vec::new();
         if position <= 1 {
@@ -350,14 +360,13 @@ impl Engine {
                 }
                 self.agent_unavailable(now, id);
             }
-            // The call layer does not offer callbacks yet: the caller keeps waiting.
-            acd::Output::OfferCallback { .. } => {}
-            acd::Output::PlaceCallback { call, .. } => {
-                let _ = self
-                    .desk
-                    .as_mut()
-                    .map(|d| d.acd.handle(now, acd::Input::CancelCallback { call }));
-            }
+            acd::Output::OfferCallback { call } => self.offer_callback(CallRef(call.0)),
+            acd::Output::PlaceCallback {
+                call,
+                agent,
+                customer,
+                ..
+            } => self.place_callback(now, CallRef(call.0), agent, customer.as_str()),
             acd::Output::AgentState {
                 agent,
                 state,
@@ -379,7 +388,7 @@ impl Engine {
         }
     }
 
-    fn leg_of(&self, owner: CallRef, agent: AgentId) -> Option<CallRef> {
+    pub(super) fn leg_of(&self, owner: CallRef, agent: AgentId) -> Option<CallRef> {
         self.legs
             .values()
             .find(|l| l.owner == owner && l.role == LegRole::Agent(agent))
@@ -406,8 +415,6 @@ impl Engine {
                 .handle(now, acd::Input::Abandon { call: CallId(id.0) });
             return;
         };
-        let leg = CallRef(self.next_id);
-        self.next_id += 1;
         if let Some(c) = self.calls.get_mut(&id) {
             c.wait_ms = c
                 .queued_at
@@ -431,11 +438,31 @@ impl Engine {
             agent: agent.0,
             event,
         });
+        self.ring_leg(now, id, agent, b, headers, from_user, from_display);
+    }
+
+    /// Places the leg that rings `agent`'s registered phone for `owner`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ring_leg(
+        &mut self,
+        now: Instant,
+        owner: CallRef,
+        agent: AgentId,
+        b: crate::sip::registrar::Binding,
+        headers: Vec<(String, String)>,
+        from_user: String,
+        from_display: Option<String>,
+    ) {
+        let Some(p) = self.desk.as_ref().map(|d| d.profile) else {
+            return;
+        };
+        let leg = CallRef(self.next_id);
+        self.next_id += 1;
         self.legs.insert(
             leg,
             Leg {
                 id: leg,
-                owner: id,
+                owner,
                 role: LegRole::Agent(agent),
                 profile: p,
                 phase: LegPhase::OpeningMedia,
@@ -577,6 +604,11 @@ impl Engine {
         let Some(leg) = self.leg_of(id, agent) else {
             return;
         };
+        if self.callbacks.contains_key(&id) {
+            // A callback: the agent is on the line; now dial the customer.
+            self.dial_customer(now, id, agent);
+            return;
+        }
         let Some(c) = self.calls.get_mut(&id) else {
             self.end_leg(now, leg);
             return;
@@ -814,7 +846,7 @@ impl Engine {
     }
 
     /// The agent left: the survey if the queue asks for one, else goodbye.
-    fn after_agent(&mut self, now: Instant, owner: CallRef, agent: AgentId) {
+    pub(super) fn after_agent(&mut self, now: Instant, owner: CallRef, agent: AgentId) {
         let queue = self
             .calls
             .get(&owner)
@@ -1002,7 +1034,7 @@ impl Engine {
 
     // ---- recording ----------------------------------------------------------------------------
 
-    fn start_recording(&mut self, now: Instant, id: CallRef) {
+    pub(super) fn start_recording(&mut self, now: Instant, id: CallRef) {
         let records = self
             .calls
             .get(&id)

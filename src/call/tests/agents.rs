@@ -22,7 +22,12 @@ fn password(ext: &str) -> String {
 /// A rig whose engine runs the ACD of the repository's queues.toml / agents.toml, every agent
 /// with the password `desk-<extension>`.
 pub fn acd_rig() -> Rig {
-    let mut rig = Rig::new();
+    acd_rig_with(|_| {})
+}
+
+/// `acd_rig` with the profiles edited first.
+pub fn acd_rig_with(edit: impl FnOnce(&mut [crate::config::Profile])) -> Rig {
+    let mut rig = Rig::build(crate::call::EngineOptions::default(), edit);
     assert_eq!(rig.profiles[WS].name, "workstations");
     let (cfg, records) = AcdConfig::load(&repo("sip-profiles")).unwrap();
     let dir = records
@@ -40,6 +45,8 @@ pub fn acd_rig() -> Rig {
 
 /// An agent's desk phone: SIP from `sip`, RTP at `rtp`.
 pub struct Phone {
+    /// The profile its SIP reaches (agent phones: workstations; a customer: lab).
+    pub profile: usize,
     pub ext: String,
     pub sip: SocketAddr,
     pub rtp: SocketAddr,
@@ -50,6 +57,7 @@ pub struct Phone {
 impl Phone {
     pub fn new(ext: &str, port: u16) -> Phone {
         Phone {
+            profile: WS,
             ext: ext.into(),
             sip: SocketAddr::new(LOCAL, port),
             rtp: SocketAddr::new(LOCAL, port + 100),
@@ -60,7 +68,7 @@ impl Phone {
 
     fn send(&self, rig: &mut Rig, msg: &[u8]) {
         let now = rig.now;
-        rig.engine.sip_datagram(now, WS, self.sip, msg);
+        rig.engine.sip_datagram(now, self.profile, self.sip, msg);
         rig.pump();
     }
 
@@ -530,6 +538,28 @@ fn converse(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> 
         .collect()
 }
 
+/// Like `converse`, every party a phone sending RTP itself (no caller talker).
+fn converse_with(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> Vec<Vec<i16>> {
+    let start = rig.now;
+    let mut senders: Vec<RtpSender> = phones
+        .iter()
+        .map(|(leg, _, _)| RtpSender::new(0x200 + leg.0 as u32, 7, 7))
+        .collect();
+    for k in 0..ms / 20 {
+        for (i, &(leg, from, hz)) in phones.iter().enumerate() {
+            let pkt = tone_packet(&mut senders[i], hz, k);
+            let now = rig.now;
+            rig.engine.rtp_packet(now, leg, from, &pkt);
+        }
+        rig.advance(Duration::from_millis(20));
+    }
+    let after = start + Duration::from_millis(200);
+    phones
+        .iter()
+        .map(|&(leg, _, _)| decoded(rig, leg, after))
+        .collect()
+}
+
 fn rig_start(rig: &Rig) -> std::time::Instant {
     rig.sent(CallRef(1)).next().map_or(rig.now, |s| s.at)
 }
@@ -824,4 +854,88 @@ fn a_bridged_call_is_recorded_on_two_channels_with_self_service_silenced() {
         hears(&before_r[8000..], 1000.0) && !hears(&before_r[8000..], 440.0),
         "right = agent"
     );
+}
+
+#[test]
+fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_once_an_agent_answers() {
+    let mut rig = acd_rig_with(|p| {
+        p[LAB].callback_uri = Some("sip:{number}@127.0.0.1:6050".into());
+    });
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.talk(call, "127.0.0.1:40000".parse().unwrap());
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '0');
+    // No agent is ready; billing offers a callback after 120 s in line.
+    rig.advance(Duration::from_secs(135));
+    assert_heard_in_order(&rig.audio(call), &named("zh", &["callback_offer"]));
+    rig.press_info(&mut caller, '1');
+    rig.advance(play_time(&[&clip("zh", "callback_accepted")]));
+    assert_heard_in_order(
+        &rig.audio(call),
+        &named("zh", &["callback_offer", "callback_accepted"]),
+    );
+    assert_eq!(rig.byes(), 1, "the caller may go");
+    assert_eq!(rig.cdr().hangup_cause, "callback_accepted");
+    let ctx_id = rig.cdr().context_id.clone().expect("context id");
+
+    // Another caller queues after the callback was accepted: the callback keeps its place.
+    let mut later = Caller::from_addr(LAB, "13900139000", "127.0.0.1:6062".parse().unwrap());
+    let later_call = rig.answered(&mut later);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut later, '0');
+    rig.advance(play_time(&[&clip("zh", "transferring")]));
+    let waiting = rig
+        .engine
+        .acd()
+        .unwrap()
+        .position(crate::acd::CallId(later_call.0));
+    assert_eq!(waiting, Some(2), "behind the callback");
+
+    // An agent comes: their phone rings first, with the caller's context.
+    let mut phone = Phone::new("8001", 6001);
+    assert_eq!(phone.register(&mut rig, &password("8001")), 200);
+    assert_eq!(phone.dial(&mut rig, "*21").0, 603);
+    rig.advance(Duration::from_millis(100));
+    let invite = phone
+        .invites(&rig)
+        .first()
+        .expect("the agent is rung first")
+        .to_string();
+    assert_eq!(header(&invite, "X-Callback"), Some("yes"));
+    assert_eq!(header(&invite, "X-Context-Id"), Some(ctx_id.as_str()));
+    assert!(header(&invite, "From").unwrap().contains("13800138000"));
+    let mut customer = Phone::new("13800138000", 6050);
+    customer.profile = LAB;
+    assert!(
+        customer.invites(&rig).is_empty(),
+        "the customer is not dialled before the agent answers"
+    );
+    let leg = *rig.opened.last().unwrap();
+    phone.answer(&mut rig, &invite);
+    rig.advance(Duration::from_millis(100));
+    let dial = customer.invites(&rig);
+    assert_eq!(dial.len(), 1, "then the customer is dialled");
+    let dial = dial[0].to_string();
+    assert!(
+        dial.starts_with("INVITE sip:13800138000@127.0.0.1:6050"),
+        "{dial}"
+    );
+    customer.answer(&mut rig, &dial);
+    let back = *rig.opened.last().unwrap();
+    assert_ne!(back, leg);
+    let heard = converse_with(
+        &mut rig,
+        &[(leg, phone.rtp, 1000.0), (back, customer.rtp, 440.0)],
+        1500,
+    );
+    assert!(hears(&heard[0], 440.0), "the agent hears the customer");
+    assert!(hears(&heard[1], 1000.0), "the customer hears the agent");
+    let agent = rig
+        .engine
+        .acd()
+        .unwrap()
+        .agent(crate::acd::AgentId(8001))
+        .unwrap();
+    assert_eq!(agent.state.name(), "on-call");
 }
