@@ -62,3 +62,38 @@ pub struct Leg {
     /// *3 top-up).
     pub star: bool,
 }
+
+impl Leg {
+    /// A leg about to ring `b` (a registered phone): its socket is opened next, then the INVITE.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ringing(
+        id: CallRef,
+        owner: CallRef,
+        role: LegRole,
+        profile: usize,
+        b: &crate::sip::registrar::Binding,
+        now: Instant,
+        headers: Vec<(String, String)>,
+        from_user: String,
+        from_display: Option<String>,
+    ) -> Leg {
+        Leg {
+            id,
+            owner,
+            role,
+            profile,
+            phase: LegPhase::OpeningMedia,
+            sip: None,
+            contact: b.contact.clone(),
+            dest: b.source,
+            local_media: None,
+            media: None,
+            started: now,
+            answered: None,
+            headers,
+            from_user,
+            from_display,
+            star: false,
+        }
+    }
+}

@@ -460,24 +460,17 @@ impl Engine {
         self.next_id += 1;
         self.legs.insert(
             leg,
-            Leg {
-                id: leg,
+            Leg::ringing(
+                leg,
                 owner,
-                role: LegRole::Agent(agent),
-                profile: p,
-                phase: LegPhase::OpeningMedia,
-                sip: None,
-                contact: b.contact.clone(),
-                dest: b.source,
-                local_media: None,
-                media: None,
-                started: now,
-                answered: None,
+                LegRole::Agent(agent),
+                p,
+                &b,
+                now,
                 headers,
                 from_user,
                 from_display,
-                star: false,
-            },
+            ),
         );
         self.out.push_back(Output::OpenRtp {
             call: leg,
@@ -1495,27 +1488,20 @@ impl Engine {
         self.next_id += 1;
         self.legs.insert(
             leg,
-            Leg {
-                id: leg,
-                owner: call,
-                role: LegRole::Supervisor {
+            Leg::ringing(
+                leg,
+                call,
+                LegRole::Supervisor {
                     extension: extension.to_string(),
                     mode,
                 },
-                profile: p,
-                phase: LegPhase::OpeningMedia,
-                sip: None,
-                contact: b.contact.clone(),
-                dest: b.source,
-                local_media: None,
-                media: None,
-                started: now,
-                answered: None,
-                headers: vec![("X-Supervise".into(), mode.name().into())],
-                from_user: "supervise".into(),
-                from_display: None,
-                star: false,
-            },
+                p,
+                &b,
+                now,
+                vec![("X-Supervise".into(), mode.name().into())],
+                "supervise".into(),
+                None,
+            ),
         );
         self.out.push_back(Output::OpenRtp {
             call: leg,
