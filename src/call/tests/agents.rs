@@ -27,7 +27,14 @@ pub fn acd_rig() -> Rig {
 
 /// `acd_rig` with the profiles edited first.
 pub fn acd_rig_with(edit: impl FnOnce(&mut [crate::config::Profile])) -> Rig {
-    let mut rig = Rig::build(crate::call::EngineOptions::default(), edit);
+    acd_rig_opts(crate::call::EngineOptions::default(), edit)
+}
+
+pub fn acd_rig_opts(
+    opts: crate::call::EngineOptions,
+    edit: impl FnOnce(&mut [crate::config::Profile]),
+) -> Rig {
+    let mut rig = Rig::build(opts, edit);
     assert_eq!(rig.profiles[WS].name, "workstations");
     let (cfg, records) = AcdConfig::load(&repo("sip-profiles")).unwrap();
     let dir = records
@@ -922,4 +929,122 @@ fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_once_an_
         .agent(crate::acd::AgentId(8001))
         .unwrap();
     assert_eq!(agent.state.name(), "on-call");
+}
+
+/// A load run through the whole engine (SIP, media, ACD) on virtual time: callers arrive
+/// faster than agents can serve them, queue, are each answered exactly once, and when it is
+/// over nothing is left: no call, no leg, no socket, every agent free. Prints what it took.
+#[test]
+fn load_callers_outnumbering_agents_are_each_served_once_and_nothing_leaks() {
+    const AGENTS: u32 = 100;
+    const CALLERS: u32 = 600;
+    let opts = crate::call::EngineOptions {
+        rtp_timeout: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    let mut rig = acd_rig_opts(opts, |_| {});
+    rig.keep_rtp = false;
+    let mut phones = Vec::new();
+    for i in 0..AGENTS {
+        let ext = format!("2{i:04}");
+        let rec = crate::acd::AgentRecord {
+            id: crate::acd::AgentId(20_000 + i),
+            name: format!("load {i}"),
+            extension: ext.clone(),
+            skills: [("billing".to_string(), 5)].into_iter().collect(),
+            queues: vec![crate::acd::QueueId::from("billing")],
+        };
+        let creds = Credentials::from_password(&ext, AGENT_REALM, &password(&ext));
+        let now = rig.now;
+        rig.engine.agent_upsert(now, rec, Some(creds));
+        let mut phone = Phone::new(&ext, 7000 + i as u16 * 2);
+        assert_eq!(phone.register(&mut rig, &password(&ext)), 200);
+        assert_eq!(phone.dial(&mut rig, "*21").0, 603);
+        phones.push(phone);
+    }
+    let by_addr: std::collections::HashMap<SocketAddr, usize> =
+        phones.iter().enumerate().map(|(i, p)| (p.sip, i)).collect();
+    let wall = std::time::Instant::now();
+    let start = rig.now;
+    let mut callers: Vec<Caller> = Vec::new();
+    let mut seen = rig.sip.len();
+    let mut byes: Vec<(std::time::Instant, usize, String)> = Vec::new();
+    let mut max_waiting = 0;
+    let mut next_caller = 0u32;
+    while rig.cdrs.len() < CALLERS as usize {
+        assert!(
+            rig.now - start < Duration::from_secs(1800),
+            "the run did not finish"
+        );
+        // Ten new callers a second, each pressing 0 straight away.
+        if next_caller < CALLERS && (rig.now - start).as_millis() as u32 >= next_caller * 100 {
+            let n = format!("1380000{:04}", next_caller);
+            let port = 10_000 + next_caller as u16;
+            let mut c = Caller::from_addr(LAB, &n, SocketAddr::new(LOCAL, port));
+            rig.answered(&mut c);
+            rig.press_info(&mut c, '0');
+            callers.push(c);
+            next_caller += 1;
+        }
+        // Phones answer what rings them and hang up after 3 s of talk.
+        let new: Vec<(SocketAddr, String)> = rig.sip[seen..].to_vec();
+        seen = rig.sip.len();
+        for (to, m) in new {
+            if let (true, Some(&i)) = (m.starts_with("INVITE "), by_addr.get(&to)) {
+                phones[i].answer(&mut rig, &m);
+                byes.push((rig.now + Duration::from_secs(3), i, m));
+            }
+        }
+        let due: Vec<(std::time::Instant, usize, String)> = {
+            let now = rig.now;
+            let (d, keep): (Vec<_>, Vec<_>) = byes.drain(..).partition(|(t, _, _)| *t <= now);
+            byes = keep;
+            d
+        };
+        for (_, i, inv) in due {
+            phones[i].bye(&mut rig, &inv);
+        }
+        let waiting = rig
+            .engine
+            .acd()
+            .unwrap()
+            .waiting(&crate::acd::QueueId::from("billing"));
+        max_waiting = max_waiting.max(waiting);
+        rig.advance(Duration::from_millis(20));
+    }
+    let took = wall.elapsed();
+    let served = rig.cdrs.iter().filter(|c| c.agent.is_some()).count();
+    assert_eq!(
+        served, CALLERS as usize,
+        "every caller reached an agent once"
+    );
+    let mut per_agent = std::collections::BTreeMap::new();
+    for c in &rig.cdrs {
+        *per_agent.entry(c.agent).or_insert(0) += 1;
+    }
+    assert_eq!(rig.engine.active_calls(), 0);
+    let mut opened = rig.opened.clone();
+    let mut closed = rig.closed.clone();
+    opened.sort();
+    closed.sort();
+    closed.dedup();
+    assert_eq!(opened, closed, "every RTP socket opened was closed");
+    let acd = rig.engine.acd().unwrap();
+    for i in 0..AGENTS {
+        let s = acd.agent(crate::acd::AgentId(20_000 + i)).unwrap().state;
+        assert!(matches!(s.name(), "ready" | "wrap-up"), "agent {i}: {s:?}");
+    }
+    let waits: Vec<i64> = rig.cdrs.iter().filter_map(|c| c.wait_ms).collect();
+    println!(
+        "load: {CALLERS} callers, {AGENTS} agents, up to {max_waiting} waiting at once; \
+         {:.0} s of calls in {:.1} s of engine time ({:.2} ms per call, debug build); \
+         longest wait {} s; calls per agent {}..{}; {} RTP packets",
+        (rig.now - start).as_secs_f64(),
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / CALLERS as f64,
+        waits.iter().max().unwrap_or(&0) / 1000,
+        per_agent.values().min().unwrap(),
+        per_agent.values().max().unwrap(),
+        rig.rtp_count,
+    );
 }

@@ -358,6 +358,9 @@ pub struct Rig {
     /// Every SIP message we sent, as text, with where it went.
     pub sip: Vec<(SocketAddr, String)>,
     pub rtp: Vec<Sent>,
+    /// False: RTP sent is counted (`rtp_count`), not kept (load tests).
+    pub keep_rtp: bool,
+    pub rtp_count: u64,
     pub cdrs: Vec<Cdr>,
     pub opened: Vec<CallRef>,
     pub closed: Vec<CallRef>,
@@ -434,6 +437,8 @@ impl Rig {
             profiles,
             sip: Vec::new(),
             rtp: Vec::new(),
+            keep_rtp: true,
+            rtp_count: 0,
             cdrs: Vec::new(),
             opened: Vec::new(),
             closed: Vec::new(),
@@ -529,14 +534,18 @@ impl Rig {
         while self.now + TICK <= end {
             self.now += TICK;
             self.caller_rtp();
-            let (now, rtp) = (self.now, &mut self.rtp);
+            let (now, rtp, keep, count) =
+                (self.now, &mut self.rtp, self.keep_rtp, &mut self.rtp_count);
             self.engine.tick(now, &mut |call, to, data| {
-                rtp.push(Sent {
-                    call,
-                    to,
-                    at: now,
-                    data: data.to_vec(),
-                })
+                *count += 1;
+                if keep {
+                    rtp.push(Sent {
+                        call,
+                        to,
+                        at: now,
+                        data: data.to_vec(),
+                    })
+                }
             });
             self.pump();
         }
