@@ -173,6 +173,17 @@ impl Engine {
         }
         let queue = QueueId::from(queue.unwrap_or(&self.profiles[c.profile].queue));
         let queue_name = queue.0.clone();
+        // Nobody logged in to answer this queue: waiting would be forever. The caller hears
+        // "no agent available" instead (Asterisk's joinempty = no).
+        let staffed = self
+            .desk
+            .as_ref()
+            .and_then(|d| d.acd.queue_stats(now, &queue))
+            .is_some_and(|s| s.agents.logged_in() > 0);
+        if !staffed {
+            info!(queue = %queue_name, "no agent logged in to the queue");
+            return false;
+        }
         let vip_level = c.vip_level;
         let context_id = Some(self.context_id(id));
         let r = self.desk.as_mut().map(|d| {

@@ -328,6 +328,27 @@ fn caller_waiting_for_8001() -> (Rig, Phone, Caller, CallRef) {
 }
 
 #[test]
+fn with_nobody_logged_in_to_the_queue_the_caller_hears_no_agent_is_available() {
+    let mut rig = acd_rig();
+    let mut caller = Caller::new(LAB, "13800138000");
+    let call = rig.answered(&mut caller);
+    rig.advance(Duration::from_secs(1));
+    rig.press_info(&mut caller, '0');
+    let names = ["transferring", "agent_unavailable", "main_menu"];
+    let clips: Vec<Vec<u8>> = names.iter().map(|n| clip("zh", n)).collect();
+    rig.advance(play_time(
+        &clips.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    ));
+    assert_heard_in_order(&rig.audio(call), &named("zh", &names));
+    let acd = rig.engine.acd().unwrap();
+    assert_eq!(
+        acd.queue_of(crate::acd::CallId(call.0)),
+        None,
+        "not left waiting"
+    );
+}
+
+#[test]
 fn an_unregistered_phone_cannot_change_its_agents_state() {
     let mut rig = acd_rig();
     let mut phone = Phone::new("8001", 6001);
@@ -852,6 +873,17 @@ fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_once_an_
     let mut rig = acd_rig_with(|p| {
         p[LAB].callback_uri = Some("sip:{number}@127.0.0.1:6050".into());
     });
+    // 8001 is logged in but on a break: callers queue, nobody answers.
+    let now = rig.now;
+    rig.engine
+        .acd_input(
+            now,
+            crate::acd::Input::AgentNotReady {
+                agent: crate::acd::AgentId(8001),
+                reason: "break".into(),
+            },
+        )
+        .unwrap();
     let mut caller = Caller::new(LAB, "13800138000");
     let call = rig.answered(&mut caller);
     rig.talk(call, "127.0.0.1:40000".parse().unwrap());
