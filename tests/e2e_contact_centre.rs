@@ -388,6 +388,7 @@ fn a_caller_who_waits_too_long_overflows_to_the_senior_queue() {
         .and_then(|w| w.parse().ok())
         .unwrap_or(0);
     println!("X-Wait-Seconds: {wait_s}");
+    assert!(wait_s >= 9, "the senior agent sees how long the caller waited: {wait_s}");
     assert!(
         senior.wait("ANSWERED", Duration::from_secs(5)).is_some(),
         "{}",
