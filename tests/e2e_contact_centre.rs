@@ -659,6 +659,9 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
             .cloned()
             .unwrap_or_default()
     });
+    // Oldest first, whatever order the API lists them in.
+    let mut rows = rows;
+    rows.sort_by_key(|r| r["id"].as_i64());
     let modes: Vec<(&str, &str, &str)> = rows
         .iter()
         .map(|r| {
