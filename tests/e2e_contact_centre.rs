@@ -159,7 +159,12 @@ impl Caller {
             .packets()
             .iter()
             .filter(|p| p.pt == Law::Alaw.payload_type() && p.at >= from && p.at < to)
-            .flat_map(|p| p.payload.iter().map(|&b| Law::Alaw.decode(b)).collect::<Vec<_>>())
+            .flat_map(|p| {
+                p.payload
+                    .iter()
+                    .map(|&b| Law::Alaw.decode(b))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -255,12 +260,7 @@ fn an_unanswered_ring_times_out_and_the_call_moves_to_the_next_agent() {
         ..Default::default()
     });
     let mut deaf = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
-    let mut other = Agent::start(
-        &server,
-        "8002",
-        "agent8002",
-        &["--hangup-after-ms", "3000"],
-    );
+    let mut other = Agent::start(&server, "8002", "agent8002", &["--hangup-after-ms", "3000"]);
     registered(&mut deaf);
     registered(&mut other);
     // Longest idle first: 8001 has been ready the longer.
@@ -292,10 +292,7 @@ fn an_unanswered_ring_times_out_and_the_call_moves_to_the_next_agent() {
         ms_since(pressed, rung),
         ms_since(gave_up, next)
     );
-    assert_eq!(
-        line, "DISCONNECTED 487",
-        "the unanswered ring is cancelled"
-    );
+    assert_eq!(line, "DISCONNECTED 487", "the unanswered ring is cancelled");
     assert!(
         (4500.0..=7000.0).contains(&rang_ms),
         "8001 rang {rang_ms:.0} ms, not the queue's 5 s"
@@ -388,7 +385,10 @@ fn a_caller_who_waits_too_long_overflows_to_the_senior_queue() {
         .and_then(|w| w.parse().ok())
         .unwrap_or(0);
     println!("X-Wait-Seconds: {wait_s}");
-    assert!(wait_s >= 9, "the senior agent sees how long the caller waited: {wait_s}");
+    assert!(
+        wait_s >= 9,
+        "the senior agent sees how long the caller waited: {wait_s}"
+    );
     assert!(
         senior.wait("ANSWERED", Duration::from_secs(5)).is_some(),
         "{}",
@@ -408,7 +408,12 @@ fn a_caller_who_waits_too_long_overflows_to_the_senior_queue() {
 #[test]
 fn answer_line_self_service_verifies_the_pin_without_the_agent_hearing_it() {
     let server = Server::start(ServerOpts::default());
-    let mut phone = Agent::start(&server, "8001", "agent8001", &["--hangup-after-ms", "20000"]);
+    let mut phone = Agent::start(
+        &server,
+        "8001",
+        "agent8001",
+        &["--hangup-after-ms", "20000"],
+    );
     registered(&mut phone);
     ready(&server, 8001);
     let pops = screen(&server, 8001);
@@ -571,7 +576,10 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
         .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
     let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
         .expect("the call is listed with 8001");
-    let call_id = call["call_id"].as_str().expect("calls[].call_id").to_string();
+    let call_id = call["call_id"]
+        .as_str()
+        .expect("calls[].call_id")
+        .to_string();
     std::thread::sleep(Duration::from_secs(1));
 
     let (code, body) = post(
@@ -588,8 +596,10 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
         ms_since(asked, sup_up)
     );
     assert_eq!(sup.header("X-Supervise").as_deref(), Some("listen"));
-    let listed = wait_call(&server, Duration::from_secs(2), |c| c["call_id"] == call_id.as_str())
-        .unwrap();
+    let listed = wait_call(&server, Duration::from_secs(2), |c| {
+        c["call_id"] == call_id.as_str()
+    })
+    .unwrap();
     assert_eq!(listed["supervisor"], "listen", "{listed}");
     std::thread::sleep(Duration::from_secs(4));
 
@@ -601,8 +611,10 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
     let whisper = Instant::now();
     std::thread::sleep(Duration::from_secs(4));
     let end = Instant::now();
-    let listed = wait_call(&server, Duration::from_secs(2), |c| c["call_id"] == call_id.as_str())
-        .unwrap();
+    let listed = wait_call(&server, Duration::from_secs(2), |c| {
+        c["call_id"] == call_id.as_str()
+    })
+    .unwrap();
     assert_eq!(listed["supervisor"], "whisper", "{listed}");
     assert!(
         sup.wait("DISCONNECTED", Duration::ZERO).is_none(),
@@ -628,7 +640,11 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
     assert!(a1000 > 1e5, "the supervisor hears the agent");
 
     // The agent hears the supervisor only once whispering.
-    let before = window(&agent_heard, t(agent_up, sup_up) + 0.5, t(agent_up, whisper) - 0.2);
+    let before = window(
+        &agent_heard,
+        t(agent_up, sup_up) + 0.5,
+        t(agent_up, whisper) - 0.2,
+    );
     let after = window(&agent_heard, t(agent_up, whisper) + 0.7, t(agent_up, end));
     let (b2k, a2k) = (power(before, 2000.0), power(after, 2000.0));
     let caller_level = power(before, 440.0);
@@ -637,7 +653,10 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
          {caller_level:.0}"
     );
     assert!(caller_level > 1e5, "the agent hears the caller");
-    assert!(b2k < caller_level / 100.0, "the agent heard a listening supervisor");
+    assert!(
+        b2k < caller_level / 100.0,
+        "the agent heard a listening supervisor"
+    );
     assert!(a2k > 1e5, "the agent hears the whisper");
 
     // The caller hears the agent, never the supervisor.
@@ -727,11 +746,7 @@ fn an_agent_transfers_blind_to_another_queue_and_the_context_goes_along() {
     let state = agent_json(&server, 8001)["live"]["state"].clone();
     assert_eq!(state, "wrap-up", "the transferring agent goes to wrap-up");
     assert_eq!(senior.header("X-Context-Id"), Some(id.clone()));
-    let v2: u32 = senior
-        .header("X-Context-Version")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let v2: u32 = senior.header("X-Context-Version").unwrap().parse().unwrap();
     println!("context {id}: version {version} at 8001, {v2} at 9001");
     assert!(v2 > version, "the context changed: {version} → {v2}");
     assert_eq!(senior.header("X-Queue").as_deref(), Some("senior"));
@@ -789,13 +804,12 @@ fn a_vip_caller_is_served_before_one_who_queued_earlier() {
         phone.log()
     );
     let who = phone.header("X-Caller");
-    println!(
-        "8001 rung for {who:?} (X-VIP {:?})",
-        phone.header("X-VIP")
-    );
+    println!("8001 rung for {who:?} (X-VIP {:?})", phone.header("X-VIP"));
     assert_eq!(who.as_deref(), Some("13700137000"), "the VIP goes first");
     assert_eq!(phone.header("X-VIP").as_deref(), Some("2"));
-    let still = wait_call(&server, Duration::from_secs(2), |c| c["call"] == first["call"])
-        .expect("the first caller still waits");
+    let still = wait_call(&server, Duration::from_secs(2), |c| {
+        c["call"] == first["call"]
+    })
+    .expect("the first caller still waits");
     assert_eq!(still["state"], "queued", "{still}");
 }
