@@ -442,7 +442,7 @@ fn answer_line_self_service_verifies_the_pin_without_the_agent_hearing_it() {
     assert_eq!(code, 200, "{body}");
     let sent = Instant::now();
     let during = wait_call(&server, Duration::from_secs(2), |c| {
-        c["call"].to_string() == call_no && c["state"] == "self-service"
+        c["call"] == call["call"] && c["state"] == "self-service"
     });
     assert!(during.is_some(), "the call shows as in self-service");
 
@@ -471,7 +471,7 @@ fn answer_line_self_service_verifies_the_pin_without_the_agent_hearing_it() {
         done["context"]
     );
     let again = wait_call(&server, Duration::from_secs(2), |c| {
-        c["call"].to_string() == call_no && c["state"] == "with-agent"
+        c["call"] == call["call"] && c["state"] == "with-agent"
     });
     assert!(again.is_some(), "the caller is back with the agent");
 
@@ -812,4 +812,51 @@ fn a_vip_caller_is_served_before_one_who_queued_earlier() {
     })
     .expect("the first caller still waits");
     assert_eq!(still["state"], "queued", "{still}");
+}
+
+#[test]
+fn an_agent_who_misses_three_rings_in_a_row_is_set_not_ready() {
+    let dir = TempDir::new("cc-missed");
+    let profiles = profiles_with(&dir, &[("billing", "ring_timeout_s", "5")]);
+    let server = Server::start(ServerOpts {
+        profiles: Some(profiles),
+        ..Default::default()
+    });
+    let mut phone = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
+    registered(&mut phone);
+    ready(&server, 8001);
+
+    let caller = Caller::dial(&server, "13800138000", "10010", 60);
+    caller.press_zero();
+    let mut rings = Vec::new();
+    for n in 1..=3 {
+        let (rung, _) = phone
+            .wait_nth("INCOMING", n, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("ring {n} never came\n{}", phone.log()));
+        let (over, line) = phone
+            .wait_nth("DISCONNECTED", n, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("ring {n} never stopped\n{}", phone.log()));
+        assert_eq!(line, "DISCONNECTED 487");
+        rings.push(ms_since(rung, over));
+    }
+    println!("8001 rang {rings:.0?} ms (ring_timeout_s 5), three times for one caller");
+    assert!(
+        rings.iter().all(|r| (4500.0..=7000.0).contains(r)),
+        "{rings:?}"
+    );
+    let a = wait_until(Duration::from_secs(2), || {
+        let a = agent_json(&server, 8001);
+        (a["live"]["state"] == "not-ready").then_some(a)
+    })
+    .unwrap_or_else(|| panic!("8001 is still offered calls: {}", agent_json(&server, 8001)));
+    assert_eq!(a["live"]["reason"], "missed calls", "{a}");
+    assert_eq!(a["live"]["missed_in_a_row"], 3, "{a}");
+    assert!(
+        phone
+            .wait_nth("INCOMING", 4, Duration::from_secs(7))
+            .is_none(),
+        "a not-ready agent was rung again"
+    );
+    let waiting = wait_call(&server, Duration::from_secs(2), |c| c["state"] == "queued");
+    assert!(waiting.is_some(), "the caller still waits in line");
 }
