@@ -181,6 +181,13 @@ fn window(pcm: &[i16], from_s: f64, to_s: f64) -> &[i16] {
     &pcm[a.min(pcm.len())..b.min(pcm.len())]
 }
 
+/// Goertzel power of `hz` averaged over 250 ms blocks: a packet lost or slipped in a long
+/// stretch shifts the tone's phase, and one long Goertzel would then cancel itself out.
+fn level(pcm: &[i16], hz: f32) -> f64 {
+    let blocks: Vec<f64> = pcm.chunks_exact(2000).map(|b| power(b, hz)).collect();
+    blocks.iter().sum::<f64>() / blocks.len().max(1) as f64
+}
+
 fn mean_square(pcm: &[i16]) -> f64 {
     pcm.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / pcm.len().max(1) as f64
 }
@@ -489,15 +496,15 @@ fn answer_line_self_service_verifies_the_pin_without_the_agent_hearing_it() {
     let heard = phone.heard();
     let at = |t: Instant| (t.saturating_duration_since(answered)).as_secs_f64();
     let bridged = window(&heard, 0.5, at(sent) - 0.3);
-    let voice = power(bridged, 440.0);
+    let voice = level(bridged, 440.0);
     // The last key ends the step: the caller is back right after it.
     let away = window(&heard, at(sent) + 0.5, at(keys_to) - 0.5);
     let keyed = window(&heard, at(keys_from) - 0.3, at(keys_to) - 0.1);
-    let leaked_voice = power(away, 440.0);
+    let leaked_voice = level(away, 440.0);
     let bins: Vec<(f32, f64)> = DTMF_ROWS[..3]
         .iter()
         .chain(&DTMF_COLS[..3])
-        .map(|&f| (f, power(keyed, f)))
+        .map(|&f| (f, level(keyed, f)))
         .collect();
     println!(
         "agent's recording: caller's 440 Hz while bridged {voice:.0}, while in self-service \
@@ -634,7 +641,7 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
 
     // The supervisor hears both sides.
     let listen_part = window(&sup_heard, 0.5, t(sup_up, whisper));
-    let (c440, a1000) = (power(listen_part, 440.0), power(listen_part, 1000.0));
+    let (c440, a1000) = (level(listen_part, 440.0), level(listen_part, 1000.0));
     println!("supervisor heard while listening: 440 Hz {c440:.0}, 1 kHz {a1000:.0}");
     assert!(c440 > 1e5, "the supervisor hears the caller");
     assert!(a1000 > 1e5, "the supervisor hears the agent");
@@ -646,8 +653,8 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
         t(agent_up, whisper) - 0.2,
     );
     let after = window(&agent_heard, t(agent_up, whisper) + 0.7, t(agent_up, end));
-    let (b2k, a2k) = (power(before, 2000.0), power(after, 2000.0));
-    let caller_level = power(before, 440.0);
+    let (b2k, a2k) = (level(before, 2000.0), level(after, 2000.0));
+    let caller_level = level(before, 440.0);
     println!(
         "agent heard 2 kHz (supervisor): listening {b2k:.0}, whispering {a2k:.0}; caller's 440 Hz \
          {caller_level:.0}"
@@ -661,12 +668,12 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
 
     // The caller hears the agent, never the supervisor.
     let caller_heard = caller.heard_between(sup_up, end);
-    let (c2k, c1k) = (power(&caller_heard, 2000.0), power(&caller_heard, 1000.0));
+    let (c2k, c1k) = (level(&caller_heard, 2000.0), level(&caller_heard, 1000.0));
     println!("caller heard while supervised: 1 kHz {c1k:.0}, 2 kHz {c2k:.0}");
     assert!(c1k > 1e5, "the caller hears the agent");
     assert!(c2k < c1k / 100.0, "the caller heard the supervisor");
     let whisper_part = caller.heard_between(whisper, end);
-    assert!(power(&whisper_part, 2000.0) < power(&whisper_part, 1000.0) / 100.0);
+    assert!(level(&whisper_part, 2000.0) < level(&whisper_part, 1000.0) / 100.0);
 
     let (code, body) = get(&format!("{}/supervision?call={call_id}", server.api()));
     assert_eq!(code, 200, "{body}");
@@ -859,4 +866,68 @@ fn an_agent_who_misses_three_rings_in_a_row_is_set_not_ready() {
     );
     let waiting = wait_call(&server, Duration::from_secs(2), |c| c["state"] == "queued");
     assert!(waiting.is_some(), "the caller still waits in line");
+}
+
+#[test]
+fn a_supervisor_who_barges_in_is_heard_by_caller_and_agent() {
+    let server = Server::start(ServerOpts::default());
+    let dir = TempDir::new("cc-barge");
+    let mut agent = Agent::start(
+        &server,
+        "8001",
+        "agent8001",
+        &["--play", &write_voice(dir.path(), "agent.wav", 1000.0)],
+    );
+    let mut sup = Agent::start(
+        &server,
+        "9002",
+        "agent9002",
+        &["--play", &write_voice(dir.path(), "sup.wav", 2000.0)],
+    );
+    registered(&mut agent);
+    registered(&mut sup);
+    ready(&server, 8001);
+
+    let caller = Caller::dial(&server, "13800138000", "10010", 60);
+    caller.press_zero();
+    let (agent_up, _) = agent
+        .wait("ANSWERED", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
+    let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
+        .expect("the call is listed with 8001");
+    let (code, body) = post(
+        &format!("{}/calls/{}/supervise", server.api(), call["call"]),
+        json!({"supervisor": "9002", "mode": "barge"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (sup_up, _) = sup
+        .wait("ANSWERED", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the supervisor's phone never answered\n{}", sup.log()));
+    assert_eq!(sup.header("X-Supervise").as_deref(), Some("barge"));
+    std::thread::sleep(Duration::from_secs(4));
+    let end = Instant::now();
+    sup.stop();
+    agent.stop();
+
+    let t = |base: Instant, x: Instant| x.saturating_duration_since(base).as_secs_f64();
+    let sup_heard = sup.heard();
+    let s = window(&sup_heard, 0.5, t(sup_up, end));
+    let agent_heard = agent.heard();
+    let a = window(&agent_heard, t(agent_up, sup_up) + 0.7, t(agent_up, end));
+    let c = caller.heard_between(sup_up + Duration::from_millis(700), end);
+    let p = |x: &[i16]| [440.0, 1000.0, 2000.0].map(|f| level(x, f).round());
+    println!(
+        "barge, power at 440 / 1000 / 2000 Hz: supervisor heard {:?}, agent heard {:?}, caller \
+         heard {:?}",
+        p(s),
+        p(a),
+        p(&c)
+    );
+    // Everyone hears the two others, and not their own voice.
+    let [s440, s1k, s2k] = p(s);
+    assert!(s440 > 1e5 && s1k > 1e5 && s2k < 1e4, "supervisor");
+    let [a440, a1k, a2k] = p(a);
+    assert!(a440 > 1e5 && a2k > 1e5 && a1k < 1e4, "agent");
+    let [c440, c1k, c2k] = p(&c);
+    assert!(c1k > 1e5 && c2k > 1e5 && c440 < 1e4, "caller");
 }
