@@ -931,3 +931,45 @@ fn a_supervisor_who_barges_in_is_heard_by_caller_and_agent() {
     let [c440, c1k, c2k] = p(&c);
     assert!(c1k > 1e5 && c2k > 1e5 && c440 < 1e4, "caller");
 }
+
+/// GET /api/v1/calls lists each call by a number and by its SIP Call-ID, and POST
+/// /calls/{call}/supervise takes either; the supervision log is read by Call-ID (the key the
+/// CDR and recordings use), so it must hold the Call-ID whichever the request used.
+#[test]
+fn the_supervision_log_holds_the_sip_call_id_when_the_request_named_the_call_by_number() {
+    let server = Server::start(ServerOpts::default());
+    let mut agent = Agent::start(&server, "8001", "agent8001", &[]);
+    let mut sup = Agent::start(&server, "9002", "agent9002", &[]);
+    registered(&mut agent);
+    registered(&mut sup);
+    ready(&server, 8001);
+    let caller = Caller::dial(&server, "13800138000", "10011", 40);
+    assert!(
+        agent.wait("ANSWERED", Duration::from_secs(15)).is_some(),
+        "{}",
+        agent.log()
+    );
+    let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
+        .expect("the call is listed with 8001");
+    let (number, call_id) = (call["call"].to_string(), call["call_id"].as_str().unwrap());
+    let (code, body) = post(
+        &format!("{}/calls/{number}/supervise", server.api()),
+        json!({"supervisor": "9002", "mode": "listen"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        sup.wait("ANSWERED", Duration::from_secs(10)).is_some(),
+        "{}",
+        sup.log()
+    );
+    let (_, all) = get(&format!("{}/supervision", server.api()));
+    println!("supervision log: {all}");
+    let (code, body) = get(&format!("{}/supervision?call={call_id}", server.api()));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"listen\""),
+        "GET /supervision?call={call_id} does not list the supervision of call {number}; \
+         the whole log: {all}"
+    );
+    drop(caller);
+}
