@@ -114,14 +114,23 @@ struct Caller {
 
 impl Caller {
     fn dial(server: &Server, from: &str, to: &str, secs: u64) -> Caller {
+        Caller::start(server, from, to, secs, None)
+    }
+
+    /// Like `dial`, but the caller hangs up (BYE) `hangup_ms` after the call connected.
+    fn start(server: &Server, from: &str, to: &str, secs: u64, hangup_ms: Option<u64>) -> Caller {
         let (mut sink, port) = RtpSink::bind();
         sink.start_talking(Law::Alaw);
         sink.play(Law::Alaw, &tone(440.0, 90_000, 9000.0));
         let target = server.sip_addr();
         let (from, to) = (from.to_string(), to.to_string());
         let sipp = std::thread::spawn(move || {
-            Sipp::new("uac_info_dtmf_wait_bye.xml", target)
-                .caller(&from)
+            let sipp = match hangup_ms {
+                None => Sipp::new("uac_info_dtmf_wait_bye.xml", target),
+                Some(ms) => Sipp::new("uac_info_dtmf.xml", target)
+                    .set("hold_ms", &ms.saturating_sub(500).to_string()),
+            };
+            sipp.caller(&from)
                 .service(&to)
                 .rtp_port(port)
                 .set("first_ms", "500")
@@ -972,4 +981,56 @@ fn the_supervision_log_holds_the_sip_call_id_when_the_request_named_the_call_by_
          the whole log: {all}"
     );
     drop(caller);
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_an_agent_rings_stops_the_ring_without_a_miss() {
+    let server = Server::start(ServerOpts::default());
+    let mut phone = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
+    registered(&mut phone);
+    ready(&server, 8001);
+
+    // Presses 0 about 2 s in, rung about 4.5 s later, hangs up 10.5 s in.
+    let mut caller = Caller::start(&server, "13800138000", "10010", 30, Some(10_500));
+    caller.press_zero();
+    let (rung, _) = phone
+        .wait("INCOMING", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("8001 was not rung\n{}", phone.log()));
+    let res = caller.finish();
+    assert!(res.ok(), "the caller's BYE is answered: {res:?}");
+    let (stopped, line) = phone
+        .wait("DISCONNECTED", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8001 still rings for a caller who left\n{}", phone.log()));
+    println!(
+        "8001 rang {:.0} ms, until the caller hung up (ring_timeout_s 15)",
+        ms_since(rung, stopped)
+    );
+    assert_eq!(line, "DISCONNECTED 487");
+    assert!(
+        ms_since(rung, stopped) < 10_000.0,
+        "the ring stopped with the caller, not at the queue's ring timeout"
+    );
+    let a = wait_until(Duration::from_secs(2), || {
+        let a = agent_json(&server, 8001);
+        (a["live"]["state"] == "ready").then_some(a)
+    })
+    .unwrap_or_else(|| panic!("8001 is not ready again: {}", agent_json(&server, 8001)));
+    assert_eq!(
+        a["live"]["missed_in_a_row"], 0,
+        "not the agent's fault: {a}"
+    );
+    let (code, body) = get(&format!("{}/queues", server.api()));
+    assert_eq!(code, 200, "{body}");
+    let queues: Value = serde_json::from_str(&body).unwrap();
+    let billing = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == "billing")
+        .cloned()
+        .expect("billing in GET /queues");
+    println!("billing: {billing}");
+    assert_eq!(billing["abandoned"], 1, "{billing}");
+    assert_eq!(billing["waiting"], 0, "{billing}");
+    assert!(calls(&server).is_empty(), "the call is gone");
 }
