@@ -1034,3 +1034,106 @@ fn a_caller_who_hangs_up_while_an_agent_rings_stops_the_ring_without_a_miss() {
     assert_eq!(billing["waiting"], 0, "{billing}");
     assert!(calls(&server).is_empty(), "the call is gone");
 }
+
+#[test]
+fn a_ring_all_queue_rings_every_ready_agent_and_the_first_to_answer_takes_the_call() {
+    let server = Server::start(ServerOpts::default());
+    let mut first = Agent::start(&server, "8001", "agent8001", &[]);
+    let mut quick = Agent::start(&server, "8004", "agent8004", &["--answer-after-ms", "1500"]);
+    let mut slow = Agent::start(&server, "8006", "agent8006", &["--answer-after-ms", "-1"]);
+    registered(&mut first);
+    registered(&mut quick);
+    registered(&mut slow);
+    ready(&server, 8001);
+
+    let _caller = Caller::dial(&server, "13800138000", "10010", 40);
+    _caller.press_zero();
+    assert!(
+        first.wait("ANSWERED", Duration::from_secs(20)).is_some(),
+        "{}",
+        first.log()
+    );
+    let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
+        .expect("the call is listed with 8001");
+    ready(&server, 8004);
+    ready(&server, 8006);
+    // network-faults: strategy "ring-all".
+    let (code, body) = post(
+        &format!("{}/calls/{}/transfer", server.api(), call["call"]),
+        json!({"queue": "network-faults"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (a, _) = quick
+        .wait("INCOMING", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("8004 was not rung\n{}", quick.log()));
+    let (b, _) = slow
+        .wait("INCOMING", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("8006 was not rung\n{}", slow.log()));
+    let apart = a.max(b).duration_since(a.min(b)).as_secs_f64() * 1000.0;
+    let (answered, _) = quick
+        .wait("ANSWERED", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8004 never answered\n{}", quick.log()));
+    let (cancelled, line) = slow
+        .wait("DISCONNECTED", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8006 still rings\n{}", slow.log()));
+    println!(
+        "ring-all: 8004 and 8006 rung {apart:.0} ms apart; 8006's ring stopped within {:.0} ms \
+         of 8004 answering",
+        cancelled
+            .max(answered)
+            .duration_since(cancelled.min(answered))
+            .as_secs_f64()
+            * 1000.0
+    );
+    assert!(apart < 500.0, "rung together");
+    assert_eq!(line, "DISCONNECTED 487");
+    assert_eq!(quick.header("X-Queue").as_deref(), Some("network-faults"));
+    let now = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8004)
+        .expect("the call is with 8004");
+    assert_eq!(now["state"], "with-agent", "{now}");
+    let s = agent_json(&server, 8006);
+    assert_eq!(s["live"]["state"], "ready", "{s}");
+    assert_eq!(
+        s["live"]["missed_in_a_row"], 0,
+        "losing a ring-all race is no miss: {s}"
+    );
+}
+
+#[test]
+fn after_a_call_the_agent_is_not_rung_again_until_wrap_up_ends() {
+    let server = Server::start(ServerOpts::default());
+    let mut phone = Agent::start(&server, "8001", "agent8001", &["--hangup-after-ms", "8000"]);
+    registered(&mut phone);
+    ready(&server, 8001);
+
+    let _a = Caller::dial(&server, "13800138000", "10010", 60);
+    _a.press_zero();
+    let (up, _) = phone
+        .wait("ANSWERED", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8001 never answered\n{}", phone.log()));
+    let _b = Caller::dial(&server, "13900139000", "10010", 60);
+    _b.press_zero();
+    assert!(
+        wait_call(&server, Duration::from_secs(12), |c| c["state"] == "queued").is_some(),
+        "the second caller waits while 8001 talks"
+    );
+    let (ended, _) = phone
+        .wait("DISCONNECTED", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("8001's call never ended\n{}", phone.log()));
+    let s = agent_json(&server, 8001);
+    assert_eq!(s["live"]["state"], "wrap-up", "{s}");
+    let (again, _) = phone
+        .wait_nth("INCOMING", 2, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8001 was not rung again\n{}", phone.log()));
+    let gap = ms_since(ended, again);
+    println!(
+        "8001 talked {:.0} ms, then rung for the next caller {gap:.0} ms after hanging up \
+         (billing wrap_up_s 10)",
+        ms_since(up, ended)
+    );
+    assert!(
+        (9500.0..=12_000.0).contains(&gap),
+        "wrap-up lasted {gap:.0} ms"
+    );
+    assert_eq!(phone.header("X-Caller").as_deref(), Some("13900139000"));
+}
