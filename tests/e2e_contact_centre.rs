@@ -1046,8 +1046,8 @@ fn a_ring_all_queue_rings_every_ready_agent_and_the_first_to_answer_takes_the_ca
     registered(&mut slow);
     ready(&server, 8001);
 
-    let _caller = Caller::dial(&server, "13800138000", "10010", 40);
-    _caller.press_zero();
+    let caller = Caller::dial(&server, "13800138000", "10010", 40);
+    caller.press_zero();
     assert!(
         first.wait("ANSWERED", Duration::from_secs(20)).is_some(),
         "{}",
@@ -1106,13 +1106,13 @@ fn after_a_call_the_agent_is_not_rung_again_until_wrap_up_ends() {
     registered(&mut phone);
     ready(&server, 8001);
 
-    let _a = Caller::dial(&server, "13800138000", "10010", 60);
-    _a.press_zero();
+    let talking = Caller::dial(&server, "13800138000", "10010", 60);
+    talking.press_zero();
     let (up, _) = phone
         .wait("ANSWERED", Duration::from_secs(20))
         .unwrap_or_else(|| panic!("8001 never answered\n{}", phone.log()));
-    let _b = Caller::dial(&server, "13900139000", "10010", 60);
-    _b.press_zero();
+    let next = Caller::dial(&server, "13900139000", "10010", 60);
+    next.press_zero();
     assert!(
         wait_call(&server, Duration::from_secs(12), |c| c["state"] == "queued").is_some(),
         "the second caller waits while 8001 talks"
@@ -1136,4 +1136,84 @@ fn after_a_call_the_agent_is_not_rung_again_until_wrap_up_ends() {
         "wrap-up lasted {gap:.0} ms"
     );
     assert_eq!(phone.header("X-Caller").as_deref(), Some("13900139000"));
+}
+
+#[test]
+fn a_caller_who_keys_wrong_pins_in_self_service_comes_back_unverified() {
+    let server = Server::start(ServerOpts::default());
+    let mut phone = Agent::start(&server, "8001", "agent8001", &[]);
+    registered(&mut phone);
+    ready(&server, 8001);
+    let pops = screen(&server, 8001);
+    let caller = Caller::dial(&server, "13800138000", "10011", 70);
+    let (answered, _) = phone
+        .wait("ANSWERED", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("the answer line did not reach 8001\n{}", phone.log()));
+    let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
+        .expect("the call is listed with 8001");
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, body) = post(
+        &format!("{}/calls/{}/self-service", server.api(), call["call"]),
+        json!({"step": "verify"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let sent = Instant::now();
+    // Each wrong PIN: "wrong PIN" then the PIN prompt again (about 8.5 s); keys after both.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut keyed = 0;
+    let done = loop {
+        if keyed < 3 {
+            caller.key(&format!("{}#", ["111111", "222222", "333333"][keyed]));
+            keyed += 1;
+        }
+        let wait = if keyed < 3 { 9 } else { 15 };
+        if let Some(e) = std::iter::from_fn(|| pops.recv_timeout(Duration::from_secs(wait)).ok())
+            .find(|e| e["type"] == "self_service_done")
+        {
+            break e;
+        }
+        assert!(
+            keyed < 3,
+            "no result on the agent's screen after three wrong PINs"
+        );
+    };
+    let back = Instant::now();
+    println!(
+        "after {keyed} wrong PINs, {:.0} ms from the request: {}",
+        ms_since(sent, back),
+        done
+    );
+    assert_eq!(keyed, 3, "the step ended before the third PIN: {done}");
+    let outcome = done["outcome"].as_str().unwrap_or("");
+    assert!(
+        ["pin_failed", "pin_locked"].contains(&outcome),
+        "outcome {outcome:?}"
+    );
+    assert!(
+        done["context"]["verified"].is_null(),
+        "an unverified caller shows as verified: {}",
+        done["context"]
+    );
+    for pin in ["111111", "222222", "333333"] {
+        assert!(
+            !done.to_string().contains(pin),
+            "a PIN on the screen: {done}"
+        );
+    }
+    let again = wait_call(&server, Duration::from_secs(2), |c| {
+        c["call"] == call["call"] && c["state"] == "with-agent"
+    });
+    assert!(again.is_some(), "the caller is back with the agent");
+    // The agent hears the caller again.
+    std::thread::sleep(Duration::from_secs(3));
+    let talked = Instant::now();
+    phone.stop();
+    let heard = phone.heard();
+    let at = |t: Instant| t.saturating_duration_since(answered).as_secs_f64();
+    let after = window(&heard, at(back) + 0.5, at(talked) - 0.3);
+    assert!(
+        level(after, 440.0) > 1e5,
+        "the agent hears the caller again"
+    );
+    drop(caller);
 }
