@@ -1,9 +1,10 @@
 //! The contact centre as its users meet it: callers (SIPp + a harness RTP endpoint), agent
 //! and supervisor phones (pjsua2, tests/peers/pj_agent.py) and the HTTP API against the
-//! release binary. Ring timeouts move a call on, long waits overflow, the answer line sends
-//! a caller to self-service without the agent hearing the PIN, a supervisor listens and
-//! whispers, an agent transfers blind, and a VIP caller is served first.
-
+//! release binary. Ring timeouts move a call on and three misses set an agent not ready, a
+//! caller who hangs up stops the ring, long waits overflow, wrap-up holds the next ring,
+//! ring-all rings everyone, the answer line sends a caller to self-service without the agent
+//! hearing the PIN, a supervisor listens, whispers and barges, an agent transfers blind, and
+//! a VIP caller is served first. Queue timings are changed in a copy of sip-profiles/.
 mod common;
 use common::agent::*;
 use common::*;
