@@ -253,3 +253,31 @@ pub fn screen(server: &Server, agent: u32) -> mpsc::Receiver<serde_json::Value> 
     });
     rx
 }
+
+impl Agent {
+    /// The `n`th (from 1) event line starting with `prefix`, waiting up to `within` for it.
+    pub fn wait_nth(
+        &mut self,
+        prefix: &str,
+        n: usize,
+        within: Duration,
+    ) -> Option<(Instant, String)> {
+        let end = Instant::now() + within;
+        loop {
+            let hit = self
+                .seen
+                .iter()
+                .filter(|(_, l)| l.starts_with(prefix))
+                .nth(n.saturating_sub(1))
+                .cloned();
+            if hit.is_some() {
+                return hit;
+            }
+            let left = end.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => return None,
+            }
+        }
+    }
+}
