@@ -102,7 +102,7 @@ pub(super) struct SuperviseBody {
     /// The extension to ring.
     supervisor: String,
     mode: String,
-    /// The agent on the call, when the client knows it (for the log).
+    /// Accepted for older clients; the log takes the agent from the call itself.
     agent: Option<u32>,
 }
 
@@ -127,11 +127,9 @@ pub(super) async fn supervise(
             "supervisor {supervisor:?}: give the extension to ring, digits only, e.g. \"9001\""
         )));
     }
-    // Logged before the worker acts: a supervisor who heard a call is on record even if the
-    // answer to this request is lost.
-    let (c, s, agent) = (call.clone(), supervisor.clone(), body.agent);
-    st.db(move |db| db.log_supervision(&c, &s, mode.name(), agent))
-        .await?;
+    // The engine logs the action (with the SIP Call-ID and the agent) when it rings the
+    // supervisor in; a refused request joins nobody and is not on record.
+    let _ = body.agent;
     Ok(Json(
         st.ask(Command::Supervise {
             call,

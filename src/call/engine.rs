@@ -106,6 +106,13 @@ pub enum Output {
         call_id: String,
         json: String,
     },
+    /// A supervisor was rung into a call (or changed mode): for the supervision log.
+    Supervised {
+        call_id: String,
+        supervisor: String,
+        mode: &'static str,
+        agent: Option<u32>,
+    },
     /// A caller rated the call after the agent hung up.
     Survey {
         call_id: String,

@@ -392,6 +392,19 @@ impl Worker {
                         }
                     });
                 }
+                Output::Supervised {
+                    call_id,
+                    supervisor,
+                    mode,
+                    agent,
+                } => {
+                    let db = self.db.clone();
+                    self.rt.spawn_blocking(move || {
+                        if let Err(e) = db.log_supervision(&call_id, &supervisor, mode, agent) {
+                            error!(%call_id, "supervision not logged: {e}");
+                        }
+                    });
+                }
                 Output::Survey {
                     call_id,
                     agent,

@@ -1487,6 +1487,7 @@ impl Engine {
                     c.supervisor = Some((leg, mode));
                     info!(call_id = %c.call_id, from = old.name(), to = mode.name(), "supervision mode changed");
                 }
+                self.log_supervision(call, extension, mode);
                 return Ok(());
             }
             return Err("another supervisor is on the call".into());
@@ -1519,7 +1520,21 @@ impl Engine {
             profile: p,
             remote: b.source,
         });
+        self.log_supervision(call, extension, mode);
         Ok(())
+    }
+
+    fn log_supervision(&mut self, call: CallRef, supervisor: &str, mode: SuperviseMode) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        info!(call_id = %c.call_id, supervisor, mode = mode.name(), "supervision");
+        self.out.push_back(Output::Supervised {
+            call_id: c.call_id.clone(),
+            supervisor: supervisor.to_string(),
+            mode: mode.name(),
+            agent: c.agent.map(|a| a.0),
+        });
     }
 }
 

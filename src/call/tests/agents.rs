@@ -648,6 +648,11 @@ fn supervisors_listen_whisper_and_barge_and_each_party_hears_what_it_should() {
             "{mode:?}: nobody hears themselves"
         );
     }
+    assert_eq!(
+        rig.supervised,
+        ["listen", "whisper", "barge"],
+        "every action is logged"
+    );
 }
 
 #[test]

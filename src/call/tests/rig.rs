@@ -378,6 +378,8 @@ pub struct Rig {
     pub recordings: Vec<crate::call::RecordEvent>,
     /// Interleaved caller/agent samples of every recording block.
     pub recorded: Vec<i16>,
+    /// Every supervision action, by mode.
+    pub supervised: Vec<&'static str>,
     /// Every stored context: (id, version, JSON).
     pub contexts: Vec<(String, u32, String)>,
     /// What the caller look-up says about calls from this number today.
@@ -453,6 +455,7 @@ impl Rig {
             recordings: Vec::new(),
             recorded: Vec::new(),
             contexts: Vec::new(),
+            supervised: Vec::new(),
             calls_today: 0,
         }
     }
@@ -496,6 +499,7 @@ impl Rig {
                     self.recorded.extend_from_slice(block.samples())
                 }
                 Output::Record(ev) => self.recordings.push(ev),
+                Output::Supervised { mode, .. } => self.supervised.push(mode),
                 Output::CallerLookup { call, msisdn } => {
                     let acc = self.billing.find_account(&msisdn).ok().flatten();
                     let today = self.calls_today;
