@@ -74,6 +74,16 @@ fn set_queue_key(text: &str, queue: &str, key: &str, value: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// Logged in but not ready (a break): the queue is staffed, nobody answers yet. A queue with
+/// nobody logged in is not joined at all (the caller hears "no agent available").
+fn on_break(server: &Server, agent: u32) {
+    let (code, body) = post(
+        &format!("{}/agents/{agent}/state", server.api()),
+        serde_json::json!({"state": "not-ready", "reason": "break"}),
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
 fn ready(server: &Server, agent: u32) {
     let (code, body) = post(
         &format!("{}/agents/{agent}/state", server.api()),
@@ -370,6 +380,8 @@ fn a_caller_who_waits_too_long_overflows_to_the_senior_queue() {
     let mut senior = Agent::start(&server, "9002", "agent9002", &["--hangup-after-ms", "2000"]);
     registered(&mut senior);
     ready(&server, 9002);
+    // Billing is staffed (8002 on a break), so the caller waits there first.
+    on_break(&server, 8002);
 
     let mut caller = Caller::dial(&server, "13800138000", "10010", 70);
     let pressed = caller.press_zero();
@@ -796,6 +808,7 @@ fn a_vip_caller_is_served_before_one_who_queued_earlier() {
     let server = Server::start(ServerOpts::default());
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
     registered(&mut phone);
+    on_break(&server, 8001);
 
     let plain = Caller::dial(&server, "13800138000", "10010", 60);
     plain.press_zero();
