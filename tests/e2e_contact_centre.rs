@@ -578,10 +578,11 @@ fn answer_line_self_service_verifies_the_pin_without_the_agent_hearing_it() {
     );
 }
 
-#[test]
-fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
+/// A caller (440 Hz) with agent 8001 (plays 1 kHz), supervisor 9002 registered (plays 2 kHz):
+/// the server, both phones, the caller, the call as GET /calls lists it, when 8001 answered.
+fn supervised_call(tag: &str) -> (Server, Agent, Agent, Caller, Value, Instant, TempDir) {
     let server = Server::start(ServerOpts::default());
-    let dir = TempDir::new("cc-supervise");
+    let dir = TempDir::new(tag);
     let mut agent = Agent::start(
         &server,
         "8001",
@@ -605,6 +606,13 @@ fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
         .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
     let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
         .expect("the call is listed with 8001");
+    (server, agent, sup, caller, call, agent_up, dir)
+}
+
+#[test]
+fn a_supervisor_listens_then_whispers_and_the_caller_never_hears_them() {
+    let (server, mut agent, mut sup, caller, call, agent_up, _dir) =
+        supervised_call("cc-supervise");
     let call_id = call["call_id"]
         .as_str()
         .expect("calls[].call_id")
@@ -893,31 +901,7 @@ fn an_agent_who_misses_three_rings_in_a_row_is_set_not_ready() {
 
 #[test]
 fn a_supervisor_who_barges_in_is_heard_by_caller_and_agent() {
-    let server = Server::start(ServerOpts::default());
-    let dir = TempDir::new("cc-barge");
-    let mut agent = Agent::start(
-        &server,
-        "8001",
-        "agent8001",
-        &["--play", &write_voice(dir.path(), "agent.wav", 1000.0)],
-    );
-    let mut sup = Agent::start(
-        &server,
-        "9002",
-        "agent9002",
-        &["--play", &write_voice(dir.path(), "sup.wav", 2000.0)],
-    );
-    registered(&mut agent);
-    registered(&mut sup);
-    ready(&server, 8001);
-
-    let caller = Caller::dial(&server, "13800138000", "10010", 60);
-    caller.press_zero();
-    let (agent_up, _) = agent
-        .wait("ANSWERED", Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
-    let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
-        .expect("the call is listed with 8001");
+    let (server, mut agent, mut sup, caller, call, agent_up, _dir) = supervised_call("cc-barge");
     let (code, body) = post(
         &format!("{}/calls/{}/supervise", server.api(), call["call"]),
         json!({"supervisor": "9002", "mode": "barge"}),
