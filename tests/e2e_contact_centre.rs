@@ -4,7 +4,9 @@
 //! caller who hangs up stops the ring, long waits overflow, wrap-up holds the next ring,
 //! ring-all rings everyone, the answer line sends a caller to self-service without the agent
 //! hearing the PIN, a supervisor listens, whispers and barges, an agent transfers blind, and
-//! a VIP caller is served first. Queue timings are changed in a copy of sip-profiles/.
+//! a VIP caller is served first, and a caller who accepts a callback keeps their place and is
+//! called back (agent first, then a pjsua2 phone standing in for the customer's). Queue
+//! timings and the callback gateway are changed in a copy of sip-profiles/.
 mod common;
 use common::agent::*;
 use common::*;
@@ -1214,4 +1216,155 @@ fn a_caller_who_keys_wrong_pins_in_self_service_comes_back_unverified() {
         "the agent hears the caller again"
     );
     drop(caller);
+}
+
+#[test]
+fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_agent_first() {
+    let dir = TempDir::new("cc-callback");
+    let profiles = profiles_with(&dir, &[("billing", "offer_callback_after_s", "5")]);
+    // The lab "gateway" for callbacks is a pjsua2 phone standing in for the customer's.
+    let customer_port = free_sip_port();
+    let lab = profiles.join("lab.toml");
+    let text = std::fs::read_to_string(&lab).unwrap();
+    assert!(text.contains("callback_uri = \"\""));
+    std::fs::write(
+        &lab,
+        text.replace(
+            "callback_uri = \"\"",
+            &format!("callback_uri = \"sip:{{number}}@127.0.0.1:{customer_port}\""),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(ServerOpts {
+        profiles: Some(profiles),
+        ..Default::default()
+    });
+    let mut phone = Agent::start(
+        &server,
+        "8001",
+        "agent8001",
+        &["--play", &write_voice(dir.path(), "agent.wav", 1000.0)],
+    );
+    let mut customer = Agent::customer(
+        customer_port,
+        &[
+            "--play",
+            &write_voice(dir.path(), "customer.wav", 700.0),
+            "--hangup-after-ms",
+            "6000",
+        ],
+    );
+    registered(&mut phone);
+    on_break(&server, 8001);
+
+    // The first caller waits, is offered a callback after 5 s, presses 1 and is let go.
+    let mut first = Caller::dial(&server, "13800138000", "10010", 60);
+    first.press_zero();
+    wait_call(&server, Duration::from_secs(15), |c| c["state"] == "queued")
+        .expect("the first caller waits");
+    assert!(
+        wait_until(Duration::from_secs(20), || server
+            .stderr_log()
+            .contains("callback offered")
+            .then_some(()))
+        .is_some(),
+        "no callback offered after 5 s in line\n{}",
+        server.stderr_tail(3000)
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    first.key("1");
+    let r = first.finish();
+    assert!(
+        r.ok(),
+        "the server ends the call after the confirmation: {r:?}"
+    );
+    assert!(
+        server.stderr_log().contains("callback accepted"),
+        "{}",
+        server.stderr_tail(3000)
+    );
+
+    // A second caller queues after the callback was accepted, and stays behind it.
+    let second = Caller::dial(&server, "13900139000", "10010", 90);
+    second.press_zero();
+    let waiting = wait_call(&server, Duration::from_secs(15), |c| c["state"] == "queued")
+        .expect("the second caller waits");
+
+    let went_ready = Instant::now();
+    ready(&server, 8001);
+    let (rung, _) = phone
+        .wait("INCOMING", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("8001 was not rung\n{}", phone.log()));
+    assert_eq!(
+        phone.header("X-Caller").as_deref(),
+        Some("13800138000"),
+        "the callback goes before the caller who queued later"
+    );
+    assert_eq!(phone.header("X-Callback").as_deref(), Some("yes"));
+    let (agent_up, _) = phone
+        .wait("ANSWERED", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("8001 never answered\n{}", phone.log()));
+    // Agent first, then the customer: the customer's phone rings only once the agent is on.
+    let (customer_rung, _) = customer
+        .wait("INCOMING", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the customer was never called\n{}", customer.log()));
+    assert!(
+        customer_rung >= agent_up,
+        "the customer rang before the agent answered"
+    );
+    let from = customer.header("From").unwrap_or_default();
+    assert!(
+        from.contains("10010"),
+        "the callback shows the hotline: {from}"
+    );
+    println!(
+        "callback: agent rung {:.0} ms after going ready, customer rung {:.0} ms after the \
+         agent answered",
+        ms_since(went_ready, rung),
+        ms_since(agent_up, customer_rung)
+    );
+    customer
+        .wait("ANSWERED", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the customer never answered\n{}", customer.log()));
+    customer
+        .wait("DISCONNECTED", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("the customer's call never ended\n{}", customer.log()));
+    phone
+        .wait("DISCONNECTED", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the agent's leg was not ended\n{}", phone.log()));
+
+    // They were bridged: each heard the other's voice (the agent's phone still runs; its
+    // recording is read as far as written).
+    customer.stop();
+    let heard_by_customer = customer.heard();
+    let heard_by_agent = phone.heard();
+    let (c_agent, c_own) = (
+        level(&heard_by_customer, 1000.0),
+        level(&heard_by_customer, 700.0),
+    );
+    let (a_customer, a_own) = (
+        level(&heard_by_agent, 700.0),
+        level(&heard_by_agent, 1000.0),
+    );
+    println!("customer hears agent {c_agent:.3e} (own {c_own:.3e}); agent hears customer {a_customer:.3e} (own {a_own:.3e})");
+    assert!(
+        c_agent > 50.0 * c_own.max(1.0),
+        "the customer does not hear the agent"
+    );
+    assert!(
+        a_customer > 50.0 * a_own.max(1.0),
+        "the agent does not hear the customer"
+    );
+
+    // The second caller is next, once wrap-up ends.
+    let still = wait_call(&server, Duration::from_secs(2), |c| {
+        c["call"] == waiting["call"]
+    })
+    .expect("the second caller still waits");
+    assert_eq!(still["state"], "queued", "{still}");
+    phone
+        .wait_nth("INCOMING", 2, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8001 was not rung for the second caller\n{}", phone.log()));
+    assert_eq!(phone.header("X-Caller").as_deref(), Some("13900139000"));
+    drop(second);
 }

@@ -18,11 +18,32 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(server: &Server, ext: &str, password: &str, extra: &[&str]) -> Agent {
-        let dir = TempDir::new(&format!("agent{ext}"));
+        let registrar = server.agents_addr().to_string();
+        let mut args = vec![
+            "--registrar",
+            &registrar,
+            "--user",
+            ext,
+            "--password",
+            password,
+        ];
+        args.extend_from_slice(extra);
+        Agent::spawn(&format!("agent{ext}"), &args)
+    }
+
+    /// A customer's phone behind the gateway: no registration, listening on `port` for the
+    /// server's INVITE (a callback), answering as `extra` says.
+    pub fn customer(port: u16, extra: &[&str]) -> Agent {
+        let port = port.to_string();
+        let mut args = vec!["--local-port", &port];
+        args.extend_from_slice(extra);
+        Agent::spawn(&format!("customer{port}"), &args)
+    }
+
+    fn spawn(tag: &str, args: &[&str]) -> Agent {
+        let dir = TempDir::new(tag);
         let mut cmd = Command::new("python3");
         cmd.arg(peers_dir().join("pj_agent.py"))
-            .args(["--registrar", &server.agents_addr().to_string()])
-            .args(["--user", ext, "--password", password])
             .args([
                 "--record",
                 &dir.path().join("heard.wav").display().to_string(),
@@ -32,7 +53,7 @@ impl Agent {
                 &dir.path().join("invite.json").display().to_string(),
             ])
             .args(["--duration-s", "90"])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(

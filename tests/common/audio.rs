@@ -24,7 +24,11 @@ pub fn parse_wav(data: &[u8]) -> Result<(u32, Vec<i16>), String> {
     let mut pos = 12;
     while pos + 8 <= data.len() {
         let id = &data[pos..pos + 4];
-        let len = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        let mut len = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        // A recorder still writing (pjsua2's) leaves the data size 0 until it closes.
+        if id == b"data" && len == 0 {
+            len = data.len() - (pos + 8);
+        }
         let body = &data[pos + 8..(pos + 8 + len).min(data.len())];
         if id == b"fmt " && body.len() >= 16 {
             format = u16::from_le_bytes([body[0], body[1]]);
