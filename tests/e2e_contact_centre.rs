@@ -1368,3 +1368,52 @@ fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_agent_fi
     assert_eq!(phone.header("X-Caller").as_deref(), Some("13900139000"));
     drop(second);
 }
+
+/// Which of 8001 (billing skill 8) and 8002 (billing skill 6) is rung first for a billing
+/// caller when 8002 has been ready longer, under the billing queue's `strategy`.
+fn first_rung_with(strategy: &str) -> &'static str {
+    let dir = TempDir::new(&format!("cc-{strategy}"));
+    let quoted = format!("\"{strategy}\"");
+    let profiles = profiles_with(&dir, &[("billing", "strategy", &quoted)]);
+    let server = Server::start(ServerOpts {
+        profiles: Some(profiles),
+        ..Default::default()
+    });
+    let never = ["--answer-after-ms", "-1"];
+    let mut a = Agent::start(&server, "8001", "agent8001", &never);
+    let mut b = Agent::start(&server, "8002", "agent8002", &never);
+    registered(&mut a);
+    registered(&mut b);
+    ready(&server, 8002);
+    std::thread::sleep(Duration::from_millis(1500));
+    ready(&server, 8001);
+
+    let caller = Caller::dial(&server, "13800138000", "10010", 40);
+    caller.press_zero();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if a.wait("INCOMING", Duration::from_millis(100)).is_some() {
+            assert!(b.wait("INCOMING", Duration::ZERO).is_none());
+            return "8001";
+        }
+        if b.wait("INCOMING", Duration::from_millis(100)).is_some() {
+            assert!(a.wait("INCOMING", Duration::ZERO).is_none());
+            return "8002";
+        }
+    }
+    panic!("nobody was rung\n8001: {}\n8002: {}", a.log(), b.log());
+}
+
+#[test]
+fn longest_idle_rings_the_agent_ready_longest_and_skill_the_most_skilled() {
+    assert_eq!(
+        first_rung_with("longest-idle"),
+        "8002",
+        "8002 was ready 1.5 s before 8001"
+    );
+    assert_eq!(
+        first_rung_with("skill"),
+        "8001",
+        "8001 has billing skill 8, 8002 has 6"
+    );
+}
