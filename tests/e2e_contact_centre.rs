@@ -4,7 +4,8 @@
 //! caller who hangs up stops the ring, long waits overflow, wrap-up holds the next ring,
 //! ring-all rings everyone, the answer line sends a caller to self-service without the agent
 //! hearing the PIN, a supervisor listens, whispers and barges, an agent transfers blind, and
-//! a VIP caller is served first, and a caller who accepts a callback keeps their place and is
+//! a VIP caller is served first, longest-idle and skill strategies pick their agents, an
+//! agent logging out while rung passes the caller on at once, and a caller who accepts a callback keeps their place and is
 //! called back (agent first, then a pjsua2 phone standing in for the customer's). Queue
 //! timings and the callback gateway are changed in a copy of sip-profiles/.
 mod common;
@@ -1415,5 +1416,58 @@ fn longest_idle_rings_the_agent_ready_longest_and_skill_the_most_skilled() {
         first_rung_with("skill"),
         "8001",
         "8001 has billing skill 8, 8002 has 6"
+    );
+}
+
+#[test]
+fn an_agent_who_logs_out_while_rung_passes_the_caller_on_at_once() {
+    let server = Server::start(ServerOpts::default());
+    let mut leaving = Agent::start(&server, "8002", "agent8002", &["--answer-after-ms", "-1"]);
+    let mut staying = Agent::start(&server, "8001", "agent8001", &[]);
+    registered(&mut leaving);
+    registered(&mut staying);
+    ready(&server, 8002);
+    std::thread::sleep(Duration::from_millis(1500));
+    ready(&server, 8001);
+
+    let caller = Caller::dial(&server, "13800138000", "10010", 40);
+    caller.press_zero();
+    leaving
+        .wait("INCOMING", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8002 (idle longest) was not rung\n{}", leaving.log()));
+    let out_at = Instant::now();
+    let (code, body) = post(
+        &format!("{}/agents/8002/state", server.api()),
+        json!({"state": "logout"}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (cancelled, line) = leaving
+        .wait("DISCONNECTED", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8002's ring went on\n{}", leaving.log()));
+    let (rung, _) = staying
+        .wait("INCOMING", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8001 was not rung next\n{}", staying.log()));
+    println!(
+        "8002 logged out: its ring stopped after {:.0} ms ({line}), 8001 rung after {:.0} ms \
+         (ring timeout 15 s)",
+        ms_since(out_at, cancelled),
+        ms_since(out_at, rung)
+    );
+    assert!(
+        ms_since(out_at, rung) < 2000.0,
+        "the caller waited for the ring timeout"
+    );
+    staying
+        .wait("ANSWERED", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8001 never answered\n{}", staying.log()));
+    let call = wait_call(&server, Duration::from_secs(3), |c| c["agent"] == 8001)
+        .expect("the caller is with 8001");
+    assert_eq!(call["state"], "with-agent", "{call}");
+    let s = agent_json(&server, 8002);
+    assert_eq!(s["live"]["state"], "logged-out", "{s}");
+    assert_eq!(
+        s["live"]["missed_in_a_row"].as_u64(),
+        Some(0),
+        "logging out is not a missed ring: {s}"
     );
 }
