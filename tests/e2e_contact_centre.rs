@@ -1471,3 +1471,73 @@ fn an_agent_who_logs_out_while_rung_passes_the_caller_on_at_once() {
         "logging out is not a missed ring: {s}"
     );
 }
+
+#[test]
+fn an_agent_phones_transfer_key_sends_the_caller_to_another_queue_and_a_wrong_number_keeps_the_call(
+) {
+    let server = Server::start(ServerOpts::default());
+    // First a number that is no queue, then `senior` by name: the phone's transfer key (REFER).
+    let mut first = Agent::start(
+        &server,
+        "8001",
+        "agent8001",
+        &[
+            "--transfer-to",
+            "12345",
+            "--transfer-to",
+            "senior",
+            "--transfer-after-ms",
+            "2500",
+        ],
+    );
+    let mut senior = Agent::start(&server, "9001", "agent9001", &["--answer-after-ms", "-1"]);
+    registered(&mut first);
+    registered(&mut senior);
+    ready(&server, 8001);
+
+    let caller = Caller::dial(&server, "13800138000", "10010", 70);
+    caller.press_zero();
+    let (up, _) = first
+        .wait("ANSWERED", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8001 never answered\n{}", first.log()));
+    let id = first.header("X-Context-Id").expect("X-Context-Id");
+    let version: u32 = first.header("X-Context-Version").unwrap().parse().unwrap();
+    ready(&server, 9001);
+
+    let (_, refused) = first
+        .wait("TRANSFER", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no transfer outcome\n{}", first.log()));
+    assert_eq!(
+        refused,
+        "TRANSFER 404",
+        "12345 is no queue: {}",
+        first.log()
+    );
+    let still = wait_call(&server, Duration::from_secs(2), |c| c["agent"] == 8001)
+        .expect("after a refused transfer the caller is still with 8001");
+    assert_eq!(still["state"], "with-agent", "{still}");
+
+    let (done, line) = first
+        .wait_nth("TRANSFER", 2, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the second transfer had no outcome\n{}", first.log()));
+    assert_eq!(line, "TRANSFER 200", "{}", first.log());
+    first
+        .wait("DISCONNECTED", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("8001's call did not end\n{}", first.log()));
+    let (rung, _) = senior
+        .wait("INCOMING", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("9001 (senior) was never rung\n{}", senior.log()));
+    println!(
+        "transfer key: 404 for 12345, then senior done {:.0} ms after the answer; 9001 rang \
+         {:.0} ms after the NOTIFY",
+        ms_since(up, done),
+        ms_since(done, rung)
+    );
+    assert_eq!(senior.header("X-Queue").as_deref(), Some("senior"));
+    assert_eq!(senior.header("X-Context-Id"), Some(id));
+    let v2: u32 = senior.header("X-Context-Version").unwrap().parse().unwrap();
+    assert!(v2 > version, "the context changed: {version} → {v2}");
+    let state = agent_json(&server, 8001)["live"]["state"].clone();
+    assert_eq!(state, "wrap-up", "the transferring agent goes to wrap-up");
+    drop(caller);
+}

@@ -859,6 +859,10 @@ impl Engine {
                     self.transfer_failed(now, id);
                 }
             }
+            SipEvent::Referred { call, .. } => {
+                // A caller's side (a gateway) cannot move the call: it is ours to route.
+                self.sip[p].refer_outcome(now, call, 603, "Declined");
+            }
             SipEvent::TransferProgress { call, code } => {
                 let Some(id) = self.by_sip.get(&(p, call)).copied() else {
                     return;

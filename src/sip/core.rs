@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::build;
 
+mod transferee;
 mod uac;
 use super::info::parse_dtmf;
 use super::registrar::{RegisterAnswer, RegisterReq, Registrar, RegistrationChange};
@@ -15,7 +16,7 @@ use super::wire::{self, Bad, Msg, NameAddr, Start};
 pub use uac::OutboundInvite;
 
 /// What we implement; sent in Allow on every response but 100.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY";
 
 /// Methods the core recognises; anything else is answered 501.
 pub(crate) fn is_known_method(m: &str) -> bool {
@@ -163,6 +164,9 @@ pub enum SipEvent {
     OutboundFailed { call: CallKey, code: u16 },
     /// A NOTIFY (Event: refer) reported the transfer target's status line (RFC 3515 sipfrag).
     TransferProgress { call: CallKey, code: u16 },
+    /// The peer asks us to transfer the call (RFC 3515 REFER, e.g. an agent's transfer key);
+    /// 202 is sent. Report the outcome with `refer_outcome`.
+    Referred { call: CallKey, target: String },
 }
 
 impl std::fmt::Debug for SipEvent {
@@ -222,6 +226,7 @@ impl std::fmt::Debug for SipEvent {
             SipEvent::TransferProgress { call, code } => {
                 write!(f, "TransferProgress({}, {code})", call.0)
             }
+            SipEvent::Referred { call, target } => write!(f, "Referred({}, {target})", call.0),
         }
     }
 }
@@ -288,6 +293,32 @@ struct ByeTxn {
     deadline: Instant,
 }
 
+/// Which of a dialog's non-INVITE client transactions a response belongs to.
+#[derive(Clone, Copy)]
+enum Nict {
+    Bye,
+    Refer,
+    Notify,
+}
+
+impl Nict {
+    fn of(self, c: &Call) -> &Option<ByeTxn> {
+        match self {
+            Nict::Bye => &c.bye,
+            Nict::Refer => &c.refer,
+            Nict::Notify => &c.notify,
+        }
+    }
+
+    fn of_mut(self, c: &mut Call) -> &mut Option<ByeTxn> {
+        match self {
+            Nict::Bye => &mut c.bye,
+            Nict::Refer => &mut c.refer,
+            Nict::Notify => &mut c.notify,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Call {
     info: CallInfo,
@@ -307,6 +338,8 @@ struct Call {
     bye: Option<ByeTxn>,
     /// Our REFER (blind transfer), a non-INVITE client transaction like the BYE.
     refer: Option<ByeTxn>,
+    /// Our NOTIFY with the outcome of the peer's REFER.
+    notify: Option<ByeTxn>,
     /// 2xx sent to the initial INVITE (the dialog is or will be confirmed); for our own
     /// INVITE, a 2xx received.
     answered: bool,
@@ -912,6 +945,7 @@ impl SipCore {
             reinvite: None,
             bye: None,
             refer: None,
+            notify: None,
             answered: false,
             uac: None,
         };
@@ -1057,6 +1091,7 @@ impl SipCore {
             "INVITE" => self.on_reinvite(now, call, req),
             "UPDATE" | "PRACK" => self.reply(now, &req, 501, "Not Implemented", &[], None),
             "NOTIFY" => self.on_notify(now, call, req),
+            "REFER" => self.on_refer(now, call, req),
             _ => self.reply(now, &req, 405, "Method Not Allowed", &[], None),
         }
     }
@@ -1203,19 +1238,17 @@ impl SipCore {
             .and_then(wire::parse_cseq)
             .map(|(_, m)| m.to_string())
             .unwrap_or_default();
-        let is_refer = match method.as_str() {
-            "BYE" => false,
-            "REFER" => true,
+        let slot = match method.as_str() {
+            "BYE" => Nict::Bye,
+            "REFER" => Nict::Refer,
+            "NOTIFY" => Nict::Notify,
             "INVITE" => return self.on_invite_response(now, code, &msg, &branch),
             _ => return,
         };
         let Some(call) = self
             .calls
             .iter()
-            .find(|(_, c)| {
-                let tx = if is_refer { &c.refer } else { &c.bye };
-                tx.as_ref().is_some_and(|b| b.branch == branch)
-            })
+            .find(|(_, c)| slot.of(c).as_ref().is_some_and(|b| b.branch == branch))
             .map(|(k, _)| *k)
         else {
             return;
@@ -1224,23 +1257,21 @@ impl SipCore {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        match (code >= 200, is_refer) {
-            (true, false) => self.terminate(now, call),
-            (true, true) => {
+        if code < 200 {
+            // RFC 3261 17.1.2.2: after a provisional, retransmit at T2.
+            if let Some(b) = slot.of_mut(c).as_mut() {
+                b.interval = t2;
+            }
+            return;
+        }
+        match slot {
+            Nict::Bye => self.terminate(now, call),
+            Nict::Refer => {
                 c.refer = None;
                 self.events
                     .push_back(SipEvent::ReferAnswered { call, code });
             }
-            (false, refer) => {
-                // RFC 3261 17.1.2.2: after a provisional, retransmit at T2.
-                if let Some(b) = if refer {
-                    c.refer.as_mut()
-                } else {
-                    c.bye.as_mut()
-                } {
-                    b.interval = t2;
-                }
-            }
+            Nict::Notify => c.notify = None,
         }
     }
 
@@ -1296,6 +1327,16 @@ impl SipCore {
                 c.refer = None;
                 self.events
                     .push_back(SipEvent::ReferAnswered { call, code: 408 });
+            } else if let Some(data) = b.retransmission(now, t2) {
+                self.send(peer, data);
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let Some(b) = c.notify.as_mut() {
+            if b.deadline <= now {
+                c.notify = None;
             } else if let Some(data) = b.retransmission(now, t2) {
                 self.send(peer, data);
             }
@@ -1402,12 +1443,14 @@ impl SipCore {
         }
     }
 
-    /// Builds an in-dialog request (BYE, REFER) with the dialog's route set, tags and next CSeq.
+    /// Builds an in-dialog request (BYE, REFER, NOTIFY) with the dialog's route set, tags and
+    /// next CSeq.
     fn dialog_request(
         &mut self,
         call: CallKey,
         method: &str,
         extra: Vec<(String, String)>,
+        body: &[u8],
     ) -> Option<(String, Vec<u8>)> {
         let branch = format!("z9hG4bK{}", self.token());
         let ua = self.cfg.user_agent.clone();
@@ -1435,14 +1478,14 @@ impl SipCore {
         h.push(("User-Agent".into(), ua));
         h.extend(extra);
         // An unusable Contact still lets us reach the peer at the INVITE's From URI.
-        let data = build::request(method, &c.remote_target, h.clone(), b"").or_else(|| {
+        let data = build::request(method, &c.remote_target, h.clone(), body).or_else(|| {
             build::request(
                 method,
                 &wire::parse_name_addr(&c.remote_party)
                     .map(|n| n.uri)
                     .unwrap_or_default(),
                 h,
-                b"",
+                body,
             )
         })?;
         Some((branch, data))
@@ -1470,7 +1513,7 @@ impl SipCore {
             ("Referred-By".into(), referred_by),
             ("Contact".into(), contact),
         ];
-        let Some((branch, data)) = self.dialog_request(call, "REFER", extra) else {
+        let Some((branch, data)) = self.dialog_request(call, "REFER", extra, b"") else {
             self.events
                 .push_back(SipEvent::ReferAnswered { call, code: 400 });
             return;
@@ -1496,7 +1539,7 @@ impl SipCore {
 
     fn send_bye(&mut self, now: Instant, call: CallKey) {
         let t1 = self.cfg.t1;
-        let Some((branch, data)) = self.dialog_request(call, "BYE", Vec::new()) else {
+        let Some((branch, data)) = self.dialog_request(call, "BYE", Vec::new(), b"") else {
             self.terminate(now, call);
             return;
         };

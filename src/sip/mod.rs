@@ -13,6 +13,8 @@
 //! - A request is answered 400 whenever it carries at least one Via; without a Via
 //!   (or with no recognisable start line) it is dropped silently.
 //! - UPDATE and PRACK are answered 501 (not in Allow; compliant peers use re-INVITE).
+//! - An in-dialog REFER is accepted (202) and reported as `Referred`; the call layer says
+//!   how it went with `refer_outcome` (one NOTIFY, the subscription terminated).
 //! - An INVITE whose Accept excludes application/sdp gets 406.
 //! - Escaped headers in the Request-URI and the Date header are treated as: 400 and ignored.
 //! - Responses go to the request's source address (RFC 3581 style); BYE goes to the

@@ -1318,3 +1318,99 @@ mod outbound {
         );
     }
 }
+
+#[test]
+fn a_refer_is_accepted_and_its_outcome_notified_until_answered() {
+    let t0 = Instant::now();
+    let (mut c, call, tag) = answered_call(t0);
+    let refer = |branch: &str, cseq: u32, extra: &str| {
+        request("REFER", branch, "call-1", cseq, "REFER", &tag, extra, "")
+    };
+    c.handle_datagram(t0, peer(), &refer("z9hG4bK-r0", 2, ""));
+    assert_eq!(statuses(&drain(&mut c)), vec![400], "no Refer-To");
+    let two = "Refer-To: <sip:senior@198.51.100.1>\r\nRefer-To: <sip:billing@198.51.100.1>\r\n";
+    c.handle_datagram(t0, peer(), &refer("z9hG4bK-r1", 3, two));
+    assert_eq!(statuses(&drain(&mut c)), vec![400], "two Refer-To");
+    assert!(events(&mut c).is_empty());
+
+    // The compact form, as phones send it.
+    c.handle_datagram(
+        t0,
+        peer(),
+        &refer(
+            "z9hG4bK-r2",
+            4,
+            "r: <sip:senior@198.51.100.1;user=phone>\r\n",
+        ),
+    );
+    let out = drain(&mut c);
+    assert_eq!(statuses(&out), vec![202]);
+    assert_eq!(
+        events(&mut c),
+        vec![SipEvent::Referred {
+            call,
+            target: "sip:senior@198.51.100.1;user=phone".into()
+        }]
+    );
+
+    c.refer_outcome(t0, call, 200, "OK");
+    let out = drain(&mut c);
+    assert_eq!(out.len(), 1);
+    let notify = text(&out[0]);
+    assert!(
+        notify.starts_with("NOTIFY sip:13800138000@192.0.2.10:5062 SIP/2.0"),
+        "{notify}"
+    );
+    assert_eq!(header(&out[0], "Event").as_deref(), Some("refer"));
+    assert_eq!(
+        header(&out[0], "Subscription-State").as_deref(),
+        Some("terminated;reason=noresource")
+    );
+    assert!(header(&out[0], "Content-Type")
+        .unwrap()
+        .starts_with("message/sipfrag"));
+    assert!(header(&out[0], "To").unwrap().contains("tag=caller1"));
+    assert!(notify.ends_with("\r\n\r\nSIP/2.0 200 OK\r\n"), "{notify}");
+    let cseq = header(&out[0], "CSeq").unwrap();
+    assert!(cseq.ends_with(" NOTIFY"), "{cseq}");
+
+    // A second REFER while the NOTIFY is unanswered: 491.
+    let again = refer("z9hG4bK-r3", 5, "Refer-To: <sip:billing@198.51.100.1>\r\n");
+    c.handle_datagram(t0, peer(), &again);
+    assert_eq!(statuses(&drain(&mut c)), vec![491]);
+
+    // Unanswered over UDP: re-sent at T1; the 200 stops it.
+    c.handle_timeout(t0 + Duration::from_millis(510));
+    let out = drain(&mut c);
+    assert_eq!(out.len(), 1);
+    assert_eq!(text(&out[0]), notify);
+    let via = header(&out[0], "Via").unwrap();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: call-1\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
+        header(&out[0], "From").unwrap(),
+        header(&out[0], "To").unwrap()
+    );
+    c.handle_datagram(t0 + Duration::from_millis(520), peer(), ok.as_bytes());
+    c.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(drain(&mut c).is_empty(), "no NOTIFY after its 200");
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn a_refer_before_the_call_is_answered_is_forbidden() {
+    let t0 = Instant::now();
+    let (mut c, _call, tag) = ringing_call(t0);
+    let refer = request(
+        "REFER",
+        "z9hG4bK-r9",
+        "call-1",
+        2,
+        "REFER",
+        &tag,
+        "Refer-To: <sip:senior@198.51.100.1>\r\n",
+        "",
+    );
+    c.handle_datagram(t0, peer(), &refer);
+    assert_eq!(statuses(&drain(&mut c)), vec![403]);
+    assert!(events(&mut c).is_empty());
+}

@@ -7,6 +7,7 @@ hangs up, and can dial feature codes. Null audio device.
               [--local-port 0] [--answer-after-ms 0|N|-1|reject:486]
               [--play in.wav] [--record out.wav] [--headers-out invite.json]
               [--hangup-after-ms 0] [--dial '*21' ...] [--duration-s 30]
+              [--transfer-to senior --transfer-after-ms 3000]
 
 Without --registrar it registers nowhere and just answers calls sent to --local-port.
 
@@ -18,6 +19,8 @@ stdout, one event a line, flushed (everything else goes to stderr):
   DISCONNECTED <code>      a call ended (the INVITE's last status code: 200 after a
                            talk, 486/603 when we rejected, 487 when the caller gave up)
   DIAL_RESULT <code>       final answer to a --dial (200 when answered)
+  TRANSFER <code>          the transfer's outcome the registrar NOTIFYed (sipfrag status;
+                           the REFER's own code when it was refused)
   UNREGISTERED <code>      at exit, when we had registered
 
 --answer-after-ms: 0 answers at once, N rings N ms first, -1 rings forever,
@@ -27,7 +30,9 @@ dialled (sip:<target>@<registrar>) after registering and after the previous one 
 --headers-out writes the last INVITE received as JSON
 {"request_uri": ..., "headers": [[name, value], ...]} (as received, continuation lines
 unfolded). --play loops the WAV into each answered call; --record records what the agent
-hears (the second call goes to out.2.wav, ...). Exits after --duration-s or on
+hears (the second call goes to out.2.wav, ...). --transfer-to T presses the phone's
+transfer key (a blind REFER to sip:T@<registrar>) --transfer-after-ms after answering; it
+may repeat: the next target is tried that long after a transfer failed. Exits after --duration-s or on
 SIGTERM/SIGINT, un-registering first.
 """
 import argparse, json, os, signal, sys, time
@@ -94,11 +99,22 @@ class AgentCall(pj.Call):
         self.reported = False
         self.rec = None
         self.player = None
+        self.xfers = list(app.args.transfer_to)
+        self.xfer_at = None       # when to press transfer next; None: not before the answer
+
+    def onCallTransferStatus(self, prm):
+        code = int(prm.statusCode)
+        if prm.finalNotify or code >= 200:
+            out(f'TRANSFER {code}')
+            prm.cont = False
+            if not 200 <= code < 300 and self.xfers:
+                self.xfer_at = time.time() + self.app.args.transfer_after_ms / 1000.0
 
     def onCallState(self, prm):
         ci = self.getInfo()
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.answered_at is None:
             self.answered_at = time.time()
+            self.xfer_at = self.answered_at + self.app.args.transfer_after_ms / 1000.0
             if self.dialled:
                 self.report(200)
             else:
@@ -215,6 +231,8 @@ def main():
     ap.add_argument('--hangup-after-ms', type=int, default=0)
     ap.add_argument('--dial', action='append', default=[])
     ap.add_argument('--duration-s', type=float, default=30.0)
+    ap.add_argument('--transfer-to', action='append', default=[])
+    ap.add_argument('--transfer-after-ms', type=int, default=3000)
     ap.add_argument('--codec', choices=['PCMA', 'PCMU'], default='PCMA')
     ap.add_argument('--log-level', type=int, default=1)
     a = ap.parse_args()
@@ -300,6 +318,14 @@ def main():
                 op = pj.CallOpParam()
                 op.statusCode = 200
                 call.answer(op)
+            if call.xfers and not call.dialled and call.xfer_at is not None and now >= call.xfer_at:
+                call.xfer_at = None
+                target = call.xfers.pop(0)
+                try:
+                    call.xfer(f'sip:{target}@{a.registrar}{transport}', pj.CallOpParam(True))
+                except pj.Error as e:
+                    print(f'pj_agent: transfer: {e.info()}', file=sys.stderr, flush=True)
+                    out('TRANSFER 0')
             if (a.hangup_after_ms > 0 and call.answered_at is not None
                     and now >= call.answered_at + a.hangup_after_ms / 1000.0):
                 call.answered_at = float('inf')

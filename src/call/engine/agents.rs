@@ -691,6 +691,7 @@ impl Engine {
             | SipEvent::Terminated { call }
             | SipEvent::AckTimeout { call }
             | SipEvent::ReInvite { call, .. }
+            | SipEvent::Referred { call, .. }
             | SipEvent::Dtmf { call, .. } => *call,
             _ => return false,
         };
@@ -728,6 +729,7 @@ impl Engine {
             SipEvent::ReInvite { sdp_offer, .. } => {
                 self.leg_reinvite(now, leg, p, key, sdp_offer.as_deref())
             }
+            SipEvent::Referred { target, .. } => self.agent_refers(now, leg, p, key, target),
             // Agents' keys are not relayed to callers.
             _ => {}
         }
@@ -1321,6 +1323,18 @@ impl Engine {
         call: CallRef,
         queue: &str,
     ) -> Result<(), String> {
+        self.transfer_to_queue_then(now, call, queue, |_| {})
+    }
+
+    /// `transfer_to_queue`, with `accepted` run once the ACD took the call and before the
+    /// agent's leg is hung up (a REFER's NOTIFY must precede the leg's BYE).
+    fn transfer_to_queue_then(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        queue: &str,
+        accepted: impl FnOnce(&mut Self),
+    ) -> Result<(), String> {
         let d = self.desk.as_mut().ok_or("no ACD")?;
         let to = QueueId::from(queue);
         if d.acd.config().queue(&to).is_none() {
@@ -1337,6 +1351,7 @@ impl Engine {
                 },
             )
             .map_err(|e| e.to_string())?;
+        accepted(self);
         for leg in [agent_leg, sup].into_iter().flatten() {
             self.end_leg(now, leg);
         }
@@ -1349,6 +1364,52 @@ impl Engine {
         self.start_moh(call);
         self.drain_acd(now);
         Ok(())
+    }
+
+    /// The agent's phone transfers the caller (its transfer key, a REFER): to a queue named
+    /// by the target's user part, as a queue id (`senior`) or a number routed to one
+    /// (`10011` → `queue:front-line`). Same as the API's blind transfer, context and all.
+    fn agent_refers(&mut self, now: Instant, leg: CallRef, p: usize, key: CallKey, target: &str) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
+        let (owner, is_agent) = (l.owner, matches!(l.role, LegRole::Agent(_)));
+        let queue = is_agent.then(|| self.queue_for_refer(target)).flatten();
+        let (code, reason) = match queue {
+            None if !is_agent => (603, "Declined"),
+            None => (404, "Not Found"),
+            Some(q) => {
+                // The NOTIFY goes first: the transfer ends this leg (BYE) and its dialog.
+                let done = self.transfer_to_queue_then(now, owner, &q, |e| {
+                    e.sip[p].refer_outcome(now, key, 200, "OK");
+                });
+                match done {
+                    Ok(()) => return,
+                    Err(e) => {
+                        warn!(leg = leg.0, queue = %q, error = %e, "agent transfer failed");
+                        (480, "Temporarily Unavailable")
+                    }
+                }
+            }
+        };
+        info!(leg = leg.0, code, "agent transfer not carried out");
+        self.sip[p].refer_outcome(now, key, code, reason);
+        self.drain_sip(now, p);
+    }
+
+    /// The queue a transfer target names, if any.
+    fn queue_for_refer(&self, target: &str) -> Option<String> {
+        let user = crate::sip::user_part(target)?;
+        let acd = self.desk.as_ref()?.acd.config();
+        if acd.queue(&QueueId::from(user.as_str())).is_some() {
+            return Some(user);
+        }
+        self.profiles.iter().find_map(|pr| {
+            pr.routes
+                .get(&user)
+                .and_then(|r| r.strip_prefix("queue:"))
+                .map(str::to_string)
+        })
     }
 
     // ---- answer line: self-service steps ---------------------------------------------------

@@ -106,6 +106,7 @@ impl SipCore {
             reinvite: None,
             bye: None,
             refer: None,
+            notify: None,
             answered: false,
             uac: None,
         };
