@@ -92,6 +92,29 @@ fn a_bad_profile_value_names_file_line_and_key() {
 }
 
 #[test]
+fn a_bad_retention_value_names_file_line_and_key() {
+    let d = scratch("retention");
+    copy_dir(&repo().join("sip-profiles"), &d.join("profiles"));
+    let file = d.join("profiles/retention.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("recordings_days = 90", "recordings_days = 99999");
+    std::fs::write(&file, &text).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("recordings_days"))
+        .unwrap()
+        + 1;
+    let (ok, out) = check(&d.join("profiles"), &repo().join("prompts"));
+    assert!(!ok);
+    assert!(out.contains(&format!("retention.toml:{line}")), "{out}");
+    assert!(
+        out.contains("'recordings_days'") && out.contains("0 to keep forever"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_menu_pointing_nowhere_is_named() {
     let d = scratch("menu");
     copy_dir(&repo().join("prompts"), &d.join("prompts"));

@@ -3,6 +3,7 @@
 
 mod control;
 mod recordings;
+mod retention;
 mod rtp_ports;
 mod setup;
 mod tcp;

@@ -5,7 +5,7 @@ use crate::acd::{Acd, AcdConfig, QueueId};
 use crate::api::ApiConfig;
 use crate::billing::{load_billing_config, reconciler, BillingBackend, TopupDesk, Topups};
 use crate::call::{BillingSide, Directory, EngineOptions, RecognizerHearing, SpeechSide};
-use crate::config::{load_profiles, ConfigError, PortRange, Profile, Role};
+use crate::config::{load_profiles, ConfigError, PortRange, Profile, Retention, Role};
 use crate::ivr::MenuSet;
 use crate::media::prompts::PromptSet;
 use crate::speech::{load_recognizer, AsrConfig, IntentMatcher};
@@ -60,6 +60,8 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     let speech = start_speech(o)?;
     let acd = load_acd(o, &profiles, &db)?;
     let api = load_api(o, acd.as_ref())?;
+    super::retention::spawn(db.clone(), Retention::load(&o.profiles)?)
+        .context("cannot start the retention pass")?;
     let billing = BillingSide {
         backend,
         topups: topups as Arc<dyn TopupDesk>,
@@ -203,6 +205,7 @@ fn start_speech(o: &ServeOptions) -> anyhow::Result<Option<SpeechSide>> {
 pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuSet>, PromptSet)> {
     let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
     load_billing_config(&o.profiles)?;
+    Retention::load(&o.profiles)?;
     let acd_on = check_acd(o, &profiles)?.is_some();
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);

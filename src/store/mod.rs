@@ -18,11 +18,13 @@ mod clock;
 mod contexts;
 mod pin;
 mod quality;
+mod retention;
 mod schema;
 mod seed;
 
 pub use agents::{check_password, AgentRow};
 pub use quality::{RecordingRow, SupervisionRow, SurveyRow, SUPERVISION_MODES};
+pub use retention::Pruned;
 
 pub use cards::{card_hash, card_salt, find_card, last4};
 pub use cdr::{inputs_json, Cdr, CdrInput};

@@ -187,6 +187,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cdr ADD COLUMN wait_ms INTEGER NULL;
     ALTER TABLE cdr ADD COLUMN context_id TEXT NULL;
     CREATE INDEX cdr_by_agent ON cdr (agent, started_at);",
+    // 6: retention passes find expired recordings and contexts by age.
+    "CREATE INDEX recordings_by_start ON recordings (started_at);
+    CREATE INDEX contexts_by_update ON contexts (updated_at);",
 ];
 
 pub(super) fn known_version() -> i64 {

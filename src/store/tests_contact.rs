@@ -193,3 +193,87 @@ fn supervision_surveys_and_recordings_are_kept() {
     assert!(db.recording(id + 1).unwrap().is_none());
     cleanup(&path);
 }
+
+#[test]
+fn retention_deletes_old_recordings_with_their_files_and_old_contexts_only() {
+    use std::time::{Duration, SystemTime};
+    let path = temp_db_path("retention");
+    let db = Db::open(&path).unwrap();
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let rec_dir = db.dir().join("recordings");
+    std::fs::create_dir_all(&rec_dir).unwrap();
+    let add = |name: &str, age_days: u32, with_file: bool| {
+        let rel = format!("recordings/{name}.wav");
+        if with_file {
+            std::fs::write(db.dir().join(&rel), b"RIFF").unwrap();
+        }
+        db.insert_recording(&RecordingRow {
+            id: 0,
+            call_id: name.into(),
+            agent: Some(8001),
+            path: rel,
+            started_at: rfc3339_utc(now - day * age_days),
+            duration_ms: 1000,
+            masked_ms: 0,
+        })
+        .unwrap()
+    };
+    add("old", 100, true);
+    add("gone", 95, false);
+    add("fresh", 10, true);
+    add("escape", 200, false);
+    // A row pointing outside the data folder is never followed.
+    db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE recordings SET path = '../../etc/passwd' WHERE call_id = 'escape'",
+            [],
+        )
+        .unwrap();
+    db.put_context("ctx-old", 3, "call-old", "{}").unwrap();
+    db.put_context("ctx-new", 1, "call-new", "{}").unwrap();
+    db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE contexts SET updated_at = ?1 WHERE id = 'ctx-old'",
+            [rfc3339_utc(now - day * 40)],
+        )
+        .unwrap();
+
+    // Nothing configured: nothing goes.
+    assert_eq!(
+        db.prune(now, &crate::config::Retention::default()).unwrap(),
+        Pruned::default()
+    );
+    let keep = crate::config::Retention {
+        recordings_days: Some(90),
+        contexts_days: Some(30),
+    };
+    let done = db.prune(now, &keep).unwrap();
+    assert_eq!(
+        done,
+        Pruned {
+            recordings: 2,
+            contexts: 1
+        }
+    );
+    let left: Vec<String> = db
+        .recordings()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.call_id)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"fresh".to_string()) && left.contains(&"escape".to_string()));
+    assert!(
+        !rec_dir.join("old.wav").exists(),
+        "the expired file is deleted"
+    );
+    assert!(rec_dir.join("fresh.wav").exists());
+    assert!(db.context("ctx-old").unwrap().is_none());
+    assert!(db.context("ctx-new").unwrap().is_some());
+    // A second pass finds nothing more.
+    assert_eq!(db.prune(now, &keep).unwrap().recordings, 0);
+    cleanup(&path);
+}
