@@ -851,6 +851,25 @@ fn main() {
         }
         println!();
     }
+    // While bridged, frames where a key tone is sounding are silenced before the other party
+    // hears them (and the frame before): speech or music taken for a tone loses audio.
+    println!("\nBridged masking: audio silenced per minute (speech/music, no keys; answerline)");
+    for t in &other_tracks {
+        let minutes = t.pcm.len() as f64 / FS as f64 / 60.0;
+        let mut det = InbandDetector::new();
+        let mut masked = 0usize;
+        let mut prev = false;
+        for frame in t.pcm.chunks(FRAME) {
+            let tone = det.push(frame).is_some() || det.tone_active();
+            masked += usize::from(tone) + usize::from(tone && !prev);
+            prev = tone;
+        }
+        println!(
+            "  {:<42}{:>16}",
+            format!("{} ({:.1} min)", t.name, minutes),
+            format!("{:.0} ms/min", masked as f64 * 20.0 / minutes)
+        );
+    }
     println!(
         "\nanswerline detector cost: {:.0} ns per 20 ms frame (this machine, shared)",
         cost

@@ -3,11 +3,12 @@
 //! release binary. Ring timeouts move a call on and three misses set an agent not ready, a
 //! caller who hangs up stops the ring, long waits overflow, wrap-up holds the next ring,
 //! ring-all rings everyone, the answer line sends a caller to self-service without the agent
-//! hearing the PIN, a supervisor listens, whispers and barges, an agent transfers blind, and
-//! a VIP caller is served first, longest-idle and skill strategies pick their agents, an
-//! agent logging out while rung passes the caller on at once, and a caller who accepts a callback keeps their place and is
-//! called back (agent first, then a pjsua2 phone standing in for the customer's). Queue
-//! timings and the callback gateway are changed in a copy of sip-profiles/.
+//! hearing the PIN, a supervisor listens, whispers and barges, an agent transfers blind (by
+//! API or the phone's own key), a VIP caller is served first, longest-idle and skill pick
+//! their agents, an agent logging out while rung passes the caller on at once, keys a caller
+//! taps in-band while bridged are masked, and a caller who accepts a callback keeps their
+//! place and is called back (agent first, then a pjsua2 phone standing in for the
+//! customer's). Queue timings and the callback gateway are changed in a copy of sip-profiles/.
 mod common;
 use common::agent::*;
 use common::*;
@@ -1539,5 +1540,71 @@ fn an_agent_phones_transfer_key_sends_the_caller_to_another_queue_and_a_wrong_nu
     assert!(v2 > version, "the context changed: {version} → {v2}");
     let state = agent_json(&server, 8001)["live"]["state"].clone();
     assert_eq!(state, "wrap-up", "the transferring agent goes to wrap-up");
+    drop(caller);
+}
+
+#[test]
+fn keys_a_caller_presses_in_band_while_bridged_never_reach_the_agents_ear_or_the_recording() {
+    let server = Server::start(ServerOpts::default());
+    let mut phone = Agent::start(&server, "8001", "agent8001", &["--hangup-after-ms", "9000"]);
+    registered(&mut phone);
+    ready(&server, 8001);
+    let caller = Caller::dial(&server, "13800138000", "10010", 60);
+    caller.press_zero();
+    let (up, _) = phone
+        .wait("ANSWERED", Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("8001 never answered\n{}", phone.log()));
+
+    // Two seconds of talk, then a card number keyed on an analogue phone (tones in the
+    // audio, between words), then talk again.
+    std::thread::sleep(Duration::from_secs(2));
+    let voice = |ms| tone(440.0, ms, 9000.0);
+    let keys = [
+        (697.0, 1209.0),
+        (770.0, 1336.0),
+        (852.0, 1477.0),
+        (941.0, 1336.0),
+    ];
+    let mut say = voice(500);
+    for (i, &(r, c)) in keys.iter().cycle().take(8).enumerate() {
+        say.extend(vec![0; 8 * (60 + 13 * i)]);
+        say.extend(dtmf_tone(r, c, 90));
+    }
+    say.extend(voice(20_000));
+    let keyed_at = Instant::now();
+    caller.sink.play_now(Law::Alaw, &say);
+    let keyed_ms = say.len() / 8 - 20_000;
+
+    phone
+        .wait("DISCONNECTED", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("8001's call never ended\n{}", phone.log()));
+    phone.stop();
+    let heard = phone.heard();
+    let from = ms_since(up, keyed_at) / 1000.0;
+    let keyed = window(&heard, from, from + keyed_ms as f64 / 1000.0 + 0.3);
+    let before = window(&heard, from - 1.5, from - 0.2);
+    let after = window(&heard, from + keyed_ms as f64 / 1000.0 + 0.5, from + 5.0);
+    println!(
+        "agent heard: voice {:.0} before, {:.0} after; {} DTMF blocks while {} keys were pressed",
+        level(before, 440.0),
+        level(after, 440.0),
+        dtmf_blocks(keyed),
+        keys.len() * 2
+    );
+    let probe: Vec<i16> = dtmf_tone(697.0, 1209.0, 90);
+    assert!(dtmf_blocks(&probe) >= 1, "the probe finds a 90 ms key");
+    assert!(level(before, 440.0) > 1e6, "the agent hears the caller");
+    assert!(level(after, 440.0) > 1e6, "and still after the keys");
+    assert_eq!(dtmf_blocks(keyed), 0, "the agent heard the caller's keys");
+
+    let rec = wait_until(Duration::from_secs(5), || {
+        let r = server.db_rows("SELECT id FROM recordings");
+        (!r.is_empty()).then_some(r)
+    })
+    .expect("a recording row");
+    let wav = get_bytes(&format!("{}/recordings/{}/audio", server.api(), rec[0][0]));
+    let (left, _) = stereo(&wav);
+    assert!(holds_tone(&left, 440.0, 1000.0), "the caller is recorded");
+    assert_eq!(dtmf_blocks(&left), 0, "the keys are in the recording");
     drop(caller);
 }

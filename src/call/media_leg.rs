@@ -36,8 +36,11 @@ pub struct MediaLeg {
     pacer: Pacer,
     pub player: Player,
     dtmf: DtmfReceiver,
-    /// Present when the profile listens for tones in the audio (modes inband and auto).
+    /// Present when the profile listens for tones in the audio (modes inband and auto), and
+    /// while bridged (to silence key tones on the way to the other party).
     inband: Option<Box<InbandDetector>>,
+    /// Tones found in the audio count as key presses (the profile's dtmf mode).
+    inband_keys: bool,
     /// Present when the profile listens for the caller's voice (barge-in by voice).
     vad: Option<Box<Vad>>,
     /// The profile's end-of-speech silence, restored when a speech step is over.
@@ -53,10 +56,17 @@ pub struct MediaLeg {
     pub tx_packets: u64,
 }
 
-/// A bridged leg's audio: the last frame heard, and the other parties' audio to send.
+/// A bridged leg's audio: the frame handed on, and the other parties' audio to send.
+///
+/// What arrives is held back one packet: a key tone is recognised some 17 ms after it
+/// starts, often in the packet after its onset, and then both packets are silenced. So the
+/// other party (and the recording) never hear a digit — card numbers and PINs keyed while
+/// bridged included — for 20 ms more delay.
 pub struct BridgeIo {
     heard: [i16; MAX_FRAME],
     heard_len: usize,
+    held: [i16; MAX_FRAME],
+    held_len: usize,
     pub inputs: [FrameRing; 2],
 }
 
@@ -110,6 +120,7 @@ impl MediaLeg {
             player: Player::new(n.law),
             dtmf: DtmfReceiver::new(),
             inband: listen.inband.then(|| Box::new(InbandDetector::new())),
+            inband_keys: listen.inband,
             vad: listen.voice.map(|cfg| Box::new(Vad::new(cfg))),
             hangover_ms: listen.voice.map_or(0, |cfg| cfg.hangover_ms),
             capture: None,
@@ -141,14 +152,24 @@ impl MediaLeg {
     pub fn set_bridged(&mut self, on: bool) {
         match (on, self.bridge.is_some()) {
             (true, false) => {
+                if self.inband.is_none() {
+                    self.inband = Some(Box::new(InbandDetector::new()));
+                }
                 self.bridge = Some(Box::new(BridgeIo {
                     heard: [0; MAX_FRAME],
                     heard_len: 0,
+                    held: [0; MAX_FRAME],
+                    held_len: 0,
                     // 120 ms per source: a late packet or two, no more delay than that.
                     inputs: [FrameRing::new(6), FrameRing::new(6)],
                 }))
             }
-            (false, true) => self.bridge = None,
+            (false, true) => {
+                self.bridge = None;
+                if !self.inband_keys {
+                    self.inband = None;
+                }
+            }
             _ => {}
         }
     }
@@ -268,11 +289,20 @@ impl MediaLeg {
         self.last_audio_seq = Some(pkt.seq);
         let mut pcm = [0i16; MAX_FRAME];
         g711::decode_into(law, &pkt.payload[..n], &mut pcm[..n]);
-        if let Some(b) = self.bridge.as_mut() {
-            b.heard[..n].copy_from_slice(&pcm[..n]);
-            b.heard_len = n;
-        }
         let digit = self.inband.as_mut().and_then(|det| det.push(&pcm[..n]));
+        if let Some(b) = self.bridge.as_mut() {
+            let tone = digit.is_some() || self.inband.as_ref().is_some_and(|d| d.tone_active());
+            b.heard_len = b.held_len;
+            if tone {
+                b.heard[..b.held_len].fill(0);
+                b.held[..n].fill(0);
+            } else {
+                b.heard[..b.held_len].copy_from_slice(&b.held[..b.held_len]);
+                b.held[..n].copy_from_slice(&pcm[..n]);
+            }
+            b.held_len = n;
+        }
+        let digit = digit.filter(|_| self.inband_keys);
         // The detector's onset/hangover smooth over a lost packet; no need to fill it in.
         let speech = self.vad.as_mut().and_then(|vad| vad.push(&pcm[..n]));
         let utterance = self
@@ -479,6 +509,93 @@ mod tests {
                 RxOutcome::Nothing
             ));
         }
+    }
+
+    /// Goertzel power of `hz` per sample squared, for what a listener would pick out.
+    fn power(pcm: &[i16], hz: f32) -> f32 {
+        let w = 2.0 * std::f32::consts::PI * hz / 8000.0;
+        let (mut s1, mut s2) = (0.0f32, 0.0f32);
+        for &x in pcm {
+            let s0 = x as f32 + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (pcm.len() as f32).powi(2)
+    }
+
+    #[test]
+    fn key_tones_keyed_while_bridged_never_reach_the_other_party() {
+        let t = Instant::now();
+        // A trunk profile with dtmf = "rfc4733": tones in the audio are no keys, yet masked.
+        let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let n = negotiate(offer, &MediaPrefs::default()).unwrap();
+        let from: SocketAddr = "198.51.100.7:4000".parse().unwrap();
+        let mut m = MediaLeg::new(t, &n, from.ip(), 1, 0, Listen::default());
+        m.set_bridged(true);
+        let voice = |ms: usize| -> Vec<i16> {
+            (0..ms * 8)
+                .map(|i| {
+                    (6000.0 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin()) as i16
+                })
+                .collect()
+        };
+        // Keys at onsets that fall anywhere in a packet: 1 5 9 # (a card number's digits).
+        let mut audio = voice(500);
+        let keys = [
+            (697.0, 1209.0),
+            (770.0, 1336.0),
+            (852.0, 1477.0),
+            (941.0, 1477.0),
+        ];
+        let mut sounding = Vec::new();
+        for (k, &(lo, hi)) in keys.iter().enumerate() {
+            audio.extend(vec![0i16; 37 + 53 * k]);
+            sounding.push(audio.len()..audio.len() + 70 * 8);
+            audio.extend(tone(lo, hi, 70));
+            audio.extend(vec![0i16; 400]);
+        }
+        let voice_again = audio.len();
+        audio.extend(voice(500));
+        audio.resize(audio.len().div_ceil(160) * 160, 0);
+        let mut out = Vec::new();
+        for (k, frame) in audio.chunks(160).enumerate() {
+            match m.on_packet(t, from, &audio_packet(7, k as u16, frame)) {
+                RxOutcome::Digit(d, _) => panic!("a tone taken as key {d} on an rfc4733 leg"),
+                _ => out.extend_from_slice(m.take_heard()),
+            }
+        }
+        // Handed on one packet late, all of it but the tones.
+        assert_eq!(out.len(), audio.len() - 160);
+        // Frame for frame (out[i] is audio[i] or silence): no window of the keys' stretch
+        // carries both tones of any key.
+        for w in out[500 * 8..voice_again].chunks(80) {
+            for &(lo, hi) in &keys {
+                let p = power(w, lo).min(power(w, hi));
+                assert!(p < 1.0e4, "a key tone got through: power {p:.0}");
+            }
+        }
+        for r in sounding {
+            let loudest = out[r.clone()].iter().map(|x| x.unsigned_abs()).max();
+            assert!(
+                loudest <= Some(8),
+                "{r:?}: {loudest:?} (A-law's quietest is 8)"
+            );
+        }
+        // The caller's voice is all there, before and after.
+        let before = &out[..(500 * 8 - 160)];
+        assert!(
+            before.chunks(160).all(|f| f.iter().any(|&x| x != 0)),
+            "voice muted"
+        );
+        let after = &out[voice_again..];
+        assert!(
+            power(after, 440.0) > 5.0e6,
+            "voice after the keys: {}",
+            power(after, 440.0)
+        );
+        // And unbridged, the detector the profile does not want is gone again.
+        m.set_bridged(false);
+        assert!(m.inband.is_none());
     }
 
     #[test]

@@ -258,6 +258,13 @@ impl InbandDetector {
         Some(d)
     }
 
+    /// A key tone is sounding: a press is held, or two windows in a row already hit the
+    /// same digit (about 17 ms into a tone, before the press is confirmed at 40 ms). What
+    /// bridged calls silence so nobody on the line hears a digit.
+    pub fn tone_active(&self) -> bool {
+        self.current.is_some() || (self.candidate.is_some() && self.hits >= 2)
+    }
+
     /// Debounce: returns a digit when a new key press is confirmed.
     fn track(&mut self, hit: Option<char>) -> Option<char> {
         match hit {

@@ -266,6 +266,13 @@ impl RtpSink {
         self.tx.lock().unwrap().queue.extend(law.encode_all(pcm));
     }
 
+    /// Like `play`, but whatever was still queued is dropped first: say this now.
+    pub fn play_now(&self, law: Law, pcm: &[i16]) {
+        let mut tx = self.tx.lock().unwrap();
+        tx.queue.clear();
+        tx.queue.extend(law.encode_all(pcm));
+    }
+
     pub fn stop_talking(&self) {
         self.talk.store(false, Ordering::SeqCst);
     }

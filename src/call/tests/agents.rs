@@ -906,6 +906,8 @@ fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_once_an_
     assert_eq!(rig.byes(), 1, "the caller may go");
     assert_eq!(rig.cdr().hangup_cause, "callback_accepted");
     let ctx_id = rig.cdr().context_id.clone().expect("context id");
+    // The caller's phone has hung up: its RTP stops (the callback reuses the call's slot).
+    rig.talker = None;
 
     // Another caller queues after the callback was accepted: the callback keeps its place.
     let mut later = Caller::from_addr(LAB, "13900139000", "127.0.0.1:6062".parse().unwrap());
