@@ -40,13 +40,9 @@ impl ApiConfig {
     /// Reads `<dir>/api.toml`; `Ok(None)` when there is no such file (no API).
     pub fn load(dir: &Path) -> Result<Option<ApiConfig>, ConfigError> {
         let path = dir.join(API_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => ApiConfig::from_toml(&path, &text).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ConfigError::Io {
-                path,
-                reason: e.to_string(),
-            }),
+        match crate::config::read_optional(&path)? {
+            Some(text) => ApiConfig::from_toml(&path, &text).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -136,13 +136,9 @@ struct RawTopup {
 /// `<profiles>/billing.toml`, or the defaults (embedded backend) when there is none.
 pub fn load_billing_config(profiles_dir: &Path) -> Result<BillingConfig, ConfigError> {
     let path = profiles_dir.join(BILLING_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse_billing_config(&path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BillingConfig::default()),
-        Err(e) => Err(ConfigError::Io {
-            path,
-            reason: e.to_string(),
-        }),
+    match crate::config::read_optional(&path)? {
+        Some(text) => parse_billing_config(&path, &text),
+        None => Ok(BillingConfig::default()),
     }
 }
 

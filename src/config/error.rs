@@ -50,6 +50,19 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The text of an optional settings file: `None` when it does not exist (its defaults
+/// apply), an error naming the file when it cannot be read.
+pub fn read_optional(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// 1-based line of `key = ...` (the last segment of a dotted key), or of a `[table]` header.
 pub(crate) fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let leaf = key.rsplit('.').next().unwrap_or(key);

@@ -9,7 +9,7 @@ mod profile;
 mod retention;
 
 pub(crate) use error::line_of_offset;
-pub use error::ConfigError;
+pub use error::{read_optional, ConfigError};
 pub use net::{Cidr, PortRange};
 pub use profile::{CallerIdSource, DtmfMode, Profile, Role};
 pub use retention::{Retention, RETENTION_FILE};

@@ -30,13 +30,9 @@ impl Retention {
     /// Reads `<dir>/retention.toml`; without the file everything is kept.
     pub fn load(dir: &Path) -> Result<Retention, ConfigError> {
         let path = dir.join(RETENTION_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Retention::from_toml(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Retention::default()),
-            Err(e) => Err(ConfigError::Io {
-                path,
-                reason: e.to_string(),
-            }),
+        match super::read_optional(&path)? {
+            Some(text) => Retention::from_toml(&path, &text),
+            None => Ok(Retention::default()),
         }
     }
 

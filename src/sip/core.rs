@@ -1494,7 +1494,6 @@ impl SipCore {
     /// Blind transfer (RFC 3515): ask the caller to call `target`. Progress comes back as
     /// `ReferAnswered` and `TransferProgress` events.
     pub fn refer(&mut self, now: Instant, call: CallKey, target: &str) {
-        let t1 = self.cfg.t1;
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -1518,11 +1517,25 @@ impl SipCore {
                 .push_back(SipEvent::ReferAnswered { call, code: 400 });
             return;
         };
+        self.start_nict(now, call, Nict::Refer, branch, data);
+    }
+
+    /// Sends an in-dialog non-INVITE request and keeps its client transaction in `slot`
+    /// (retransmitted over UDP at T1 doubling to T2, given up after 64*T1).
+    fn start_nict(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        slot: Nict,
+        branch: String,
+        data: Vec<u8>,
+    ) {
+        let t1 = self.cfg.t1;
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         let udp = c.info.transport == Transport::Udp;
-        c.refer = Some(ByeTxn {
+        *slot.of_mut(c) = Some(ByeTxn {
             branch,
             data: data.clone(),
             retrans_at: udp.then(|| now + t1),
@@ -1538,23 +1551,15 @@ impl SipCore {
     }
 
     fn send_bye(&mut self, now: Instant, call: CallKey) {
-        let t1 = self.cfg.t1;
         let Some((branch, data)) = self.dialog_request(call, "BYE", Vec::new(), b"") else {
             self.terminate(now, call);
             return;
         };
+        self.start_nict(now, call, Nict::Bye, branch, data);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let udp = c.info.transport == Transport::Udp;
         c.refer = None;
-        c.bye = Some(ByeTxn {
-            branch,
-            data: data.clone(),
-            retrans_at: udp.then(|| now + t1),
-            interval: t1,
-            deadline: now + 64 * t1,
-        });
         // Our BYE replaces any pending INVITE answer: stop retransmitting it.
         if let Some(tx) = c.invite.take() {
             Self::retire(
@@ -1574,12 +1579,6 @@ impl SipCore {
                 &tx.key,
             );
         }
-        let peer = Peer {
-            transport: c.info.transport,
-            conn: c.info.conn,
-            addr: c.info.remote,
-        };
-        self.send(peer, data);
     }
 
     /// The SDP offer in an INVITE's body (None when it has none); a body of another type

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{wire, ByeTxn, CallKey, Peer, Req, SipCore, SipEvent, Transport};
+use super::{wire, CallKey, Nict, Req, SipCore, SipEvent};
 
 impl SipCore {
     pub(super) fn on_refer(&mut self, now: Instant, call: CallKey, req: Req) {
@@ -45,7 +45,6 @@ impl SipCore {
     /// How the transfer the peer asked for went, as a final status (200 done, 404 no such
     /// target, 603 declined...). Send it before ending the call: the NOTIFY is in-dialog.
     pub fn refer_outcome(&mut self, now: Instant, call: CallKey, code: u16, reason: &str) {
-        let t1 = self.cfg.t1;
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -67,22 +66,6 @@ impl SipCore {
         else {
             return;
         };
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let udp = c.info.transport == Transport::Udp;
-        c.notify = Some(ByeTxn {
-            branch,
-            data: data.clone(),
-            retrans_at: udp.then(|| now + t1),
-            interval: t1,
-            deadline: now + 64 * t1,
-        });
-        let peer = Peer {
-            transport: c.info.transport,
-            conn: c.info.conn,
-            addr: c.info.remote,
-        };
-        self.send(peer, data);
+        self.start_nict(now, call, Nict::Notify, branch, data);
     }
 }
