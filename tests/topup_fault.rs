@@ -141,6 +141,10 @@ fn storm(dir: &Path, seed: u64, on_spawn: &dyn Fn(usize)) -> Tally {
     let mut t = Tally::default();
     let mut running: Vec<Running> = Vec::new();
     let hang_limit = Duration::from_secs(20);
+    // Kills land at a random moment early in a process's life: within half the mean time a
+    // process has taken so far (a fast machine finishes most top-ups before a fixed 30 ms
+    // window ends, and the kills would not be enough to mean anything).
+    let (mut runs, mut run_us) = (0u64, 0u64);
     while t.spawned < PROCESSES || !running.is_empty() {
         while t.spawned < PROCESSES && running.len() < CONCURRENCY {
             on_spawn(t.spawned);
@@ -156,8 +160,13 @@ fn storm(dir: &Path, seed: u64, on_spawn: &dyn Fn(usize)) -> Tally {
             .spawn()
             .expect("spawn answerline topup");
             let now = Instant::now();
+            let window = if runs == 0 {
+                30_000
+            } else {
+                (run_us / runs / 2).clamp(500, 30_000)
+            };
             let kill_at = (rng.unit() < KILL_P)
-                .then(|| now + Duration::from_micros(rng.below(30_000) as u64));
+                .then(|| now + Duration::from_micros(rng.below(window as usize) as u64));
             running.push(Running {
                 child,
                 key,
@@ -175,6 +184,8 @@ fn storm(dir: &Path, seed: u64, on_spawn: &dyn Fn(usize)) -> Tally {
                 let out = r.child.wait_with_output().unwrap();
                 let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
                 if status.success() {
+                    runs += 1;
+                    run_us += r.started.elapsed().as_micros() as u64;
                     match text.split_whitespace().next() {
                         Some("credited") => t.credited += 1,
                         Some("refused") => t.refused += 1,
