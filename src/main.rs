@@ -130,6 +130,10 @@ enum Cmd {
             global = true
         )]
         profiles: PathBuf,
+        /// The running server's API (host:port), told of every change so it applies at once;
+        /// default: api.toml's bind.
+        #[arg(long, env = "ANSWERLINE_API", global = true)]
+        api: Option<std::net::SocketAddr>,
         #[command(subcommand)]
         cmd: AgentsCmd,
     },
@@ -263,7 +267,8 @@ fn main() -> ExitCode {
             data,
             profiles,
             cmd,
-        } => agents(&data, &profiles, cmd),
+            api,
+        } => agents(&data, &profiles, api, cmd),
     };
     exit(result.map(|()| ExitCode::SUCCESS))
 }
@@ -457,8 +462,20 @@ fn no_echo() -> Option<libc::termios> {
     }
 }
 
-fn agents(data: &Path, profiles: &Path, cmd: AgentsCmd) -> anyhow::Result<()> {
+fn agents(
+    data: &Path,
+    profiles: &Path,
+    api: Option<std::net::SocketAddr>,
+    cmd: AgentsCmd,
+) -> anyhow::Result<()> {
     let (db, known) = open_directory(data, profiles)?;
+    let changed = match &cmd {
+        AgentsCmd::List => None,
+        AgentsCmd::Add { id, .. }
+        | AgentsCmd::Set { id, .. }
+        | AgentsCmd::Remove { id }
+        | AgentsCmd::Passwd { id, .. } => Some(*id),
+    };
     match cmd {
         AgentsCmd::List => {
             println!(
@@ -548,6 +565,28 @@ fn agents(data: &Path, profiles: &Path, cmd: AgentsCmd) -> anyhow::Result<()> {
             db.set_agent_password(id, &pw)?;
             println!("phone password of agent {id} set");
         }
+    }
+    if let Some(id) = changed {
+        tell_running_server(profiles, api, id)?;
+    }
+    Ok(())
+}
+
+/// A running server takes the change at once; without one it applies at the next start.
+fn tell_running_server(
+    profiles: &Path,
+    api: Option<std::net::SocketAddr>,
+    id: u32,
+) -> anyhow::Result<()> {
+    use answerline::api::{client, ApiConfig};
+    let cfg = ApiConfig::load(profiles)?;
+    let Some((addr, token)) = client::api_of(cfg.as_ref(), api) else {
+        println!("no api.toml: a running server takes the change at its next start");
+        return Ok(());
+    };
+    match client::reload_agent(addr, token.as_deref(), id) {
+        Ok(()) => println!("the running server took the change"),
+        Err(why) => println!("{why}; the change applies when the server starts"),
     }
     Ok(())
 }

@@ -160,11 +160,9 @@ fn storm(dir: &Path, seed: u64, on_spawn: &dyn Fn(usize)) -> Tally {
             .spawn()
             .expect("spawn answerline topup");
             let now = Instant::now();
-            let window = if runs == 0 {
-                30_000
-            } else {
-                (run_us / runs / 2).clamp(500, 30_000)
-            };
+            let window = run_us
+                .checked_div(runs)
+                .map_or(30_000, |mean| (mean / 2).clamp(500, 30_000));
             let kill_at = (rng.unit() < KILL_P)
                 .then(|| now + Duration::from_micros(rng.below(window as usize) as u64));
             running.push(Running {

@@ -11,6 +11,7 @@
 //! Configured by `sip-profiles/api.toml` ([`ApiConfig`]); without that file there is no API.
 
 mod auth;
+pub mod client;
 mod config;
 pub mod directory;
 mod error;

@@ -133,6 +133,18 @@ pub(super) async fn password(
     ))
 }
 
+/// The directory row was changed behind the API's back (the `answerline agents` CLI): the
+/// running ACD and registrar take it now, a removed agent included.
+pub(super) async fn reload(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    let id = agent_id(&id)?;
+    if !st.directory_changed(id).await {
+        return Err(ApiError::unavailable(
+            "the call engine did not take the change; it applies at the next start",
+        ));
+    }
+    Ok(Json(json!({ "id": id, "reloaded": true })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StateBody {

@@ -180,6 +180,7 @@ fn router(state: Arc<AppState>) -> Router {
             get(a::one).put(a::update).delete(a::remove),
         )
         .route("/api/v1/agents/{id}/password", put(a::password))
+        .route("/api/v1/agents/{id}/reload", post(a::reload))
         .route("/api/v1/agents/{id}/state", post(a::state))
         .route("/api/v1/agents/{id}/ws", get(ws::agent))
         .route("/api/v1/supervisor/ws", get(ws::supervisor))
