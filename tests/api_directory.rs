@@ -1,6 +1,8 @@
 //! The HTTP/WebSocket API for real: `api::serve_on` on 127.0.0.1:0 with a real SQLite file,
 //! spoken to with ureq (HTTP) and tungstenite (WebSocket) as an agent desktop would.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -631,32 +633,7 @@ fn surveys_filter_by_agent() {
 
 /// `answerline agents ...` on a data folder, feeding `stdin`; returns (success, stdout+stderr).
 fn cli(data: &Path, args: &[&str], stdin: &str) -> (bool, String) {
-    use std::io::Write;
-    use std::process::{Command as Proc, Stdio};
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
-    let mut child = Proc::new(env!("CARGO_BIN_EXE_answerline"))
-        .arg("agents")
-        .args(args)
-        .arg("--data")
-        .arg(data)
-        .arg("--profiles")
-        .arg(&profiles)
-        .env("ANSWERLINE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    common::agents_cli(data, args, stdin)
 }
 
 #[test]

@@ -202,38 +202,19 @@ fn zero_reaches_the_ready_agent_with_its_context_they_talk_and_the_caller_rates_
 /// new agent's phone registers at once, no restart. A removed agent's phone is refused.
 #[test]
 fn an_agent_added_by_the_cli_registers_on_the_running_server_at_once() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let server = Server::start(ServerOpts::default());
     let api = server
         .api_addr
         .expect("the server's API address")
         .to_string();
     let cli = |args: &[&str], stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_answerline"))
-            .arg("agents")
-            .args(args)
-            .arg("--data")
-            .arg(server.data_dir())
-            .arg("--profiles")
-            .arg(repo_root().join("sip-profiles"))
-            .args(["--api", &api])
-            .env("ANSWERLINE_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{text}");
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--api", api.as_str()])
+            .collect();
+        let (ok, text) = agents_cli(&server.data_dir(), &args, stdin);
+        assert!(ok, "{text}");
         text
     };
     let out = cli(
@@ -256,13 +237,7 @@ fn an_agent_added_by_the_cli_registers_on_the_running_server_at_once() {
     println!("{out}");
     assert!(out.contains("the running server took the change"), "{out}");
     let mut phone = Agent::start(&server, "8011", "cli-secret-8011", &[]);
-    assert!(
-        phone
-            .wait("REGISTERED 200", Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        phone.log()
-    );
+    phone.registered();
     let a = agent_json(&server, 8011);
     assert_eq!(a["live"]["registered"], true, "{a}");
     drop(phone);

@@ -96,16 +96,6 @@ fn ready(server: &Server, agent: u32) {
     assert_eq!(code, 200, "agent {agent} ready: {body}");
 }
 
-fn registered(phone: &mut Agent) {
-    assert!(
-        phone
-            .wait("REGISTERED 200", Duration::from_secs(15))
-            .is_some(),
-        "{}",
-        phone.log()
-    );
-}
-
 fn calls(server: &Server) -> Vec<Value> {
     let (code, body) = get(&format!("{}/calls", server.api()));
     assert_eq!(code, 200, "{body}");
@@ -292,8 +282,8 @@ fn an_unanswered_ring_times_out_and_the_call_moves_to_the_next_agent() {
     });
     let mut deaf = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
     let mut other = Agent::start(&server, "8002", "agent8002", &["--hangup-after-ms", "3000"]);
-    registered(&mut deaf);
-    registered(&mut other);
+    deaf.registered();
+    other.registered();
     // Longest idle first: 8001 has been ready the longer.
     ready(&server, 8001);
     std::thread::sleep(Duration::from_millis(1200));
@@ -382,7 +372,7 @@ fn a_caller_who_waits_too_long_overflows_to_the_senior_queue() {
     });
     // 9002 answers senior but not billing (9001 is in both: it would take the call at once).
     let mut senior = Agent::start(&server, "9002", "agent9002", &["--hangup-after-ms", "2000"]);
-    registered(&mut senior);
+    senior.registered();
     ready(&server, 9002);
     // Billing is staffed (8002 on a break), so the caller waits there first.
     on_break(&server, 8002);
@@ -447,7 +437,7 @@ fn answer_line_self_service_verifies_the_pin_without_the_agent_hearing_it() {
         "agent8001",
         &["--hangup-after-ms", "20000"],
     );
-    registered(&mut phone);
+    phone.registered();
     ready(&server, 8001);
     let pops = screen(&server, 8001);
 
@@ -599,8 +589,8 @@ fn supervised_call(tag: &str) -> (Server, Agent, Agent, Caller, Value, Instant, 
         "agent9002",
         &["--play", &write_voice(dir.path(), "sup.wav", 2000.0)],
     );
-    registered(&mut agent);
-    registered(&mut sup);
+    agent.registered();
+    sup.registered();
     ready(&server, 8001);
 
     let caller = Caller::dial(&server, "13800138000", "10010", 60);
@@ -747,8 +737,8 @@ fn an_agent_transfers_blind_to_another_queue_and_the_context_goes_along() {
     let server = Server::start(ServerOpts::default());
     let mut first = Agent::start(&server, "8001", "agent8001", &[]);
     let mut senior = Agent::start(&server, "9001", "agent9001", &["--hangup-after-ms", "3000"]);
-    registered(&mut first);
-    registered(&mut senior);
+    first.registered();
+    senior.registered();
     ready(&server, 8001);
 
     let mut caller = Caller::dial(&server, "13800138000", "10010", 70);
@@ -819,7 +809,7 @@ fn an_agent_transfers_blind_to_another_queue_and_the_context_goes_along() {
 fn a_vip_caller_is_served_before_one_who_queued_earlier() {
     let server = Server::start(ServerOpts::default());
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
-    registered(&mut phone);
+    phone.registered();
     on_break(&server, 8001);
 
     let plain = Caller::dial(&server, "13800138000", "10010", 60);
@@ -865,7 +855,7 @@ fn an_agent_who_misses_three_rings_in_a_row_is_set_not_ready() {
         ..Default::default()
     });
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
-    registered(&mut phone);
+    phone.registered();
     ready(&server, 8001);
 
     let caller = Caller::dial(&server, "13800138000", "10010", 60);
@@ -951,8 +941,8 @@ fn the_supervision_log_holds_the_sip_call_id_when_the_request_named_the_call_by_
     let server = Server::start(ServerOpts::default());
     let mut agent = Agent::start(&server, "8001", "agent8001", &[]);
     let mut sup = Agent::start(&server, "9002", "agent9002", &[]);
-    registered(&mut agent);
-    registered(&mut sup);
+    agent.registered();
+    sup.registered();
     ready(&server, 8001);
     let caller = Caller::dial(&server, "13800138000", "10011", 40);
     assert!(
@@ -989,7 +979,7 @@ fn the_supervision_log_holds_the_sip_call_id_when_the_request_named_the_call_by_
 fn a_caller_who_hangs_up_while_an_agent_rings_stops_the_ring_without_a_miss() {
     let server = Server::start(ServerOpts::default());
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--answer-after-ms", "-1"]);
-    registered(&mut phone);
+    phone.registered();
     ready(&server, 8001);
 
     // Presses 0 about 2 s in, rung about 4.5 s later, hangs up 10.5 s in.
@@ -1043,9 +1033,9 @@ fn a_ring_all_queue_rings_every_ready_agent_and_the_first_to_answer_takes_the_ca
     let mut first = Agent::start(&server, "8001", "agent8001", &[]);
     let mut quick = Agent::start(&server, "8004", "agent8004", &["--answer-after-ms", "1500"]);
     let mut slow = Agent::start(&server, "8006", "agent8006", &["--answer-after-ms", "-1"]);
-    registered(&mut first);
-    registered(&mut quick);
-    registered(&mut slow);
+    first.registered();
+    quick.registered();
+    slow.registered();
     ready(&server, 8001);
 
     let caller = Caller::dial(&server, "13800138000", "10010", 40);
@@ -1105,7 +1095,7 @@ fn a_ring_all_queue_rings_every_ready_agent_and_the_first_to_answer_takes_the_ca
 fn after_a_call_the_agent_is_not_rung_again_until_wrap_up_ends() {
     let server = Server::start(ServerOpts::default());
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--hangup-after-ms", "8000"]);
-    registered(&mut phone);
+    phone.registered();
     ready(&server, 8001);
 
     let talking = Caller::dial(&server, "13800138000", "10010", 60);
@@ -1144,7 +1134,7 @@ fn after_a_call_the_agent_is_not_rung_again_until_wrap_up_ends() {
 fn a_caller_who_keys_wrong_pins_in_self_service_comes_back_unverified() {
     let server = Server::start(ServerOpts::default());
     let mut phone = Agent::start(&server, "8001", "agent8001", &[]);
-    registered(&mut phone);
+    phone.registered();
     ready(&server, 8001);
     let pops = screen(&server, 8001);
     let caller = Caller::dial(&server, "13800138000", "10011", 70);
@@ -1256,7 +1246,7 @@ fn a_caller_who_accepts_a_callback_keeps_their_place_and_is_called_back_agent_fi
             "6000",
         ],
     );
-    registered(&mut phone);
+    phone.registered();
     on_break(&server, 8001);
 
     // The first caller waits, is offered a callback after 5 s, presses 1 and is let go.
@@ -1384,8 +1374,8 @@ fn first_rung_with(strategy: &str) -> &'static str {
     let never = ["--answer-after-ms", "-1"];
     let mut a = Agent::start(&server, "8001", "agent8001", &never);
     let mut b = Agent::start(&server, "8002", "agent8002", &never);
-    registered(&mut a);
-    registered(&mut b);
+    a.registered();
+    b.registered();
     ready(&server, 8002);
     std::thread::sleep(Duration::from_millis(1500));
     ready(&server, 8001);
@@ -1425,8 +1415,8 @@ fn an_agent_who_logs_out_while_rung_passes_the_caller_on_at_once() {
     let server = Server::start(ServerOpts::default());
     let mut leaving = Agent::start(&server, "8002", "agent8002", &["--answer-after-ms", "-1"]);
     let mut staying = Agent::start(&server, "8001", "agent8001", &[]);
-    registered(&mut leaving);
-    registered(&mut staying);
+    leaving.registered();
+    staying.registered();
     ready(&server, 8002);
     std::thread::sleep(Duration::from_millis(1500));
     ready(&server, 8001);
@@ -1492,8 +1482,8 @@ fn an_agent_phones_transfer_key_sends_the_caller_to_another_queue_and_a_wrong_nu
         ],
     );
     let mut senior = Agent::start(&server, "9001", "agent9001", &["--answer-after-ms", "-1"]);
-    registered(&mut first);
-    registered(&mut senior);
+    first.registered();
+    senior.registered();
     ready(&server, 8001);
 
     let caller = Caller::dial(&server, "13800138000", "10010", 70);
@@ -1547,7 +1537,7 @@ fn an_agent_phones_transfer_key_sends_the_caller_to_another_queue_and_a_wrong_nu
 fn keys_a_caller_presses_in_band_while_bridged_never_reach_the_agents_ear_or_the_recording() {
     let server = Server::start(ServerOpts::default());
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--hangup-after-ms", "9000"]);
-    registered(&mut phone);
+    phone.registered();
     ready(&server, 8001);
     let caller = Caller::dial(&server, "13800138000", "10010", 60);
     caller.press_zero();

@@ -97,6 +97,16 @@ impl Agent {
         None
     }
 
+    /// Waits for the registrar's 200 (fails the test with the phone's log otherwise).
+    pub fn registered(&mut self) {
+        assert!(
+            self.wait("REGISTERED 200", Duration::from_secs(15))
+                .is_some(),
+            "{}",
+            self.log()
+        );
+    }
+
     pub fn log(&self) -> String {
         let events: Vec<&str> = self.seen.iter().map(|(_, l)| l.as_str()).collect();
         let err = std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default();

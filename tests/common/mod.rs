@@ -432,6 +432,35 @@ pub fn answerline_cli(args: &[&str], data: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Runs `answerline agents <args> --data <data> --profiles <repo>/sip-profiles` with `stdin`
+/// piped in (passwords): (exit 0, stdout + stderr).
+pub fn agents_cli(data: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_answerline"))
+        .arg("agents")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--profiles")
+        .arg(repo_root().join("sip-profiles"))
+        .env("ANSWERLINE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("answerline runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
 /// Polls `f` every 50 ms until it returns Some or `timeout` passes (CDRs are written after the
 /// call ends, asynchronously).
 pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
