@@ -467,10 +467,7 @@ impl Engine {
         let Some(p) = self.desk.as_ref().map(|d| d.profile) else {
             return;
         };
-        let leg = CallRef(self.next_id);
-        self.next_id += 1;
-        self.legs.insert(
-            leg,
+        self.open_leg(|leg| {
             Leg::ringing(
                 leg,
                 owner,
@@ -481,13 +478,22 @@ impl Engine {
                 headers,
                 from_user,
                 from_display,
-            ),
-        );
-        self.out.push_back(Output::OpenRtp {
-            call: leg,
-            profile: p,
-            remote: b.source,
+            )
         });
+    }
+
+    /// Takes the next id for a new leg and opens its RTP socket; the INVITE follows once it
+    /// is bound (`leg_rtp_ready`).
+    fn open_leg(&mut self, make: impl FnOnce(CallRef) -> Leg) {
+        let id = CallRef(self.next_id);
+        self.next_id += 1;
+        let leg = make(id);
+        self.out.push_back(Output::OpenRtp {
+            call: id,
+            profile: leg.profile,
+            remote: leg.dest,
+        });
+        self.legs.insert(id, leg);
     }
 
     /// `rtp_ready` for a leg: the socket is bound, send the INVITE with our offer.
@@ -1557,10 +1563,7 @@ impl Engine {
             .registrar_mut()
             .and_then(|r| r.bindings(extension).last().cloned())
             .ok_or("the supervisor's phone is not registered")?;
-        let leg = CallRef(self.next_id);
-        self.next_id += 1;
-        self.legs.insert(
-            leg,
+        self.open_leg(|leg| {
             Leg::ringing(
                 leg,
                 call,
@@ -1574,12 +1577,7 @@ impl Engine {
                 vec![("X-Supervise".into(), mode.name().into())],
                 "supervise".into(),
                 None,
-            ),
-        );
-        self.out.push_back(Output::OpenRtp {
-            call: leg,
-            profile: p,
-            remote: b.source,
+            )
         });
         self.log_supervision(call, extension, mode);
         Ok(())
