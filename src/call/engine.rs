@@ -168,6 +168,11 @@ pub struct Engine {
     boot_tag: String,
     /// Callers who accepted a callback and left: their number and context, by ACD call id.
     callbacks: HashMap<CallRef, callback::PendingCallback>,
+    /// Profiles whose SIP core is being drained right now. Handling one event (a hang-up)
+    /// drains again; without this a burst of events (30,000 ACK time-outs after a flood)
+    /// recursed once per event and overflowed the worker's stack. The outer drain picks up
+    /// whatever the inner call would have taken.
+    draining: Vec<bool>,
 }
 
 /// Running totals an operator watches (logged by the worker every minute and at stop).
@@ -203,6 +208,7 @@ impl Engine {
         menus: Arc<MenuSet>,
         opts: EngineOptions,
     ) -> Self {
+        let n_profiles = profiles.len();
         let sip = profiles
             .iter()
             .zip(local_addrs)
@@ -237,6 +243,7 @@ impl Engine {
             leg_by_sip: HashMap::new(),
             boot_tag: boot_tag(),
             callbacks: HashMap::new(),
+            draining: vec![false; n_profiles],
         }
     }
 
@@ -657,6 +664,9 @@ impl Engine {
     // ---- SIP ----------------------------------------------------------------------------
 
     fn drain_sip(&mut self, now: Instant, p: usize) {
+        if std::mem::replace(&mut self.draining[p], true) {
+            return;
+        }
         loop {
             let mut progressed = false;
             while let Some(t) = self.sip[p].poll_transmit() {
@@ -674,6 +684,7 @@ impl Engine {
                 break;
             }
         }
+        self.draining[p] = false;
     }
 
     fn on_sip_event(&mut self, now: Instant, p: usize, ev: SipEvent) {

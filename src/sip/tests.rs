@@ -954,6 +954,31 @@ fn late_offer_answer_arrives_in_the_ack() {
     assert_eq!(c.call_info(call).unwrap().ack_sdp.as_deref(), Some(SDP));
 }
 
+/// Regression: a quoted-pair escaping a multi-byte character once sliced inside it and
+/// panicked the media worker, stopping every call (issue 12).
+#[test]
+fn quoted_pair_before_a_multibyte_character_is_answered_not_a_panic() {
+    let mut c = core();
+    let now = Instant::now();
+    for from in [
+        "\"\\\u{e9}\" <sip:a@b>;tag=1",
+        "\"\\\u{4e2d}\u{6587}\" <sip:a@b>;tag=1",
+        "\"\\\u{1f600}\" <sip:a@b>;tag=1",
+        "\"abc\\",
+        "\"\\",
+    ] {
+        let opts = format!(
+            "OPTIONS sip:198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK-q\r\n\
+             From: {from}\r\nTo: <sip:198.51.100.1>\r\nCall-ID: q1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        c.handle_datagram(now, peer(), opts.as_bytes());
+        let out = drain(&mut c);
+        assert_eq!(out.len(), 1, "one answer for From: {from}");
+        let code = status(&out[0]);
+        assert!(code == 200 || code == 400, "From: {from} got {code}");
+    }
+}
+
 #[test]
 fn out_of_dialog_floods_are_answered_without_keeping_state() {
     let mut c = core();

@@ -547,10 +547,11 @@ pub(crate) fn parse_name_addr(v: &str) -> Result<NameAddr, ()> {
             match b.get(i) {
                 None => return Err(()),
                 Some(b'\\') => {
-                    if let Some(&c) = b.get(i + 1) {
-                        name.push(c as char);
-                    }
-                    i += 2;
+                    // quoted-pair escapes one character, which may be several UTF-8 bytes:
+                    // step over the whole character so no slice lands inside one.
+                    let c = v[i + 1..].chars().next().ok_or(())?;
+                    name.push(c);
+                    i += 1 + c.len_utf8();
                 }
                 Some(b'"') => {
                     i += 1;
@@ -703,6 +704,15 @@ pub(crate) fn stamp_via(via: &str, src: std::net::SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_pair_escapes_a_whole_character() {
+        let n = parse_name_addr("\"\\\u{e9}x\" <sip:a@b>;tag=1").unwrap();
+        assert_eq!(n.display.as_deref(), Some("\u{e9}x"));
+        let n = parse_name_addr("\"\\\u{4e2d}\" <sip:a@b>").unwrap();
+        assert_eq!(n.display.as_deref(), Some("\u{4e2d}"));
+        assert!(parse_name_addr("\"\\").is_err());
+    }
 
     #[test]
     fn name_addr_forms() {
