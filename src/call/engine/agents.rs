@@ -1223,6 +1223,7 @@ impl Engine {
     /// The answer to `Output::CallerLookup`: the caller's account (number, VIP level) if
     /// they are a customer, and how many times they called today.
     pub fn caller_known(&mut self, call: CallRef, account: Option<(String, u8)>, calls_today: u32) {
+        self.current = Some(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };

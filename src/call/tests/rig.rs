@@ -175,6 +175,8 @@ pub struct Caller {
     pub invite_headers: String,
     pub branches: u32,
     pub to_tag: Option<String>,
+    /// The number dialled (Request-URI and To user part).
+    pub called: String,
 }
 
 impl Caller {
@@ -195,6 +197,7 @@ impl Caller {
             invite_headers: String::new(),
             branches: 0,
             to_tag: None,
+            called: "10010".into(),
         }
     }
 
@@ -218,11 +221,11 @@ impl Caller {
             .unwrap_or_default();
         let port = if self.profile == TRUNK { 5080 } else { 5060 };
         format!(
-            "{method} sip:10010@127.0.0.1:{port} SIP/2.0\r\n\
+            "{method} sip:{called}@127.0.0.1:{port} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {sip};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:{user}@127.0.0.1>;tag=caller\r\n\
-             To: <sip:10010@127.0.0.1:{port}>{to_tag}\r\n\
+             To: <sip:{called}@127.0.0.1:{port}>{to_tag}\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {} {}\r\n\
              Contact: <sip:{user}@{sip}>\r\n\
@@ -233,6 +236,7 @@ impl Caller {
             sip = self.sip,
             user = self.user,
             call_id = self.call_id,
+            called = self.called,
         )
         .into_bytes()
     }
