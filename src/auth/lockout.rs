@@ -8,11 +8,12 @@
 //! Memory is bounded: each scope tracks at most `max_tracked` keys (a guesser spraying
 //! usernames or addresses evicts idle keys first, then the lock closest to its end), each
 //! key holds fewer than its limit of timestamps, and user keys are cut to
-//! [`MAX_USER_KEY`] bytes.
+//! [`MAX_USER_KEY`] bytes. An IPv6 source counts by its /64, since one host is usually
+//! given a whole /64 and could otherwise guess from a fresh address each time.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Longest user name kept as a key: longer ones (garbage, attacks) share the prefix's count.
@@ -137,7 +138,7 @@ impl Guard {
 
     /// When the lock on this source or this user ends, if one is in force.
     pub fn locked(&self, now: Instant, source: IpAddr, user: Option<&str>) -> Option<Instant> {
-        let by_source = self.sources.locked(now, &source);
+        let by_source = self.sources.locked(now, &source_key(source));
         let by_user = user.and_then(|u| self.users.locked(now, user_key(u)));
         by_source.max(by_user)
     }
@@ -168,9 +169,9 @@ impl Guard {
                 started.push(event(Scope::User, n));
             }
         }
-        if let Some(n) = self
-            .sources
-            .fail(now, &source, c.max_per_source, c.window, c.lock)
+        if let Some(n) =
+            self.sources
+                .fail(now, &source_key(source), c.max_per_source, c.window, c.lock)
         {
             started.push(event(Scope::Source, n));
         }
@@ -180,6 +181,19 @@ impl Guard {
     /// Keys tracked (users, sources): for tests and metrics.
     pub fn tracked(&self) -> (usize, usize) {
         (self.users.map.len(), self.sources.map.len())
+    }
+}
+
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = a.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 

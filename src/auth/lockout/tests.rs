@@ -125,6 +125,31 @@ fn user_and_source_limits_count_independently() {
 }
 
 #[test]
+fn an_ipv6_source_counts_by_its_64_and_a_mapped_ipv4_as_itself() {
+    let mut g = guard();
+    let t = Instant::now();
+    let events: Vec<_> = (0..20u16)
+        .flat_map(|i| {
+            let src = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, i + 1));
+            g.failed(t, src, None)
+        })
+        .collect();
+    assert_eq!(
+        events.len(),
+        1,
+        "twenty addresses of one /64 are one source"
+    );
+    assert_eq!(
+        events[0].source,
+        "2001:db8:1:2::14".parse::<IpAddr>().unwrap()
+    );
+    assert!(g.locked(t, ip("2001:db8:1:2:ffff::1"), None).is_some());
+    assert!(g.locked(t, ip("2001:db8:1:3::1"), None).is_none());
+    fail_n(&mut g, t, secs(0), 20, "::ffff:192.0.2.1", None);
+    assert!(g.locked(t, ip(S1), None).is_some());
+}
+
+#[test]
 fn a_lock_shorter_than_the_window_does_not_relock_on_the_next_failure() {
     let mut g = Guard::new(LockoutConfig {
         lock: secs(2),
