@@ -33,6 +33,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         realtime,
         acd,
         api,
+        lockout,
     } = prepared;
     let mut sip = Vec::new();
     let mut local_addrs = Vec::new();
@@ -92,6 +93,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     );
     if let Some((acd, directory)) = acd {
         engine.set_acd(Instant::now(), acd, directory);
+        engine.set_register_lockout(lockout);
     }
     let mut worker = Worker::new(
         engine,

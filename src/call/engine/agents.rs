@@ -86,6 +86,14 @@ impl Engine {
         info!(profile = %self.profiles[p].name, agents = self.desk.as_ref().map_or(0, |d| d.acd.agent_ids().len()), "ACD on");
     }
 
+    /// Lock-out of REGISTER guessers (security.toml); after `set_acd`, which makes the registrar.
+    pub fn set_register_lockout(&mut self, cfg: crate::auth::LockoutConfig) {
+        let Some(d) = self.desk.as_ref() else { return };
+        if let Some(r) = self.sip[d.profile].registrar_mut() {
+            r.set_lockout(cfg);
+        }
+    }
+
     pub fn acd(&self) -> Option<&Acd> {
         self.desk.as_ref().map(|d| &d.acd)
     }
