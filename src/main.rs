@@ -216,12 +216,16 @@ fn options(paths: Paths) -> ServeOptions {
 }
 
 fn main() -> ExitCode {
+    // Flushed when dropped at the end of main: keep it alive across `exit`.
+    let (log_writer, _log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ANSWERLINE_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     answerline::server::panics::install();
@@ -277,6 +281,12 @@ fn main() -> ExitCode {
 fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
+        // systemd's Restart=on-failure (or any supervisor) restarts a server whose media
+        // worker is gone; 70 (EX_SOFTWARE) tells that apart from a bad start.
+        Err(e) if e.is::<server::WorkerStopped>() => {
+            tracing::error!("{e}");
+            ExitCode::from(70)
+        }
         Err(e) => {
             eprintln!("answerline: {e:#}");
             ExitCode::FAILURE

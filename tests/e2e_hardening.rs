@@ -24,18 +24,41 @@ fn main_menu_at() -> Duration {
     Duration::from_millis(ms("zh", "welcome") + ms("en", "press2_english") + 1500)
 }
 
-/// The longest silence between packets the server sent, over the packets' whole span.
-fn longest_gap(sink: &RtpSink) -> Duration {
+/// The longest silence between packets the server sent, by the kernel's receive times (the
+/// test's own threads may be descheduled on a busy machine; the kernel's clock is not), and
+/// when it began (after the first packet).
+fn longest_gap(sink: &RtpSink) -> (Duration, Duration) {
     let p = sink.packets();
-    p.windows(2)
-        .map(|w| w[1].at.saturating_duration_since(w[0].at))
+    let t: Vec<Duration> = p
+        .iter()
+        .map(|p| p.kernel_at.expect("SO_TIMESTAMPNS receive time"))
+        .collect();
+    t.windows(2)
+        .map(|w| (w[1].saturating_sub(w[0]), w[0].saturating_sub(t[0])))
         .max()
-        .unwrap_or(Duration::MAX)
+        .unwrap_or((Duration::MAX, Duration::ZERO))
 }
 
+/// The tests here load the machine on purpose (a flood, bursts of calls): one at a time, so
+/// one test's load is not counted against another's live call.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    M.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// GET /health with its body whatever the status (a 503 says why).
 fn health(server: &Server) -> (u16, serde_json::Value) {
-    let (code, body) = get(&format!("{}/health", server.api()));
-    (code, serde_json::from_str(&body).unwrap_or_default())
+    let mut r = ureq::get(&format!("{}/health", server.api()))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .expect("health answers");
+    let body = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        r.status().as_u16(),
+        serde_json::from_str(&body).unwrap_or_default(),
+    )
 }
 
 fn invite(to: SocketAddr, from: SocketAddr, n: u32) -> Vec<u8> {
@@ -94,6 +117,7 @@ fn flood(to: SocketAddr, per_s: u32, secs: u32) -> (u32, u32) {
 /// key works, the flooder is blocked (one security line), and the server is fine after.
 #[test]
 fn an_invite_flood_from_one_address_does_not_hurt_a_live_call_from_another() {
+    let _serial = one_at_a_time();
     let server = Server::start(ServerOpts::default());
     let (mut sink, _) = RtpSink::bind();
     sink.start_talking(Law::Alaw);
@@ -124,11 +148,10 @@ fn an_invite_flood_from_one_address_does_not_hurt_a_live_call_from_another() {
     let (sent, back) = flooder.join().unwrap();
     call.join().unwrap().assert_ok();
 
-    let gap = longest_gap(&sink);
+    let (gap, at) = longest_gap(&sink);
     eprintln!(
-        "flood: {sent} INVITEs sent, {back} datagrams answered; live call: {} packets, longest gap {:?}, jitter {:?}",
+        "flood: {sent} INVITEs sent, {back} datagrams answered; live call: {} packets, longest gap {gap:?} at {at:?}, jitter {:?}",
         sink.count(),
-        gap,
         sink.jitter(20.0)
     );
     assert!(sent >= 45_000, "the flood was sent ({sent})");
@@ -173,6 +196,7 @@ fn an_invite_flood_from_one_address_does_not_hurt_a_live_call_from_another() {
 /// CDR saying so; every admitted call completes normally.
 #[test]
 fn past_max_calls_the_excess_is_refused_and_the_admitted_calls_are_whole() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("profiles-limit");
     let profiles = dir.path().join("sip-profiles");
     std::fs::create_dir_all(&profiles).unwrap();
@@ -241,6 +265,7 @@ fn past_max_calls_the_excess_is_refused_and_the_admitted_calls_are_whole() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn a_panic_inside_one_call_ends_it_and_the_other_call_carries_on() {
+    let _serial = one_at_a_time();
     let server = Server::start(ServerOpts::default());
     let (mut sink, _) = RtpSink::bind();
     sink.start_talking(Law::Alaw);
@@ -272,10 +297,11 @@ fn a_panic_inside_one_call_ends_it_and_the_other_call_carries_on() {
     std::thread::sleep((t0 + first).saturating_duration_since(Instant::now()));
     assert!(sink.send_digit('1', 100, 101));
     good.join().unwrap().assert_ok();
-    let gap = longest_gap(&sink);
+    let (gap, at) = longest_gap(&sink);
+    eprintln!("the other call: longest gap {gap:?} at {at:?} after its answer");
     assert!(
         gap <= Duration::from_millis(40),
-        "a {gap:?} hole in the other call"
+        "a {gap:?} hole in the other call, {at:?} after its answer"
     );
 
     let rows = wait_until(Duration::from_secs(5), || {
@@ -300,6 +326,47 @@ fn a_panic_inside_one_call_ends_it_and_the_other_call_carries_on() {
         (200, Some(1)),
         "{h}"
     );
+}
+
+/// A worker that stops ticking makes the health check answer 503 (so a load balancer stops
+/// sending calls) and 200 again once it ticks; a worker that dies takes the process down with
+/// status 70, for the supervisor to restart it, rather than leaving it answering HTTP only.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn health_says_503_while_the_worker_stalls_and_a_dead_worker_exits_the_process_70() {
+    let _serial = one_at_a_time();
+    let server =
+        Server::start(ServerOpts::default().env("ANSWERLINE_FAULT_WORKER_STALL", "1500:3000"));
+    let (code, h) = health(&server);
+    assert_eq!(code, 200, "{h}");
+    assert_eq!(h["worker"]["alive"], true);
+    let stalled = wait_until(Duration::from_secs(5), || {
+        let (code, h) = health(&server);
+        (code == 503).then_some(h)
+    })
+    .expect("503 while the worker does not tick");
+    assert_eq!(stalled["status"], "worker_stalled", "{stalled}");
+    assert!(stalled["worker"]["since_tick_ms"].as_u64().unwrap() >= 1000);
+    let back = wait_until(Duration::from_secs(6), || {
+        let (code, h) = health(&server);
+        (code == 200).then_some(h)
+    });
+    assert!(back.is_some(), "healthy again once it ticks");
+    drop(server);
+
+    let mut server =
+        Server::start(ServerOpts::default().env("ANSWERLINE_FAULT_WORKER_DIE", "1000"));
+    let status = wait_until(Duration::from_secs(10), || {
+        (!server.is_running()).then_some(())
+    });
+    assert!(
+        status.is_some(),
+        "the process did not exit when its worker died"
+    );
+    let code = server.stop().and_then(|s| s.code());
+    let log = server.stderr_log();
+    assert_eq!(code, Some(70), "exit status; log:\n{log}");
+    assert!(log.contains("media worker stopped unexpectedly"), "{log}");
 }
 
 #[cfg(not(feature = "fault-injection"))]

@@ -145,10 +145,10 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = &mut worker_ended => {
-            // No worker, no calls: exit non-zero so systemd (Restart=on-failure) restarts us
-            // instead of leaving a process that answers HTTP and serves nobody.
-            tracing::error!("the media worker stopped unexpectedly; exiting so the supervisor restarts the server");
-            std::process::exit(70);
+            // No worker, no calls: exit non-zero so a supervisor restarts us instead of
+            // leaving a process that answers HTTP and serves nobody.
+            let _ = api_stop.send(());
+            return Err(WorkerStopped.into());
         }
     }
     let _ = api_stop.send(());
@@ -165,6 +165,18 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the media worker panicked"))?;
     Ok(())
 }
+
+/// The media worker ended while the server was not stopping (a panic outside its guard).
+#[derive(Debug)]
+pub struct WorkerStopped;
+
+impl std::fmt::Display for WorkerStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the media worker stopped unexpectedly; exiting (70) so the supervisor restarts the server")
+    }
+}
+
+impl std::error::Error for WorkerStopped {}
 
 /// The local address the kernel would use toward `remote` (for SDP when bound to 0.0.0.0).
 pub fn local_ip_toward(remote: IpAddr) -> IpAddr {

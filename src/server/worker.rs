@@ -294,6 +294,8 @@ impl Worker {
         let mut next_tick = Instant::now() + TICK;
         let mut stopping: Option<Instant> = None;
         let mut stats = TickStats::default();
+        #[cfg(feature = "fault-injection")]
+        let mut fault = InjectedFault::from_env();
         let mut next_report = Instant::now() + REPORT_EVERY;
         loop {
             // Sleep to the tick, then take everything that arrived in one sweep: one epoll
@@ -371,6 +373,8 @@ impl Worker {
                     break;
                 }
             }
+            #[cfg(feature = "fault-injection")]
+            fault.strike();
             if realtime::take_demoted() {
                 error!(
                     "the media worker ran {} ms without blocking at real-time priority: \
@@ -706,6 +710,47 @@ impl Worker {
             ip => ip,
         };
         Some((ip, port))
+    }
+}
+
+/// Test builds only (`--features fault-injection`): the worker itself stalls or dies, outside
+/// the engine's guard, to show what the health check and the process supervisor see.
+/// `ANSWERLINE_FAULT_WORKER_STALL=AFTER_MS:FOR_MS`, `ANSWERLINE_FAULT_WORKER_DIE=AFTER_MS`.
+#[cfg(feature = "fault-injection")]
+struct InjectedFault {
+    stall: Option<(Instant, Duration)>,
+    die: Option<Instant>,
+}
+
+#[cfg(feature = "fault-injection")]
+impl InjectedFault {
+    fn from_env() -> Self {
+        let ms = |v: &str| v.trim().parse::<u64>().ok().map(Duration::from_millis);
+        let start = Instant::now();
+        let stall = std::env::var("ANSWERLINE_FAULT_WORKER_STALL")
+            .ok()
+            .and_then(|v| {
+                let (after, len) = v.split_once(':')?;
+                Some((start + ms(after)?, ms(len)?))
+            });
+        let die = std::env::var("ANSWERLINE_FAULT_WORKER_DIE")
+            .ok()
+            .and_then(|v| Some(start + ms(&v)?));
+        InjectedFault { stall, die }
+    }
+
+    fn strike(&mut self) {
+        let now = Instant::now();
+        if let Some((at, len)) = self.stall {
+            if now >= at {
+                self.stall = None;
+                warn!("fault injected: the media worker stalls for {len:?}");
+                std::thread::sleep(len);
+            }
+        }
+        if self.die.is_some_and(|t| now >= t) {
+            panic!("fault injected: the media worker dies");
+        }
     }
 }
 

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct RtpPacket {
     pub at: Instant,
+    /// When the kernel received it (SO_TIMESTAMPNS, wall clock): unlike `at`, not delayed by
+    /// this test thread's scheduling on a busy machine. Use it to measure the sender's timing.
+    pub kernel_at: Option<Duration>,
     pub from: SocketAddr,
     pub seq: u16,
     pub ts: u32,
@@ -100,6 +103,7 @@ impl RtpSink {
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
+        enable_kernel_timestamps(&socket);
         let packets = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let rx_thread = {
@@ -108,13 +112,14 @@ impl RtpSink {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    let Some((n, from, kernel_at)) = recv_timestamped(&sock, &mut buf) else {
                         continue;
                     };
                     let at = Instant::now();
                     if let Some((seq, ts, pt, marker, ssrc, payload)) = parse_rtp(&buf[..n]) {
                         packets.lock().unwrap().push(RtpPacket {
                             at,
+                            kernel_at,
                             from,
                             seq,
                             ts,
@@ -324,6 +329,64 @@ impl Drop for RtpSink {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+fn enable_kernel_timestamps(s: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value of the right size.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// recvmsg with the kernel's receive time (SO_TIMESTAMPNS) when it came along.
+fn recv_timestamped(
+    s: &UdpSocket,
+    buf: &mut [u8],
+) -> Option<(usize, SocketAddr, Option<Duration>)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: every pointer handed to recvmsg points into live, correctly sized buffers;
+    // control messages are read only through the CMSG macros within msg_controllen.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        let mut ctrl = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = &mut addr as *mut _ as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&ctrl);
+        let n = libc::recvmsg(s.as_raw_fd(), &mut msg, 0);
+        if n < 0 || addr.sin_family != libc::AF_INET as libc::sa_family_t {
+            return None;
+        }
+        let from = SocketAddr::from((
+            std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+            u16::from_be(addr.sin_port),
+        ));
+        let mut kernel_at = None;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                kernel_at = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        Some((n as usize, from, kernel_at))
     }
 }
 
