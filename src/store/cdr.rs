@@ -172,10 +172,8 @@ pub(super) fn calls_today(conn: &Connection, caller: &str) -> Result<u32, StoreE
     let since = super::rfc3339_utc(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(midnight_utc.max(0) as u64),
     );
-    let n: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM cdr WHERE caller = ?1 AND started_at >= ?2",
-        params![caller, since],
-        |r| r.get(0),
-    )?;
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM cdr WHERE caller = ?1 AND started_at >= ?2")?
+        .query_row(params![caller, since], |r| r.get(0))?;
     Ok(n as u32)
 }

@@ -256,3 +256,44 @@ fn concurrent_writers_from_many_threads_all_land() {
     assert!(db.idle.lock().unwrap().len() <= MAX_IDLE);
     cleanup(&path);
 }
+
+/// "Calls today" is asked on every answered call: it must read the caller's own rows through
+/// an index, not the whole day's CDRs (a busy day holds millions).
+#[test]
+fn calls_today_counts_the_callers_calls_since_midnight_through_its_index() {
+    let path = temp_db_path("calls-today");
+    let db = Db::open(&path).unwrap();
+    let now = rfc3339_utc(std::time::SystemTime::now());
+    for (n, (caller, started)) in [
+        ("13800138000", now.as_str()),
+        ("13800138000", now.as_str()),
+        ("13800138000", "2020-01-01T00:00:00.000Z"),
+        ("13900139000", now.as_str()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = sample_cdr(n as i64);
+        c.caller = caller.into();
+        c.started_at = started.into();
+        db.insert_cdr(&c).unwrap();
+    }
+    assert_eq!(db.calls_today("13800138000").unwrap(), 2);
+    assert_eq!(db.calls_today("13900139000").unwrap(), 1);
+    assert_eq!(db.calls_today("13700137000").unwrap(), 0);
+    let plan: Vec<String> = {
+        let conn = db.conn().unwrap();
+        let mut st = conn
+            .prepare("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM cdr WHERE caller = ?1 AND started_at >= ?2")
+            .unwrap();
+        st.query_map(params!["13800138000", now], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(
+        plan.iter().any(|p| p.contains("cdr_by_caller")),
+        "plan: {plan:?}"
+    );
+    cleanup(&path);
+}
