@@ -5,8 +5,8 @@
 mod agents;
 mod rig;
 
-use super::mask_number;
 use super::{CallRef, EngineOptions};
+use crate::caller_id::mask as mask_number;
 use crate::config::DtmfMode;
 use crate::ivr::{say, MenuSet};
 use crate::media::g711::Law;
