@@ -315,7 +315,7 @@ impl SqliteBilling {
                 params![msisdn, now_unix],
             )?;
             if failures + 1 >= PIN_MAX_FAILURES {
-                tracing::warn!(msisdn = %msisdn, "service PIN locked after repeated wrong entries");
+                tracing::warn!(msisdn = %crate::caller_id::mask(&msisdn), "service PIN locked after repeated wrong entries");
                 PinCheck::Locked
             } else {
                 PinCheck::Wrong
