@@ -32,3 +32,5 @@ pub mod server;
 pub mod sip;
 pub mod speech;
 pub mod store;
+#[cfg(test)]
+mod test_logs;

@@ -502,6 +502,22 @@ mod tests {
     }
 
     #[test]
+    fn the_lock_is_logged_with_the_number_masked() {
+        let (b, path) = demo("pin-log");
+        let t0 = 1_800_000_000;
+        let (last, logs) = crate::test_logs::capture(|| {
+            (0..PIN_MAX_FAILURES)
+                .map(|i| b.verify_pin_at("13800138000", "000000", t0 + i).unwrap())
+                .last()
+        });
+        assert_eq!(last, Some(PinCheck::Locked));
+        assert!(logs.contains("service PIN locked"), "{logs}");
+        assert!(logs.contains("138****8000"), "{logs}");
+        assert!(!logs.contains("13800138000"), "{logs}");
+        cleanup(&path);
+    }
+
+    #[test]
     fn pin_check_and_lock_out() {
         let (b, path) = demo("pin");
         let t0 = 1_800_000_000;

@@ -6,30 +6,7 @@ use super::agents::{acd_rig, password, Phone};
 use super::rig::*;
 use crate::call::callback_target;
 use crate::caller_id::CallerId;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Every log line the engine writes while a test runs (this thread only).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
 
 /// What reached the agent's side and the logs for one caller who pressed 0.
 struct Seen {
@@ -43,43 +20,35 @@ struct Seen {
 /// Agent 8001 ready; a caller with this From user, display and extra INVITE headers
 /// presses 0, the agent's phone rings, the caller hangs up.
 fn ring_agent_for(user: &str, display: &str, headers: &str) -> Seen {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let (invite, contexts, events, cdr_caller) =
-        tracing::subscriber::with_default(subscriber, || {
-            let mut rig = acd_rig();
-            let mut phone = Phone::new("8001", 6001);
-            assert_eq!(phone.register(&mut rig, &password("8001")), 200);
-            assert_eq!(phone.dial(&mut rig, "*21").0, 603);
-            let mut caller = Caller::new(LAB, user);
-            caller.call_id = "injection-1@test".into();
-            caller.from_display = display.into();
-            caller.invite_headers = headers.into();
-            let call = rig.answered(&mut caller);
-            rig.talk(call, "127.0.0.1:40000".parse().unwrap());
-            rig.advance(Duration::from_secs(1));
-            rig.press_info(&mut caller, '0');
-            rig.advance(play_time(&[&clip("zh", "transferring")]));
-            let invites = phone.invites(&rig);
-            assert_eq!(invites.len(), 1, "the agent's phone is rung once");
-            let invite = invites[0].to_string();
-            let bye = caller.request("BYE", "", "");
-            rig.send(&caller, &bye);
-            rig.advance(Duration::from_millis(100));
-            let contexts: Vec<&str> = rig.contexts.iter().map(|c| c.2.as_str()).collect();
-            let events: Vec<String> = rig.agent_events.iter().map(|e| e.to_string()).collect();
-            (
-                invite,
-                contexts.join("\n"),
-                events.join("\n"),
-                rig.cdr().caller.clone(),
-            )
-        });
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let ((invite, contexts, events, cdr_caller), logs) = crate::test_logs::capture(|| {
+        let mut rig = acd_rig();
+        let mut phone = Phone::new("8001", 6001);
+        assert_eq!(phone.register(&mut rig, &password("8001")), 200);
+        assert_eq!(phone.dial(&mut rig, "*21").0, 603);
+        let mut caller = Caller::new(LAB, user);
+        caller.call_id = "injection-1@test".into();
+        caller.from_display = display.into();
+        caller.invite_headers = headers.into();
+        let call = rig.answered(&mut caller);
+        rig.talk(call, "127.0.0.1:40000".parse().unwrap());
+        rig.advance(Duration::from_secs(1));
+        rig.press_info(&mut caller, '0');
+        rig.advance(play_time(&[&clip("zh", "transferring")]));
+        let invites = phone.invites(&rig);
+        assert_eq!(invites.len(), 1, "the agent's phone is rung once");
+        let invite = invites[0].to_string();
+        let bye = caller.request("BYE", "", "");
+        rig.send(&caller, &bye);
+        rig.advance(Duration::from_millis(100));
+        let contexts: Vec<&str> = rig.contexts.iter().map(|c| c.2.as_str()).collect();
+        let events: Vec<String> = rig.agent_events.iter().map(|e| e.to_string()).collect();
+        (
+            invite,
+            contexts.join("\n"),
+            events.join("\n"),
+            rig.cdr().caller.clone(),
+        )
+    });
     Seen {
         invite,
         contexts,
