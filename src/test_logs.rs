@@ -1,15 +1,38 @@
-//! Tests that check what reaches the logs: runs a closure under a subscriber that keeps
-//! every line written on this thread, at every level.
+//! Tests that check what reaches the logs: runs a closure and returns every line it logged
+//! on this thread, at every level.
+//!
+//! One global subscriber, installed once, writes to whichever capture the current thread
+//! has open. Per-test scoped subscribers (`with_default`) are not enough when tests run in
+//! parallel: callsite interest is cached process-wide, so a line first hit on a thread with
+//! no subscriber can stay disabled for the test that captures it.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
 
-impl Write for Lines {
+type Buffer = Arc<Mutex<Vec<u8>>>;
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Buffer>> = const { RefCell::new(None) };
+}
+
+fn capturing() -> bool {
+    CAPTURE.with(|c| c.borrow().is_some())
+}
+
+/// Writes to this thread's open capture, if any.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|c| {
+            if let Some(b) = c.borrow().as_ref() {
+                b.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -17,22 +40,29 @@ impl Write for Lines {
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
-    type Writer = Lines;
-    fn make_writer(&'a self) -> Lines {
-        self.clone()
-    }
+fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(|| ThreadWriter)
+            .with_ansi(false)
+            .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
+                capturing()
+            }));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        // Another global subscriber already set would make captures come back empty; the
+        // tests that use this say so by failing.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
 }
 
-/// `f`'s result and the log text it produced.
+/// `f`'s result and the log text it produced on this thread.
 pub fn capture<R>(f: impl FnOnce() -> R) -> (R, String) {
-    let lines = Lines::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(lines.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let r = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    install();
+    let buffer = Buffer::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(buffer.clone()));
+    let r = f();
+    CAPTURE.with(|c| *c.borrow_mut() = None);
+    let text = String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned();
     (r, text)
 }
