@@ -14,11 +14,13 @@
 //!   reconciler and audit; SQLite store, CDRs.
 //! - `acd`: queues and agents, sans-IO (not yet wired to calls).
 //! - `api`: HTTP/WebSocket API for agent desktops, supervisors and the agent directory.
+//! - `auth`: lock-out of password and token guessers, shared by SIP and the API.
 //! - `config`: sip-profiles and server settings, validated at start.
 //! - `server`: the thin tokio shell that owns sockets and timers.
 
 pub mod acd;
 pub mod api;
+pub mod auth;
 pub mod billing;
 pub mod call;
 pub mod caller_id;

@@ -224,6 +224,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    answerline::server::panics::install();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Serve {

@@ -88,6 +88,7 @@ impl Rig {
         let cfg = ApiConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             token: token.map(str::to_string),
+            lockout: Default::default(),
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();

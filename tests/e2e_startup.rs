@@ -115,6 +115,25 @@ fn a_bad_retention_value_names_file_line_and_key() {
 }
 
 #[test]
+fn a_bad_lockout_value_names_file_line_and_key() {
+    let d = scratch("security");
+    copy_dir(&repo().join("sip-profiles"), &d.join("profiles"));
+    let file = d.join("profiles/security.toml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("lock_s = 900", "lock_s = 0");
+    std::fs::write(&file, &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("lock_s")).unwrap() + 1;
+    let (ok, out) = check(&d.join("profiles"), &repo().join("prompts"));
+    assert!(!ok);
+    assert!(out.contains(&format!("security.toml:{line}")), "{out}");
+    assert!(
+        out.contains("'lockout.lock_s'") && out.contains("use 1-604800"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_menu_pointing_nowhere_is_named() {
     let d = scratch("menu");
     copy_dir(&repo().join("prompts"), &d.join("prompts"));

@@ -18,6 +18,8 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// `None`: no authentication (only allowed on a loopback address).
     pub token: Option<String>,
+    /// Lock-out of token guessers (security.toml, filled in at start-up).
+    pub lockout: crate::auth::LockoutConfig,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "******"))
+            .field("lockout", &self.lockout)
             .finish()
     }
 }
@@ -100,7 +103,11 @@ impl ApiConfig {
                 ),
             ));
         }
-        Ok(ApiConfig { bind, token })
+        Ok(ApiConfig {
+            bind,
+            token,
+            lockout: Default::default(),
+        })
     }
 }
 

@@ -83,4 +83,35 @@ pub type Reply = Result<serde_json::Value, ApiError>;
 /// `reply` when done (dropping `reply` unanswered gives the client 503).
 pub trait WorkerLink: Send + Sync + 'static {
     fn send(&self, cmd: Command, reply: tokio::sync::oneshot::Sender<Reply>);
+    /// The media worker's pulse; None where there is no worker to watch (API-only tests).
+    fn health(&self) -> Option<WorkerHealth> {
+        None
+    }
+}
+
+/// What `/api/v1/health` says of the media worker.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct WorkerHealth {
+    pub alive: bool,
+    /// Since the worker's last tick; a working worker ticks every 10 ms.
+    pub since_tick_ms: u64,
+    pub tick_late_max_us: u64,
+    /// New calls are being refused with 503.
+    pub overloaded: bool,
+    /// Inputs whose handling panicked since start (each ended at most its own call).
+    pub faults: u64,
+    /// Requests dropped by the per-source flood guards.
+    pub flood_dropped: u64,
+    /// New calls refused at the door (limits, overload).
+    pub refused: u64,
+    pub blocking_in_flight: u64,
+}
+
+impl WorkerHealth {
+    /// A worker that has not ticked for this long is stuck or gone.
+    pub const STALLED_MS: u64 = 1000;
+
+    pub fn ticking(&self) -> bool {
+        self.alive && self.since_tick_ms < Self::STALLED_MS
+    }
 }

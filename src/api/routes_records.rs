@@ -27,13 +27,28 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-pub(super) async fn health(State(st): State<Arc<AppState>>) -> Answer {
-    let schema = st.db(|db| db.schema_version()).await?;
-    Ok(Json(json!({
-        "status": "ok",
+/// 200 while the media worker ticks; 503 when it is stuck or gone, so a load balancer or
+/// supervisor stops sending calls here (the process answering HTTP is not enough).
+pub(super) async fn health(State(st): State<Arc<AppState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let schema = match st.db(|db| db.schema_version()).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let worker = st.worker.health();
+    let ticking = worker.is_none_or(|w| w.ticking());
+    let body = Json(json!({
+        "status": if ticking { "ok" } else { "worker_stalled" },
         "schema": schema,
         "sockets": st.hub.sockets(),
-    })))
+        "worker": worker,
+    }));
+    let code = if ticking {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body).into_response()
 }
 
 pub(super) async fn list(State(st): State<Arc<AppState>>) -> Answer {

@@ -25,6 +25,8 @@ pub(super) struct AppState {
     pub hub: Hub,
     pub known_queues: Vec<String>,
     pub token: Option<String>,
+    /// Sources that sent wrong tokens, and their locks.
+    pub guard: std::sync::Mutex<crate::auth::Guard>,
     /// The data folder, resolved: recordings are served only from inside it.
     pub data_dir: PathBuf,
     /// Turns true (or its sender goes) when the server stops: WebSockets then close.
@@ -153,13 +155,16 @@ pub async fn serve_on(
         hub,
         known_queues,
         token: cfg.token,
+        guard: std::sync::Mutex::new(crate::auth::Guard::new(cfg.lockout)),
         data_dir,
         closing,
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, auth = state.token.is_some(), "api listening");
     }
-    axum::serve(listener, router(state))
+    // The peer address is what token guessers are locked out by (api::auth).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = close_tx.send(true);

@@ -2,6 +2,7 @@
 //! replies and time go in; SIP transmissions, socket requests, billing jobs and CDRs come out.
 //! The tokio shell (`crate::server`) owns the sockets and the 10 ms tick and nothing else.
 
+use super::admission::{Admission, Refusal};
 use super::clock::WallClock;
 use super::dtmf_dedup::DtmfPath;
 use super::media_leg::{Listen, MediaLeg, RxOutcome, SpeechListen, MAX_PACKET};
@@ -13,7 +14,7 @@ use crate::config::{CallerIdSource, DtmfMode, Profile};
 use crate::ivr::{BillingReply, Heard, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
 use crate::media::prompts::PromptSet;
 use crate::sdp::{self, MediaPrefs};
-use crate::sip::{CallKey, SipConfig, SipCore, SipEvent, Transmit};
+use crate::sip::{CallKey, FloodGuard, SipConfig, SipCore, SipEvent, Transmit};
 use crate::speech::VadEvent;
 use crate::store::{Cdr, CdrInput};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -28,6 +29,11 @@ pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);
+
+/// Test builds only (`--features fault-injection`): `#` on a call to this number panics
+/// inside the engine, to show that a bug ends one call and not the server.
+#[cfg(any(test, feature = "fault-injection"))]
+pub const FAULT_INJECTION_NUMBER: &str = "10019";
 
 /// How long a caller who accepted our REFER may take to report the transfer's outcome.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(32);
@@ -173,6 +179,20 @@ pub struct Engine {
     /// recursed once per event and overflowed the worker's stack. The outer drain picks up
     /// whatever the inner call would have taken.
     draining: Vec<bool>,
+    /// Per profile: the per-source flood guard, and the door for new calls.
+    flood: Vec<FloodGuard>,
+    doors: Vec<Admission>,
+    /// Set by the shell while the box is behind: new calls are refused with 503.
+    overload: Option<&'static str>,
+    /// The call whose input is being handled: the one a panic ends (see `guarded`).
+    current: Option<CallRef>,
+}
+
+/// A panic caught while handling one input: the call it ended, if any.
+#[derive(Debug)]
+pub struct Fault {
+    pub call_id: Option<String>,
+    pub message: String,
 }
 
 /// Running totals an operator watches (logged by the worker every minute and at stop).
@@ -184,6 +204,10 @@ pub struct Metrics {
     pub ended: u64,
     pub bills_read: u64,
     pub agent_requests: u64,
+    /// New calls refused at the door (limits, overload).
+    pub refused: u64,
+    /// Inputs whose handling panicked (each ended at most its own call).
+    pub faults: u64,
     /// Hang-up causes, most common first when read through `causes()`.
     pub by_cause: std::collections::BTreeMap<String, u64>,
 }
@@ -192,8 +216,8 @@ impl std::fmt::Display for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "offered={} answered={} rejected={} ended={} bills_read={} agent_requests={} causes={:?}",
-            self.offered, self.answered, self.rejected, self.ended, self.bills_read, self.agent_requests, self.by_cause
+            "offered={} answered={} rejected={} refused={} ended={} bills_read={} agent_requests={} faults={} causes={:?}",
+            self.offered, self.answered, self.rejected, self.refused, self.ended, self.bills_read, self.agent_requests, self.faults, self.by_cause
         )
     }
 }
@@ -209,6 +233,14 @@ impl Engine {
         opts: EngineOptions,
     ) -> Self {
         let n_profiles = profiles.len();
+        let flood = profiles
+            .iter()
+            .map(|p| FloodGuard::new(p.flood.clone()))
+            .collect();
+        let doors = profiles
+            .iter()
+            .map(|p| Admission::new(p.max_calls, p.max_calls_per_s))
+            .collect();
         let sip = profiles
             .iter()
             .zip(local_addrs)
@@ -244,6 +276,10 @@ impl Engine {
             boot_tag: boot_tag(),
             callbacks: HashMap::new(),
             draining: vec![false; n_profiles],
+            flood,
+            doors,
+            overload: None,
+            current: None,
         }
     }
 
@@ -266,8 +302,91 @@ impl Engine {
     // ---- inputs -------------------------------------------------------------------------
 
     pub fn sip_datagram(&mut self, now: Instant, profile: usize, from: SocketAddr, data: &[u8]) {
+        if !self.flood_admits(now, profile, from, data) {
+            return;
+        }
         self.sip[profile].handle_datagram(now, from, data);
         self.drain_sip(now, profile);
+    }
+
+    /// Per-source budgets, before any parsing; the trunk's own gateways are exempt.
+    fn flood_admits(&mut self, now: Instant, p: usize, from: SocketAddr, data: &[u8]) -> bool {
+        if self.profiles[p].trusted(from.ip()) {
+            return true;
+        }
+        let ok = self.flood[p].admit(now, from.ip(), data);
+        while let Some(b) = self.flood[p].poll_blocked() {
+            // One line per block, in a fixed form a fail2ban filter can match.
+            warn!(
+                target: "security",
+                "flood: source={} method={} profile={} blocked_s={}",
+                b.source,
+                b.kind,
+                self.profiles[p].name,
+                b.until.saturating_duration_since(now).as_secs()
+            );
+        }
+        ok
+    }
+
+    /// Requests dropped by the flood guards since start.
+    pub fn flood_dropped(&self) -> u64 {
+        self.flood.iter().map(FloodGuard::dropped).sum()
+    }
+
+    /// The shell's view of the box: `Some(why)` while it is behind, so new calls get 503.
+    pub fn set_overload(&mut self, why: Option<&'static str>) {
+        if self.overload != why {
+            match why {
+                Some(why) => warn!(why, "overloaded: refusing new calls with 503"),
+                None => info!("no longer overloaded: admitting new calls"),
+            }
+        }
+        self.overload = why;
+    }
+
+    /// Runs one input; a panic inside ends only the call being handled (BYE or a final
+    /// response, a CDR with cause `internal_error`) and every other call carries on.
+    /// Per-input state that a panic could leave half-set is reset here.
+    pub fn guarded<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Engine) -> R,
+    ) -> Result<R, Fault> {
+        self.current = None;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        let payload = match r {
+            Ok(r) => {
+                self.current = None;
+                return Ok(r);
+            }
+            Err(p) => p,
+        };
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        self.metrics.faults += 1;
+        self.draining.fill(false);
+        let id = self.current.take();
+        let call_id = id
+            .and_then(|id| self.calls.get(&id))
+            .map(|c| c.call_id.clone());
+        if let Some(id) = id {
+            let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.hangup(now, id, "internal_error")
+            }));
+            if ended.is_err() {
+                // Ending it cleanly failed too: forget it so it cannot fail again each tick.
+                self.draining.fill(false);
+                if let Some(c) = self.calls.remove(&id) {
+                    self.by_sip.remove(&(c.profile, c.sip));
+                    self.out.push_back(Output::CloseRtp { call: id });
+                }
+            }
+        }
+        Err(Fault { call_id, message })
     }
 
     pub fn sip_stream(
@@ -283,6 +402,7 @@ impl Engine {
     }
 
     pub fn rtp_packet(&mut self, now: Instant, call: CallRef, from: SocketAddr, data: &[u8]) {
+        self.current = Some(call);
         let Some(c) = self.calls.get_mut(&call) else {
             self.leg_rtp_packet(now, call, from, data);
             return;
@@ -330,6 +450,7 @@ impl Engine {
             return;
         };
         let (owner, party) = (l.owner, l.role.party());
+        self.current = Some(owner);
         let Some(m) = l.media.as_mut() else { return };
         let outcome = m.on_packet(now, from, data);
         let mut pcm = [0i16; MAX_PACKET];
@@ -348,6 +469,10 @@ impl Engine {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
+        #[cfg(any(test, feature = "fault-injection"))]
+        if d == '#' && c.called.as_deref() == Some(FAULT_INJECTION_NUMBER) {
+            panic!("fault injected: '#' on a call to {FAULT_INJECTION_NUMBER}");
+        }
         if c.survey.is_some() {
             self.survey_digit(call, d);
         } else if c.queue.is_some() && c.callback_offered {
@@ -360,6 +485,7 @@ impl Engine {
 
     /// The shell's answer to `Output::OpenRtp`: the socket's local address, or None when the range is exhausted.
     pub fn rtp_ready(&mut self, now: Instant, call: CallRef, local: Option<(IpAddr, u16)>) {
+        self.current = Some(call);
         if self.legs.contains_key(&call) {
             self.leg_rtp_ready(now, call, local);
             return;
@@ -508,12 +634,14 @@ impl Engine {
     }
 
     pub fn billing_reply(&mut self, now: Instant, call: CallRef, reply: BillingReply) {
+        self.current = Some(call);
         self.note_billing(call, &reply);
         self.ivr_input(now, call, IvrInput::Billing(reply));
     }
 
     /// The shell's answer to `Output::Recognize`.
     pub fn heard(&mut self, now: Instant, call: CallRef, heard: Heard) {
+        self.current = Some(call);
         if let Some(c) = self.calls.get(&call) {
             info!(call_id = %c.call_id, intent = ?heard.intent, confidence = heard.confidence, "heard");
         }
@@ -540,10 +668,15 @@ impl Engine {
         ids.clear();
         ids.extend(self.calls.keys().copied());
         let mut buf = [0u8; MAX_PACKET];
+        for d in &mut self.doors {
+            d.active = 0;
+        }
         for &id in &ids {
+            self.current = Some(id);
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
+            self.doors[c.profile].active += 1;
             if c.answer_at.is_some_and(|t| t <= now) {
                 self.answer_call(now, id);
             }
@@ -614,6 +747,7 @@ impl Engine {
             self.scratch_done = done;
         }
         self.scratch_ids = ids;
+        self.current = None;
         self.acd_tick(now);
         self.legs_tick(now, send, &mut buf);
     }
@@ -677,6 +811,14 @@ impl Engine {
                 progressed = true;
             }
             if let Some(ev) = self.sip[p].poll_event() {
+                if let Some(k) = ev.call() {
+                    let owner = self
+                        .leg_by_sip
+                        .get(&(p, k))
+                        .and_then(|l| self.legs.get(l))
+                        .map(|l| l.owner);
+                    self.current = self.by_sip.get(&(p, k)).copied().or(owner).or(self.current);
+                }
                 self.on_sip_event(now, p, ev);
                 progressed = true;
             }
@@ -756,6 +898,12 @@ impl Engine {
                     );
                     return;
                 }
+                if let Err(why) = self.doors[p].admit(now, self.overload) {
+                    debug!(call_id = %call_id, cause = why.cause(), "new call refused at the door");
+                    self.refuse(now, p, key, &call_id, why);
+                    return;
+                }
+                let profile = &self.profiles[p];
                 let raw_caller = match profile.caller_id {
                     CallerIdSource::Pai => pai_user.or(from_user),
                     CallerIdSource::From => from_user,
@@ -1170,6 +1318,21 @@ impl Engine {
             context_id: (c.queue.is_some() || c.served_queue.is_some())
                 .then(|| c.context.id.clone()),
         }));
+    }
+
+    /// 503 with Retry-After: a gateway then tries elsewhere or later, and the call is not
+    /// half-served. The CDR keeps the refusal; logs only count them (a flood of refusals
+    /// must not become a flood of log lines).
+    fn refuse(&mut self, now: Instant, p: usize, key: CallKey, call_id: &str, why: Refusal) {
+        self.metrics.refused += 1;
+        self.sip[p].reject(
+            now,
+            key,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", why.retry_after())],
+        );
+        self.write_rejected_cdr(now, p, call_id, None, None, 503, why.cause());
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,7 @@
 //! One call: its SIP dialog key, its media leg, its IVR flow and what goes in its CDR.
 //! `Engine` (in `engine.rs`) holds every call and drives them from inputs and time.
 
+mod admission;
 pub mod billing_job;
 pub mod bridge;
 pub mod clock;
@@ -13,10 +14,14 @@ pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{
-    CallRef, Directory, Engine, EngineOptions, Output, RecordEvent, AGENT_REALM, QUEUE_PROMPTS,
+    CallRef, Directory, Engine, EngineOptions, Fault, Output, RecordEvent, AGENT_REALM,
+    QUEUE_PROMPTS,
 };
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
+/// The one number mask (`138****8000`), for numbers that are not a `CallerId`; kept under
+/// this path for the code that masks through `crate::call`.
+pub use crate::caller_id::mask as mask_number;
 use crate::caller_id::CallerId;
 use crate::config::DtmfMode;
 use crate::ivr::Ivr;

@@ -7,22 +7,25 @@ mod error;
 mod net;
 mod profile;
 mod retention;
+mod security;
 
 pub(crate) use error::line_of_offset;
 pub use error::{read_optional, ConfigError};
 pub use net::{Cidr, PortRange};
 pub use profile::{CallerIdSource, DtmfMode, Profile, Role};
 pub use retention::{Retention, RETENTION_FILE};
+pub use security::{Security, SECURITY_FILE};
 
 use std::path::{Path, PathBuf};
 
 /// Files in the profiles folder that are not SIP profiles.
-pub const NOT_PROFILES: [&str; 5] = [
+pub const NOT_PROFILES: [&str; 6] = [
     crate::billing::BILLING_FILE,
     "queues.toml",
     "agents.toml",
     "api.toml",
     RETENTION_FILE,
+    SECURITY_FILE,
 ];
 
 /// Every profile under a folder, sorted by file name so ports and logs are stable.
@@ -38,7 +41,8 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         // Server-wide settings live beside the profiles but are not profiles: billing.toml
         // (crate::billing), queues.toml and agents.toml (crate::acd), api.toml (crate::api),
-        // retention.toml (how long recordings and contexts are kept).
+        // retention.toml (how long recordings and contexts are kept), security.toml
+        // (lock-out of guessers).
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())

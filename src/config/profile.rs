@@ -72,6 +72,12 @@ pub struct Profile {
     pub voice_barge_in: bool,
     /// How speech is told from noise when `voice_barge_in` is on.
     pub vad: VadConfig,
+    /// Calls in progress on this profile past which new INVITEs get 503 (0 = no limit).
+    pub max_calls: u32,
+    /// New calls per second admitted on this profile, a burst of one second allowed (0 = no limit).
+    pub max_calls_per_s: u32,
+    /// Per-source request budgets; sources in `allow` are exempt.
+    pub flood: crate::sip::FloodLimits,
 }
 
 impl Profile {
@@ -86,6 +92,11 @@ impl Profile {
 
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    }
+
+    /// A source named in the allow-list (a trunk's gateway), as opposed to anyone at all.
+    pub fn trusted(&self, ip: IpAddr) -> bool {
+        self.allow.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -116,6 +127,21 @@ struct RawProfile {
     voice_onset_ms: Option<u32>,
     voice_hangover_ms: Option<u32>,
     voice_threshold: Option<f32>,
+    max_calls: Option<u32>,
+    max_calls_per_s: Option<u32>,
+    flood: Option<RawFlood>,
+}
+
+/// `[flood]`: requests per second one source may send, by kind.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFlood {
+    invite_per_s: Option<u32>,
+    register_per_s: Option<u32>,
+    options_per_s: Option<u32>,
+    other_per_s: Option<u32>,
+    burst_s: Option<u32>,
+    block_s: Option<u32>,
 }
 
 /// The keys a `hardware/<device>.toml` may set; the profile's own keys win.
@@ -399,6 +425,17 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         return Err(kerr(&key, e));
     }
 
+    let flood = flood_limits(raw.flood.as_ref().unwrap_or(&RawFlood::default()))
+        .map_err(|(key, reason)| kerr(&format!("flood.{key}"), reason))?;
+    let max_calls = raw.max_calls.unwrap_or(4000);
+    let max_calls_per_s = raw.max_calls_per_s.unwrap_or(200);
+    if max_calls_per_s > 100_000 {
+        return Err(kerr(
+            "max_calls_per_s",
+            format!("{max_calls_per_s} is more than any server takes; use 0 (no limit) to 100000"),
+        ));
+    }
+
     let mut routes = raw.routes.clone().unwrap_or_default();
     if routes.is_empty() {
         routes.insert("*".into(), "welcome".into());
@@ -432,6 +469,39 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
         routes,
         voice_barge_in: raw.voice_barge_in.unwrap_or(true),
         vad,
+        max_calls,
+        max_calls_per_s,
+        flood,
+    })
+}
+
+fn flood_limits(raw: &RawFlood) -> Result<crate::sip::FloodLimits, (&'static str, String)> {
+    let d = crate::sip::FloodLimits::default();
+    let rate = |key: &'static str, v: Option<u32>, def: u32| match v {
+        Some(r) if r > 100_000 => Err((
+            key,
+            format!("{r} per second is no limit at all; use 0 (off) to 100000"),
+        )),
+        v => Ok(v.unwrap_or(def)),
+    };
+    let burst_s = raw.burst_s.unwrap_or(d.burst_s);
+    if !(1..=60).contains(&burst_s) {
+        return Err(("burst_s", format!("{burst_s} s; use 1 to 60")));
+    }
+    let block_s = raw.block_s.unwrap_or(d.block.as_secs() as u32);
+    if !(1..=86_400).contains(&block_s) {
+        return Err(("block_s", format!("{block_s} s; use 1 to 86400")));
+    }
+    Ok(crate::sip::FloodLimits {
+        per_s: [
+            rate("invite_per_s", raw.invite_per_s, d.per_s[0])?,
+            rate("register_per_s", raw.register_per_s, d.per_s[1])?,
+            rate("options_per_s", raw.options_per_s, d.per_s[2])?,
+            rate("other_per_s", raw.other_per_s, d.per_s[3])?,
+        ],
+        burst_s,
+        block: std::time::Duration::from_secs(block_s as u64),
+        max_sources: d.max_sources,
     })
 }
 
@@ -466,6 +536,35 @@ mod voice_tests {
         let p = load_text("off", "voice_barge_in = false\nvoice_onset_ms = 200\n").unwrap();
         assert!(!p.voice_barge_in);
         assert_eq!(p.vad.onset_ms, 200);
+    }
+
+    #[test]
+    fn admission_limits_have_defaults_and_bad_values_name_key_and_line() {
+        let p = load_text("adm-default", "port = 5070\n").unwrap();
+        assert_eq!((p.max_calls, p.max_calls_per_s), (4000, 200));
+        assert_eq!(p.flood, crate::sip::FloodLimits::default());
+        let p = load_text(
+            "adm-set",
+            "max_calls = 10\nmax_calls_per_s = 0\n[flood]\ninvite_per_s = 5\nblock_s = 2\n",
+        )
+        .unwrap();
+        assert_eq!((p.max_calls, p.max_calls_per_s), (10, 0));
+        assert_eq!(p.flood.per_s[0], 5);
+        assert_eq!(p.flood.block, std::time::Duration::from_secs(2));
+        let e = load_text("adm-bad", "port = 5070\n[flood]\nblock_s = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gw.toml:3") && e.contains("flood.block_s"),
+            "{e}"
+        );
+        let e = load_text("adm-bad2", "[flood]\ninvite_per_sec = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gw.toml:2") && e.contains("invite_per_sec"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -9,12 +9,16 @@ use crate::store::Db;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-pub(crate) struct Link(pub Mailbox);
+pub(crate) struct Link(pub Mailbox, pub std::sync::Arc<super::worker::Liveness>);
 
 impl WorkerLink for Link {
     fn send(&self, cmd: Command, reply: oneshot::Sender<Reply>) {
         // A stopped worker drops `reply`: the client gets 503.
         self.0.send(Inbound::Api { cmd, reply });
+    }
+
+    fn health(&self) -> Option<crate::api::WorkerHealth> {
+        Some(self.1.health())
     }
 }
 

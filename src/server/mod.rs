@@ -2,6 +2,7 @@
 //! (billing look-ups, CDR writes). All decisions are the `Engine`'s.
 
 mod control;
+pub mod panics;
 mod recordings;
 mod retention;
 mod rtp_ports;
@@ -32,6 +33,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         realtime,
         acd,
         api,
+        lockout,
     } = prepared;
     let mut sip = Vec::new();
     let mut local_addrs = Vec::new();
@@ -91,6 +93,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     );
     if let Some((acd, directory)) = acd {
         engine.set_acd(Instant::now(), acd, directory);
+        engine.set_register_lockout(lockout);
     }
     let mut worker = Worker::new(
         engine,
@@ -102,13 +105,14 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         db.clone(),
     )?;
     let mailbox = worker.mailbox();
+    let live = worker.liveness();
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_task = match (api, api_listener) {
         (Some((cfg, queues)), Some(listener)) => {
             let hub = crate::api::Hub::new();
             worker.set_hub(hub.clone());
             println!("answerline api={}", listener.local_addr()?);
-            let link = std::sync::Arc::new(control::Link(mailbox.clone()));
+            let link = std::sync::Arc::new(control::Link(mailbox.clone(), live.clone()));
             Some(tokio::spawn(crate::api::serve_on(
                 listener,
                 cfg,
@@ -128,12 +132,25 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
             tokio::spawn(tcp::accept_loop(i, l, mailbox.clone()));
         }
     }
+    let (worker_gone, mut worker_ended) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("media-worker".into())
-        .spawn(move || worker.run(realtime))?;
+        .spawn(move || {
+            // Dropped however `run` ends, a panic included: the shell then learns of it.
+            let _gone = worker_gone;
+            worker.run(realtime)
+        })?;
     println!("answerline ready sip={}", local_addrs[lab]);
 
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = &mut worker_ended => {
+            // No worker, no calls: exit non-zero so systemd (Restart=on-failure) restarts us
+            // instead of leaving a process that answers HTTP and serves nobody.
+            tracing::error!("the media worker stopped unexpectedly; exiting so the supervisor restarts the server");
+            std::process::exit(70);
+        }
+    }
     let _ = api_stop.send(());
     if let Some(t) = api_task {
         match t.await {

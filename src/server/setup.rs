@@ -3,9 +3,10 @@
 
 use crate::acd::{Acd, AcdConfig, QueueId};
 use crate::api::ApiConfig;
+use crate::auth::LockoutConfig;
 use crate::billing::{load_billing_config, reconciler, BillingBackend, TopupDesk, Topups};
 use crate::call::{BillingSide, Directory, EngineOptions, RecognizerHearing, SpeechSide};
-use crate::config::{load_profiles, ConfigError, PortRange, Profile, Retention, Role};
+use crate::config::{load_profiles, ConfigError, PortRange, Profile, Retention, Role, Security};
 use crate::ivr::MenuSet;
 use crate::media::prompts::PromptSet;
 use crate::speech::{load_recognizer, AsrConfig, IntentMatcher};
@@ -48,6 +49,8 @@ pub struct Prepared {
     pub acd: Option<(Acd, Directory)>,
     /// The HTTP API (api.toml) and the queue ids it checks transfers and agents against.
     pub api: Option<(ApiConfig, Vec<String>)>,
+    /// Lock-out of agent phones' REGISTER guessers (security.toml; the API has its copy).
+    pub lockout: LockoutConfig,
 }
 
 /// Loads profiles, menus and prompts and opens the store (creating and seeding it on first start).
@@ -59,7 +62,8 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     let (backend, topups) = start_billing(o, db.clone())?;
     let speech = start_speech(o)?;
     let acd = load_acd(o, &profiles, &db)?;
-    let api = load_api(o, acd.as_ref())?;
+    let security = Security::load(&o.profiles)?;
+    let api = load_api(o, acd.as_ref(), &security)?;
     super::retention::spawn(db.clone(), Retention::load(&o.profiles)?)
         .context("cannot start the retention pass")?;
     let billing = BillingSide {
@@ -82,16 +86,19 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
         realtime: o.realtime,
         acd,
         api,
+        lockout: security.lockout,
     })
 }
 
 fn load_api(
     o: &ServeOptions,
     acd: Option<&(Acd, Directory)>,
+    security: &Security,
 ) -> anyhow::Result<Option<(ApiConfig, Vec<String>)>> {
     let Some(mut cfg) = ApiConfig::load(&o.profiles)? else {
         return Ok(None);
     };
+    cfg.lockout = security.lockout.clone();
     if let Some(b) = o.api_bind {
         if cfg.token.is_none() && !b.ip().is_loopback() {
             bail!("--api-bind {b}: api.toml has no token, so the API may only listen on loopback; set token in {}", o.profiles.join(crate::api::API_FILE).display());
@@ -206,6 +213,7 @@ pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuS
     let mut profiles = load_profiles(&o.profiles, &o.hardware)?;
     load_billing_config(&o.profiles)?;
     Retention::load(&o.profiles)?;
+    Security::load(&o.profiles)?;
     let acd_on = check_acd(o, &profiles)?.is_some();
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);

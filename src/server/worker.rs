@@ -14,6 +14,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +29,89 @@ const EVENTS: usize = 1024;
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// How long a stopping server waits for its BYEs to be answered.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Datagrams read from one SIP socket per sweep: a flood cannot hold the worker past its
+/// tick; what is left is read on the next sweep (epoll is edge-triggered, so it is noted).
+const SIP_READS_PER_SWEEP: usize = 256;
+/// Blocking jobs (billing, caller look-ups, recognition) in flight past which new calls are
+/// refused: set-up work is queueing faster than it is done.
+const MAX_BLOCKING_IN_FLIGHT: usize = 200;
+/// A blocking job that waited this long to start means the same.
+const MAX_BLOCKING_WAIT: Duration = Duration::from_millis(500);
+/// A tick this late (the worker itself is short of CPU) means overload.
+const MAX_TICK_LATE: Duration = Duration::from_millis(20);
+/// Overload is held this long after its last sign, so the door does not flap.
+const OVERLOAD_HOLD: Duration = Duration::from_secs(2);
+
+/// The worker's pulse, for `/api/v1/health` and the process supervisor: written by the
+/// worker every tick, read from any thread.
+pub(crate) struct Liveness {
+    epoch: Instant,
+    last_tick_ms: AtomicU64,
+    late_max_us: AtomicU64,
+    alive: AtomicBool,
+    overloaded: AtomicBool,
+    faults: AtomicU64,
+    flood_dropped: AtomicU64,
+    refused: AtomicU64,
+    /// Blocking jobs queued or running, and the longest wait to start seen lately.
+    in_flight: AtomicUsize,
+    wait_max_us: AtomicU64,
+}
+
+impl Liveness {
+    pub fn new() -> Arc<Liveness> {
+        Arc::new(Liveness {
+            epoch: Instant::now(),
+            last_tick_ms: AtomicU64::new(0),
+            late_max_us: AtomicU64::new(0),
+            alive: AtomicBool::new(true),
+            overloaded: AtomicBool::new(false),
+            faults: AtomicU64::new(0),
+            flood_dropped: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            wait_max_us: AtomicU64::new(0),
+        })
+    }
+
+    pub fn health(&self) -> crate::api::WorkerHealth {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        crate::api::WorkerHealth {
+            alive: self.alive.load(Ordering::Relaxed),
+            since_tick_ms: now_ms.saturating_sub(self.last_tick_ms.load(Ordering::Relaxed)),
+            tick_late_max_us: self.late_max_us.load(Ordering::Relaxed),
+            overloaded: self.overloaded.load(Ordering::Relaxed),
+            faults: self.faults.load(Ordering::Relaxed),
+            flood_dropped: self.flood_dropped.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            blocking_in_flight: self.in_flight.load(Ordering::Relaxed) as u64,
+        }
+    }
+
+    /// Runs `job` on tokio's blocking pool, counted, and its wait to start measured.
+    fn spawn_blocking(
+        self: &Arc<Self>,
+        rt: &tokio::runtime::Handle,
+        job: impl FnOnce() + Send + 'static,
+    ) {
+        let me = self.clone();
+        let queued = Instant::now();
+        me.in_flight.fetch_add(1, Ordering::Relaxed);
+        rt.spawn_blocking(move || {
+            me.wait_max_us
+                .fetch_max(queued.elapsed().as_micros() as u64, Ordering::Relaxed);
+            // Counted down even if the job panics.
+            struct Done(Arc<Liveness>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let _done = Done(me);
+            job();
+        });
+    }
+}
 
 /// What the async side (TCP connections, billing look-ups, signals) tells the worker.
 pub(crate) enum Inbound {
@@ -104,6 +188,11 @@ pub(crate) struct Worker {
     /// Screen pops and agent states for the API's WebSockets.
     hub: Option<crate::api::Hub>,
     recordings: std::sync::mpsc::Sender<crate::call::RecordEvent>,
+    live: Arc<Liveness>,
+    /// SIP sockets left with unread datagrams by the last sweep.
+    sip_backlog: Vec<bool>,
+    /// Until when new calls are refused, and why.
+    overload_until: Option<(Instant, &'static str)>,
 }
 
 impl Worker {
@@ -145,7 +234,14 @@ impl Worker {
             recordings: super::recordings::spawn(db.clone())?,
             db,
             hub: None,
+            live: Liveness::new(),
+            sip_backlog: Vec::new(),
+            overload_until: None,
         })
+    }
+
+    pub fn liveness(&self) -> Arc<Liveness> {
+        self.live.clone()
     }
 
     pub fn set_hub(&mut self, hub: crate::api::Hub) {
@@ -158,6 +254,38 @@ impl Worker {
 
     /// Runs until told to shut down and every call has ended (or `DRAIN` has passed).
     pub fn run(mut self, realtime: bool) {
+        let live = self.live.clone();
+        self.sip_backlog = vec![false; self.sip.len()];
+        self.serve(realtime);
+        live.alive.store(false, Ordering::Relaxed);
+    }
+
+    /// One input into the engine under its panic guard: a fault ends the call it was about
+    /// and is logged once; the worker and every other call go on.
+    fn engine_do<R>(&mut self, what: &'static str, f: impl FnOnce(&mut Engine) -> R) -> Option<R> {
+        let now = Instant::now();
+        match super::panics::quietly(|| self.engine.guarded(now, f)) {
+            Ok(r) => Some(r),
+            Err(fault) => {
+                self.live.faults.fetch_add(1, Ordering::Relaxed);
+                error!(
+                    what,
+                    call_id = fault.call_id.as_deref().unwrap_or("-"),
+                    at = super::panics::take_location().unwrap_or_default(),
+                    "internal error: {}; {}",
+                    super::panics::mask_digits(&fault.message),
+                    if fault.call_id.is_some() {
+                        "that call was ended, the others carry on"
+                    } else {
+                        "the input was dropped, every call carries on"
+                    }
+                );
+                None
+            }
+        }
+    }
+
+    fn serve(&mut self, realtime: bool) {
         if realtime {
             info!(priority = raise_priority(), "media worker started");
         }
@@ -171,20 +299,33 @@ impl Worker {
             // Sleep to the tick, then take everything that arrived in one sweep: one epoll
             // call per tick instead of one wake-up per packet. SIP waits at most one tick.
             let wait = next_tick.saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
+            if !wait.is_zero() && !self.sip_backlog.contains(&true) {
                 std::thread::sleep(wait);
             }
             // Send first, so a stream's send time does not depend on how much arrived.
             let now = Instant::now();
             if now >= next_tick {
                 stats.late.record(now - next_tick);
+                self.pulse(now, now - next_tick);
                 let (slots, by_call) = (&self.slots, &self.by_call);
-                self.engine.tick(now, &mut |call, to, pkt| {
+                let mut send = |call, to, pkt: &[u8]| {
                     if let Some(s) = by_call.get(&call).and_then(|&i| slots[i].as_ref()) {
                         // A full socket buffer drops one packet rather than stalling every call.
                         let _ = s.sock.send_to(pkt, to);
                     }
-                });
+                };
+                let faulted =
+                    super::panics::quietly(|| self.engine.guarded(now, |e| e.tick(now, &mut send)));
+                if let Err(fault) = faulted {
+                    self.live.faults.fetch_add(1, Ordering::Relaxed);
+                    error!(
+                        what = "tick",
+                        call_id = fault.call_id.as_deref().unwrap_or("-"),
+                        at = super::panics::take_location().unwrap_or_default(),
+                        "internal error: {}; that call was ended, the others carry on",
+                        super::panics::mask_digits(&fault.message)
+                    );
+                }
                 next_tick += TICK;
                 if next_tick <= now {
                     // Fell behind (suspended, overloaded): resume the grid from now, no burst.
@@ -220,10 +361,22 @@ impl Worker {
                         Token(t) => self.read_sip(t - SIP_BASE, &mut buf),
                     }
                 }
+                self.read_sip_backlog(&mut buf);
                 self.flush();
-                if events.iter().count() < EVENTS {
+                if events.iter().count() < EVENTS && !self.sip_backlog.contains(&true) {
                     break;
                 }
+                if Instant::now() >= next_tick {
+                    // Still datagrams to read: the tick comes first, they wait a few ms.
+                    break;
+                }
+            }
+            if realtime::take_demoted() {
+                error!(
+                    "the media worker ran {} ms without blocking at real-time priority: \
+                     dropped to normal scheduling (RLIMIT_RTTIME) so the host is not starved",
+                    realtime::SOFT_US / 1000
+                );
             }
             if Instant::now() >= next_report {
                 next_report += REPORT_EVERY;
@@ -248,16 +401,63 @@ impl Worker {
     }
 
     fn read_sip(&mut self, profile: usize, buf: &mut [u8]) {
-        loop {
+        for _ in 0..SIP_READS_PER_SWEEP {
             match self.sip[profile].recv_from(buf) {
-                Ok((n, from)) => self
-                    .engine
-                    .sip_datagram(Instant::now(), profile, from, &buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Ok((n, from)) => {
+                    let data = &buf[..n];
+                    self.engine_do("SIP datagram", |e| {
+                        e.sip_datagram(Instant::now(), profile, from, data)
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.sip_backlog[profile] = false;
+                    return;
+                }
                 // ICMP port-unreachable from a vanished peer surfaces here on Linux: keep serving.
                 Err(e) => warn!("SIP UDP receive: {e}"),
             }
         }
+        self.sip_backlog[profile] = true;
+    }
+
+    fn read_sip_backlog(&mut self, buf: &mut [u8]) {
+        for p in 0..self.sip.len() {
+            if self.sip_backlog[p] {
+                self.read_sip(p, buf);
+            }
+        }
+    }
+
+    /// Once a tick: the pulse the health check reads, and whether new calls may come in.
+    fn pulse(&mut self, now: Instant, late: Duration) {
+        let live = &self.live;
+        live.last_tick_ms
+            .store(live.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        live.late_max_us
+            .store(late.as_micros() as u64, Ordering::Relaxed);
+        live.flood_dropped
+            .store(self.engine.flood_dropped(), Ordering::Relaxed);
+        live.refused
+            .store(self.engine.metrics().refused, Ordering::Relaxed);
+        let waited = Duration::from_micros(live.wait_max_us.swap(0, Ordering::Relaxed));
+        let sign = if late > MAX_TICK_LATE {
+            Some("media tick late")
+        } else if live.in_flight.load(Ordering::Relaxed) > MAX_BLOCKING_IN_FLIGHT {
+            Some("set-up work queued")
+        } else if waited > MAX_BLOCKING_WAIT {
+            Some("set-up work waits")
+        } else {
+            None
+        };
+        if let Some(why) = sign {
+            self.overload_until = Some((now + OVERLOAD_HOLD, why));
+        }
+        let why = match self.overload_until {
+            Some((until, why)) if now < until => Some(why),
+            _ => None,
+        };
+        live.overloaded.store(why.is_some(), Ordering::Relaxed);
+        self.engine.set_overload(why);
     }
 
     fn read_rtp(&mut self, slot: usize, buf: &mut [u8]) {
@@ -271,7 +471,15 @@ impl Worker {
                 return;
             };
             match s.sock.recv_from(buf) {
-                Ok((n, from)) => self.engine.rtp_packet(now, call, from, &buf[..n]),
+                Ok((n, from)) => {
+                    let data = &buf[..n];
+                    if self
+                        .engine_do("RTP packet", |e| e.rtp_packet(now, call, from, data))
+                        .is_none()
+                    {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(_) => return,
             }
@@ -285,9 +493,11 @@ impl Worker {
                 conn,
                 from,
                 data,
-            } => self
-                .engine
-                .sip_stream(Instant::now(), profile, conn, from, &data),
+            } => {
+                self.engine_do("SIP stream message", |e| {
+                    e.sip_stream(Instant::now(), profile, conn, from, &data)
+                });
+            }
             Inbound::TcpOpened { conn, tx } => {
                 self.conns.insert(conn.0, tx);
             }
@@ -295,17 +505,30 @@ impl Worker {
                 self.conns.remove(&conn.0);
             }
             Inbound::Billing { call, reply } => {
-                self.engine.billing_reply(Instant::now(), call, reply)
+                self.engine_do("billing reply", |e| {
+                    e.billing_reply(Instant::now(), call, reply)
+                });
             }
-            Inbound::Heard { call, heard } => self.engine.heard(Instant::now(), call, heard),
+            Inbound::Heard { call, heard } => {
+                self.engine_do("recognition", |e| e.heard(Instant::now(), call, heard));
+            }
             Inbound::CallerKnown {
                 call,
                 account,
                 calls_today,
-            } => self.engine.caller_known(call, account, calls_today),
+            } => {
+                self.engine_do("caller look-up", |e| {
+                    e.caller_known(call, account, calls_today)
+                });
+            }
             Inbound::Api { cmd, reply } => {
-                let answer = super::control::run(&mut self.engine, &self.db, cmd);
-                let _ = reply.send(answer);
+                let db = self.db.clone();
+                // A panic drops `reply`: the API client gets 503.
+                if let Some(answer) =
+                    self.engine_do("API command", |e| super::control::run(e, &db, cmd))
+                {
+                    let _ = reply.send(answer);
+                }
             }
             Inbound::Shutdown => {}
         }
@@ -333,7 +556,9 @@ impl Worker {
                     remote,
                 } => {
                     let local = self.open_rtp(call, profile, remote);
-                    self.engine.rtp_ready(Instant::now(), call, local);
+                    self.engine_do("RTP socket ready", |e| {
+                        e.rtp_ready(Instant::now(), call, local)
+                    });
                 }
                 Output::CloseRtp { call } => {
                     if let Some(i) = self.by_call.remove(&call) {
@@ -346,7 +571,7 @@ impl Worker {
                 }
                 Output::Billing { call, job } => {
                     let (side, mailbox) = (self.billing.clone(), self.mailbox.clone());
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         let reply = job.run(&side);
                         mailbox.send(Inbound::Billing { call, reply });
                     });
@@ -364,7 +589,7 @@ impl Worker {
                 Output::CallerLookup { call, msisdn } => {
                     let (side, db, mailbox) =
                         (self.billing.clone(), self.db.clone(), self.mailbox.clone());
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         let account = side
                             .backend
                             .find_account(&msisdn)
@@ -386,7 +611,7 @@ impl Worker {
                     json,
                 } => {
                     let db = self.db.clone();
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         if let Err(e) = db.put_context(&id, version, &call_id, &json) {
                             error!(%call_id, "context not stored: {e}");
                         }
@@ -399,7 +624,7 @@ impl Worker {
                     agent,
                 } => {
                     let db = self.db.clone();
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         if let Err(e) = db.log_supervision(&call_id, &supervisor, mode, agent) {
                             error!(%call_id, "supervision not logged: {e}");
                         }
@@ -412,7 +637,7 @@ impl Worker {
                     score,
                 } => {
                     let db = self.db.clone();
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         if let Err(e) = db.insert_survey(&call_id, agent, &queue, score) {
                             error!(%call_id, "survey score not stored: {e}");
                         }
@@ -429,7 +654,7 @@ impl Worker {
                         continue;
                     };
                     let data = self.db.dir().to_path_buf();
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         let mut heard = speech.hear(&job);
                         heard.audio = super::utterances::keep(&data, &job, &heard);
                         mailbox.send(Inbound::Heard { call, heard });
@@ -437,7 +662,7 @@ impl Worker {
                 }
                 Output::Cdr(cdr) => {
                     let db = self.db.clone();
-                    self.rt.spawn_blocking(move || {
+                    self.live.spawn_blocking(&self.rt, move || {
                         if let Err(e) = db.insert_cdr(&cdr) {
                             error!(call_id = %cdr.call_id, "CDR write failed: {e}");
                         }
@@ -486,19 +711,79 @@ impl Worker {
 
 /// Media servers run their timing thread at real-time priority (FreeSWITCH -rp, Asterisk -p):
 /// a 20 ms stream cannot wait for the scheduler's next slice. Falls back to a high nice value,
-/// then to normal priority, whatever the process is allowed.
+/// then to normal priority, whatever the process is allowed. SCHED_FIFO only comes with a
+/// leash: see [`realtime::leash`].
 fn raise_priority() -> &'static str {
     // SAFETY: plain libc calls on the calling thread with a valid, initialised sched_param.
     unsafe {
-        let param = libc::sched_param { sched_priority: 10 };
-        if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
-            return "SCHED_FIFO 10";
+        if realtime::leash().is_ok() {
+            let param = libc::sched_param { sched_priority: 10 };
+            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
+                return "SCHED_FIFO 10 (RLIMIT_RTTIME 200 ms)";
+            }
         }
         if libc::setpriority(libc::PRIO_PROCESS, 0, -10) == 0 {
             return "nice -10";
         }
     }
     "normal (no permission to raise it)"
+}
+
+pub(crate) mod realtime {
+    //! A real-time thread that loops without blocking would own its core until the kernel's
+    //! RT throttle (95 %) and starve the API, SIP set-up and sshd. RLIMIT_RTTIME bounds the
+    //! CPU it may take between blocking calls; the worker blocks (sleeps) every 10 ms tick, so
+    //! only a runaway loop reaches it. At the soft limit the kernel sends SIGXCPU, whose
+    //! default action would kill the server: the handler below instead drops the worker to
+    //! normal scheduling, which keeps serving calls, and the worker logs it. The hard limit
+    //! (SIGKILL) is a last resort if even that fails.
+
+    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+    pub const SOFT_US: u64 = 200_000;
+    pub const HARD_US: u64 = 2_000_000;
+
+    static RT_TID: AtomicI32 = AtomicI32::new(0);
+    static DEMOTED: AtomicBool = AtomicBool::new(false);
+
+    /// Sets the limit and the handler for the calling thread, before it asks for SCHED_FIFO.
+    pub fn leash() -> std::io::Result<()> {
+        // SAFETY: setrlimit/sigaction with valid, initialised structs; the handler only
+        // makes async-signal-safe calls (sched_setscheduler, an atomic store).
+        unsafe {
+            let lim = libc::rlimit {
+                rlim_cur: SOFT_US,
+                rlim_max: HARD_US,
+            };
+            if libc::setrlimit(libc::RLIMIT_RTTIME, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_xcpu as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(libc::SIGXCPU, &sa, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            RT_TID.store(libc::gettid(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    extern "C" fn on_xcpu(_: libc::c_int) {
+        let tid = RT_TID.load(Ordering::Relaxed);
+        if tid != 0 {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: async-signal-safe syscall with a valid sched_param.
+            unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) };
+            DEMOTED.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// True once (after the leash was pulled): the worker logs it.
+    pub fn take_demoted() -> bool {
+        DEMOTED.swap(false, Ordering::Relaxed)
+    }
 }
 
 /// How late each tick starts and how long its sends take: the server's own view of pacing.
@@ -541,5 +826,46 @@ impl Histogram {
             }
         }
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::realtime;
+    use std::time::{Duration, Instant};
+
+    /// A real-time thread spinning without blocking is dropped to normal scheduling at the
+    /// soft limit, and the process lives on (SIGXCPU's default would have killed it).
+    /// Needs the permission to use SCHED_FIFO (root, as CI runs): without it the test fails
+    /// rather than pass without having checked anything.
+    #[test]
+    fn a_runaway_realtime_worker_is_demoted_not_left_to_starve_the_host() {
+        let policy = std::thread::spawn(|| {
+            realtime::leash().expect("RLIMIT_RTTIME and the SIGXCPU handler");
+            let param = libc::sched_param { sched_priority: 10 };
+            // SAFETY: valid sched_param, this thread.
+            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            assert_eq!(
+                rc, 0,
+                "SCHED_FIFO refused: run as root (or with CAP_SYS_NICE)"
+            );
+            let start = Instant::now();
+            let mut spins = 0u64;
+            // Busy, no blocking syscall (Instant::now is served by the vDSO).
+            while start.elapsed() < Duration::from_millis(800) {
+                spins = spins.wrapping_add(1);
+                std::hint::black_box(spins);
+            }
+            // SAFETY: plain query of this thread's policy.
+            unsafe { libc::sched_getscheduler(0) }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            policy,
+            libc::SCHED_OTHER,
+            "still real-time after 800 ms of spinning"
+        );
+        assert!(realtime::take_demoted(), "the handler ran and said so");
     }
 }

@@ -169,6 +169,29 @@ pub enum SipEvent {
     Referred { call: CallKey, target: String },
 }
 
+impl SipEvent {
+    /// The dialog the event is about (none for registrations).
+    pub fn call(&self) -> Option<CallKey> {
+        match self {
+            SipEvent::Registration(_) => None,
+            SipEvent::IncomingCall { call, .. }
+            | SipEvent::Confirmed { call }
+            | SipEvent::Cancelled { call }
+            | SipEvent::Bye { call }
+            | SipEvent::ReInvite { call, .. }
+            | SipEvent::Dtmf { call, .. }
+            | SipEvent::AckTimeout { call }
+            | SipEvent::Terminated { call }
+            | SipEvent::ReferAnswered { call, .. }
+            | SipEvent::OutboundRinging { call, .. }
+            | SipEvent::OutboundAnswered { call, .. }
+            | SipEvent::OutboundFailed { call, .. }
+            | SipEvent::TransferProgress { call, .. }
+            | SipEvent::Referred { call, .. } => Some(*call),
+        }
+    }
+}
+
 impl std::fmt::Debug for SipEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

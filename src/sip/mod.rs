@@ -28,6 +28,7 @@
 mod build;
 mod core;
 pub mod digest;
+mod flood;
 mod framer;
 mod info;
 pub mod registrar;
@@ -38,6 +39,7 @@ pub use self::core::{
     CallInfo, CallKey, ConnId, OutboundInvite, SipConfig, SipCore, SipEvent, Transmit, Transport,
     ALLOW,
 };
+pub use self::flood::{Blocked, FloodGuard, FloodLimits};
 pub use self::framer::{FramingError, StreamFramer};
 
 #[cfg(test)]

@@ -4,13 +4,18 @@
 //! registrar keeps the bindings and says what to answer. Unknown users and wrong passwords
 //! get 403 (a phone with a bad password should say so on its screen, not loop on 401);
 //! a missing or stale nonce gets 401 with fresh challenges.
+//!
+//! Guessers are locked out (`crate::auth::lockout`): wrong responses and unknown users count
+//! per user and per source address; a missing, stale or foreign nonce does not (phones meet
+//! those in normal life). A locked user or source gets 403 before anything is checked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::digest::{self, Algo, NonceCheck, Nonces};
 use super::Transport;
+use crate::auth::{self, Guard, LockoutConfig};
 
 pub const DEFAULT_EXPIRES: u32 = 3600;
 pub const MIN_EXPIRES: u32 = 60;
@@ -64,7 +69,7 @@ pub struct RegisterReq {
 pub enum RegisterAnswer {
     /// 401 with these WWW-Authenticate values.
     Challenge(Vec<String>),
-    /// 403: unknown user or wrong password.
+    /// 403: unknown user or wrong password, or a lock-out in force.
     Forbidden,
     /// 423 with Min-Expires.
     TooBrief(u32),
@@ -87,6 +92,7 @@ pub struct Registrar {
     /// What the challenges offer, in order; answers with any other algorithm get a fresh
     /// challenge.
     algos: Vec<Algo>,
+    guard: Guard,
 }
 
 impl Registrar {
@@ -98,7 +104,13 @@ impl Registrar {
             bindings: HashMap::new(),
             changes: Vec::new(),
             algos: vec![Algo::Sha256, Algo::Md5],
+            guard: Guard::new(LockoutConfig::default()),
         }
+    }
+
+    /// Replaces the lock-out settings (and forgets what was counted).
+    pub fn set_lockout(&mut self, cfg: LockoutConfig) {
+        self.guard = Guard::new(cfg);
     }
 
     /// The digest algorithms to offer, strongest first. Some phones fail outright on a
@@ -133,44 +145,61 @@ impl Registrar {
     }
 
     pub fn handle(&mut self, now: Instant, now_unix: u64, req: &RegisterReq) -> RegisterAnswer {
-        let challenge = |stale: bool, nonces: &Nonces| {
-            RegisterAnswer::Challenge(digest::challenges(
-                &self.realm,
-                &nonces.issue(now_unix),
-                stale,
-                &self.algos,
-            ))
-        };
+        if self
+            .guard
+            .locked(now, req.source.ip(), Some(&req.user))
+            .is_some()
+        {
+            return RegisterAnswer::Forbidden;
+        }
         let Some(auth) = req
             .authorization
             .iter()
             .filter_map(|v| digest::parse_authorization(v))
             .find(|a| a.realm == self.realm)
         else {
-            return challenge(false, &self.nonces);
+            return self.challenge(now_unix, false);
         };
         let Some(creds) = self.users.get(&req.user) else {
-            return RegisterAnswer::Forbidden;
+            return self.refuse(now, now_unix, req);
         };
         if auth.username != req.user {
-            return RegisterAnswer::Forbidden;
+            return self.refuse(now, now_unix, req);
         }
         match self.nonces.check(&auth.nonce, now_unix) {
             NonceCheck::Fresh => {}
-            NonceCheck::Stale => return challenge(true, &self.nonces),
-            NonceCheck::Forged => return challenge(false, &self.nonces),
+            NonceCheck::Stale => return self.challenge(now_unix, true),
+            NonceCheck::Forged => return self.challenge(now_unix, false),
         }
         let ha1 = match auth.algo().filter(|a| self.algos.contains(a)) {
             Some(Algo::Md5) => &creds.ha1_md5,
             Some(Algo::Sha256) => &creds.ha1_sha256,
-            None => return challenge(false, &self.nonces),
+            None => return self.challenge(now_unix, false),
         };
         let ok = digest::expected_response(ha1, "REGISTER", &auth)
             .is_some_and(|want| digest::same(&want, &auth.response));
         if !ok {
-            return RegisterAnswer::Forbidden;
+            return self.refuse(now, now_unix, req);
         }
         self.apply(now, req)
+    }
+
+    fn challenge(&self, now_unix: u64, stale: bool) -> RegisterAnswer {
+        RegisterAnswer::Challenge(digest::challenges(
+            &self.realm,
+            &self.nonces.issue(now_unix),
+            stale,
+            &self.algos,
+        ))
+    }
+
+    /// A failed authentication: 403, counted, and logged when it starts a lock.
+    fn refuse(&mut self, now: Instant, now_unix: u64, req: &RegisterReq) -> RegisterAnswer {
+        for ev in self.guard.failed(now, req.source.ip(), Some(&req.user)) {
+            let until = UNIX_EPOCH + Duration::from_secs(now_unix) + ev.lock_for;
+            auth::report("sip", &ev, until);
+        }
+        RegisterAnswer::Forbidden
     }
 
     fn apply(&mut self, now: Instant, req: &RegisterReq) -> RegisterAnswer {

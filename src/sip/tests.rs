@@ -1003,6 +1003,16 @@ mod register {
     use crate::sip::registrar::{Credentials, Registrar, RegistrationChange};
 
     fn register(branch: &str, cseq: u32, auth: Option<&str>, expires: u32) -> Vec<u8> {
+        register_as("8001", branch, cseq, auth, expires)
+    }
+
+    fn register_as(
+        user: &str,
+        branch: &str,
+        cseq: u32,
+        auth: Option<&str>,
+        expires: u32,
+    ) -> Vec<u8> {
         let auth = auth
             .map(|a| format!("Authorization: {a}\r\n"))
             .unwrap_or_default();
@@ -1010,11 +1020,11 @@ mod register {
             "REGISTER sip:198.51.100.1 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 192.0.2.10:5062;branch={branch}\r\n\
              Max-Forwards: 70\r\n\
-             From: <sip:8001@198.51.100.1>;tag=r1\r\n\
-             To: <sip:8001@198.51.100.1>\r\n\
-             Call-ID: reg-abc\r\n\
+             From: <sip:{user}@198.51.100.1>;tag=r1\r\n\
+             To: <sip:{user}@198.51.100.1>\r\n\
+             Call-ID: reg-abc-{user}\r\n\
              CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:8001@192.0.2.10:5062>\r\n\
+             Contact: <sip:{user}@192.0.2.10:5062>\r\n\
              Expires: {expires}\r\n\
              {auth}Content-Length: 0\r\n\r\n"
         )
@@ -1022,6 +1032,10 @@ mod register {
     }
 
     fn authorization(challenge: &str, algo: Algo, password: &str) -> String {
+        authorization_as("8001", challenge, algo, password)
+    }
+
+    fn authorization_as(user: &str, challenge: &str, algo: Algo, password: &str) -> String {
         let nonce = challenge
             .split("nonce=\"")
             .nth(1)
@@ -1030,7 +1044,7 @@ mod register {
             .next()
             .unwrap();
         let mut r = DigestResponse {
-            username: "8001".into(),
+            username: user.into(),
             realm: "answerline".into(),
             nonce: nonce.into(),
             uri: "sip:198.51.100.1".into(),
@@ -1040,10 +1054,10 @@ mod register {
             cnonce: Some("abc".into()),
             ..DigestResponse::default()
         };
-        let ha1 = digest::ha1(algo, "8001", "answerline", password);
+        let ha1 = digest::ha1(algo, user, "answerline", password);
         r.response = digest::expected_response(&ha1, "REGISTER", &r).unwrap();
         format!(
-            "Digest username=\"8001\",realm=\"answerline\",nonce=\"{}\",uri=\"sip:198.51.100.1\",response=\"{}\",algorithm={},qop=auth,nc=00000001,cnonce=\"abc\"",
+            "Digest username=\"{user}\",realm=\"answerline\",nonce=\"{}\",uri=\"sip:198.51.100.1\",response=\"{}\",algorithm={},qop=auth,nc=00000001,cnonce=\"abc\"",
             r.nonce,
             r.response,
             algo.name()
@@ -1123,6 +1137,126 @@ mod register {
         c.handle_datagram(now, peer(), &register("z9hG4bK-r2", 2, Some(&auth), 600));
         assert_eq!(statuses(&drain(&mut c)), [403]);
         assert!(events(&mut c).is_empty());
+    }
+
+    /// 8001 and 8002 may register; lock-out settings are the defaults (5 per user, 20 per
+    /// source in 10 minutes, locked 15 minutes).
+    fn two_agent_core() -> SipCore {
+        let mut c = registrar_core();
+        let creds = Credentials::from_password("8002", "answerline", "desk-8002");
+        c.registrar_mut().unwrap().set_user("8002", Some(creds));
+        c
+    }
+
+    fn other_source() -> SocketAddr {
+        "192.0.2.99:5062".parse().unwrap()
+    }
+
+    /// The 401's first challenge for `user`.
+    fn challenge(c: &mut SipCore, now: Instant, from: SocketAddr, user: &str) -> String {
+        c.handle_datagram(now, from, &register_as(user, "z9hG4bK-c", 1, None, 600));
+        let out = drain(c);
+        assert_eq!(statuses(&out), [401], "{}", text(&out[0]));
+        headers(&out[0], "WWW-Authenticate").remove(0)
+    }
+
+    /// The status answering `user`'s REGISTER authenticated with `password` against `ch`.
+    fn answer(
+        c: &mut SipCore,
+        now: Instant,
+        from: SocketAddr,
+        user: &str,
+        ch: &str,
+        password: &str,
+    ) -> u16 {
+        let auth = authorization_as(user, ch, Algo::Sha256, password);
+        c.handle_datagram(
+            now,
+            from,
+            &register_as(user, "z9hG4bK-a", 2, Some(&auth), 600),
+        );
+        let out = drain(c);
+        assert_eq!(out.len(), 1);
+        status(&out[0])
+    }
+
+    #[test]
+    fn five_wrong_passwords_lock_the_user_out_even_with_the_right_one_until_the_lock_ends() {
+        let mut c = two_agent_core();
+        let t = Instant::now();
+        let ch = challenge(&mut c, t, peer(), "8001");
+        for i in 0..5 {
+            let guess = format!("guess{i}");
+            assert_eq!(answer(&mut c, t, peer(), "8001", &ch, &guess), 403);
+        }
+        // The right password, from here or anywhere, and even a fresh challenge: refused.
+        assert_eq!(answer(&mut c, t, peer(), "8001", &ch, "desk-8001"), 403);
+        assert_eq!(
+            answer(&mut c, t, other_source(), "8001", &ch, "desk-8001"),
+            403
+        );
+        c.handle_datagram(t, peer(), &register("z9hG4bK-l", 3, None, 600));
+        assert_eq!(statuses(&drain(&mut c)), [403]);
+        assert!(events(&mut c).is_empty(), "nothing registered");
+        // Another agent at the same address is not affected.
+        let ch2 = challenge(&mut c, t, peer(), "8002");
+        assert_eq!(answer(&mut c, t, peer(), "8002", &ch2, "desk-8002"), 200);
+        // Still locked a second before 15 minutes; registers once they have passed.
+        let before = t + Duration::from_secs(899);
+        assert_eq!(
+            answer(&mut c, before, peer(), "8001", &ch, "desk-8001"),
+            403
+        );
+        let after = t + Duration::from_secs(900);
+        let ch = challenge(&mut c, after, peer(), "8001");
+        assert_eq!(answer(&mut c, after, peer(), "8001", &ch, "desk-8001"), 200);
+    }
+
+    #[test]
+    fn four_wrong_passwords_do_not_lock_and_challenges_and_stale_nonces_never_count() {
+        let mut c = two_agent_core();
+        let t = Instant::now();
+        let ch = challenge(&mut c, t, peer(), "8001");
+        for i in 0..4 {
+            assert_eq!(
+                answer(&mut c, t, peer(), "8001", &ch, &format!("g{i}")),
+                403
+            );
+        }
+        for _ in 0..20 {
+            challenge(&mut c, t, peer(), "8001");
+        }
+        // A nonce this process never issued (a restart's) is re-challenged, not counted.
+        let foreign = ch.replace("nonce=\"", "nonce=\"0.");
+        for _ in 0..20 {
+            assert_eq!(
+                answer(&mut c, t, peer(), "8001", &foreign, "desk-8001"),
+                401
+            );
+        }
+        assert_eq!(answer(&mut c, t, peer(), "8001", &ch, "desk-8001"), 200);
+    }
+
+    #[test]
+    fn twenty_failures_across_users_lock_the_source_for_every_user() {
+        let mut c = two_agent_core();
+        let t = Instant::now();
+        let ch = challenge(&mut c, t, peer(), "8002");
+        // Unknown users count as failures: a scan of extensions is a guess too.
+        for i in 0..20 {
+            let user = format!("70{i:02}");
+            let ch = challenge(&mut c, t, peer(), &user);
+            assert_eq!(answer(&mut c, t, peer(), &user, &ch, "1234"), 403);
+        }
+        assert_eq!(answer(&mut c, t, peer(), "8002", &ch, "desk-8002"), 403);
+        c.handle_datagram(t, peer(), &register_as("8002", "z9hG4bK-x", 3, None, 600));
+        assert_eq!(statuses(&drain(&mut c)), [403], "not even a challenge");
+        // Other addresses are not affected.
+        let ch = challenge(&mut c, t, other_source(), "8002");
+        assert_eq!(
+            answer(&mut c, t, other_source(), "8002", &ch, "desk-8002"),
+            200
+        );
     }
 }
 

@@ -86,6 +86,14 @@ impl Engine {
         info!(profile = %self.profiles[p].name, agents = self.desk.as_ref().map_or(0, |d| d.acd.agent_ids().len()), "ACD on");
     }
 
+    /// Lock-out of REGISTER guessers (security.toml); after `set_acd`, which makes the registrar.
+    pub fn set_register_lockout(&mut self, cfg: crate::auth::LockoutConfig) {
+        let Some(d) = self.desk.as_ref() else { return };
+        if let Some(r) = self.sip[d.profile].registrar_mut() {
+            r.set_lockout(cfg);
+        }
+    }
+
     pub fn acd(&self) -> Option<&Acd> {
         self.desk.as_ref().map(|d| &d.acd)
     }
@@ -1225,6 +1233,7 @@ impl Engine {
     /// The answer to `Output::CallerLookup`: the caller's account (number, VIP level) if
     /// they are a customer, and how many times they called today.
     pub fn caller_known(&mut self, call: CallRef, account: Option<(String, u8)>, calls_today: u32) {
+        self.current = Some(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };

@@ -177,6 +177,8 @@ pub struct Caller {
     pub from_display: String,
     pub branches: u32,
     pub to_tag: Option<String>,
+    /// The number dialled (Request-URI and To user part).
+    pub called: String,
 }
 
 impl Caller {
@@ -198,6 +200,7 @@ impl Caller {
             from_display: String::new(),
             branches: 0,
             to_tag: None,
+            called: "10010".into(),
         }
     }
 
@@ -221,11 +224,11 @@ impl Caller {
             .unwrap_or_default();
         let port = if self.profile == TRUNK { 5080 } else { 5060 };
         format!(
-            "{method} sip:10010@127.0.0.1:{port} SIP/2.0\r\n\
+            "{method} sip:{called}@127.0.0.1:{port} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {sip};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: {display}<sip:{user}@127.0.0.1>;tag=caller\r\n\
-             To: <sip:10010@127.0.0.1:{port}>{to_tag}\r\n\
+             To: <sip:{called}@127.0.0.1:{port}>{to_tag}\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {} {}\r\n\
              Contact: <sip:{user}@{sip}>\r\n\
@@ -237,6 +240,7 @@ impl Caller {
             user = self.user,
             display = self.from_display,
             call_id = self.call_id,
+            called = self.called,
         )
         .into_bytes()
     }
