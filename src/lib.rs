@@ -8,6 +8,7 @@
 //! - `ivr`: menus declared in TOML, the sans-IO interpreter (bill, top-up, speech steps),
 //!   number and money reading.
 //! - `speech`: voice activity, utterances, recognisers (Whisper, WebSocket), intents.
+//! - `caller_id`: the caller's number, validated once; masked wherever it is shown.
 //! - `call`: one call = dialog + media + IVR flow; `engine`: every call, driven by inputs and time.
 //! - `billing`, `store`: the billing trait (SQLite or an HTTP BSS), top-up journal,
 //!   reconciler and audit; SQLite store, CDRs.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod auth;
 pub mod billing;
 pub mod call;
+pub mod caller_id;
 pub mod config;
 pub mod context;
 mod hex;
@@ -32,3 +34,5 @@ pub mod server;
 pub mod sip;
 pub mod speech;
 pub mod store;
+#[cfg(test)]
+mod test_logs;

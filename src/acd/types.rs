@@ -50,40 +50,10 @@ impl fmt::Display for QueueId {
     }
 }
 
-/// A customer's phone number to call back. Its `Debug` masks the middle digits
-/// (`138****8000`) so that logging an input or output never prints a whole number.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CustomerNumber(pub String);
-
-impl CustomerNumber {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for CustomerNumber {
-    fn from(s: &str) -> Self {
-        CustomerNumber(s.to_string())
-    }
-}
-
-impl fmt::Debug for CustomerNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}\"", mask(&self.0))
-    }
-}
-
-/// `13800138000` → `138****8000`; short numbers keep their last four digits.
-fn mask(n: &str) -> String {
-    let chars: Vec<char> = n.chars().collect();
-    if chars.len() <= 4 {
-        return "*".repeat(chars.len());
-    }
-    let head = if chars.len() >= 11 { 3 } else { 0 };
-    let first: String = chars[..head].iter().collect();
-    let last: String = chars[chars.len() - 4..].iter().collect();
-    format!("{first}{}{last}", "*".repeat(chars.len() - head - 4))
-}
+/// A customer's phone number to call back: the caller's validated identity, whose
+/// `Debug` masks the middle digits, so logging an input or output never prints a whole
+/// number.
+pub type CustomerNumber = crate::caller_id::CallerId;
 
 /// One agent of the directory, as the store (database, CLI, HTTP API) or agents.toml
 /// feeds it in with `Input::AgentUpsert`.

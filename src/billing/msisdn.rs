@@ -15,13 +15,8 @@ pub fn normalize_msisdn(raw: &str) -> Option<String> {
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
         .collect();
-    let is_mobile =
-        |d: &str| d.len() == 11 && d.starts_with('1') && d.bytes().all(|b| b.is_ascii_digit());
-    let digits = ["+86", "0086", "86"]
-        .iter()
-        .find_map(|p| compact.strip_prefix(p).filter(|rest| is_mobile(rest)))
-        .unwrap_or(&compact);
-    is_mobile(digits).then(|| digits.to_string())
+    let digits = crate::caller_id::strip_country_prefix(&compact);
+    crate::caller_id::is_mainland_mobile(digits).then(|| digits.to_string())
 }
 
 #[cfg(test)]

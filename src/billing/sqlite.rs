@@ -315,7 +315,7 @@ impl SqliteBilling {
                 params![msisdn, now_unix],
             )?;
             if failures + 1 >= PIN_MAX_FAILURES {
-                tracing::warn!(msisdn = %msisdn, "service PIN locked after repeated wrong entries");
+                tracing::warn!(msisdn = %crate::caller_id::mask(&msisdn), "service PIN locked after repeated wrong entries");
                 PinCheck::Locked
             } else {
                 PinCheck::Wrong
@@ -498,6 +498,22 @@ mod tests {
                 .month_to_date_fen,
             250
         );
+        cleanup(&path);
+    }
+
+    #[test]
+    fn the_lock_is_logged_with_the_number_masked() {
+        let (b, path) = demo("pin-log");
+        let t0 = 1_800_000_000;
+        let (last, logs) = crate::test_logs::capture(|| {
+            (0..PIN_MAX_FAILURES)
+                .map(|i| b.verify_pin_at("13800138000", "000000", t0 + i).unwrap())
+                .last()
+        });
+        assert_eq!(last, Some(PinCheck::Locked));
+        assert!(logs.contains("service PIN locked"), "{logs}");
+        assert!(logs.contains("138****8000"), "{logs}");
+        assert!(!logs.contains("13800138000"), "{logs}");
         cleanup(&path);
     }
 

@@ -220,7 +220,7 @@ impl Topups {
             || by_source >= i64::from(self.cfg.max_wrong_cards_per_source)
         {
             tracing::warn!(
-                caller = %a.caller.as_deref().map(mask_number).unwrap_or_else(|| "withheld".into()),
+                caller = %crate::caller_id::CallerId::from_user(a.caller.as_deref()),
                 source = %a.source,
                 "card entry locked after repeated wrong cards"
             );
@@ -585,15 +585,6 @@ impl Topups {
             |r| r.get(0),
         )?;
         Ok(n as usize)
-    }
-}
-
-/// `138****8000`, as elsewhere in the logs.
-fn mask_number(n: &str) -> String {
-    if n.len() >= 7 {
-        format!("{}****{}", &n[..3], &n[n.len() - 4..])
-    } else {
-        "****".into()
     }
 }
 

@@ -6,10 +6,10 @@ use super::admission::{Admission, Refusal};
 use super::clock::WallClock;
 use super::dtmf_dedup::DtmfPath;
 use super::media_leg::{Listen, MediaLeg, RxOutcome, SpeechListen, MAX_PACKET};
-use super::{mask_number, Call, Phase};
-use crate::billing::normalize_msisdn;
+use super::{Call, Phase};
 use crate::call::billing_job::BillingJob;
 use crate::call::speech_job::RecognizeJob;
+use crate::caller_id::CallerId;
 use crate::config::{CallerIdSource, DtmfMode, Profile};
 use crate::ivr::{BillingReply, Heard, Ivr, IvrAction, IvrInput, IvrStart, MenuSet};
 use crate::media::prompts::PromptSet;
@@ -590,14 +590,14 @@ impl Engine {
             },
         ));
         let start = IvrStart {
-            caller: c.caller.clone(),
+            caller: c.caller.full_number().map(str::to_string),
             called: c.called.clone(),
             lang: "zh".into(),
             entry: self.profiles[p].route(c.called.as_deref()).to_string(),
             speech: self.opts.speech,
         };
         if self.desk.is_some() {
-            if let Some(msisdn) = c.caller.clone() {
+            if let Some(msisdn) = c.caller.full_number().map(str::to_string) {
                 self.out.push_back(Output::CallerLookup { call, msisdn });
             }
         }
@@ -886,12 +886,12 @@ impl Engine {
                 if !profile.allows(remote.ip()) {
                     warn!(%remote, profile = %profile.name, "INVITE from an address not in the allow-list");
                     self.sip[p].reject(now, key, 403, "Forbidden", &[]);
-                    let caller = from_user.as_deref().map(mask_number);
+                    let caller = CallerId::from_user(from_user.as_deref()).to_string();
                     self.write_rejected_cdr(
                         now,
                         p,
                         &call_id,
-                        caller.as_deref(),
+                        Some(&caller),
                         request_user.as_deref(),
                         403,
                         "not_allowed",
@@ -908,10 +908,7 @@ impl Engine {
                     CallerIdSource::Pai => pai_user.or(from_user),
                     CallerIdSource::From => from_user,
                 };
-                let caller = raw_caller
-                    .as_deref()
-                    .and_then(normalize_msisdn)
-                    .or(raw_caller);
+                let caller = CallerId::from_user(raw_caller.as_deref());
                 let called = request_user.or(to_user);
                 if let Some(Err(e)) = sdp_offer
                     .as_deref()
@@ -929,7 +926,7 @@ impl Engine {
                         now,
                         p,
                         &call_id,
-                        caller.as_deref(),
+                        Some(&caller.for_cdr()),
                         called.as_deref(),
                         488,
                         "no_common_codec",
@@ -938,7 +935,7 @@ impl Engine {
                 }
                 let id = CallRef(self.next_id);
                 self.next_id += 1;
-                info!(call_id = %call_id, caller = %caller.as_deref().map(mask_number).unwrap_or_default(), called = ?called, profile = %profile.name, "incoming call");
+                info!(call_id = %call_id, caller = %caller, called = ?called, profile = %profile.name, "incoming call");
                 let call = Call::new(
                     id,
                     p,
@@ -955,7 +952,7 @@ impl Engine {
                 call.context = crate::context::CallContext::new(
                     crate::context::new_context_id(&self.boot_tag, id.0),
                     &call.call_id,
-                    call.caller.as_deref(),
+                    call.caller.clone(),
                     "zh",
                 );
                 self.calls.insert(id, call);
@@ -1184,7 +1181,7 @@ impl Engine {
                         let job = BillingJob {
                             request,
                             call_id: c.call_id.clone(),
-                            caller: c.caller.clone(),
+                            caller: c.caller.full_number().map(str::to_string),
                             source: c.remote_sip.ip(),
                             call_seq: id.0,
                         };
@@ -1297,7 +1294,7 @@ impl Engine {
             id: 0,
             call_id: c.call_id,
             profile: self.profiles[c.profile].name.clone(),
-            caller: c.caller.unwrap_or_default(),
+            caller: c.caller.for_cdr(),
             called: c.called.unwrap_or_default(),
             started_at: self.clock.rfc3339(c.started),
             answered_at: c.answered.map(|t| self.clock.rfc3339(t)),

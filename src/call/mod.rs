@@ -19,6 +19,10 @@ pub use engine::{
 };
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
+/// The one number mask (`138****8000`), for numbers that are not a `CallerId`; kept under
+/// this path for the code that masks through `crate::call`.
+pub use crate::caller_id::mask as mask_number;
+use crate::caller_id::CallerId;
 use crate::config::DtmfMode;
 use crate::ivr::Ivr;
 use crate::sip::CallKey;
@@ -45,7 +49,8 @@ pub struct Call {
     pub sip: CallKey,
     pub phase: Phase,
     pub call_id: String,
-    pub caller: Option<String>,
+    /// Validated once at the INVITE; masked wherever it is shown.
+    pub caller: CallerId,
     pub called: Option<String>,
     pub remote_sip: SocketAddr,
     pub offer: Option<String>,
@@ -125,17 +130,16 @@ impl Call {
         profile: usize,
         sip: CallKey,
         call_id: String,
-        caller: Option<String>,
+        caller: CallerId,
         called: Option<String>,
         remote_sip: SocketAddr,
         offer: Option<String>,
         now: Instant,
         dtmf_mode: DtmfMode,
     ) -> Self {
-        let masked = caller.as_deref().map(mask_number).unwrap_or_default();
         Call {
             id,
-            span: tracing::info_span!("call", id = %call_id, caller = %masked),
+            span: tracing::info_span!("call", id = %call_id, caller = %caller),
             profile,
             sip,
             phase: Phase::OpeningMedia,
@@ -174,7 +178,12 @@ impl Call {
             wait_ms: None,
             recording: None,
             recording_started: None,
-            context: crate::context::CallContext::new(String::new(), "", None, "zh"),
+            context: crate::context::CallContext::new(
+                String::new(),
+                "",
+                CallerId::withheld(),
+                "zh",
+            ),
             callback_offered: false,
             end_after: None,
             outbound: None,
@@ -206,7 +215,10 @@ impl Call {
 }
 
 /// The callback URI for `number` and where to send its INVITE: "sip:{number}@IP:port".
-pub fn callback_target(template: &str, number: &str) -> Option<(String, SocketAddr)> {
+/// Only a valid number is dialled: it is all the template's `{number}` can hold, so the
+/// caller cannot add a host, parameters or headers to the URI.
+pub fn callback_target(template: &str, number: &CallerId) -> Option<(String, SocketAddr)> {
+    let number = number.full_number()?;
     if !template.starts_with("sip:") || !template.contains("{number}") {
         return None;
     }
@@ -214,18 +226,6 @@ pub fn callback_target(template: &str, number: &str) -> Option<(String, SocketAd
     let host = uri.split('@').nth(1)?.split(';').next()?;
     let dest: SocketAddr = host.parse().ok()?;
     Some((uri, dest))
-}
-
-/// `13800138000` → `138****8000`: enough for an operator to recognise, not enough to leak.
-pub fn mask_number(n: &str) -> String {
-    let chars: Vec<char> = n.chars().collect();
-    if chars.len() <= 4 {
-        return "*".repeat(chars.len());
-    }
-    let keep_head = if chars.len() >= 11 { 3 } else { 0 };
-    let head: String = chars[..keep_head].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - keep_head - 4))
 }
 
 #[cfg(test)]

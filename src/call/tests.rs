@@ -4,10 +4,11 @@
 
 mod agents;
 mod hardening;
+mod injection;
 mod rig;
 
-use super::mask_number;
 use super::{CallRef, EngineOptions};
+use crate::caller_id::mask as mask_number;
 use crate::config::DtmfMode;
 use crate::ivr::{say, MenuSet};
 use crate::media::g711::Law;

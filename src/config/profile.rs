@@ -368,7 +368,7 @@ pub(super) fn load(path: &Path, hardware_dir: &Path) -> Result<Profile, ConfigEr
 
     let callback_uri = raw.callback_uri.clone().filter(|s| !s.trim().is_empty());
     if let Some(u) = &callback_uri {
-        if crate::call::callback_target(u, "10010").is_none() {
+        if crate::call::callback_target(u, &"10010".into()).is_none() {
             return Err(kerr(
                 "callback_uri",
                 format!("\"{u}\" is not a SIP URI with {{number}} and an IP:port, e.g. \"sip:{{number}}@192.0.2.1:5060\"; \"\" for no callbacks"),

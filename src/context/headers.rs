@@ -23,7 +23,7 @@ pub(super) fn sip_headers(c: &CallContext, context_url: &str) -> Vec<(String, St
     );
     add("X-Context-Id", encode(&c.id, usize::MAX));
     add("X-Context-Version", c.version.to_string());
-    if let Some(caller) = &c.caller {
+    if let Some(caller) = c.caller.full_number() {
         add("X-Caller", encode(caller, usize::MAX));
     }
     add(

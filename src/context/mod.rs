@@ -15,7 +15,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::billing::{RedeemOutcome, Statement};
-use crate::call::mask_number;
+use crate::caller_id::{mask, CallerId};
 use crate::ivr::mask_digit_runs;
 
 pub use uui::{parse_uui, UuiError, UuiSummary, UUI_MAX};
@@ -83,8 +83,9 @@ pub struct CallContext {
     /// Bumped on every change that matters to the agent.
     pub version: u32,
     pub call_id: String,
-    /// The caller's full number: agents call back and look it up. Masked in `Debug`.
-    pub caller: Option<String>,
+    /// The caller's full number (`null` when withheld or invalid): agents call back and
+    /// look it up. Masked in `Debug`.
+    pub caller: CallerId,
     pub verified: Option<Verification>,
     pub account: Option<String>,
     pub vip_level: u8,
@@ -112,9 +113,9 @@ impl fmt::Debug for CallContext {
             .field("id", &self.id)
             .field("version", &self.version)
             .field("call_id", &self.call_id)
-            .field("caller", &self.caller.as_deref().map(mask_number))
+            .field("caller", &self.caller)
             .field("verified", &self.verified)
-            .field("account", &self.account.as_deref().map(mask_number))
+            .field("account", &self.account.as_deref().map(mask))
             .field("vip_level", &self.vip_level)
             .field("lang", &self.lang)
             .field("ivr_path", &self.ivr_path)
@@ -173,12 +174,12 @@ fn set<T: PartialEq>(slot: &mut T, value: T) -> bool {
 }
 
 impl CallContext {
-    pub fn new(id: String, call_id: &str, caller: Option<&str>, lang: &str) -> Self {
+    pub fn new(id: String, call_id: &str, caller: CallerId, lang: &str) -> Self {
         CallContext {
             id,
             version: 1,
             call_id: call_id.to_string(),
-            caller: caller.map(str::to_string),
+            caller,
             verified: None,
             account: None,
             vip_level: 0,

@@ -28,7 +28,7 @@ fn full() -> CallContext {
     let mut c = CallContext::new(
         new_context_id("boot7", 42),
         "a84b4c76e66710@pc33",
-        Some("13800138000"),
+        "13800138000".into(),
         "zh",
     );
     let path: Vec<String> = ["welcome", "main", "bill", "pin", "main", "agent"]
@@ -232,7 +232,7 @@ fn header_values_are_sip_safe_and_carry_chinese_encoded() {
 
 #[test]
 fn unverified_anonymous_caller_headers() {
-    let c = CallContext::new(new_context_id("b", 1), "cid", None, "en");
+    let c = CallContext::new(new_context_id("b", 1), "cid", CallerId::withheld(), "en");
     let h = c.sip_headers("http://h/c");
     assert_eq!(header(&h, "X-Verified"), Some("no"));
     assert_eq!(header(&h, "X-Caller"), None);
@@ -268,7 +268,7 @@ fn uui_stays_within_the_isdn_bound() {
 
 #[test]
 fn record_ivr_reports_changes_and_update_bumps() {
-    let mut c = CallContext::new("c1".into(), "cid", Some("13900139000"), "zh");
+    let mut c = CallContext::new("c1".into(), "cid", "13900139000".into(), "zh");
     let path = vec!["welcome".to_string(), "main".to_string()];
     let inputs = vec![("main".to_string(), "2".to_string())];
     assert!(c.record_ivr(&path, &inputs, None, "zh"));

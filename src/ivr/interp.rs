@@ -1246,12 +1246,13 @@ fn collect_of<'a>(menus: &'a MenuSet, node: &str) -> &'a CollectSpec {
     }
 }
 
+mod digit_runs;
 #[cfg(test)]
 mod harness;
 mod speech;
 mod topup;
 
-pub use speech::mask_digit_runs;
+pub use digit_runs::mask_digit_runs;
 
 #[cfg(test)]
 mod tests;

@@ -2,8 +2,9 @@
 //! written under `<data>/utterances/` so the words can be heard again beside the transcript.
 //!
 //! Never kept: entries of digits (a number said for a collection) and anything whose words
-//! hold four or more digits in a row — callers read out card numbers and PINs, and those must
-//! not end up in a recording.
+//! hold four or more digits in a row, written as digits, Chinese numerals or English words
+//! (see `mask_digit_runs`) — callers read out card numbers and PINs, and those must not end
+//! up in a recording.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,22 @@ mod tests {
         assert!(data.join(&kept).is_file());
         assert_eq!(keep(&data, &job(&["digits"]), &heard("")), None);
         assert_eq!(keep(&data, &job(&[]), &heard("卡号 6222 0212 3456")), None);
+        let _ = std::fs::remove_dir_all(&data);
+    }
+
+    #[test]
+    fn numbers_said_in_chinese_numerals_or_english_words_are_never_kept() {
+        let data = std::env::temp_dir().join(format!("answerline-utt-w-{}", std::process::id()));
+        for said in [
+            "我的号码是一三八零零一三八零零零",
+            "幺三八，零零幺三，八零零零",
+            "密码一二三四五六",
+            "one three eight zero zero one three eight zero zero zero",
+            "my pin is one, two, three, four, five, six",
+        ] {
+            assert_eq!(keep(&data, &job(&["bill"]), &heard(said)), None, "{said}");
+        }
+        assert!(keep(&data, &job(&["bill"]), &heard("查一下 one bill")).is_some());
         let _ = std::fs::remove_dir_all(&data);
     }
 }

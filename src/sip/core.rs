@@ -209,7 +209,11 @@ impl std::fmt::Debug for SipEvent {
                 .debug_struct("IncomingCall")
                 .field("call", call)
                 .field("call_id", call_id)
-                .field("from_user", from_user)
+                // Whatever the caller put there: masked, or "invalid", never as sent.
+                .field(
+                    "from_user",
+                    &from_user.as_deref().map(crate::caller_id::CallerId::parse),
+                )
                 .field("to_user", to_user)
                 .field("request_user", request_user)
                 .field("remote", remote)

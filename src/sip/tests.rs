@@ -1476,6 +1476,44 @@ mod outbound {
             ]
         );
     }
+
+    #[test]
+    fn caller_supplied_text_cannot_add_header_lines_to_the_agent_invite() {
+        let mut c = core();
+        c.invite(
+            Instant::now(),
+            OutboundInvite {
+                target: "sip:8001@192.0.2.20:5070".into(),
+                dest: agent(),
+                from_user: "138\r\nX-Injected: yes@evil.example;x=<1>".into(),
+                from_display: Some("Zhang\" \\\r\nX-Injected: 1 <sip:x@evil>".into()),
+                sdp_offer: SDP.into(),
+                headers: vec![
+                    ("X-Caller".into(), "1\r\nX-Injected: yes".into()),
+                    ("X-Context-Id".into(), "ctx-1".into()),
+                ],
+            },
+        );
+        let inv = text(&drain(&mut c)[0]);
+        let head = inv.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(!line.contains('\r') && !line.contains('\n'), "{line:?}");
+            assert!(
+                !line.to_ascii_lowercase().starts_with("x-injected"),
+                "{inv}"
+            );
+        }
+        let from = head.split("\r\n").find(|l| l.starts_with("From:")).unwrap();
+        assert!(
+            from.starts_with("From: \"Zhang X-Injected: 1 <sip:x@evil>\" <sip:138%0D%0AX-Injected%3A%20yes%40evil.example%3Bx%3D%3C1%3E@"),
+            "{from}"
+        );
+        assert!(
+            !head.contains("X-Caller"),
+            "a header with a line break is dropped"
+        );
+        assert!(head.contains("X-Context-Id: ctx-1"));
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::call::bridge::{hears, slot, Party, SuperviseMode};
 use crate::call::leg::{Leg, LegPhase, LegRole};
 use crate::call::media_leg::{Listen, MediaLeg};
 use crate::call::recording::CallRecording;
-use crate::call::{mask_number, CallRef, Survey};
+use crate::call::{CallRef, Survey};
 use crate::config::Role;
 use crate::sdp;
 use crate::sip::registrar::{Credentials, Registrar, RegistrationChange};
@@ -385,7 +385,7 @@ impl Engine {
                 agent,
                 customer,
                 ..
-            } => self.place_callback(now, CallRef(call.0), agent, customer.as_str()),
+            } => self.place_callback(now, CallRef(call.0), agent, &customer),
             acd::Output::AgentState {
                 agent,
                 state,
@@ -442,14 +442,16 @@ impl Engine {
         self.bump_context(id);
         let Some(c) = self.calls.get(&id) else { return };
         let headers = self.context_headers(id);
-        let from_user = c.caller.clone().unwrap_or_else(|| "anonymous".into());
+        // Only a validated number: the display name and anything else the caller sent
+        // stay out of the agent's INVITE.
+        let from_user = c.caller.full_number().unwrap_or("anonymous").to_string();
         let from_display = (c.vip_level > 0).then(|| format!("VIP{}", c.vip_level));
         info!(call_id = %c.call_id, agent = agent.0, extension = %view.extension, "ringing agent");
         let event = serde_json::json!({
             "type": "offer",
             "agent": agent.0,
             "call": id.0,
-            "caller": c.caller.as_deref().map(mask_number),
+            "caller": c.caller.to_string(),
             "queue": c.queue,
             "context": self.context_json(id),
         });
@@ -1213,7 +1215,7 @@ impl Engine {
                 serde_json::json!({
                     "call": c.id.0,
                     "call_id": c.call_id,
-                    "caller": c.caller.as_deref().map(mask_number),
+                    "caller": c.caller.to_string(),
                     "state": state,
                     "queue": c.queue.clone().or(c.served_queue.clone()),
                     "agent": c.agent.map(|a| a.0),
@@ -1255,7 +1257,7 @@ impl Engine {
             R::Redeemed(o) => {
                 c.context.record_topup(o);
             }
-            R::Account(Some(a)) if c.caller.as_deref() == Some(a.msisdn.as_str()) => {
+            R::Account(Some(a)) if c.caller.full_number() == Some(a.msisdn.as_str()) => {
                 c.vip_level = c.vip_level.max(a.vip_level);
                 c.context.record_account(&a.msisdn, a.vip_level);
             }

@@ -6,7 +6,8 @@
 use super::{Engine, Output};
 use crate::acd::{self, AgentId, CallId, CustomerNumber};
 use crate::call::media_leg::{Listen, MediaLeg};
-use crate::call::{callback_target, mask_number, Call, CallRef, Phase};
+use crate::call::{callback_target, Call, CallRef, Phase};
+use crate::caller_id::CallerId;
 use crate::context::CallContext;
 use crate::sdp;
 use crate::sip::{CallKey, OutboundInvite};
@@ -19,7 +20,7 @@ const CUSTOMER_RING: Duration = Duration::from_secs(45);
 
 /// A caller who accepted a callback and left.
 pub(super) struct PendingCallback {
-    pub customer: String,
+    pub customer: CallerId,
     /// The caller profile whose `callback_uri` dials the customer.
     pub profile: usize,
     pub queue: Option<String>,
@@ -35,7 +36,7 @@ impl Engine {
             return;
         };
         if c.queue.is_none()
-            || c.caller.is_none()
+            || !c.caller.is_number()
             || self.profiles[c.profile].callback_uri.is_none()
         {
             return;
@@ -56,15 +57,16 @@ impl Engine {
         if d != '1' {
             return;
         }
-        let Some(number) = c.caller.clone() else {
+        if !c.caller.is_number() {
             return;
-        };
+        }
+        let number = c.caller.clone();
         let r = self.desk.as_mut().map(|desk| {
             desk.acd.handle(
                 now,
                 acd::Input::AcceptCallback {
                     call: CallId(id.0),
-                    number: CustomerNumber(number.clone()),
+                    number: number.clone(),
                 },
             )
         });
@@ -76,7 +78,7 @@ impl Engine {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        info!(call_id = %c.call_id, customer = %mask_number(&number), "callback accepted; the caller keeps their place");
+        info!(call_id = %c.call_id, customer = %number, "callback accepted; the caller keeps their place");
         self.callbacks.insert(
             id,
             PendingCallback {
@@ -111,7 +113,7 @@ impl Engine {
         now: Instant,
         id: CallRef,
         agent: AgentId,
-        customer: &str,
+        customer: &CustomerNumber,
     ) {
         let Some(d) = self.desk.as_mut() else { return };
         let p = d.profile;
@@ -149,13 +151,13 @@ impl Engine {
         );
         let mut headers = cb.context.sip_headers(&url);
         headers.push(("X-Callback".into(), "yes".into()));
-        info!(agent = agent.0, customer = %mask_number(customer), "callback: ringing the agent first");
+        info!(agent = agent.0, customer = %customer, "callback: ringing the agent first");
         let event = serde_json::json!({
             "type": "offer",
             "agent": agent.0,
             "call": id.0,
             "callback": true,
-            "caller": mask_number(customer),
+            "caller": customer.to_string(),
             "queue": cb.queue,
             "context": serde_json::to_value(&cb.context).unwrap_or_default(),
         });
@@ -169,7 +171,7 @@ impl Engine {
             agent: agent.0,
             event,
         });
-        let from_user = customer.to_string();
+        let from_user = customer.full_number().unwrap_or("anonymous").to_string();
         self.ring_leg(
             now,
             id,
@@ -201,7 +203,7 @@ impl Engine {
             p,
             CallKey(u64::MAX),
             String::new(),
-            Some(cb.customer.clone()),
+            cb.customer.clone(),
             None,
             dest,
             None,

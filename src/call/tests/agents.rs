@@ -15,7 +15,7 @@ use std::time::Duration;
 /// The workstations profile (agent phones), after lab and trunk.
 const WS: usize = 2;
 
-fn password(ext: &str) -> String {
+pub fn password(ext: &str) -> String {
     format!("desk-{ext}")
 }
 

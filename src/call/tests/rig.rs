@@ -173,6 +173,8 @@ pub struct Caller {
     pub last_invite: Vec<u8>,
     /// Extra header lines for INVITEs (e.g. P-Asserted-Identity).
     pub invite_headers: String,
+    /// Written before the From URI as is (e.g. `"Zhang San" `).
+    pub from_display: String,
     pub branches: u32,
     pub to_tag: Option<String>,
     /// The number dialled (Request-URI and To user part).
@@ -195,6 +197,7 @@ impl Caller {
             invite_branch: String::new(),
             last_invite: Vec::new(),
             invite_headers: String::new(),
+            from_display: String::new(),
             branches: 0,
             to_tag: None,
             called: "10010".into(),
@@ -224,7 +227,7 @@ impl Caller {
             "{method} sip:{called}@127.0.0.1:{port} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {sip};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
-             From: <sip:{user}@127.0.0.1>;tag=caller\r\n\
+             From: {display}<sip:{user}@127.0.0.1>;tag=caller\r\n\
              To: <sip:{called}@127.0.0.1:{port}>{to_tag}\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {} {}\r\n\
@@ -235,6 +238,7 @@ impl Caller {
             body.len(),
             sip = self.sip,
             user = self.user,
+            display = self.from_display,
             call_id = self.call_id,
             called = self.called,
         )

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::digit_runs::mask_digit_runs;
 use super::{After, Heard, Ivr, IvrAction, Mode};
 use crate::ivr::menu::{Node, PromptRef, SpeechSpec};
 
@@ -20,33 +21,6 @@ const SPOKEN_ENTRY_END_SILENCE_MS: u32 = 900;
 const REASON_MAX_MS: u32 = 15_000;
 const REASON_END_SILENCE_MS: u32 = 1000;
 const REASON_NO_INPUT: Duration = Duration::from_secs(6);
-
-/// Callers read out card numbers and PINs; a reason keeps at most three digits in a row.
-pub fn mask_digit_runs(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.chars().count() > 3 {
-            out.extend(std::iter::repeat_n('*', run.chars().count()));
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for ch in text.chars() {
-        if ch.is_ascii_digit() {
-            run.push(ch);
-        } else if ch == ' ' && !run.is_empty() {
-            // "1 3 8 0 0" is one number said slowly.
-            continue;
-        } else {
-            flush(&mut run, &mut out);
-            out.push(ch);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
 
 pub(super) struct SpeechState {
     /// A recogniser runs for this call.

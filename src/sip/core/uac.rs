@@ -50,11 +50,11 @@ impl SipCore {
         let display = o
             .from_display
             .as_deref()
-            .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
+            .map(|d| format!("\"{}\" ", quoted_text(d)))
             .unwrap_or_default();
         let local_party = format!(
             "{display}<sip:{}@{}>;tag={local_tag}",
-            o.from_user,
+            uri_user(&o.from_user),
             self.host_port(local)
         );
         let remote_party = format!("<{}>", o.target);
@@ -78,7 +78,14 @@ impl SipCore {
             ("User-Agent".into(), self.cfg.user_agent.clone()),
             ("Allow".into(), super::ALLOW.into()),
         ];
-        h.extend(o.headers.iter().cloned());
+        // Values are built from what callers sent: one with a line break would end the
+        // header there and start another of the caller's choosing.
+        h.extend(
+            o.headers
+                .iter()
+                .filter(|(n, v)| !n.bytes().chain(v.bytes()).any(|b| b.is_ascii_control()))
+                .cloned(),
+        );
         h.push(("Content-Type".into(), "application/sdp".into()));
         let data = build::request("INVITE", &o.target, h, o.sdp_offer.as_bytes());
         let info = CallInfo {
@@ -324,4 +331,25 @@ fn udp(addr: SocketAddr) -> Peer {
         conn: None,
         addr,
     }
+}
+
+/// A display name inside quotes: visible ASCII and spaces only, no quote or backslash.
+fn quoted_text(d: &str) -> String {
+    d.chars()
+        .filter(|c| (' '..='~').contains(c) && !matches!(c, '"' | '\\'))
+        .collect()
+}
+
+/// A SIP URI user part: anything but unreserved characters and `+` percent-encoded, so
+/// the user cannot add a host, parameters or headers to the URI.
+fn uri_user(u: &str) -> String {
+    let mut out = String::with_capacity(u.len());
+    for b in u.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()+".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
