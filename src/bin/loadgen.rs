@@ -98,6 +98,9 @@ struct Args {
     /// Also write the report as JSON to this file ("-": JSON on stdout instead of text).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write what the first 5 calls heard into this directory (WAV, named by outcome).
+    #[arg(long)]
+    dump_audio: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -130,7 +133,11 @@ fn config(a: &Args) -> Result<engine::Config, String> {
     let binds: Vec<IpAddr> = a
         .bind
         .split(',')
-        .map(|s| s.trim().parse().map_err(|_| format!("bad --bind address {s}")))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| format!("bad --bind address {s}"))
+        })
         .collect::<Result<_, _>>()?;
     if binds.iter().any(|b| b.is_ipv4() != target.is_ipv4()) {
         return Err("--bind addresses must be of the target's family".into());
@@ -186,6 +193,7 @@ fn config(a: &Args) -> Result<engine::Config, String> {
         setup_timeout: Duration::from_millis(a.setup_timeout_ms),
         deadline,
         progress: !a.quiet,
+        dump_audio: a.dump_audio.clone(),
     })
 }
 
@@ -201,7 +209,9 @@ fn main() -> ExitCode {
     let nofile = sys::raise_nofile();
     let want = cfg.concurrent.min(cfg.calls.unwrap_or(u64::MAX) as usize);
     if (want as u64).saturating_add(64) > nofile {
-        eprintln!("loadgen: warning: {want} calls may need more than the {nofile} descriptors allowed");
+        eprintln!(
+            "loadgen: warning: {want} calls may need more than the {nofile} descriptors allowed"
+        );
     }
     let header = format!(
         "loadgen: {} to {} from {}, rate {}/s, concurrent {}, hold {} ms, talk {} ms, digits {:?}, deadline {} s",

@@ -46,6 +46,23 @@ pub fn parse_wav(b: &[u8]) -> Result<Vec<i16>, String> {
     Err("no data chunk".into())
 }
 
+pub fn write_wav(path: &Path, pcm: &[i16]) -> std::io::Result<()> {
+    let data = (pcm.len() * 2) as u32;
+    let mut b = Vec::with_capacity(44 + data as usize);
+    b.extend(b"RIFF");
+    b.extend((36 + data).to_le_bytes());
+    b.extend(b"WAVEfmt ");
+    b.extend(16u32.to_le_bytes());
+    b.extend([1, 0, 1, 0]);
+    b.extend(8000u32.to_le_bytes());
+    b.extend(16000u32.to_le_bytes());
+    b.extend([2, 0, 16, 0]);
+    b.extend(b"data");
+    b.extend(data.to_le_bytes());
+    b.extend(pcm.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(path, b)
+}
+
 /// A deterministic speech-like signal: a voiced source (harmonics of a 120-200 Hz pitch that
 /// glides within each phrase) shaped by two formants that move per syllable, syllables of
 /// 120-260 ms at about 4 per second, and pauses between phrases. A voice activity detector
@@ -191,7 +208,9 @@ mod tests {
     use crate::rtp::Law;
 
     fn prompt(name: &str) -> Vec<i16> {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/zh").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("prompts/zh")
+            .join(name);
         read_wav(&p).unwrap()
     }
 
@@ -210,13 +229,20 @@ mod tests {
 
     #[test]
     fn wav_header_checks() {
-        let mut w = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0".to_vec();
+        let mut w =
+            b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0"
+                .to_vec();
         w.extend(b"data\x04\0\0\0\x01\0\xff\xff");
         assert_eq!(parse_wav(&w).unwrap(), vec![1, -1]);
         w[24] = 0x44; // 44.1 kHz (0xac44)
         w[25] = 0xac;
         assert!(parse_wav(&w).unwrap_err().contains("8 kHz"));
         assert!(parse_wav(b"RIFX").is_err());
+        let p = std::env::temp_dir().join(format!("loadgen-wav-{}.wav", std::process::id()));
+        write_wav(&p, &[5, -5, 300]).unwrap();
+        let back = read_wav(&p);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(back.unwrap(), vec![5, -5, 300]);
     }
 
     #[test]
@@ -231,7 +257,12 @@ mod tests {
     #[test]
     fn other_prompts_and_speech_do_not_match() {
         let r = PromptRef::new(&prompt("bill_balance.wav"), 1000).unwrap();
-        for other in ["welcome.wav", "main_menu.wav", "bill_menu.wav", "goodbye.wav"] {
+        for other in [
+            "welcome.wav",
+            "main_menu.wav",
+            "bill_menu.wav",
+            "goodbye.wav",
+        ] {
             let h = heard(&[], &prompt(other), 1.0, 0);
             assert!(r.score(&h) < 0.8, "{other} scored {}", r.score(&h));
         }
@@ -243,11 +274,17 @@ mod tests {
     #[test]
     fn speech_like_has_syllables_and_pauses() {
         let s = speech_like(10.0, 7);
-        let levels: Vec<f32> = s.chunks(FRAME).map(|c| frame_level(c.iter().copied())).collect();
+        let levels: Vec<f32> = s
+            .chunks(FRAME)
+            .map(|c| frame_level(c.iter().copied()))
+            .collect();
         let loud = levels.iter().filter(|l| **l > 60.0).count();
         let quiet = levels.iter().filter(|l| **l < 40.0).count();
         // Mostly talk, with real gaps: about 1/4 to 3/4 of frames active.
-        assert!(loud > levels.len() / 4 && loud < levels.len() * 9 / 10, "loud {loud}");
+        assert!(
+            loud > levels.len() / 4 && loud < levels.len() * 9 / 10,
+            "loud {loud}"
+        );
         assert!(quiet > levels.len() / 10, "quiet {quiet}");
         assert_eq!(s, speech_like(10.0, 7), "deterministic");
     }

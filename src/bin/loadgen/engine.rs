@@ -51,7 +51,12 @@ pub struct Config {
     pub setup_timeout: Duration,
     pub deadline: Duration,
     pub progress: bool,
+    /// Write what the first calls heard here (WAV), to see why a prompt check failed.
+    pub dump_audio: Option<std::path::PathBuf>,
 }
+
+/// Calls whose audio --dump-audio keeps: enough to compare, few enough to stay light.
+const DUMP_CALLS: u64 = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Timer {
@@ -87,6 +92,7 @@ struct Call {
     audio_at: usize,
     rx: RxStream,
     levels: Vec<f32>,
+    heard: Vec<i16>,
     bye: Option<Vec<u8>>,
     bye_late: bool,
 }
@@ -196,6 +202,8 @@ impl Engine {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(4096);
         let cpu0 = sys::cpu_seconds();
+        // Ticks that passed while setting up carried no call: not missed.
+        self.ticks += self.tick.expirations();
         self.start = Instant::now();
         let interval = Duration::from_secs_f64(1.0 / self.cfg.rate.max(0.001));
         let mut next_start = self.start;
@@ -333,12 +341,18 @@ impl Engine {
             audio_at,
             rx: RxStream::default(),
             levels: vec![],
+            heard: vec![],
             bye: None,
             bye_late: false,
         });
         self.active += 1;
         self.timer(now + T1, serial, slot, Timer::InviteRetrans);
-        self.timer(now + self.cfg.setup_timeout, serial, slot, Timer::SetupTimeout);
+        self.timer(
+            now + self.cfg.setup_timeout,
+            serial,
+            slot,
+            Timer::SetupTimeout,
+        );
     }
 
     fn bind_rtp(&mut self, src: usize) -> Option<(UdpSocket, u16)> {
@@ -370,7 +384,9 @@ impl Engine {
             }
             match kind {
                 Timer::InviteRetrans if call.phase == Phase::Inviting && !call.provisional => {
-                    let _ = self.sources[call.src].sip.send_to(&call.invite, self.cfg.target);
+                    let _ = self.sources[call.src]
+                        .sip
+                        .send_to(&call.invite, self.cfg.target);
                     call.retrans *= 2;
                     let next = now + call.retrans;
                     self.timer(next, serial, slot, Timer::InviteRetrans);
@@ -403,7 +419,9 @@ impl Engine {
         let Some(call) = self.calls[slot].as_mut() else {
             return;
         };
-        let bye = call.leg.bye(&format!("z9hG4bK-{run_tag}-{}-b", call.serial));
+        let bye = call
+            .leg
+            .bye(&format!("z9hG4bK-{run_tag}-{}-b", call.serial));
         let _ = self.sources[call.src].sip.send_to(&bye, self.cfg.target);
         call.bye = Some(bye);
         call.phase = Phase::Byeing;
@@ -425,7 +443,9 @@ impl Engine {
         if let Some(p) = &self.cfg.prompt {
             let score = p.score(&call.levels);
             self.stats.prompt_checked += 1;
-            self.stats.prompt_scores.record((score.max(0.0) * 1000.0) as u64);
+            self.stats
+                .prompt_scores
+                .record((score.max(0.0) * 1000.0) as u64);
             if score >= self.cfg.prompt_threshold {
                 self.stats.prompt_heard += 1;
             } else {
@@ -446,6 +466,12 @@ impl Engine {
         self.active -= 1;
         self.stats.rx_lost += call.rx.lost;
         self.stats.end(&outcome);
+        if let Some(dir) = &self.cfg.dump_audio {
+            if !call.heard.is_empty() {
+                let path = dir.join(format!("call{}-{outcome:?}.wav", call.serial));
+                let _ = crate::audio::write_wav(&path, &call.heard);
+            }
+        }
     }
 
     fn abort_all(&mut self) {
@@ -561,7 +587,9 @@ impl Engine {
         let call = self.calls[slot].as_mut().expect("indexed call");
         call.leg.to_tag = msg.to_tag().map(str::to_owned);
         call.leg.remote_uri = msg.contact_uri().map(str::to_owned);
-        let ack = call.leg.ack(&format!("z9hG4bK-{run_tag}-{}-a", call.serial), true);
+        let ack = call
+            .leg
+            .ack(&format!("z9hG4bK-{run_tag}-{}-a", call.serial), true);
         let _ = self.sources[call.src].sip.send_to(&ack, self.cfg.target);
         call.ack = Some(ack);
         call.phase = Phase::Up;
@@ -642,6 +670,7 @@ impl Engine {
         let fd = call.rtp.as_raw_fd();
         let mut buf = [0u8; 2048];
         let keep_levels = self.cfg.prompt.is_some();
+        let dump = self.cfg.dump_audio.is_some() && call.serial <= DUMP_CALLS;
         while let Ok((n, at_ns)) = sys::recv_stamped(fd, &mut buf) {
             let Some(h) = rtp::parse(&buf[..n]) else {
                 continue;
@@ -655,7 +684,12 @@ impl Engine {
             }
             if keep_levels && call.levels.len() < 360_000 {
                 let payload = &buf[h.payload_at..n];
-                call.levels.push(frame_level(payload.iter().map(|b| law.decode(*b))));
+                call.levels
+                    .push(frame_level(payload.iter().map(|b| law.decode(*b))));
+            }
+            if dump {
+                let payload = &buf[h.payload_at..n];
+                call.heard.extend(payload.iter().map(|b| law.decode(*b)));
             }
         }
     }

@@ -298,7 +298,10 @@ mod tests {
         let (n, _) = s.next_packet(&mut buf, &audio);
         assert_eq!(n, HEADER + FRAME);
         let h = parse(&buf[..n]).unwrap();
-        assert_eq!((h.pt, h.seq, h.ts, h.ssrc), (8, 65535, u32::MAX - 100, 0xabcd));
+        assert_eq!(
+            (h.pt, h.seq, h.ts, h.ssrc),
+            (8, 65535, u32::MAX - 100, 0xabcd)
+        );
         assert_eq!(buf[1] & 0x80, 0);
         s.next_packet(&mut buf, &audio);
         let h = parse(&buf[..n]).unwrap();
@@ -320,7 +323,15 @@ mod tests {
             assert_eq!(n, HEADER + 4);
             let h = parse(&buf[..n]).unwrap();
             let dur = u16::from_be_bytes([buf[14], buf[15]]);
-            got.push((h.seq, h.ts, buf[1] >> 7, buf[12], buf[13] >> 7, buf[13] & 0x3F, dur));
+            got.push((
+                h.seq,
+                h.ts,
+                buf[1] >> 7,
+                buf[12],
+                buf[13] >> 7,
+                buf[13] & 0x3F,
+                dur,
+            ));
             assert_eq!(h.pt, 101);
         }
         let start = 1000 + 160;
@@ -347,7 +358,16 @@ mod tests {
         let d = parse_digits("#@5000, 1@3500").unwrap();
         assert_eq!(
             d,
-            vec![Digit { event: 1, at_ms: 3500 }, Digit { event: 11, at_ms: 5000 }]
+            vec![
+                Digit {
+                    event: 1,
+                    at_ms: 3500
+                },
+                Digit {
+                    event: 11,
+                    at_ms: 5000
+                }
+            ]
         );
         assert!(parse_digits("12@5").is_err());
         assert!(parse_digits("1").is_err());

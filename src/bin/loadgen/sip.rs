@@ -259,7 +259,9 @@ impl Leg {
             let name = if *pt == 8 { "PCMA" } else { "PCMU" };
             let _ = write!(sdp, "a=rtpmap:{pt} {name}/8000\r\n");
         }
-        sdp.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n");
+        sdp.push_str(
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        );
         let mut out = String::with_capacity(768);
         self.common(&mut out, "INVITE", &self.request_uri(), branch, 1);
         let _ = write!(
@@ -358,7 +360,10 @@ mod tests {
         let m = Message::parse(raw).unwrap();
         assert_eq!(m.call_id(), Some("x1"));
         assert_eq!(m.to_tag(), Some("real"));
-        assert_eq!(m.contact_uri(), Some("sip:10010@127.0.0.1:5060;transport=udp"));
+        assert_eq!(
+            m.contact_uri(),
+            Some("sip:10010@127.0.0.1:5060;transport=udp")
+        );
         assert_eq!(m.body, b"abcd");
         assert_eq!(m.retry_after(), None);
     }
@@ -424,7 +429,8 @@ mod tests {
     #[test]
     fn ack_for_503_reuses_the_invite_branch() {
         let m = Message::parse(R503).unwrap();
-        let ack = String::from_utf8(ack_for_final(&m, "sip:10010@127.0.0.1:5060").unwrap()).unwrap();
+        let ack =
+            String::from_utf8(ack_for_final(&m, "sip:10010@127.0.0.1:5060").unwrap()).unwrap();
         assert!(ack.starts_with("ACK sip:10010@127.0.0.1:5060 SIP/2.0\r\n"));
         assert!(ack.contains("branch=z9hG4bK1;"));
         assert!(ack.contains("To: <sip:10010@127.0.0.1:5060>;tag=srv1\r\n"));

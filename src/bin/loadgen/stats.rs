@@ -172,7 +172,9 @@ impl Stats {
 
     pub fn to_json(&self) -> serde_json::Value {
         let ms = |h: &Histogram| match h.summary_ms() {
-            Some((p50, p99, max)) => serde_json::json!({"p50_ms": p50, "p99_ms": p99, "max_ms": max, "n": h.count()}),
+            Some((p50, p99, max)) => {
+                serde_json::json!({"p50_ms": p50, "p99_ms": p99, "max_ms": max, "n": h.count()})
+            }
             None => serde_json::Value::Null,
         };
         serde_json::json!({
@@ -212,10 +214,18 @@ impl Stats {
         let failed = if self.failed.is_empty() {
             "none".to_string()
         } else {
-            let v: Vec<String> = self.failed.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let v: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
             v.join(", ")
         };
-        let retry: Vec<String> = self.retry_after.iter().map(|(k, v)| format!("{v}x{k}s")).collect();
+        let retry: Vec<String> = self
+            .retry_after
+            .iter()
+            .map(|(k, v)| format!("{v}x{k}s"))
+            .collect();
         let mut t = String::new();
         t += &format!(
             "calls               : {} ok, {} failed, {} refused (503) of {} placed\n",
@@ -230,10 +240,14 @@ impl Stats {
         }
         t += &format!(
             "setups/s            : {} ({} answered)\n",
-            self.setups_per_s().map_or("n/a".into(), |r| format!("{r:.1}")),
+            self.setups_per_s()
+                .map_or("n/a".into(), |r| format!("{r:.1}")),
             self.answered
         );
-        t += &format!("setup latency       : {} (INVITE sent -> 200 received)\n", ms(&self.setup));
+        t += &format!(
+            "setup latency       : {} (INVITE sent -> 200 received)\n",
+            ms(&self.setup)
+        );
         t += &format!(
             "RTP sent            : {} packets ({} DTMF), {} missed ticks; lateness behind the 20 ms tick {}\n",
             self.sent_packets, self.sent_events, self.missed_ticks, ms(&self.send_late)
@@ -246,7 +260,11 @@ impl Stats {
             ms(&self.rx_dev)
         );
         if self.prompt_checked > 0 {
-            let sc = |q| self.prompt_scores.quantile(q).map_or(0.0, |v| v as f64 / 1000.0);
+            let sc = |q| {
+                self.prompt_scores
+                    .quantile(q)
+                    .map_or(0.0, |v| v as f64 / 1000.0)
+            };
             t += &format!(
                 "prompt heard        : {}/{} answered calls (score p50 {:.3}, min {:.3})\n",
                 self.prompt_heard,
@@ -272,7 +290,10 @@ mod tests {
     #[test]
     fn buckets_are_monotonic_and_tight() {
         let mut last = 0;
-        for v in (0..5_000_000u64).step_by(37).chain([u32::MAX as u64, 1 << 50]) {
+        for v in (0..5_000_000u64)
+            .step_by(37)
+            .chain([u32::MAX as u64, 1 << 50])
+        {
             let b = bucket(v);
             assert!(b >= last, "bucket order at {v}");
             last = b;

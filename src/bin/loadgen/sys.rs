@@ -84,7 +84,10 @@ pub struct TickTimer(OwnedFd);
 impl TickTimer {
     pub fn new(period: Duration) -> io::Result<TickTimer> {
         let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -108,7 +111,11 @@ impl TickTimer {
     pub fn expirations(&self) -> u64 {
         let mut n = 0u64;
         let r = unsafe {
-            libc::read(self.0.as_raw_fd(), &mut n as *mut u64 as *mut libc::c_void, 8)
+            libc::read(
+                self.0.as_raw_fd(),
+                &mut n as *mut u64 as *mut libc::c_void,
+                8,
+            )
         };
         if r == 8 {
             n
@@ -157,7 +164,10 @@ mod tests {
         let (n, at) = recv_stamped(b.as_raw_fd(), &mut buf).unwrap();
         assert_eq!(&buf[..n], b"x1");
         assert!(at > 1_600_000_000 * 1_000_000_000);
-        assert!(recv_stamped(b.as_raw_fd(), &mut buf).is_err(), "nothing more");
+        assert!(
+            recv_stamped(b.as_raw_fd(), &mut buf).is_err(),
+            "nothing more"
+        );
         let t = TickTimer::new(Duration::from_millis(2)).unwrap();
         std::thread::sleep(Duration::from_millis(9));
         assert!((3..=5).contains(&t.expirations()));
