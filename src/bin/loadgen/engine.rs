@@ -2,7 +2,7 @@
 //! per call, one timerfd that paces every call's RTP, one heap for the SIP timers.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -100,7 +100,9 @@ struct Call {
 struct Source {
     sip: UdpSocket,
     local: SocketAddr,
-    free_ports: Vec<u16>,
+    /// Oldest-freed first, so a port rests before reuse and late packets of its last call
+    /// do not land in the next one.
+    free_ports: VecDeque<u16>,
 }
 
 pub struct Engine {
@@ -141,11 +143,9 @@ impl Engine {
             poll.registry()
                 .register(&mut sip, Token(SIP_BASE + i), Interest::READABLE)?;
             let local = sip.local_addr()?;
-            // Even ports, handed out from the low end first.
-            let mut free_ports: Vec<u16> = (cfg.rtp_ports.0..=cfg.rtp_ports.1)
+            let free_ports: VecDeque<u16> = (cfg.rtp_ports.0..=cfg.rtp_ports.1)
                 .filter(|p| p % 2 == 0)
                 .collect();
-            free_ports.reverse();
             sources.push(Source {
                 sip,
                 local,
@@ -293,7 +293,7 @@ impl Engine {
             .register(&mut rtp, Token(RTP_BASE + slot), Interest::READABLE)
             .is_err()
         {
-            self.sources[src].free_ports.push(rtp_port);
+            self.sources[src].free_ports.push_back(rtp_port);
             self.free_slots.push(slot);
             self.stats.end(&Outcome::Failed(Reason::Local));
             return;
@@ -357,7 +357,7 @@ impl Engine {
 
     fn bind_rtp(&mut self, src: usize) -> Option<(UdpSocket, u16)> {
         let ip = self.sources[src].local.ip();
-        while let Some(port) = self.sources[src].free_ports.pop() {
+        while let Some(port) = self.sources[src].free_ports.pop_front() {
             if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)) {
                 return Some((s, port));
             }
@@ -460,7 +460,7 @@ impl Engine {
             return;
         };
         let _ = self.poll.registry().deregister(&mut call.rtp);
-        self.sources[call.src].free_ports.push(call.rtp_port);
+        self.sources[call.src].free_ports.push_back(call.rtp_port);
         self.by_call_id.remove(&call.leg.call_id);
         self.free_slots.push(slot);
         self.active -= 1;
