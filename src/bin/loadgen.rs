@@ -101,6 +101,11 @@ struct Args {
     /// Write what the first 5 calls heard into this directory (WAV, named by outcome).
     #[arg(long)]
     dump_audio: Option<PathBuf>,
+    /// Run at nice -10 (needs the permission): the generator uses little CPU but is the clock
+    /// of every call's RTP, and on a shared machine a normal-priority thread can wait tens of
+    /// ms for a core. Not real-time: it must not preempt the server it measures.
+    #[arg(long)]
+    raise_priority: bool,
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
@@ -206,6 +211,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.raise_priority && !sys::raise_priority() {
+        eprintln!("loadgen: warning: no permission to raise priority; running at normal priority");
+    }
     let nofile = sys::raise_nofile();
     let want = cfg.concurrent.min(cfg.calls.unwrap_or(u64::MAX) as usize);
     if (want as u64).saturating_add(64) > nofile {
