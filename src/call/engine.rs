@@ -1235,7 +1235,15 @@ impl Engine {
     fn reject(&mut self, now: Instant, id: CallRef, code: u16, reason: &str, cause: &str) {
         if let Some(c) = self.calls.get(&id) {
             let (p, key) = (c.profile, c.sip);
-            self.sip[p].reject(now, key, code, reason, &[]);
+            // A 503 is a refusal for want of room: say when to come back, and count it with
+            // the door's refusals.
+            let retry: &[(&str, &str)] = if code == 503 {
+                self.metrics.refused += 1;
+                &[("Retry-After", "5")]
+            } else {
+                &[]
+            };
+            self.sip[p].reject(now, key, code, reason, retry);
             self.finish(now, id, cause, Some(code));
             self.drain_sip(now, p);
         }

@@ -961,6 +961,8 @@ fn no_free_rtp_port_gets_503() {
     rig.engine.rtp_ready(rig.now, call, None);
     rig.pump();
     assert_eq!(rig.last_response_to("INVITE"), Some(503));
+    let r = rig.last_response(503, "INVITE").unwrap();
+    assert_eq!(header(&r, "Retry-After"), Some("5"));
     assert_eq!(rig.cdr().hangup_cause, "no_rtp_port");
     assert_eq!(rig.engine.active_calls(), 0);
 }
