@@ -67,7 +67,7 @@ impl CallerId {
 
     /// From a user part as written in a URI, percent-escapes and all.
     pub fn from_encoded(user: &str) -> Self {
-        Self::parse(&percent_decode(user))
+        Self::parse(&crate::hex::percent_decode(user))
     }
 
     /// `None` (no From user at all) is withheld.
@@ -204,26 +204,6 @@ fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// `%XX` decoded; a `%` not followed by two hex digits stays (and makes the id invalid).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -112,17 +112,17 @@ fn flood(to: SocketAddr, per_s: u32, secs: u32) -> (u32, u32) {
     (sent, back)
 }
 
-/// 5,000 INVITEs a second for 10 s from one address while a caller from another address
-/// listens to the menus and presses a key: the caller's audio has no hole over 40 ms, the
-/// key works, the flooder is blocked (one security line), and the server is fine after.
-#[test]
-fn an_invite_flood_from_one_address_does_not_hurt_a_live_call_from_another() {
-    let _serial = one_at_a_time();
-    let server = Server::start(ServerOpts::default());
+/// A caller (13800138000, SIPp signalling, a talking harness RTP endpoint) who stays
+/// `after_menu` past the moment the main menu is ready for a key. Returns the endpoint, the
+/// SIPp run and that moment.
+fn live_call(
+    server: &Server,
+    after_menu: Duration,
+) -> (RtpSink, std::thread::JoinHandle<SippResult>, Instant) {
     let (mut sink, _) = RtpSink::bind();
     sink.start_talking(Law::Alaw);
     let first = main_menu_at() + Duration::from_millis(1500);
-    let hold = first + Duration::from_secs(12);
+    let hold = first + after_menu;
     let sipp = Sipp::new("uac_info_dtmf.xml", server.sip_addr())
         .caller("13800138000")
         .rtp_port(sink.port())
@@ -137,13 +137,24 @@ fn an_invite_flood_from_one_address_does_not_hurt_a_live_call_from_another() {
         "the live call is answered"
     );
     let t0 = sink.packets()[0].at;
+    (sink, call, t0 + first)
+}
+
+/// 5,000 INVITEs a second for 10 s from one address while a caller from another address
+/// listens to the menus and presses a key: the caller's audio has no hole over 40 ms, the
+/// key works, the flooder is blocked (one security line), and the server is fine after.
+#[test]
+fn an_invite_flood_from_one_address_does_not_hurt_a_live_call_from_another() {
+    let _serial = one_at_a_time();
+    let server = Server::start(ServerOpts::default());
+    let (sink, call, key_at) = live_call(&server, Duration::from_secs(12));
 
     // The flood starts 3 s before the key is pressed and runs 7 s past it.
     let target = server.sip_addr();
-    let flood_at = t0 + first.saturating_sub(Duration::from_secs(3));
+    let flood_at = key_at - Duration::from_secs(3);
     std::thread::sleep(flood_at.saturating_duration_since(Instant::now()));
     let flooder = std::thread::spawn(move || flood(target, 5_000, 10));
-    std::thread::sleep((t0 + first).saturating_duration_since(Instant::now()));
+    std::thread::sleep(key_at.saturating_duration_since(Instant::now()));
     assert!(sink.send_digit('1', 100, 101), "RFC 4733 key sent");
     let (sent, back) = flooder.join().unwrap();
     call.join().unwrap().assert_ok();
@@ -267,21 +278,7 @@ fn past_max_calls_the_excess_is_refused_and_the_admitted_calls_are_whole() {
 fn a_panic_inside_one_call_ends_it_and_the_other_call_carries_on() {
     let _serial = one_at_a_time();
     let server = Server::start(ServerOpts::default());
-    let (mut sink, _) = RtpSink::bind();
-    sink.start_talking(Law::Alaw);
-    let first = main_menu_at() + Duration::from_millis(1500);
-    let hold = first + Duration::from_secs(8);
-    let good = Sipp::new("uac_info_dtmf.xml", server.sip_addr())
-        .caller("13800138000")
-        .rtp_port(sink.port())
-        .digits("")
-        .set("first_ms", "0")
-        .set("gap_ms", "0")
-        .set("hold_ms", &hold.as_millis().to_string())
-        .timeout(hold + Duration::from_secs(20));
-    let good = std::thread::spawn(move || good.run());
-    assert!(sink.wait_for_packets(1, Duration::from_secs(10)));
-    let t0 = sink.packets()[0].at;
+    let (sink, good, key_at) = live_call(&server, Duration::from_secs(8));
 
     // The faulty call: '#' on a call to 10019 panics in a fault-injection build; the server
     // must hang it up itself.
@@ -294,7 +291,7 @@ fn a_panic_inside_one_call_ends_it_and_the_other_call_carries_on() {
         .run();
     bad.assert_ok();
 
-    std::thread::sleep((t0 + first).saturating_duration_since(Instant::now()));
+    std::thread::sleep(key_at.saturating_duration_since(Instant::now()));
     assert!(sink.send_digit('1', 100, 101));
     good.join().unwrap().assert_ok();
     let (gap, at) = longest_gap(&sink);

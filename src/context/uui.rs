@@ -155,7 +155,7 @@ impl UuiSummary {
             let Some((k, v)) = kv.split_once('=') else {
                 continue;
             };
-            let v = percent_decode(v);
+            let v = crate::hex::percent_decode(v);
             match k {
                 "ctx" => {
                     has_id = !v.is_empty();
@@ -171,26 +171,4 @@ impl UuiSummary {
         }
         has_id.then_some(s)
     }
-}
-
-/// Undoes `encode`; a cut-off or malformed escape is kept as it is.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -286,10 +286,12 @@ fn calls_today_counts_the_callers_calls_since_midnight_through_its_index() {
         let mut st = conn
             .prepare("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM cdr WHERE caller = ?1 AND started_at >= ?2")
             .unwrap();
-        st.query_map(params!["13800138000", now], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
+        st.query_map(rusqlite::params!["13800138000", now], |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
     };
     assert!(
         plan.iter().any(|p| p.contains("cdr_by_caller")),
