@@ -22,6 +22,8 @@ pub mod billing;
 pub mod call;
 pub mod config;
 pub mod context;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hex;
 pub mod ivr;
 pub mod media;

@@ -29,9 +29,9 @@ mod build;
 mod core;
 pub mod digest;
 mod framer;
-mod info;
+pub(crate) mod info;
 pub mod registrar;
-mod wire;
+pub(crate) mod wire;
 
 pub use self::build::user_part;
 pub use self::core::{
