@@ -251,7 +251,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// One header value through every header-level parser: name-addr, Via, CSeq, URIs,
-/// Content-Length, digest Authorization and nonces.
+/// Content-Length, digest Authorization and nonces, User-to-User (RFC 7433).
 pub fn sip_headers(data: &[u8]) {
     let v = String::from_utf8_lossy(data);
     let src: SocketAddr = PEER.parse().expect("literal address");
@@ -274,6 +274,10 @@ pub fn sip_headers(data: &[u8]) {
         }
     }
     let _ = Nonces::new("fuzz-secret".into()).check(&v, 1_800_000_000);
+    if let Ok(uui) = crate::context::parse_uui(&v) {
+        let _ = crate::context::UuiSummary::parse(&uui);
+    }
+    let _ = crate::context::UuiSummary::parse(data);
 }
 
 /// A SIP INFO body: the first line is the Content-Type, the rest the body.
