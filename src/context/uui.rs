@@ -182,6 +182,7 @@ fn percent_decode(s: &str) -> String {
         if b[i] == b'%' {
             if let Some(v) = s
                 .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
             {
                 out.push(v);
