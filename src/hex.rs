@@ -6,7 +6,8 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    // from_str_radix alone would also take a sign: "+a" as 0x0a.
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -53,5 +54,6 @@ mod tests {
         assert_eq!(super::decode("00ab7f"), Some(vec![0, 0xab, 0x7f]));
         assert_eq!(super::decode("abc"), None);
         assert_eq!(super::decode("zz"), None);
+        assert_eq!(super::decode("+a+b"), None);
     }
 }

@@ -26,6 +26,8 @@ pub mod call;
 pub mod caller_id;
 pub mod config;
 pub mod context;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hex;
 pub mod ivr;
 pub mod media;

@@ -16,6 +16,7 @@ mod config;
 pub mod directory;
 mod error;
 mod hub;
+pub(crate) mod request_checks;
 mod routes_agents;
 mod routes_calls;
 mod routes_records;

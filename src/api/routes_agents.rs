@@ -112,7 +112,7 @@ pub(super) async fn remove(State(st): State<Arc<AppState>>, Path(id): Path<Strin
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PasswordBody {
-    password: String,
+    pub(super) password: String,
 }
 
 pub(super) async fn password(
@@ -152,31 +152,38 @@ pub(super) struct StateBody {
     reason: Option<String>,
 }
 
+impl StateBody {
+    /// The checks made before anything is asked of the database or the worker.
+    pub(super) fn action(self) -> Result<AgentAction, ApiError> {
+        Ok(match self.state.as_str() {
+            "login" => AgentAction::Login,
+            "logout" => AgentAction::Logout,
+            "ready" => AgentAction::Ready,
+            "not-ready" => {
+                let reason = self.reason.unwrap_or_default().trim().to_string();
+                if reason.chars().count() > 64 || reason.chars().any(char::is_control) {
+                    return Err(ApiError::bad_request(
+                        "\"reason\" must be at most 64 printable characters, e.g. \"小休 break\"",
+                    ));
+                }
+                AgentAction::NotReady { reason }
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "state {other:?}: use \"login\", \"logout\", \"ready\" or \"not-ready\" (with an optional \"reason\")"
+                )))
+            }
+        })
+    }
+}
+
 pub(super) async fn state(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
     Body(body): Body<StateBody>,
 ) -> Answer {
     let id = agent_id(&id)?;
-    let action = match body.state.as_str() {
-        "login" => AgentAction::Login,
-        "logout" => AgentAction::Logout,
-        "ready" => AgentAction::Ready,
-        "not-ready" => {
-            let reason = body.reason.unwrap_or_default().trim().to_string();
-            if reason.chars().count() > 64 || reason.chars().any(char::is_control) {
-                return Err(ApiError::bad_request(
-                    "\"reason\" must be at most 64 printable characters, e.g. \"小休 break\"",
-                ));
-            }
-            AgentAction::NotReady { reason }
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "state {other:?}: use \"login\", \"logout\", \"ready\" or \"not-ready\" (with an optional \"reason\")"
-            )))
-        }
-    };
+    let action = body.action()?;
     if st.db(move |db| db.agent(id)).await?.is_none() {
         return Err(no_agent(id));
     }

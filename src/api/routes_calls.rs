@@ -33,7 +33,7 @@ pub(super) async fn calls(State(st): State<Arc<AppState>>) -> Answer {
 }
 
 /// Call and context ids travel in URLs and SIP headers: URL-safe, bounded.
-fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+pub(super) fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -64,13 +64,19 @@ pub(super) struct TransferBody {
     queue: String,
 }
 
+impl TransferBody {
+    pub(super) fn queue(&self) -> Result<String, ApiError> {
+        required("queue", &self.queue)
+    }
+}
+
 pub(super) async fn transfer(
     State(st): State<Arc<AppState>>,
     Path(call): Path<String>,
     Body(body): Body<TransferBody>,
 ) -> Answer {
     check_id("call", &call)?;
-    let queue = required("queue", &body.queue)?;
+    let queue = body.queue()?;
     if !st.known_queues.is_empty() && !st.known_queues.contains(&queue) {
         return Err(ApiError::bad_request(format!(
             "no queue '{queue}' in queues.toml; use one of: {}",
@@ -86,13 +92,19 @@ pub(super) struct SelfServiceBody {
     step: String,
 }
 
+impl SelfServiceBody {
+    pub(super) fn step(&self) -> Result<String, ApiError> {
+        required("step", &self.step)
+    }
+}
+
 pub(super) async fn self_service(
     State(st): State<Arc<AppState>>,
     Path(call): Path<String>,
     Body(body): Body<SelfServiceBody>,
 ) -> Answer {
     check_id("call", &call)?;
-    let step = required("step", &body.step)?;
+    let step = body.step()?;
     Ok(Json(st.ask(Command::SelfService { call, step }).await?))
 }
 
@@ -106,27 +118,35 @@ pub(super) struct SuperviseBody {
     agent: Option<u32>,
 }
 
+impl SuperviseBody {
+    /// The mode and the supervisor's extension, checked before the worker is asked.
+    pub(super) fn checked(&self) -> Result<(SuperviseMode, String), ApiError> {
+        let mode = SuperviseMode::parse(&self.mode).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "mode {:?}: use \"listen\", \"whisper\" or \"barge\"",
+                self.mode
+            ))
+        })?;
+        let supervisor = self.supervisor.trim().to_string();
+        if supervisor.is_empty()
+            || supervisor.len() > 16
+            || !supervisor.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(ApiError::bad_request(format!(
+                "supervisor {supervisor:?}: give the extension to ring, digits only, e.g. \"9001\""
+            )));
+        }
+        Ok((mode, supervisor))
+    }
+}
+
 pub(super) async fn supervise(
     State(st): State<Arc<AppState>>,
     Path(call): Path<String>,
     Body(body): Body<SuperviseBody>,
 ) -> Answer {
     check_id("call", &call)?;
-    let mode = SuperviseMode::parse(&body.mode).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "mode {:?}: use \"listen\", \"whisper\" or \"barge\"",
-            body.mode
-        ))
-    })?;
-    let supervisor = body.supervisor.trim().to_string();
-    if supervisor.is_empty()
-        || supervisor.len() > 16
-        || !supervisor.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(ApiError::bad_request(format!(
-            "supervisor {supervisor:?}: give the extension to ring, digits only, e.g. \"9001\""
-        )));
-    }
+    let (mode, supervisor) = body.checked()?;
     // The engine logs the action (with the SIP Call-ID and the agent) when it rings the
     // supervisor in; a refused request joins nobody and is not on record.
     let _ = body.agent;

@@ -103,6 +103,8 @@ fn parse_uui_follows_rfc_7433_parameters() {
         parse_uui("0g12;encoding=hex").unwrap_err(),
         UuiError::BadHex
     );
+    // A sign is not a hex digit ("+a" would otherwise read as 0x0a).
+    assert_eq!(parse_uui("+a+b").unwrap_err(), UuiError::BadHex);
     assert_eq!(parse_uui(" ;encoding=hex").unwrap_err(), UuiError::Empty);
     assert_eq!(
         parse_uui(&"00".repeat(130)).unwrap_err(),
@@ -116,6 +118,9 @@ fn parse_uui_follows_rfc_7433_parameters() {
     // Someone else's UUI is not mistaken for ours.
     assert_eq!(UuiSummary::parse(&[0x00, 0x12, 0x34]), None);
     assert_eq!(UuiSummary::parse(b"\x04ver=1;vf=0"), None);
+    // A signed escape is kept as it is, not decoded.
+    let s = UuiSummary::parse(b"\x04ctx=a%+1b").unwrap();
+    assert_eq!(s.id, "a%+1b");
 }
 
 #[test]

@@ -30,9 +30,9 @@ mod core;
 pub mod digest;
 mod flood;
 mod framer;
-mod info;
+pub(crate) mod info;
 pub mod registrar;
-mod wire;
+pub(crate) mod wire;
 
 pub use self::build::user_part;
 pub use self::core::{

@@ -386,7 +386,7 @@ fn is_sip_version(v: &str) -> bool {
 }
 
 /// `Ok` for a usable sip/sips/tel URI, `Err(416)` for another scheme, `Err(400)` when malformed.
-fn check_request_uri(uri: &str) -> Result<(), u16> {
+pub(crate) fn check_request_uri(uri: &str) -> Result<(), u16> {
     if uri.starts_with('<') || uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(400);
     }
