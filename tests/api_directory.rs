@@ -41,6 +41,14 @@ impl WorkerLink for FakeWorker {
                 "calls": [{"id": "call-1", "agent": 8001, "queue": "billing"}],
             }),
             Command::AgentState { agent, .. } => json!({"agent": agent, "state": "ready"}),
+            // A call in progress whose context is not in the database yet.
+            Command::LiveContext { ref id } if id == "ctx-live" => {
+                json!({"version": 4, "json": r#"{"id":"ctx-live","version":4}"#})
+            }
+            Command::LiveContext { .. } => {
+                let _ = reply.send(Err(answerline::api::ApiError::not_found("no context")));
+                return;
+            }
             _ => json!({"ok": true}),
         };
         let _ = reply.send(Ok(answer));
@@ -425,6 +433,15 @@ fn contexts_come_back_with_their_version() {
     let body = resp.into_body().read_to_string().unwrap();
     assert_eq!(json_of(&body), json_of(ctx));
     assert_eq!(rig.get("/api/v1/contexts/ctx-none").0, 404);
+    // Not stored yet (written in the background), but the call is live: the engine answers.
+    let resp = rig
+        .http
+        .get(rig.url("/api/v1/contexts/ctx-live"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.headers()["x-context-version"], "4");
+    let body = resp.into_body().read_to_string().unwrap();
+    assert_eq!(json_of(&body)["id"], "ctx-live");
 }
 
 #[test]

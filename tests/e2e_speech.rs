@@ -53,6 +53,11 @@ fn cdr(server: &Server) -> Vec<String> {
 
 /// The caller says `text` `at_s` seconds into the call; `keys` are in-band tones before it
 /// ("2@1.0": English at the welcome).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static M: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    M.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn say_in_call(
     voice: &str,
     text: &str,
@@ -81,8 +86,14 @@ fn say_in_call(
         args.extend(["--digits", keys, "--inband"]);
     }
     make_pcap(&pcap, &args);
+    // These tests check what is heard and where the caller goes, not how fast: latency is
+    // `scripts/bench-asr`'s to measure. So the recogniser gets a budget a slow shared CI
+    // machine meets (Whisper took ~10 s a decode on one), and one call decodes at a time.
+    let _serial = one_at_a_time();
     let server = Server::start(
-        ServerOpts::default().env("ANSWERLINE_WHISPER_MODEL", model.to_str().unwrap()),
+        ServerOpts::default()
+            .env("ANSWERLINE_WHISPER_MODEL", model.to_str().unwrap())
+            .env("ANSWERLINE_ASR_TIMEOUT_MS", "25000"),
     );
     assert!(
         server.stderr_log().contains("speech recognition:"),
@@ -104,7 +115,7 @@ fn say_in_call(
 #[test]
 fn saying_check_my_bill_over_the_english_main_menu_reads_the_bill() {
     // 2 (in-band) at the welcome for English; the main menu then asks what you need.
-    let Some(row) = say_in_call("en-us", "I want to check my bill", 6.0, "2@1.0", 30_000) else {
+    let Some(row) = say_in_call("en-us", "I want to check my bill", 6.0, "2@1.0", 40_000) else {
         return;
     };
     assert!(row[0].starts_with("welcome>main>bill"), "{row:?}");
@@ -122,7 +133,7 @@ fn saying_check_my_bill_over_the_english_main_menu_reads_the_bill() {
 #[test]
 fn saying_cha_hua_fei_over_the_main_menu_reads_the_bill() {
     // Welcome and "press 2 for English" take ~8 s; the main menu then asks what you need.
-    let Some(row) = say_in_call("cmn-latn-pinyin", "cha2 hua4 fei4", 10.0, "", 30_000) else {
+    let Some(row) = say_in_call("cmn-latn-pinyin", "cha2 hua4 fei4", 10.0, "", 40_000) else {
         return;
     };
     assert!(row[0].starts_with("welcome>main>bill"), "{row:?}");
@@ -132,7 +143,7 @@ fn saying_cha_hua_fei_over_the_main_menu_reads_the_bill() {
 
 #[test]
 fn asking_for_a_person_is_heard_and_the_reason_kept() {
-    let Some(row) = say_in_call("en-us", "I need to speak to an agent", 6.0, "2@1.0", 25_000)
+    let Some(row) = say_in_call("en-us", "I need to speak to an agent", 6.0, "2@1.0", 35_000)
     else {
         return;
     };

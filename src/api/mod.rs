@@ -75,6 +75,12 @@ pub enum Command {
         supervisor: String,
         mode: SuperviseMode,
     },
+    /// A live call's context, `{"version": n, "json": "..."}`: asked when the database does
+    /// not have it yet (it is written in the background and an agent's phone may fetch it the
+    /// moment it rings).
+    LiveContext {
+        id: String,
+    },
 }
 
 /// The worker's answer: JSON for the HTTP client, or an error with the HTTP status to give.

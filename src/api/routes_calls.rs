@@ -167,10 +167,21 @@ pub(super) async fn context(
 ) -> Result<Response, ApiError> {
     check_id("context", &id)?;
     let key = id.clone();
-    let (version, json) = st
-        .db(move |db| db.context(&key))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no context {id}")))?;
+    let stored = st.db(move |db| db.context(&key)).await?;
+    let (version, json) = match stored {
+        Some(found) => found,
+        // Not written yet (contexts are stored in the background): the engine has it.
+        None => {
+            let live = st.ask(Command::LiveContext { id: id.clone() }).await?;
+            let json = live["json"]
+                .as_str()
+                .ok_or_else(|| ApiError::not_found(format!("no context {id}")))?;
+            (
+                live["version"].as_u64().unwrap_or(0) as u32,
+                json.to_string(),
+            )
+        }
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/json".to_string()),

@@ -78,6 +78,12 @@ pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
                 .map_err(ApiError::conflict)?;
             Ok(serde_json::json!({ "call": id.0, "supervisor": supervisor, "mode": mode.name() }))
         }
+        Command::LiveContext { id } => {
+            let (version, json) = engine
+                .live_context(&id)
+                .ok_or_else(|| ApiError::not_found(format!("no context {id}")))?;
+            Ok(serde_json::json!({ "version": version, "json": json }))
+        }
     }
 }
 

@@ -760,13 +760,11 @@ impl InjectedFault {
 /// leash: see [`realtime::leash`].
 fn raise_priority() -> &'static str {
     // SAFETY: plain libc calls on the calling thread with a valid, initialised sched_param.
+    if realtime::enter_fifo(10).is_ok() {
+        return "SCHED_FIFO 10 (RLIMIT_RTTIME 200 ms, reset on fork)";
+    }
+    // SAFETY: plain libc call on the calling thread.
     unsafe {
-        if realtime::leash().is_ok() {
-            let param = libc::sched_param { sched_priority: 10 };
-            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0 {
-                return "SCHED_FIFO 10 (RLIMIT_RTTIME 200 ms)";
-            }
-        }
         if libc::setpriority(libc::PRIO_PROCESS, 0, -10) == 0 {
             return "nice -10";
         }
@@ -791,8 +789,27 @@ pub(crate) mod realtime {
     static RT_TID: AtomicI32 = AtomicI32::new(0);
     static DEMOTED: AtomicBool = AtomicBool::new(false);
 
+    /// SCHED_FIFO for the calling thread, on the leash. SCHED_RESET_ON_FORK: threads it
+    /// creates start at normal priority — tokio's blocking pool grows from whichever thread
+    /// calls `spawn_blocking`, and a Whisper decode that inherited FIFO would own a core for
+    /// seconds (and meet the RTTIME limit meant for the worker).
+    pub fn enter_fifo(priority: i32) -> std::io::Result<()> {
+        leash()?;
+        let param = libc::sched_param {
+            sched_priority: priority,
+        };
+        // SAFETY: valid sched_param, the calling thread.
+        let rc = unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Sets the limit and the handler for the calling thread, before it asks for SCHED_FIFO.
-    pub fn leash() -> std::io::Result<()> {
+    fn leash() -> std::io::Result<()> {
         // SAFETY: setrlimit/sigaction with valid, initialised structs; the handler only
         // makes async-signal-safe calls (sched_setscheduler, an atomic store).
         unsafe {
@@ -886,13 +903,17 @@ mod tests {
     #[test]
     fn a_runaway_realtime_worker_is_demoted_not_left_to_starve_the_host() {
         let policy = std::thread::spawn(|| {
-            realtime::leash().expect("RLIMIT_RTTIME and the SIGXCPU handler");
-            let param = libc::sched_param { sched_priority: 10 };
-            // SAFETY: valid sched_param, this thread.
-            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            realtime::enter_fifo(10)
+                .expect("SCHED_FIFO refused: run as root (or with CAP_SYS_NICE)");
+            // A thread it starts (tokio's blocking pool grows this way) is not real-time.
+            // SAFETY: plain query of the new thread's own policy.
+            let child = std::thread::spawn(|| unsafe { libc::sched_getscheduler(0) })
+                .join()
+                .unwrap();
             assert_eq!(
-                rc, 0,
-                "SCHED_FIFO refused: run as root (or with CAP_SYS_NICE)"
+                child,
+                libc::SCHED_OTHER,
+                "a thread started by the worker inherited FIFO"
             );
             let start = Instant::now();
             let mut spins = 0u64;

@@ -267,6 +267,17 @@ impl AsrConfig {
         if let Some(m) = var("ANSWERLINE_WHISPER_MODEL") {
             self.model = PathBuf::from(m);
         }
+        if let Some(t) = var("ANSWERLINE_ASR_TIMEOUT_MS") {
+            self.timeout = t
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&ms| (1_000..=120_000).contains(&ms))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    format!("ANSWERLINE_ASR_TIMEOUT_MS={t}: use milliseconds 1000..=120000")
+                })?;
+        }
         if let Some(t) = var("ANSWERLINE_ASR_THREADS") {
             self.threads = t
                 .trim()

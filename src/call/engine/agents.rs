@@ -1303,6 +1303,14 @@ impl Engine {
         }
     }
 
+    /// The context of a call in progress, by its id: (version, JSON).
+    pub fn live_context(&self, id: &str) -> Option<(u32, String)> {
+        self.calls
+            .values()
+            .find(|c| c.context.id == id)
+            .map(|c| (c.context.version, c.context.to_json()))
+    }
+
     pub(super) fn context_id(&self, id: CallRef) -> String {
         self.calls
             .get(&id)

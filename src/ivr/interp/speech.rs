@@ -13,7 +13,9 @@ use super::{After, Heard, Ivr, IvrAction, Mode};
 use crate::ivr::menu::{Node, PromptRef, SpeechSpec};
 
 /// How long a recognition may take before the utterance counts as not understood.
-const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(8);
+/// A safety net for an answer that never comes: the recogniser answers first, by its own
+/// configured timeout (8 s by default, `ANSWERLINE_ASR_TIMEOUT_MS`), with "not recognised".
+const RECOGNITION_TIMEOUT: Duration = Duration::from_secs(30);
 /// A number said digit by digit: eleven digits take a few seconds.
 const SPOKEN_ENTRY_MAX_MS: u32 = 10_000;
 const SPOKEN_ENTRY_END_SILENCE_MS: u32 = 900;
