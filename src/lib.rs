@@ -35,6 +35,8 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod speech;
+#[cfg(feature = "station")]
+pub mod station;
 pub mod store;
 #[cfg(test)]
 mod test_logs;
