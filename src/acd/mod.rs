@@ -36,7 +36,7 @@ pub use feature::{feature_code, AgentCommand};
 pub use machine::Acd;
 pub use stats::{AgentCounts, AgentView, QueueCounters, QueueStats};
 pub use types::{
-    AcdError, AgentId, AgentRecord, AgentState, CallId, CustomerNumber, Input, Output, QueueId,
+    AcdError, AgentId, AgentRecord, AgentRole, AgentState, CallId, CustomerNumber, Input, Output, QueueId,
     REASON_DEFAULT, REASON_LOGGED_IN, REASON_MISSED_CALLS,
 };
 

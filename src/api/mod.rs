@@ -8,6 +8,10 @@
 //! the other way: the worker calls [`Hub::publish_agent`], and every WebSocket watching that
 //! agent (and every supervisor socket) gets the event.
 //!
+//! Who may do what: the admin token from api.toml may do everything; agents and
+//! supervisors log in with their work number and phone password and get a session limited
+//! to their role (`auth`, `scope`, `session`, `routes_login`).
+//!
 //! Configured by `sip-profiles/api.toml` ([`ApiConfig`]); without that file there is no API.
 
 mod auth;
@@ -19,8 +23,11 @@ mod hub;
 pub(crate) mod request_checks;
 mod routes_agents;
 mod routes_calls;
+mod routes_login;
 mod routes_records;
+pub mod scope;
 mod server;
+pub mod session;
 mod ws;
 
 pub use config::{ApiConfig, API_FILE};

@@ -26,6 +26,7 @@ pub(crate) fn exercise(data: &[u8]) {
             queues: vec!["billing".into()],
             ha1_md5: None,
             ha1_sha256: None,
+            role: Default::default(),
         };
         let _ = directory::update(row, f, &known);
     }
