@@ -152,6 +152,27 @@ fn agents_and_supervisors_log_in_with_their_phone_password_and_keep_to_their_rol
     let (code, v, _) = login(&server, "8001", "changed-8001");
     assert_eq!(code, 200, "{v}");
 
+    // The CLI gives 8002 the supervisor role: its next login is a supervisor's.
+    let addr = server.api_addr.unwrap().to_string();
+    let (ok, out) = agents_cli(
+        &server.data_dir(),
+        &["set", "8002", "--role", "supervisor", "--api", &addr],
+        "",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = agents_cli(&server.data_dir(), &["list"], "");
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.starts_with("8002 ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("supervisor"), "{line}");
+    let (code, v, _) = login(&server, "8002", "agent8002");
+    assert_eq!((code, v["role"].as_str()), (200, Some("supervisor")), "{v}");
+    let (ok, out) = agents_cli(
+        &server.data_dir(),
+        &["set", "8002", "--role", "boss", "--api", &addr],
+        "",
+    );
+    assert!(!ok && out.contains("\"supervisor\""), "{out}");
+
     // Logout ends the supervisor's session.
     let (code, v, cookie) = call("POST", &format!("{api}/logout"), Some(&sup), None);
     assert_eq!((code, v["logged_out"].as_bool()), (200, Some(true)), "{v}");
@@ -278,4 +299,41 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
     assert_eq!(code, 200, "8001 served it: {v}");
     let (code, v, _) = call("GET", &format!("{api}/contexts/{ctx}"), Some(&other), None);
     assert_eq!(code, 403, "{v}");
+}
+
+/// Wrong API logins and wrong phone REGISTERs are one guesser's tries: five wrong logins
+/// for 8001 lock 8001's phone out too (security.toml's default: 5 per user), and its
+/// right password is then refused at both doors.
+#[test]
+fn wrong_logins_count_towards_the_phones_lock_out() {
+    use common::agent::*;
+    let server = Server::start(ServerOpts::default());
+    for _ in 0..5 {
+        let (code, v, _) = login(&server, "8001", "guess");
+        assert_eq!(code, 401, "{v}");
+    }
+    let (code, v, _) = login(&server, "8001", "agent8001");
+    assert_eq!(code, 429, "{v}");
+    let mut phone = Agent::start(&server, "8001", "agent8001", &[]);
+    let r = phone.wait("REGISTER", Duration::from_secs(15));
+    assert_eq!(
+        r.map(|(_, l)| l),
+        Some("REGISTER_FAILED 403".to_string()),
+        "{}",
+        phone.log()
+    );
+    drop(phone);
+    // Another agent's phone on the same address is not locked.
+    let mut other = Agent::start(&server, "8002", "agent8002", &[]);
+    assert!(
+        other.wait("REGISTERED 200", Duration::from_secs(15)).is_some(),
+        "{}",
+        other.log()
+    );
+    let log = server.stderr_log();
+    assert!(
+        log.contains("auth lockout: source=127.0.0.1 user=8001") && log.contains("service=api"),
+        "one lock line for the API's door:\n{}",
+        server.stderr_tail(3000)
+    );
 }

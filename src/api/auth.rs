@@ -84,7 +84,7 @@ pub(super) async fn authorize(
         // The open lab lets anyone in: a stale bearer token changes nothing there.
         Ok(None) if state.token.is_none() => return next.run(req).await,
         Ok(None) => {
-            count_failure(&state, now, source, None);
+            count_failure(&state, now, source, None, true);
             return unauthorized();
         }
         Err(e) => return e.into_response(),
@@ -274,7 +274,12 @@ pub(super) fn locked_out(
     user: Option<&str>,
 ) -> Option<Response> {
     let until = lock(state).locked(now, source, user)?;
-    let secs = until.saturating_duration_since(now).as_secs().max(1);
+    Some(too_many(until.saturating_duration_since(now).as_secs()))
+}
+
+/// 429 with Retry-After (at least 1 s).
+pub(super) fn too_many(secs: u64) -> Response {
+    let secs = secs.max(1);
     let mut resp = ApiError::new(
         429,
         format!("too many wrong passwords or tokens; try again in {secs} s"),
@@ -282,13 +287,20 @@ pub(super) fn locked_out(
     .into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    Some(resp)
+    resp
 }
 
-/// Counts one wrong token or password; logs each lock it starts.
-pub(super) fn count_failure(state: &AppState, now: Instant, source: IpAddr, user: Option<&str>) {
+/// Counts one wrong token or password; logs each lock it starts when `report` (a login's
+/// failure is logged by the phones' lock-out, which counts it too: one line per lock).
+pub(super) fn count_failure(
+    state: &AppState,
+    now: Instant,
+    source: IpAddr,
+    user: Option<&str>,
+    report: bool,
+) {
     let started = lock(state).failed(now, source, user);
-    for ev in started {
+    for ev in started.into_iter().filter(|_| report) {
         crate::auth::report("api", &ev, SystemTime::now() + ev.lock_for);
     }
 }

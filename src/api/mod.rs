@@ -88,6 +88,15 @@ pub enum Command {
     LiveContext {
         id: String,
     },
+    /// A login by password through the API: counted (`failed`) and checked against the
+    /// agent phones' lock-out, so a guesser has one set of tries across SIP and the API.
+    /// Answered `{"locked_for_ms": n}` (0: not locked), or `{"phones": false}` where there
+    /// are no agent phones.
+    LoginGuard {
+        user: String,
+        source: std::net::IpAddr,
+        failed: bool,
+    },
 }
 
 /// The worker's answer: JSON for the HTTP client, or an error with the HTTP status to give.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::auth::{self, Principal, COOKIE};
 use super::server::{AppState, Body};
 use super::session::{Stamp, TOKEN_BYTES};
-use super::ApiError;
+use super::{ApiError, Command};
 use crate::acd::AGENT_REALM;
 use crate::sip::registrar::Credentials;
 
@@ -85,6 +85,32 @@ fn password_matches(row: Option<&crate::store::AgentRow>, typed_id: &str, passwo
     md5 & sha
 }
 
+/// Asks the call engine to count (`failed`) and check this login against the agent phones'
+/// lock-out; 429 when locked. An engine that does not answer leaves the API's own count
+/// (same limits) as the only one.
+/// `None` when the engine did not answer (or has no agent phones); else `Some(Some(429))`
+/// when locked.
+async fn phones_lock(
+    st: &AppState,
+    user: &str,
+    source: std::net::IpAddr,
+    failed: bool,
+) -> Option<Option<Response>> {
+    let cmd = Command::LoginGuard {
+        user: user.to_string(),
+        source,
+        failed,
+    };
+    let ms = match st.ask(cmd).await {
+        Ok(v) => v.get("locked_for_ms").and_then(Value::as_u64)?,
+        Err(e) => {
+            tracing::warn!(error = %e, "api: the phones' lock-out was not consulted for a login");
+            return None;
+        }
+    };
+    Some((ms > 0).then(|| auth::too_many(ms.div_ceil(1000))))
+}
+
 fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -107,18 +133,26 @@ async fn login_inner(st: &AppState, req: Request) -> Result<Response, Response> 
         .await
         .map_err(IntoResponse::into_response)?;
     let id = work_number(&body.agent).map_err(IntoResponse::into_response)?;
-    let user = id.to_string();
-    let now = Instant::now();
-    if let Some(resp) = auth::locked_out(st, now, source, Some(&user)) {
-        return Err(resp);
-    }
+    let typed = id.to_string();
     let row = st
         .db(move |db| db.agent(id))
         .await
         .map_err(IntoResponse::into_response)?;
-    if !password_matches(row.as_ref(), &user, &body.password) {
-        auth::count_failure(st, now, source, Some(&user));
+    // Counted under the name the phone registers with, as the registrar counts it.
+    let user = row.as_ref().map_or(typed.clone(), |r| r.extension.clone());
+    let now = Instant::now();
+    if let Some(resp) = auth::locked_out(st, now, source, Some(&user)) {
+        return Err(resp);
+    }
+    if let Some(Some(resp)) = phones_lock(st, &user, source, false).await {
+        return Err(resp);
+    }
+    if !password_matches(row.as_ref(), &typed, &body.password) {
         tracing::info!(agent = id, %source, "api: login refused");
+        // The lock this failure may start shows on the next try, as with a phone. Without
+        // an engine to count it (and log the lock), the API's own count logs it.
+        let counted = phones_lock(st, &user, source, true).await;
+        auth::count_failure(st, now, source, Some(&user), counted.is_none());
         return Err(ApiError::new(401, "wrong work number or password").into_response());
     }
     let Some(row) = row else {
