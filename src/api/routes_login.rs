@@ -24,13 +24,13 @@ const MAX_PASSWORD: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(super) struct LoginBody {
     /// The work number, as a number or a string of digits.
-    agent: Value,
+    pub(super) agent: Value,
     password: String,
 }
 
-fn work_number(v: &Value) -> Result<u32, ApiError> {
+pub(super) fn work_number(v: &Value) -> Result<u32, ApiError> {
     let n = match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse::<u64>().ok(),
