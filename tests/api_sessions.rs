@@ -265,7 +265,10 @@ fn the_phone_password_logs_in_and_wrong_or_unknown_agents_are_refused_alike() {
     assert_eq!(me.body["role"], "agent");
     let now = answerline::store::unix_now();
     let expires = me.body["expires_at"].as_i64().unwrap();
-    assert!((now + 1790..=now + 1810).contains(&expires), "{expires} vs {now}");
+    assert!(
+        (now + 1790..=now + 1810).contains(&expires),
+        "{expires} vs {now}"
+    );
     // A number works as well as a string.
     let got = rig.call(
         "POST",
@@ -280,9 +283,17 @@ fn the_phone_password_logs_in_and_wrong_or_unknown_agents_are_refused_alike() {
     let unknown = rig.try_login("8099", "agent8001");
     assert_eq!(wrong.status, 401);
     assert_eq!(unknown.status, 401);
-    assert_eq!(wrong.body, unknown.body, "an unknown agent looks like a wrong password");
+    assert_eq!(
+        wrong.body, unknown.body,
+        "an unknown agent looks like a wrong password"
+    );
     assert!(wrong.set_cookie.is_none() && !wrong.body.contains("token\""));
-    let bad = rig.call("POST", "/api/v1/login", As::Nobody, Some(r#"{"agent":"x"}"#));
+    let bad = rig.call(
+        "POST",
+        "/api/v1/login",
+        As::Nobody,
+        Some(r#"{"agent":"x"}"#),
+    );
     assert_eq!(bad.status, 400, "{}", bad.body);
 
     // The password is never in what the server answers.
@@ -294,7 +305,10 @@ fn the_cookie_is_httponly_strict_and_secure_when_configured() {
     let rig = Rig::lab("cookie");
     let me = rig.login("8001", "agent8001");
     let c = &me.set_cookie;
-    assert!(c.starts_with(&format!("answerline_session={};", me.token)), "{c}");
+    assert!(
+        c.starts_with(&format!("answerline_session={};", me.token)),
+        "{c}"
+    );
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(c.split("; ").any(|f| f == flag), "{flag} missing: {c}");
     }
@@ -320,7 +334,11 @@ fn wrong_passwords_lock_the_agent_out_like_digest_guessing() {
         assert_eq!(rig.try_login("8001", "guess").status, 401);
     }
     let got = rig.try_login("8001", "agent8001");
-    assert_eq!(got.status, 429, "even the right password while locked: {}", got.body);
+    assert_eq!(
+        got.status, 429,
+        "even the right password while locked: {}",
+        got.body
+    );
     let secs: u64 = got.retry_after.expect("Retry-After").parse().unwrap();
     assert!((800..=900).contains(&secs), "{secs}");
     // Another agent from the same address is not locked by 8001's lock.
@@ -344,7 +362,11 @@ fn an_agent_session_reaches_only_the_agents_own_things() {
             ..Cdr::default()
         })
         .unwrap();
-    for (id, call) in [("ctx-old", "old@lab"), ("ctx-5", "five@lab"), ("ctx-6", "six@lab")] {
+    for (id, call) in [
+        ("ctx-old", "old@lab"),
+        ("ctx-5", "five@lab"),
+        ("ctx-6", "six@lab"),
+    ] {
         let ctx = json!({"id": id, "version": 1}).to_string();
         rig.db.put_context(id, 1, call, &ctx).unwrap();
     }
@@ -371,16 +393,39 @@ fn an_agent_session_reaches_only_the_agents_own_things() {
     ok("POST", "/api/v1/agents/8001/state", Some(STATE_READY));
     ok("GET", "/api/v1/queues", None);
     // Call 5 is being offered to 8001: by number or by SIP Call-ID.
-    ok("POST", "/api/v1/calls/5/transfer", Some(r#"{"queue":"mobile"}"#));
-    ok("POST", "/api/v1/calls/five@lab/self-service", Some(r#"{"step":"verify"}"#));
+    ok(
+        "POST",
+        "/api/v1/calls/5/transfer",
+        Some(r#"{"queue":"mobile"}"#),
+    );
+    ok(
+        "POST",
+        "/api/v1/calls/five@lab/self-service",
+        Some(r#"{"step":"verify"}"#),
+    );
     ok("GET", "/api/v1/contexts/ctx-5", None);
     ok("GET", "/api/v1/contexts/ctx-old", None);
 
-    refused("POST", "/api/v1/agents/8002/state", Some(STATE_READY), "supervisor");
+    refused(
+        "POST",
+        "/api/v1/agents/8002/state",
+        Some(STATE_READY),
+        "supervisor",
+    );
     refused("GET", "/api/v1/agents", None, "supervisor");
     refused("GET", "/api/v1/calls", None, "supervisor");
-    refused("POST", "/api/v1/calls/6/transfer", Some(r#"{"queue":"mobile"}"#), "own-call");
-    refused("POST", "/api/v1/calls/7/self-service", Some(r#"{"step":"verify"}"#), "own-call");
+    refused(
+        "POST",
+        "/api/v1/calls/6/transfer",
+        Some(r#"{"queue":"mobile"}"#),
+        "own-call",
+    );
+    refused(
+        "POST",
+        "/api/v1/calls/7/self-service",
+        Some(r#"{"step":"verify"}"#),
+        "own-call",
+    );
     refused("GET", "/api/v1/contexts/ctx-6", None, "own-call");
     refused("GET", "/api/v1/contexts/ctx-7", None, "own-call");
     refused(
@@ -393,8 +438,18 @@ fn an_agent_session_reaches_only_the_agents_own_things() {
     refused("GET", "/api/v1/recordings", None, "supervisor");
     refused("GET", "/api/v1/surveys", None, "supervisor");
     refused("GET", "/api/v1/agents/8002/calls", None, "admin");
-    refused("PUT", "/api/v1/agents/8001/password", Some(r#"{"password":"mine-now"}"#), "admin");
-    refused("PUT", "/api/v1/agents/8001", Some(r#"{"role":"supervisor"}"#), "admin");
+    refused(
+        "PUT",
+        "/api/v1/agents/8001/password",
+        Some(r#"{"password":"mine-now"}"#),
+        "admin",
+    );
+    refused(
+        "PUT",
+        "/api/v1/agents/8001",
+        Some(r#"{"role":"supervisor"}"#),
+        "admin",
+    );
     refused("DELETE", "/api/v1/agents/8002", None, "admin");
     // What was refused never reached the engine.
     let seen = rig.worker.seen.lock().unwrap().clone();
@@ -406,13 +461,25 @@ fn an_agent_session_reaches_only_the_agents_own_things() {
     );
 
     // WebSockets: the own screen-pop socket with ?access_token=, not another's.
-    assert_eq!(rig.ws(&format!("/api/v1/agents/8001/ws?access_token={}", me.token), &[]), Ok(()));
     assert_eq!(
-        rig.ws(&format!("/api/v1/agents/8002/ws?access_token={}", me.token), &[]),
+        rig.ws(
+            &format!("/api/v1/agents/8001/ws?access_token={}", me.token),
+            &[]
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        rig.ws(
+            &format!("/api/v1/agents/8002/ws?access_token={}", me.token),
+            &[]
+        ),
         Err(403)
     );
     assert_eq!(
-        rig.ws(&format!("/api/v1/supervisor/ws?access_token={}", me.token), &[]),
+        rig.ws(
+            &format!("/api/v1/supervisor/ws?access_token={}", me.token),
+            &[]
+        ),
         Err(403)
     );
 }
@@ -428,7 +495,11 @@ fn a_supervisor_session_sees_everything_live_but_the_directory_stays_admin_only(
         ("GET", "/api/v1/agents/8002", None),
         ("POST", "/api/v1/agents/8002/state", Some(STATE_READY)),
         ("GET", "/api/v1/calls", None),
-        ("POST", "/api/v1/calls/6/supervise", Some(r#"{"supervisor":"9001","mode":"listen"}"#)),
+        (
+            "POST",
+            "/api/v1/calls/6/supervise",
+            Some(r#"{"supervisor":"9001","mode":"listen"}"#),
+        ),
         ("GET", "/api/v1/contexts/ctx-nobody", None),
         ("GET", "/api/v1/supervision", None),
         ("GET", "/api/v1/recordings", None),
@@ -447,9 +518,17 @@ fn a_supervisor_session_sees_everything_live_but_the_directory_stays_admin_only(
         .iter()
         .any(|c| matches!(c, Command::Supervise { call, .. } if call == "6")));
     for (m, p, body) in [
-        ("POST", "/api/v1/agents", Some(r#"{"id":8010,"name":"x","extension":"8010","queues":["billing"]}"#)),
+        (
+            "POST",
+            "/api/v1/agents",
+            Some(r#"{"id":8010,"name":"x","extension":"8010","queues":["billing"]}"#),
+        ),
         ("PUT", "/api/v1/agents/8002", Some(r#"{"name":"y"}"#)),
-        ("PUT", "/api/v1/agents/8002/password", Some(r#"{"password":"pw-8002x"}"#)),
+        (
+            "PUT",
+            "/api/v1/agents/8002/password",
+            Some(r#"{"password":"pw-8002x"}"#),
+        ),
         ("POST", "/api/v1/agents/8002/reload", None),
         ("DELETE", "/api/v1/agents/8002", None),
     ] {
@@ -459,7 +538,10 @@ fn a_supervisor_session_sees_everything_live_but_the_directory_stays_admin_only(
     }
     assert_eq!(rig.db.agent(8002).unwrap().unwrap().name, "刘洋");
     assert_eq!(
-        rig.ws(&format!("/api/v1/supervisor/ws?access_token={}", sup.token), &[]),
+        rig.ws(
+            &format!("/api/v1/supervisor/ws?access_token={}", sup.token),
+            &[]
+        ),
         Ok(())
     );
 }
@@ -472,9 +554,19 @@ fn cookie_requests_that_change_state_need_the_csrf_value_and_the_own_origin() {
     let got = rig.call("POST", path, As::Cookie(&me.token, None), Some(STATE_READY));
     assert_eq!(got.status, 403, "{}", got.body);
     assert!(got.body.contains("X-CSRF-Token"), "{}", got.body);
-    let got = rig.call("POST", path, As::Cookie(&me.token, Some("0badc0de")), Some(STATE_READY));
+    let got = rig.call(
+        "POST",
+        path,
+        As::Cookie(&me.token, Some("0badc0de")),
+        Some(STATE_READY),
+    );
     assert_eq!(got.status, 403, "{}", got.body);
-    let got = rig.call("POST", path, As::Cookie(&me.token, Some(&me.csrf)), Some(STATE_READY));
+    let got = rig.call(
+        "POST",
+        path,
+        As::Cookie(&me.token, Some(&me.csrf)),
+        Some(STATE_READY),
+    );
     assert_eq!(got.status, 200, "{}", got.body);
     // Reading needs no CSRF value; a bearer token needs none at all.
     let got = rig.call("GET", "/api/v1/me", As::Cookie(&me.token, None), None);
@@ -505,7 +597,10 @@ fn cookie_requests_that_change_state_need_the_csrf_value_and_the_own_origin() {
     // A browser's WebSocket carries the cookie and its page's origin.
     let cookie = format!("answerline_session={}", me.token);
     assert_eq!(
-        rig.ws("/api/v1/agents/8001/ws", &[("Cookie", &cookie), ("Origin", &own)]),
+        rig.ws(
+            "/api/v1/agents/8001/ws",
+            &[("Cookie", &cookie), ("Origin", &own)]
+        ),
         Ok(())
     );
     assert_eq!(
@@ -540,9 +635,20 @@ fn logout_and_directory_changes_end_sessions() {
     assert!(got.set_cookie.unwrap().contains("Max-Age=0"));
     let got = rig.call("GET", "/api/v1/me", As::Cookie(&a.token, None), None);
     assert_eq!(got.status, 401, "{}", got.body);
-    assert!(got.set_cookie.unwrap().contains("Max-Age=0"), "the dead cookie is cleared");
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&a.token), None).status, 401);
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&b.token), None).status, 200);
+    assert!(
+        got.set_cookie.unwrap().contains("Max-Age=0"),
+        "the dead cookie is cleared"
+    );
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&a.token), None)
+            .status,
+        401
+    );
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&b.token), None)
+            .status,
+        200
+    );
 
     // The admin changes 8001's password: 8001's other session ends; 8002's lives on.
     let got = rig.call(
@@ -552,8 +658,16 @@ fn logout_and_directory_changes_end_sessions() {
         Some(r#"{"password":"new-pw-8001"}"#),
     );
     assert_eq!(got.status, 200, "{}", got.body);
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&b.token), None).status, 401);
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&c.token), None).status, 200);
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&b.token), None)
+            .status,
+        401
+    );
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&c.token), None)
+            .status,
+        200
+    );
     assert_eq!(rig.try_login("8001", "agent8001").status, 401);
     let d = rig.login("8001", "new-pw-8001");
 
@@ -562,11 +676,19 @@ fn logout_and_directory_changes_end_sessions() {
     let mut row = rig.db.agent(8001).unwrap().unwrap();
     row.role = answerline::acd::AgentRole::Supervisor;
     rig.db.upsert_agent(&row).unwrap();
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&d.token), None).status, 401);
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&d.token), None)
+            .status,
+        401
+    );
     let e = rig.login("8001", "new-pw-8001");
     assert_eq!(e.body["role"], "supervisor");
     assert!(rig.db.remove_agent(8002).unwrap());
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&c.token), None).status, 401);
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&c.token), None)
+            .status,
+        401
+    );
     assert_eq!(rig.try_login("8002", "agent8002").status, 401);
 }
 
@@ -575,28 +697,65 @@ fn the_admin_token_still_does_everything_and_nothing_is_open_without_it() {
     let rig = Rig::start("admin", true, SessionConfig::default());
     let admin = As::Bearer(ADMIN);
     assert_eq!(rig.call("GET", "/api/v1/agents", admin, None).status, 200);
-    let got = rig.call("PUT", "/api/v1/agents/8002", admin, Some(r#"{"role":"supervisor"}"#));
+    let got = rig.call(
+        "PUT",
+        "/api/v1/agents/8002",
+        admin,
+        Some(r#"{"role":"supervisor"}"#),
+    );
     assert_eq!(got.status, 200, "{}", got.body);
     assert_eq!(got.json()["role"], "supervisor");
-    assert_eq!(rig.call("GET", "/api/v1/agents", As::Nobody, None).status, 401);
-    assert_eq!(rig.call("GET", "/api/v1/agents", As::Bearer("not-a-token"), None).status, 401);
+    assert_eq!(
+        rig.call("GET", "/api/v1/agents", As::Nobody, None).status,
+        401
+    );
+    assert_eq!(
+        rig.call("GET", "/api/v1/agents", As::Bearer("not-a-token"), None)
+            .status,
+        401
+    );
     // Agents log in without the admin token, and their sessions keep to their role.
     let me = rig.login("8001", "agent8001");
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&me.token), None).status, 200);
-    assert_eq!(rig.call("GET", "/api/v1/agents", As::Bearer(&me.token), None).status, 403);
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&me.token), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        rig.call("GET", "/api/v1/agents", As::Bearer(&me.token), None)
+            .status,
+        403
+    );
     let sup = rig.login("8002", "agent8002");
     assert_eq!(sup.body["role"], "supervisor");
-    assert_eq!(rig.call("GET", "/api/v1/agents", As::Bearer(&sup.token), None).status, 200);
+    assert_eq!(
+        rig.call("GET", "/api/v1/agents", As::Bearer(&sup.token), None)
+            .status,
+        200
+    );
 }
 
 #[test]
 fn the_open_lab_is_open_without_sessions_but_a_session_keeps_to_its_role() {
     let rig = Rig::lab("open");
-    assert_eq!(rig.call("GET", "/api/v1/agents", As::Nobody, None).status, 200);
-    let got = rig.call("POST", "/api/v1/agents/8002/state", As::Nobody, Some(STATE_READY));
+    assert_eq!(
+        rig.call("GET", "/api/v1/agents", As::Nobody, None).status,
+        200
+    );
+    let got = rig.call(
+        "POST",
+        "/api/v1/agents/8002/state",
+        As::Nobody,
+        Some(STATE_READY),
+    );
     assert_eq!(got.status, 200, "{}", got.body);
     let me = rig.login("8001", "agent8001");
-    let got = rig.call("POST", "/api/v1/agents/8002/state", As::Bearer(&me.token), Some(STATE_READY));
+    let got = rig.call(
+        "POST",
+        "/api/v1/agents/8002/state",
+        As::Bearer(&me.token),
+        Some(STATE_READY),
+    );
     assert_eq!(got.status, 403, "{}", got.body);
     let got = rig.call("GET", "/api/v1/agents", As::Cookie(&me.token, None), None);
     assert_eq!(got.status, 403, "{}", got.body);
@@ -616,7 +775,11 @@ fn an_idle_session_ends_at_the_edge() {
     );
     let me = rig.login("8001", "agent8001");
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(rig.call("GET", "/api/v1/me", As::Bearer(&me.token), None).status, 200);
+    assert_eq!(
+        rig.call("GET", "/api/v1/me", As::Bearer(&me.token), None)
+            .status,
+        200
+    );
     std::thread::sleep(Duration::from_millis(1200));
     let got = rig.call("GET", "/api/v1/me", As::Cookie(&me.token, None), None);
     assert_eq!(got.status, 401, "{}", got.body);

@@ -68,12 +68,18 @@ fn agents_and_supervisors_log_in_with_their_phone_password_and_keep_to_their_rol
     assert_eq!(code, 200, "{me}");
     assert_eq!(me["role"], "agent");
     let cookie = cookie.expect("session cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let agent = me["token"].as_str().unwrap().to_string();
 
     let (code, sup, _) = login(&server, "9001", "agent9001");
     assert_eq!(code, 200, "{sup}");
-    assert_eq!(sup["role"], "supervisor", "agents.toml marks 9001 a supervisor");
+    assert_eq!(
+        sup["role"], "supervisor",
+        "agents.toml marks 9001 a supervisor"
+    );
     let sup = sup["token"].as_str().unwrap().to_string();
 
     // The agent: their own state through the real engine, nobody else's.
@@ -143,7 +149,13 @@ fn agents_and_supervisors_log_in_with_their_phone_password_and_keep_to_their_rol
     // A new password set with the CLI (behind the API's back) ends 8001's session.
     let (ok, out) = agents_cli(
         &server.data_dir(),
-        &["passwd", "8001", "--password-stdin", "--api", &server.api_addr.unwrap().to_string()],
+        &[
+            "passwd",
+            "8001",
+            "--password-stdin",
+            "--api",
+            &server.api_addr.unwrap().to_string(),
+        ],
         "changed-8001\n",
     );
     assert!(ok, "{out}");
@@ -162,7 +174,10 @@ fn agents_and_supervisors_log_in_with_their_phone_password_and_keep_to_their_rol
     assert!(ok, "{out}");
     let (ok, out) = agents_cli(&server.data_dir(), &["list"], "");
     assert!(ok, "{out}");
-    let line = out.lines().find(|l| l.starts_with("8002 ")).unwrap_or_else(|| panic!("{out}"));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("8002 "))
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("supervisor"), "{line}");
     let (code, v, _) = login(&server, "8002", "agent8002");
     assert_eq!((code, v["role"].as_str()), (200, Some("supervisor")), "{v}");
@@ -198,7 +213,9 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
     let api = server.api();
     let mut phone = Agent::start(&server, "8001", "agent8001", &["--hangup-after-ms", "6000"]);
     assert!(
-        phone.wait("REGISTERED 200", Duration::from_secs(15)).is_some(),
+        phone
+            .wait("REGISTERED 200", Duration::from_secs(15))
+            .is_some(),
         "{}",
         phone.log()
     );
@@ -233,7 +250,10 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
             .timeout(Duration::from_secs(70))
             .run()
     });
-    assert!(sink.wait_for_packets(25, Duration::from_secs(10)), "the welcome plays");
+    assert!(
+        sink.wait_for_packets(25, Duration::from_secs(10)),
+        "the welcome plays"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert!(sink.send_digit('0', 120, 101));
     assert!(
@@ -280,7 +300,9 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
 
     // The agent hangs up; the caller rates the call and is let go.
     assert!(
-        phone.wait("DISCONNECTED", Duration::from_secs(15)).is_some(),
+        phone
+            .wait("DISCONNECTED", Duration::from_secs(15))
+            .is_some(),
         "{}",
         phone.log()
     );
@@ -294,7 +316,12 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
         (!r.is_empty()).then_some(r)
     })
     .expect("the call's CDR");
-    assert_eq!(cdr[0], vec!["8001".to_string(), ctx.clone()], "after {:?}", started.elapsed());
+    assert_eq!(
+        cdr[0],
+        vec!["8001".to_string(), ctx.clone()],
+        "after {:?}",
+        started.elapsed()
+    );
     let (code, v, _) = call("GET", &format!("{api}/contexts/{ctx}"), Some(&mine), None);
     assert_eq!(code, 200, "8001 served it: {v}");
     let (code, v, _) = call("GET", &format!("{api}/contexts/{ctx}"), Some(&other), None);
@@ -326,7 +353,9 @@ fn wrong_logins_count_towards_the_phones_lock_out() {
     // Another agent's phone on the same address is not locked.
     let mut other = Agent::start(&server, "8002", "agent8002", &[]);
     assert!(
-        other.wait("REGISTERED 200", Duration::from_secs(15)).is_some(),
+        other
+            .wait("REGISTERED 200", Duration::from_secs(15))
+            .is_some(),
         "{}",
         other.log()
     );

@@ -900,7 +900,10 @@ mod lab_password_tests {
         let r = records("role = \"supervisor\"\n").unwrap();
         assert_eq!(r[0].role, AgentRole::Supervisor);
         let e = records("role = \"boss\"\n").unwrap_err().to_string();
-        assert!(e.contains("agents.toml:6") && e.contains("agent[0].role"), "{e}");
+        assert!(
+            e.contains("agents.toml:6") && e.contains("agent[0].role"),
+            "{e}"
+        );
         assert!(e.contains("\"supervisor\""), "{e}");
 
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");

@@ -123,14 +123,17 @@ async fn permitted(state: &AppState, p: &Principal, decided: Scope) -> Result<()
                 Needed::Supervisor => {
                     format!("this needs the supervisor role; you are logged in as {who}")
                 }
-                Needed::Admin => format!(
-                    "this needs the admin token from api.toml; you are logged in as {who}"
-                ),
+                Needed::Admin => {
+                    format!("this needs the admin token from api.toml; you are logged in as {who}")
+                }
             },
             Some(n.name()),
         )),
         Scope::OwnCall(call) => {
-            let snap = state.ask(Command::Snapshot).await.map_err(|e| e.into_response())?;
+            let snap = state
+                .ask(Command::Snapshot)
+                .await
+                .map_err(|e| e.into_response())?;
             if scope::owns_call(&snap, p.agent, &call) {
                 Ok(())
             } else {
@@ -141,7 +144,10 @@ async fn permitted(state: &AppState, p: &Principal, decided: Scope) -> Result<()
             }
         }
         Scope::OwnContext(ctx) => {
-            let snap = state.ask(Command::Snapshot).await.map_err(|e| e.into_response())?;
+            let snap = state
+                .ask(Command::Snapshot)
+                .await
+                .map_err(|e| e.into_response())?;
             if scope::owns_context(&snap, p.agent, &ctx) {
                 return Ok(());
             }
@@ -403,7 +409,10 @@ mod tests {
     #[test]
     fn origin_must_name_the_host_when_given() {
         assert!(same_origin(&headers(&[("host", "10.0.0.5:8088")])).is_ok());
-        let ok = headers(&[("host", "10.0.0.5:8088"), ("origin", "http://10.0.0.5:8088")]);
+        let ok = headers(&[
+            ("host", "10.0.0.5:8088"),
+            ("origin", "http://10.0.0.5:8088"),
+        ]);
         assert!(same_origin(&ok).is_ok());
         for bad in ["http://evil.example", "null", "http://10.0.0.5:9999"] {
             let h = headers(&[("host", "10.0.0.5:8088"), ("origin", bad)]);

@@ -143,21 +143,25 @@ fn sessions(
     at: &dyn Fn(&toml::Spanned<i64>, &str, String) -> ConfigError,
 ) -> Result<super::session::SessionConfig, ConfigError> {
     let mut c = super::session::SessionConfig::default();
-    let range = |v: &Option<toml::Spanned<i64>>, key: &str, lo: i64, hi: i64, what: &str| {
-        match v {
-            None => Ok(None),
-            Some(n) if (lo..=hi).contains(n.get_ref()) => Ok(Some(*n.get_ref() as u64)),
-            Some(n) => Err(at(
-                n,
-                key,
-                format!("{} is out of range; use {lo}-{hi} {what}", n.get_ref()),
-            )),
-        }
+    let range = |v: &Option<toml::Spanned<i64>>, key: &str, lo: i64, hi: i64, what: &str| match v {
+        None => Ok(None),
+        Some(n) if (lo..=hi).contains(n.get_ref()) => Ok(Some(*n.get_ref() as u64)),
+        Some(n) => Err(at(
+            n,
+            key,
+            format!("{} is out of range; use {lo}-{hi} {what}", n.get_ref()),
+        )),
     };
     if let Some(s) = range(&raw.idle_s, "sessions.idle_s", 60, 86_400, "seconds")? {
         c.idle = std::time::Duration::from_secs(s);
     }
-    if let Some(s) = range(&raw.absolute_s, "sessions.absolute_s", 300, 604_800, "seconds")? {
+    if let Some(s) = range(
+        &raw.absolute_s,
+        "sessions.absolute_s",
+        300,
+        604_800,
+        "seconds",
+    )? {
         c.absolute = std::time::Duration::from_secs(s);
     }
     if c.absolute < c.idle {
@@ -179,7 +183,13 @@ fn sessions(
             (None, None) => ConfigError::key(at_path, None, "sessions", reason),
         });
     }
-    if let Some(n) = range(&raw.max_per_agent, "sessions.max_per_agent", 1, 100, "sessions")? {
+    if let Some(n) = range(
+        &raw.max_per_agent,
+        "sessions.max_per_agent",
+        1,
+        100,
+        "sessions",
+    )? {
         c.max_per_agent = n as usize;
     }
     c.cookie_secure = raw.cookie_secure.unwrap_or(false);
@@ -227,18 +237,26 @@ mod tests {
     fn sessions_have_defaults_and_bad_values_name_their_line() {
         let c = parse("").unwrap();
         assert_eq!(c.sessions, crate::api::session::SessionConfig::default());
-        let c = parse("[sessions]\nidle_s = 120\nabsolute_s = 600\nmax_per_agent = 2\ncookie_secure = true\n").unwrap();
+        let c = parse(
+            "[sessions]\nidle_s = 120\nabsolute_s = 600\nmax_per_agent = 2\ncookie_secure = true\n",
+        )
+        .unwrap();
         assert_eq!(c.sessions.idle.as_secs(), 120);
         assert_eq!(c.sessions.absolute.as_secs(), 600);
         assert_eq!(c.sessions.max_per_agent, 2);
         assert!(c.sessions.cookie_secure);
         let e = parse("[sessions]\nidle_s = 5\n").unwrap_err().to_string();
-        assert!(e.contains("api.toml:2: key 'sessions.idle_s'") && e.contains("60-86400"), "{e}");
+        assert!(
+            e.contains("api.toml:2: key 'sessions.idle_s'") && e.contains("60-86400"),
+            "{e}"
+        );
         let e = parse("[sessions]\nidle_s = 900\nabsolute_s = 600\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains(":3: key 'sessions.absolute_s'"), "{e}");
-        let e = parse("[sessions]\nidle_s = 86400\n").unwrap_err().to_string();
+        let e = parse("[sessions]\nidle_s = 86400\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":2: key 'sessions.idle_s'"), "{e}");
         let e = parse("[sessions]\nidle = 5\n").unwrap_err().to_string();
         assert!(e.contains("unknown field"), "{e}");

@@ -84,7 +84,12 @@ pub fn create(fields: AgentFields, known_queues: &[String]) -> Result<AgentRow, 
         queues: fields.queues.ok_or_else(|| missing("queues"))?,
         ha1_md5: None,
         ha1_sha256: None,
-        role: fields.role.as_deref().map(parse_role).transpose()?.unwrap_or_default(),
+        role: fields
+            .role
+            .as_deref()
+            .map(parse_role)
+            .transpose()?
+            .unwrap_or_default(),
     };
     row.name = row.name.trim().to_string();
     if let Some(pw) = &fields.password {

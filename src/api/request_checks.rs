@@ -57,7 +57,10 @@ pub(crate) fn exercise(data: &[u8]) {
     let _ = directory::parse_skill(&text);
     let _ = directory::parse_role(&text);
     // What a session may reach is decided from the path alone.
-    for role in [crate::acd::AgentRole::Agent, crate::acd::AgentRole::Supervisor] {
+    for role in [
+        crate::acd::AgentRole::Agent,
+        crate::acd::AgentRole::Supervisor,
+    ] {
         for m in [axum::http::Method::GET, axum::http::Method::POST] {
             let _ = super::scope::decide(role, 8001, &m, &text);
             let _ = super::scope::decide(role, 8001, &m, &format!("/api/v1/{text}"));

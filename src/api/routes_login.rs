@@ -61,7 +61,9 @@ fn os_random() -> Result<[u8; 2 * TOKEN_BYTES], ApiError> {
                 continue;
             }
             tracing::error!(error = %std::io::Error::last_os_error(), "api: no randomness for a session token");
-            return Err(ApiError::internal("cannot make a session token; see the server log"));
+            return Err(ApiError::internal(
+                "cannot make a session token; see the server log",
+            ));
         }
         filled += n as usize;
     }
@@ -257,14 +259,24 @@ mod tests {
         no_pw.ha1_md5 = None;
         no_pw.ha1_sha256 = None;
         assert!(!password_matches(Some(&no_pw), "8001", "agent8001"));
-        assert!(!password_matches(Some(&r), "8001", &"x".repeat(MAX_PASSWORD + 1)));
+        assert!(!password_matches(
+            Some(&r),
+            "8001",
+            &"x".repeat(MAX_PASSWORD + 1)
+        ));
     }
 
     #[test]
     fn work_numbers_come_as_numbers_or_digit_strings() {
         assert_eq!(work_number(&json!(8001)), Ok(8001));
         assert_eq!(work_number(&json!(" 8001 ")), Ok(8001));
-        for bad in [json!(0), json!(-1), json!("abc"), json!(null), json!(5_000_000_000u64)] {
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!("abc"),
+            json!(null),
+            json!(5_000_000_000u64),
+        ] {
             assert_eq!(work_number(&bad).unwrap_err().status, 400, "{bad}");
         }
     }

@@ -47,7 +47,9 @@ fn a_session_lives_while_used_and_ends_when_idle() {
     assert_eq!(got.expires, t0 + Duration::from_secs(600));
     // Used every 9 minutes: still alive after 27.
     for m in [9, 18, 27] {
-        let a = s.check(t0 + Duration::from_secs(m * 60), &got.token).unwrap();
+        let a = s
+            .check(t0 + Duration::from_secs(m * 60), &got.token)
+            .unwrap();
         assert_eq!(a.agent, 8001);
         assert_eq!(a.csrf, got.csrf);
         assert_eq!(a.expires, t0 + Duration::from_secs(m * 60 + 600));
@@ -72,7 +74,9 @@ fn a_busy_session_still_ends_at_its_absolute_time() {
         assert!(a.expires <= t0 + Duration::from_secs(3600));
         assert_eq!(a.absolute_end, t0 + Duration::from_secs(3600));
     }
-    assert!(s.check(t0 + Duration::from_secs(3600), &got.token).is_none());
+    assert!(s
+        .check(t0 + Duration::from_secs(3600), &got.token)
+        .is_none());
 }
 
 #[test]

@@ -98,9 +98,9 @@ pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
                     crate::auth::report("api", &ev, std::time::SystemTime::now() + ev.lock_for);
                 }
             }
-            let left = guard
-                .locked(now, source, Some(&user))
-                .map_or(0, |until| until.saturating_duration_since(now).as_millis() as u64);
+            let left = guard.locked(now, source, Some(&user)).map_or(0, |until| {
+                until.saturating_duration_since(now).as_millis() as u64
+            });
             Ok(serde_json::json!({ "locked_for_ms": left }))
         }
     }
