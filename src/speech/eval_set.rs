@@ -30,8 +30,12 @@ pub struct SetCase {
 /// The cases of the set in `dir` (its manifest.tsv).
 pub fn load_set(dir: &Path) -> Result<Vec<SetCase>, String> {
     let manifest = dir.join("manifest.tsv");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| format!("{}: {e} (run scripts/gen-zh-speech-set)", manifest.display()))?;
+    let text = std::fs::read_to_string(&manifest).map_err(|e| {
+        format!(
+            "{}: {e} (run scripts/gen-zh-speech-set)",
+            manifest.display()
+        )
+    })?;
     let mut out = vec![];
     for (n, line) in text.lines().enumerate() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -39,16 +43,27 @@ pub fn load_set(dir: &Path) -> Result<Vec<SetCase>, String> {
         }
         let f: Vec<&str> = line.split('\t').collect();
         let [file, step, want, said, source, speaker] = f[..] else {
-            return Err(format!("{}:{}: want 6 tab-separated columns", manifest.display(), n + 1));
+            return Err(format!(
+                "{}:{}: want 6 tab-separated columns",
+                manifest.display(),
+                n + 1
+            ));
         };
         let (steps, kind, digits) = match step {
             "menu" | "confirm" => {
-                let k = IntentKind::from_name(want)
-                    .ok_or_else(|| format!("{}:{}: unknown intent {want}", manifest.display(), n + 1))?;
+                let k = IntentKind::from_name(want).ok_or_else(|| {
+                    format!("{}:{}: unknown intent {want}", manifest.display(), n + 1)
+                })?;
                 (if step == "menu" { MENU } else { CONFIRM }, k, None)
             }
             "number" => (NUMBER, Digits, Some(want.to_string())),
-            _ => return Err(format!("{}:{}: unknown step {step}", manifest.display(), n + 1)),
+            _ => {
+                return Err(format!(
+                    "{}:{}: unknown step {step}",
+                    manifest.display(),
+                    n + 1
+                ))
+            }
         };
         out.push(SetCase {
             file: dir.join(file),

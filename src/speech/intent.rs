@@ -812,8 +812,8 @@ fn simplified(c: char) -> char {
 }
 
 mod meaning;
-mod sound;
 #[cfg(test)]
 mod set_tests;
+mod sound;
 #[cfg(test)]
 mod tests;

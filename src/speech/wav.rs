@@ -54,7 +54,12 @@ mod tests {
 /// write); anything else is an error saying what the file is.
 pub fn read_wav_8k(path: &Path) -> std::io::Result<Vec<i16>> {
     let bytes = std::fs::read(path)?;
-    let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {why}", path.display()));
+    let bad = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {why}", path.display()),
+        )
+    };
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(bad("not a RIFF/WAVE file".into()));
     }
@@ -79,7 +84,10 @@ pub fn read_wav_8k(path: &Path) -> std::io::Result<Vec<i16>> {
             if !format_ok {
                 return Err(bad("data before fmt".into()));
             }
-            return Ok(body.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect());
+            return Ok(body
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect());
         }
         at += 8 + len + (len & 1);
     }
@@ -87,12 +95,12 @@ pub fn read_wav_8k(path: &Path) -> std::io::Result<Vec<i16>> {
 }
 
 #[cfg(test)]
-mod tests {
+mod read_tests {
     use super::*;
 
     #[test]
     fn what_is_written_reads_back() {
-        let dir = std::env::temp_dir().join(format!("answerline-wav-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("answerline-wav-read-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.wav");
         let pcm: Vec<i16> = (0..800).map(|i| ((i * 37) % 2000 - 1000) as i16).collect();

@@ -19,36 +19,149 @@ struct Frame {
 
 // 冲 is how recognisers most often write 充 on its own.
 const PAY: &[&str] = &["交", "缴", "充", "冲", "续", "买", "付", "存", "加"];
-const MONEY: &[&str] = &["电话费", "话费", "费用", "费", "钱", "值", "流量", "#amount"];
-const ASK: &[&str] = &["查询", "查", "看看", "看", "问问", "问", "了解", "知道", "算算"];
-const BALANCE: &[&str] = &["话费", "余额", "账单", "账户", "账", "消费", "费用", "欠费", "多少钱", "多少"];
+const MONEY: &[&str] = &[
+    "电话费",
+    "话费",
+    "费用",
+    "费",
+    "钱",
+    "值",
+    "流量",
+    "#amount",
+];
+const ASK: &[&str] = &[
+    "查询", "查", "看看", "看", "问问", "问", "了解", "知道", "算算",
+];
+const BALANCE: &[&str] = &[
+    "话费",
+    "余额",
+    "账单",
+    "账户",
+    "账",
+    "消费",
+    "费用",
+    "欠费",
+    "多少钱",
+    "多少",
+];
 const STAFF: &[&str] = &[
-    "人工", "客服", "真人", "接线员", "话务员", "工作人员", "服务人员", "坐席", "领导", "经理",
+    "人工",
+    "客服",
+    "真人",
+    "接线员",
+    "话务员",
+    "工作人员",
+    "服务人员",
+    "坐席",
+    "领导",
+    "经理",
     "值班员",
 ];
-const REQUEST: &[&str] = &["转接", "转", "找", "接", "要", "叫", "让", "请", "跟", "和", "同"];
+const REQUEST: &[&str] = &[
+    "转接", "转", "找", "接", "要", "叫", "让", "请", "跟", "和", "同",
+];
 /// A bare 人 is a person only after these ("找个人", "跟人说话"): "我要" + 人 is too loose.
 const REQUEST_PERSON: &[&str] = &["找", "叫", "让", "跟", "和", "同"];
 const NEG: &[&str] = &["不", "没", "别"];
 
 const FRAMES: &[Frame] = &[
-    Frame { kind: IntentKind::TopUp, parts: &[PAY, MONEY], gap: 4 },
-    Frame { kind: IntentKind::TopUp, parts: &[&["给"], &["手机", "号码", "号", "我"], PAY], gap: 3 },
-    Frame { kind: IntentKind::Bill, parts: &[ASK, BALANCE], gap: 6 },
-    Frame { kind: IntentKind::Bill, parts: &[&["还剩", "还有", "剩下", "剩"], &["多少", "钱", "话费", "余额"]], gap: 3 },
-    Frame { kind: IntentKind::Bill, parts: &[&["话费", "余额", "账上", "钱"], &["多少", "够不够", "还够", "够吗", "还有", "剩"]], gap: 3 },
-    Frame { kind: IntentKind::Bill, parts: &[&["欠"], &["费", "钱", "多少", "吗"]], gap: 2 },
-    Frame { kind: IntentKind::Bill, parts: &[&["花"], &["多少"]], gap: 2 },
-    Frame { kind: IntentKind::Agent, parts: &[REQUEST, STAFF], gap: 4 },
-    Frame { kind: IntentKind::Agent, parts: &[REQUEST_PERSON, &["人"]], gap: 2 },
-    Frame { kind: IntentKind::Agent, parts: &[&["有没有", "有"], &["人"]], gap: 1 },
-    Frame { kind: IntentKind::Agent, parts: &[&["不想", "不要", "不跟", "不和"], &["机器"]], gap: 3 },
-    Frame { kind: IntentKind::Repeat, parts: &[&["再", "重新", "重"], &["说", "讲", "来", "播", "念", "听"]], gap: 1 },
-    Frame { kind: IntentKind::Repeat, parts: &[&["没"], &["听清", "听懂", "听见", "听到", "明白"]], gap: 0 },
-    Frame { kind: IntentKind::Repeat, parts: &[&["听"], &["不"], &["清", "懂", "见", "到"]], gap: 0 },
-    Frame { kind: IntentKind::Repeat, parts: &[&["说"], &["什么", "啥"]], gap: 0 },
-    Frame { kind: IntentKind::Back, parts: &[&["返回", "回到", "回", "退回", "退"], &["去", "上一级", "上级", "上一步", "主菜单", "菜单", "前面"]], gap: 2 },
-    Frame { kind: IntentKind::No, parts: &[NEG, &["是", "对", "要", "用", "需要", "行", "可以", "必要", "正确"]], gap: 1 },
+    Frame {
+        kind: IntentKind::TopUp,
+        parts: &[PAY, MONEY],
+        gap: 4,
+    },
+    Frame {
+        kind: IntentKind::TopUp,
+        parts: &[&["给"], &["手机", "号码", "号", "我"], PAY],
+        gap: 3,
+    },
+    Frame {
+        kind: IntentKind::Bill,
+        parts: &[ASK, BALANCE],
+        gap: 6,
+    },
+    Frame {
+        kind: IntentKind::Bill,
+        parts: &[
+            &["还剩", "还有", "剩下", "剩"],
+            &["多少", "钱", "话费", "余额"],
+        ],
+        gap: 3,
+    },
+    Frame {
+        kind: IntentKind::Bill,
+        parts: &[
+            &["话费", "余额", "账上", "钱"],
+            &["多少", "够不够", "还够", "够吗", "还有", "剩"],
+        ],
+        gap: 3,
+    },
+    Frame {
+        kind: IntentKind::Bill,
+        parts: &[&["欠"], &["费", "钱", "多少", "吗"]],
+        gap: 2,
+    },
+    Frame {
+        kind: IntentKind::Bill,
+        parts: &[&["花"], &["多少"]],
+        gap: 2,
+    },
+    Frame {
+        kind: IntentKind::Agent,
+        parts: &[REQUEST, STAFF],
+        gap: 4,
+    },
+    Frame {
+        kind: IntentKind::Agent,
+        parts: &[REQUEST_PERSON, &["人"]],
+        gap: 2,
+    },
+    Frame {
+        kind: IntentKind::Agent,
+        parts: &[&["有没有", "有"], &["人"]],
+        gap: 1,
+    },
+    Frame {
+        kind: IntentKind::Agent,
+        parts: &[&["不想", "不要", "不跟", "不和"], &["机器"]],
+        gap: 3,
+    },
+    Frame {
+        kind: IntentKind::Repeat,
+        parts: &[&["再", "重新", "重"], &["说", "讲", "来", "播", "念", "听"]],
+        gap: 1,
+    },
+    Frame {
+        kind: IntentKind::Repeat,
+        parts: &[&["没"], &["听清", "听懂", "听见", "听到", "明白"]],
+        gap: 0,
+    },
+    Frame {
+        kind: IntentKind::Repeat,
+        parts: &[&["听"], &["不"], &["清", "懂", "见", "到"]],
+        gap: 0,
+    },
+    Frame {
+        kind: IntentKind::Repeat,
+        parts: &[&["说"], &["什么", "啥"]],
+        gap: 0,
+    },
+    Frame {
+        kind: IntentKind::Back,
+        parts: &[
+            &["返回", "回到", "回", "退回", "退"],
+            &["去", "上一级", "上级", "上一步", "主菜单", "菜单", "前面"],
+        ],
+        gap: 2,
+    },
+    Frame {
+        kind: IntentKind::No,
+        parts: &[
+            NEG,
+            &["是", "对", "要", "用", "需要", "行", "可以", "必要", "正确"],
+        ],
+        gap: 1,
+    },
 ];
 
 /// Frame hits in `units` (normalised, one unit per CJK character).
@@ -156,19 +269,35 @@ mod tests {
     fn kinds(text: &str) -> Vec<IntentKind> {
         let units = super::super::units(&super::super::normalize(text));
         let total = units.iter().map(|u| u.chars().count()).sum();
-        frame_hits(&units, total).into_iter().map(|h| h.kind).collect()
+        frame_hits(&units, total)
+            .into_iter()
+            .map(|h| h.kind)
+            .collect()
     }
 
     #[test]
     fn paying_for_the_bill_is_a_top_up() {
-        for t in ["交话费", "我想缴一下话费", "帮我充一百块钱话费", "充五十", "续费", "我要付话费", "冲值"] {
+        for t in [
+            "交话费",
+            "我想缴一下话费",
+            "帮我充一百块钱话费",
+            "充五十",
+            "续费",
+            "我要付话费",
+            "冲值",
+        ] {
             assert_eq!(kinds(t), [IntentKind::TopUp], "{t}");
         }
     }
 
     #[test]
     fn asking_about_it_is_a_bill_query() {
-        for t in ["帮我查一下还剩多少钱", "我还有多少钱", "查一下余额", "我欠费了吗"] {
+        for t in [
+            "帮我查一下还剩多少钱",
+            "我还有多少钱",
+            "查一下余额",
+            "我欠费了吗",
+        ] {
             assert!(kinds(t).contains(&IntentKind::Bill), "{t}: {:?}", kinds(t));
             assert!(!kinds(t).contains(&IntentKind::TopUp), "{t}");
         }
@@ -176,7 +305,13 @@ mod tests {
 
     #[test]
     fn a_person_however_asked_for() {
-        for t in ["找个人", "我想跟人说话", "让你们工作人员来接", "转接线员", "我不想跟机器说话"] {
+        for t in [
+            "找个人",
+            "我想跟人说话",
+            "让你们工作人员来接",
+            "转接线员",
+            "我不想跟机器说话",
+        ] {
             assert!(kinds(t).contains(&IntentKind::Agent), "{t}: {:?}", kinds(t));
         }
         // "我要" + a bare 人 is not a request for one.
@@ -189,6 +324,9 @@ mod tests {
         assert_eq!(amount_at(&u("五十块钱"), 0), Some(4));
         assert_eq!(amount_at(&u("一百元"), 0), Some(3));
         assert_eq!(amount_at(&u("一下"), 0), None);
-        assert_eq!(amount_at(&["100".to_string(), "块".to_string()], 0), Some(2));
+        assert_eq!(
+            amount_at(&["100".to_string(), "块".to_string()], 0),
+            Some(2)
+        );
     }
 }

@@ -21,12 +21,24 @@ struct Score {
 }
 
 fn score(file: &str, step: &[IntentKind]) -> Score {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/speech")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let m = IntentMatcher::builtin();
-    let mut s = Score { total: 0, right: 0, yes_from_no: 0, misses: vec![] };
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let (said, want) = line.split_once('\t').unwrap_or_else(|| panic!("{file}: {line:?}"));
+    let mut s = Score {
+        total: 0,
+        right: 0,
+        yes_from_no: 0,
+        misses: vec![],
+    };
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (said, want) = line
+            .split_once('\t')
+            .unwrap_or_else(|| panic!("{file}: {line:?}"));
         let want = (want != "-").then(|| IntentKind::from_name(want).unwrap());
         let got = m.match_text(said, 0.9, step);
         let got_kind = got.as_ref().map(|i| i.kind);
@@ -46,12 +58,22 @@ fn score(file: &str, step: &[IntentKind]) -> Score {
 fn check(file: &str, step: &[IntentKind], at_least: f64) {
     let s = score(file, step);
     let share = s.right as f64 / s.total as f64;
-    println!("{file}: {}/{} right ({:.0} %)", s.right, s.total, share * 100.0);
+    println!(
+        "{file}: {}/{} right ({:.0} %)",
+        s.right,
+        s.total,
+        share * 100.0
+    );
     for miss in &s.misses {
         println!("  miss: {miss}");
     }
     assert_eq!(s.yes_from_no, 0, "{file}: a 'no' taken as yes");
-    assert!(share >= at_least, "{file}: {:.0} % right, want {:.0} %", share * 100.0, at_least * 100.0);
+    assert!(
+        share >= at_least,
+        "{file}: {:.0} % right, want {:.0} %",
+        share * 100.0,
+        at_least * 100.0
+    );
 }
 
 #[test]

@@ -65,7 +65,13 @@ mod tests {
 
     #[test]
     fn homophones_recognisers_write_sound_alike() {
-        for (a, b) in [("话费", "花费"), ("充值", "冲值"), ("人工", "仁工"), ("人工", "人宫"), ("交费", "缴费")] {
+        for (a, b) in [
+            ("话费", "花费"),
+            ("充值", "冲值"),
+            ("人工", "仁工"),
+            ("人工", "人宫"),
+            ("交费", "缴费"),
+        ] {
             assert_eq!(sounds_like(&u(a), &u(b)), Some(false), "{a} / {b}");
         }
         assert_eq!(sounds_like(&u("话费"), &u("话费")), Some(true));
@@ -73,7 +79,14 @@ mod tests {
 
     #[test]
     fn different_sounds_do_not() {
-        for (a, b) in [("话费", "回来"), ("是", "不"), ("人工", "人们"), ("充值", "冲"), ("付", "服"), ("仁宫", "人工")] {
+        for (a, b) in [
+            ("话费", "回来"),
+            ("是", "不"),
+            ("人工", "人们"),
+            ("充值", "冲"),
+            ("付", "服"),
+            ("仁宫", "人工"),
+        ] {
             assert_eq!(sounds_like(&u(a), &u(b)), None, "{a} / {b}");
         }
         assert!(!alike("bill", "pill"));

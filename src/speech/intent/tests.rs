@@ -343,7 +343,13 @@ fn config_errors_name_file_key_and_fix() {
 fn homophones_are_heard_as_meant_without_confirming() {
     use IntentKind::*;
     let m = m();
-    for (text, want) in [("转人公", Agent), ("仁工", Agent), ("查话废", Bill), ("冲话费", TopUp), ("主菜但", Back)] {
+    for (text, want) in [
+        ("转人公", Agent),
+        ("仁工", Agent),
+        ("查话废", Bill),
+        ("冲话费", TopUp),
+        ("主菜但", Back),
+    ] {
         let i = m
             .match_text(text, 0.9, &[])
             .unwrap_or_else(|| panic!("{text}: no match"));
@@ -352,7 +358,10 @@ fn homophones_are_heard_as_meant_without_confirming() {
     }
     let exact = m.match_text("查话费", 0.9, &[]).unwrap();
     let homophone = m.match_text("查话废", 0.9, &[]).unwrap();
-    assert!(exact.confidence > homophone.confidence, "{exact:?} {homophone:?}");
+    assert!(
+        exact.confidence > homophone.confidence,
+        "{exact:?} {homophone:?}"
+    );
 }
 
 #[test]
@@ -378,7 +387,17 @@ fn paying_for_the_bill_is_a_top_up_and_asking_about_it_is_not() {
 #[test]
 fn a_negation_is_never_a_yes() {
     let confirm = [IntentKind::Yes, IntentKind::No];
-    for text in ["不是", "不是这样的", "不对不对", "不，不是", "我说的不是这个", "没有没有", "不需要", "不要了", "不是的"] {
+    for text in [
+        "不是",
+        "不是这样的",
+        "不对不对",
+        "不，不是",
+        "我说的不是这个",
+        "没有没有",
+        "不需要",
+        "不要了",
+        "不是的",
+    ] {
         let got = m().match_text(text, 0.9, &confirm).map(|i| i.kind);
         assert_eq!(got, Some(IntentKind::No), "{text}");
     }
