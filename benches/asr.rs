@@ -46,7 +46,12 @@ fn main() {
     let m = IntentMatcher::builtin();
 
     if let Some(dir) = str_arg("--set") {
-        natural_set(&r, &m, std::path::Path::new(&dir), arg("--limit", usize::MAX));
+        natural_set(
+            &r,
+            &m,
+            std::path::Path::new(&dir),
+            arg("--limit", usize::MAX),
+        );
         if std::env::args().any(|a| a == "--only-set") {
             return;
         }
@@ -113,7 +118,11 @@ fn natural_set(r: &dyn Recognizer, m: &IntentMatcher, dir: &std::path::Path, lim
     use answerline::speech::eval_set::{load_set, run_set_case, SetOutcome};
     use answerline::speech::IntentKind;
     let cases = load_set(dir).unwrap_or_else(|e| panic!("{e}"));
-    println!("natural-voice set {}: {} utterances", dir.display(), cases.len().min(limit));
+    println!(
+        "natural-voice set {}: {} utterances",
+        dir.display(),
+        cases.len().min(limit)
+    );
     let mut rows: Vec<SetOutcome> = vec![];
     for c in cases.iter().take(limit) {
         let o = run_set_case(r, m, c);
@@ -135,17 +144,25 @@ fn natural_set(r: &dyn Recognizer, m: &IntentMatcher, dir: &std::path::Path, lim
     }
     let share = |sel: &[&SetOutcome]| {
         let ok = sel.iter().filter(|o| o.correct()).count();
-        format!("{ok:>4}/{:<4} {:>5.1} %", sel.len(), 100.0 * ok as f64 / sel.len().max(1) as f64)
+        format!(
+            "{ok:>4}/{:<4} {:>5.1} %",
+            sel.len(),
+            100.0 * ok as f64 / sel.len().max(1) as f64
+        )
     };
     println!();
     println!("by expected intent (step):");
-    let mut kinds: Vec<(String, IntentKind)> =
-        rows.iter().map(|o| (o.case.step_name.clone(), o.case.want)).collect();
+    let mut kinds: Vec<(String, IntentKind)> = rows
+        .iter()
+        .map(|o| (o.case.step_name.clone(), o.case.want))
+        .collect();
     kinds.sort();
     kinds.dedup();
     for (step, k) in kinds {
-        let sel: Vec<&SetOutcome> =
-            rows.iter().filter(|o| o.case.want == k && o.case.step_name == step).collect();
+        let sel: Vec<&SetOutcome> = rows
+            .iter()
+            .filter(|o| o.case.want == k && o.case.step_name == step)
+            .collect();
         println!("  {:<8} {:<8} {}", k.name(), step, share(&sel));
     }
     println!("by where the text comes from:");
@@ -155,8 +172,14 @@ fn natural_set(r: &dyn Recognizer, m: &IntentMatcher, dir: &std::path::Path, lim
             println!("  {src:<8} {}", share(&sel));
         }
     }
-    let intents: Vec<&SetOutcome> = rows.iter().filter(|o| o.case.want != IntentKind::Digits).collect();
-    let numbers: Vec<&SetOutcome> = rows.iter().filter(|o| o.case.want == IntentKind::Digits).collect();
+    let intents: Vec<&SetOutcome> = rows
+        .iter()
+        .filter(|o| o.case.want != IntentKind::Digits)
+        .collect();
+    let numbers: Vec<&SetOutcome> = rows
+        .iter()
+        .filter(|o| o.case.want == IntentKind::Digits)
+        .collect();
     let yes_from_no = rows
         .iter()
         .filter(|o| o.case.want == IntentKind::No && o.got == Some(IntentKind::Yes))
@@ -165,7 +188,14 @@ fn natural_set(r: &dyn Recognizer, m: &IntentMatcher, dir: &std::path::Path, lim
     println!("numbers exactly right {}", share(&numbers));
     println!("yes taken from a no   {yes_from_no}");
     println!("confidence calibration (intent found):");
-    for (lo, hi) in [(0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)] {
+    for (lo, hi) in [
+        (0.0, 0.5),
+        (0.5, 0.6),
+        (0.6, 0.7),
+        (0.7, 0.8),
+        (0.8, 0.9),
+        (0.9, 1.01),
+    ] {
         let sel: Vec<&SetOutcome> = rows
             .iter()
             .filter(|o| o.got.is_some() && o.confidence >= lo && o.confidence < hi)
