@@ -430,3 +430,5 @@ impl std::fmt::Debug for NewAccount<'_> {
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_contact;
+#[cfg(test)]
+mod tests_wrapup;

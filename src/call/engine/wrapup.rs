@@ -2,7 +2,7 @@
 //! the agent really answered, live or just ended), the wrap-up into a live call's context,
 //! ending wrap-up time early, and the callbacks reserved for an agent.
 
-use super::Engine;
+use super::{Engine, Output};
 use crate::acd::{self, AgentId, CallId};
 use crate::call::CallRef;
 use crate::context::WrapUpNote;
@@ -108,11 +108,20 @@ impl Engine {
             .map(|c| c.id);
         let mut context_version = None;
         if let Some(id) = live {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.context.wrap_up = Some(note);
-            }
             self.bump_context(id);
-            context_version = self.calls.get(&id).map(|c| c.context.version);
+            if let Some(c) = self.calls.get_mut(&id) {
+                if c.context.wrap_up.as_ref() != Some(&note) {
+                    c.context.wrap_up = Some(note);
+                    c.context.version = c.context.version.saturating_add(1);
+                    self.out.push_back(Output::Context {
+                        id: c.context.id.clone(),
+                        version: c.context.version,
+                        call_id: c.call_id.clone(),
+                        json: c.context.to_json(),
+                    });
+                }
+                context_version = Some(c.context.version);
+            }
         }
         let agent = AgentId(agent);
         let in_wrap_up = self
