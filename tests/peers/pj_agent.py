@@ -8,6 +8,7 @@ hangs up, and can dial feature codes. Null audio device.
               [--play in.wav] [--record out.wav] [--headers-out invite.json]
               [--hangup-after-ms 0] [--dial '*21' ...] [--duration-s 30]
               [--transfer-to senior --transfer-after-ms 3000]
+              [--hold-after-ms N --hold-for-ms M]
 
 Without --registrar it registers nowhere and just answers calls sent to --local-port.
 
@@ -22,6 +23,8 @@ stdout, one event a line, flushed (everything else goes to stderr):
   TRANSFER <code>          the transfer's outcome the registrar NOTIFYed (sipfrag status;
                            the REFER's own code when it was refused)
   UNREGISTERED <code>      at exit, when we had registered
+  HELD / RESUMED           --hold-after-ms: the phone's hold key (re-INVITE a=sendonly)
+                           was pressed, and M ms later resume (re-INVITE a=sendrecv)
 
 --answer-after-ms: 0 answers at once, N rings N ms first, -1 rings forever,
 'reject:CODE' declines with CODE. --hangup-after-ms N hangs up N ms after answer (0: wait
@@ -101,6 +104,8 @@ class AgentCall(pj.Call):
         self.player = None
         self.xfers = list(app.args.transfer_to)
         self.xfer_at = None       # when to press transfer next; None: not before the answer
+        self.hold_base = None     # when the call was answered, for --hold-after-ms
+        self.hold_state = None    # None, 'held', 'resumed'
 
     def onCallTransferStatus(self, prm):
         code = int(prm.statusCode)
@@ -114,6 +119,7 @@ class AgentCall(pj.Call):
         ci = self.getInfo()
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.answered_at is None:
             self.answered_at = time.time()
+            self.hold_base = self.answered_at
             self.xfer_at = self.answered_at + self.app.args.transfer_after_ms / 1000.0
             if self.dialled:
                 self.report(200)
@@ -233,6 +239,8 @@ def main():
     ap.add_argument('--duration-s', type=float, default=30.0)
     ap.add_argument('--transfer-to', action='append', default=[])
     ap.add_argument('--transfer-after-ms', type=int, default=3000)
+    ap.add_argument('--hold-after-ms', type=int, default=0)
+    ap.add_argument('--hold-for-ms', type=int, default=3000)
     ap.add_argument('--codec', choices=['PCMA', 'PCMU'], default='PCMA')
     ap.add_argument('--log-level', type=int, default=1)
     a = ap.parse_args()
@@ -326,6 +334,22 @@ def main():
                 except pj.Error as e:
                     print(f'pj_agent: transfer: {e.info()}', file=sys.stderr, flush=True)
                     out('TRANSFER 0')
+            if a.hold_after_ms > 0 and not call.dialled and call.hold_base is not None:
+                t = now - call.hold_base
+                try:
+                    if call.hold_state is None and t >= a.hold_after_ms / 1000.0:
+                        call.hold_state = 'held'
+                        call.setHold(pj.CallOpParam(True))
+                        out('HELD')
+                    elif (call.hold_state == 'held'
+                          and t >= (a.hold_after_ms + a.hold_for_ms) / 1000.0):
+                        call.hold_state = 'resumed'
+                        prm = pj.CallOpParam(True)
+                        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                        call.reinvite(prm)
+                        out('RESUMED')
+                except pj.Error as e:
+                    print(f'pj_agent: hold: {e.info()}', file=sys.stderr, flush=True)
             if (a.hangup_after_ms > 0 and call.answered_at is not None
                     and now >= call.answered_at + a.hangup_after_ms / 1000.0):
                 call.answered_at = float('inf')
