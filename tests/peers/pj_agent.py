@@ -23,8 +23,9 @@ stdout, one event a line, flushed (everything else goes to stderr):
   TRANSFER <code>          the transfer's outcome the registrar NOTIFYed (sipfrag status;
                            the REFER's own code when it was refused)
   UNREGISTERED <code>      at exit, when we had registered
-  HELD / RESUMED           --hold-after-ms: the phone's hold key (re-INVITE a=sendonly)
-                           was pressed, and M ms later resume (re-INVITE a=sendrecv)
+  HELD rx=N / RESUMED rx=N --hold-after-ms: the phone's hold key (re-INVITE a=sendonly)
+                           is pressed, and M ms later resume (re-INVITE a=sendrecv); N is
+                           the RTP packets received so far
 
 --answer-after-ms: 0 answers at once, N rings N ms first, -1 rings forever,
 'reject:CODE' declines with CODE. --hangup-after-ms N hangs up N ms after answer (0: wait
@@ -132,6 +133,17 @@ class AgentCall(pj.Call):
                 self.report(code)
             out(f'DISCONNECTED {code}')
 
+    def rx_packets(self):
+        """RTP packets received on the audio stream so far (-1 when unknown)."""
+        try:
+            ci = self.getInfo()
+            for i, mi in enumerate(ci.media):
+                if mi.type == pj.PJMEDIA_TYPE_AUDIO:
+                    return int(self.getStreamStat(i).rtcp.rxStat.pkt)
+        except pj.Error:
+            pass
+        return -1
+
     def report(self, code):
         if not self.reported:
             self.reported = True
@@ -152,10 +164,14 @@ class AgentCall(pj.Call):
                     path = f'{root}.{self.app.recordings}{ext or ".wav"}'
                 self.rec = pj.AudioMediaRecorder()
                 self.rec.createRecorder(path)
-                am.startTransmit(self.rec)
             if a.play and self.player is None:
                 self.player = pj.AudioMediaPlayer()
                 self.player.createPlayer(a.play, 0)   # 0: loop until the call ends
+            # (Re)connected on every activation: after hold and resume the call's media
+            # comes back as a new conference port, unconnected.
+            if self.rec is not None:
+                am.startTransmit(self.rec)
+            if self.player is not None:
                 self.player.startTransmit(am)
 
 
@@ -339,15 +355,15 @@ def main():
                 try:
                     if call.hold_state is None and t >= a.hold_after_ms / 1000.0:
                         call.hold_state = 'held'
+                        out(f'HELD rx={call.rx_packets()}')
                         call.setHold(pj.CallOpParam(True))
-                        out('HELD')
                     elif (call.hold_state == 'held'
                           and t >= (a.hold_after_ms + a.hold_for_ms) / 1000.0):
                         call.hold_state = 'resumed'
                         prm = pj.CallOpParam(True)
                         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                        out(f'RESUMED rx={call.rx_packets()}')
                         call.reinvite(prm)
-                        out('RESUMED')
                 except pj.Error as e:
                     print(f'pj_agent: hold: {e.info()}', file=sys.stderr, flush=True)
             if (a.hangup_after_ms > 0 and call.answered_at is not None
