@@ -206,14 +206,32 @@ fn the_phones_hold_key_plays_music_to_the_caller_and_resume_brings_the_agent_bac
         level(a_after, 440.0),
     );
     assert!(level(&before, 1000.0) > 1e5, "talking before the hold");
-    assert!(moh_level(&during, &tones) > 1e5, "on hold the caller hears the music");
-    assert!(level(&during, 1000.0) < 1e4, "on hold the caller does not hear the agent");
-    assert!(rx_held > 100, "the phone received RTP before the hold: {rx_held}");
+    assert!(
+        moh_level(&during, &tones) > 1e5,
+        "on hold the caller hears the music"
+    );
+    assert!(
+        level(&during, 1000.0) < 1e4,
+        "on hold the caller does not hear the agent"
+    );
+    assert!(
+        rx_held > 100,
+        "the phone received RTP before the hold: {rx_held}"
+    );
     assert!(rx_resumed >= 0, "pjsua's stream statistics: {resumed_line}");
-    assert!(rx_on_hold <= 5, "on hold the agent hears nothing: {rx_on_hold} packets");
-    assert!(level(&after, 1000.0) > 1e5, "resumed, the caller hears the agent again");
+    assert!(
+        rx_on_hold <= 5,
+        "on hold the agent hears nothing: {rx_on_hold} packets"
+    );
+    assert!(
+        level(&after, 1000.0) > 1e5,
+        "resumed, the caller hears the agent again"
+    );
     assert!(moh_level(&after, &tones) < 1e4, "and no music");
-    assert!(level(a_after, 440.0) > 1e5, "resumed, the agent hears the caller again");
+    assert!(
+        level(a_after, 440.0) > 1e5,
+        "resumed, the agent hears the caller again"
+    );
 
     let res = caller.rate_and_finish('5');
     assert!(res.ok(), "{res:?}");
@@ -222,7 +240,10 @@ fn the_phones_hold_key_plays_music_to_the_caller_and_resume_brings_the_agent_bac
     let held_for = (resumed - held).as_millis() as i64;
     println!("CDR: hold {hold_ms} ms (the phone held {held_for} ms), talk {talk_ms} ms");
     assert_eq!(who, "8001");
-    assert!((hold_ms - held_for).abs() < 600, "hold {hold_ms} ms vs {held_for} ms");
+    assert!(
+        (hold_ms - held_for).abs() < 600,
+        "hold {hold_ms} ms vs {held_for} ms"
+    );
     assert!(talk_ms > 4_000 && talk_ms < 8_000, "talk {talk_ms} ms");
 }
 
@@ -230,7 +251,12 @@ fn the_phones_hold_key_plays_music_to_the_caller_and_resume_brings_the_agent_bac
 fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music() {
     let dir = TempDir::new("wrapup-api");
     let server = Server::start(ServerOpts::default());
-    let mut agent = Agent::start(&server, "8001", "agent8001", &["--play", &voice(&dir, 1000.0)]);
+    let mut agent = Agent::start(
+        &server,
+        "8001",
+        "agent8001",
+        &["--play", &voice(&dir, 1000.0)],
+    );
     agent.registered();
     ready(&server, 8001);
     let api = server.api();
@@ -244,7 +270,13 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
         .iter()
         .map(|c| c["code"].as_str().unwrap())
         .collect();
-    for c in ["bill_query", "topup", "complaint", "fault_report", "new_service"] {
+    for c in [
+        "bill_query",
+        "topup",
+        "complaint",
+        "fault_report",
+        "new_service",
+    ] {
         assert!(codes.contains(&c), "{c} in {body}");
     }
     assert!(cfg["not_ready_reasons"]
@@ -258,7 +290,9 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
     let (up, _) = agent
         .wait("ANSWERED", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
-    let context_id = agent.header("X-Context-Id").expect("the INVITE names the context");
+    let context_id = agent
+        .header("X-Context-Id")
+        .expect("the INVITE names the context");
     let (_, calls) = get(&format!("{api}/calls"));
     let calls: Value = serde_json::from_str(&calls).unwrap();
     let number = calls
@@ -310,13 +344,19 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
     // After the call: 8001 is in wrap-up; the wrong code, someone else, then the real one.
     let (code, body) = post_json(&url, json!({"call": context_id, "code": "lunch"}));
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("bill_query") && body.contains("complaint"), "{body}");
+    assert!(
+        body.contains("bill_query") && body.contains("complaint"),
+        "{body}"
+    );
     let (code, body) = post_json(
         &format!("{api}/agents/8002/wrap-up"),
         json!({"call": context_id, "code": "complaint"}),
     );
     assert_eq!(code, 404, "8002 did not handle the call: {body}");
-    let (code, body) = post_json(&url, json!({"call": context_id, "code": "complaint", "note": "bad\u{1b}[2J"}));
+    let (code, body) = post_json(
+        &url,
+        json!({"call": context_id, "code": "complaint", "note": "bad\u{1b}[2J"}),
+    );
     assert_eq!(code, 400, "control characters: {body}");
     let (code, body) = post_json(
         &url,
@@ -325,8 +365,13 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
     assert_eq!(code, 200, "{body}");
     let second: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(second["replaced"], true, "{body}");
-    assert_eq!(second["state"], "ready", "ready: true ends wrap-up time: {body}");
-    let version = second["context_version"].as_u64().expect("a new context version");
+    assert_eq!(
+        second["state"], "ready",
+        "ready: true ends wrap-up time: {body}"
+    );
+    let version = second["context_version"]
+        .as_u64()
+        .expect("a new context version");
 
     let res = caller.rate_and_finish('4');
     assert!(res.ok(), "{res:?}");
@@ -361,7 +406,10 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
     assert_eq!(last["wrap_up"]["code"], "complaint");
     assert_eq!(last["wrap_up"]["label"], "投诉 complaint");
     assert_eq!(last["wrap_up"]["note"], "客户投诉扣费\n已转工单");
-    assert!((2..=4).contains(&last["hold_s"].as_i64().unwrap()), "{last}");
+    assert!(
+        (2..=4).contains(&last["hold_s"].as_i64().unwrap()),
+        "{last}"
+    );
     let (code, _) = get(&format!("{api}/agents/8001/calls?limit=0"));
     assert_eq!(code, 400);
     let (code, body) = get(&format!("{api}/agents/8001/callbacks"));

@@ -902,37 +902,52 @@ mod wrap_up_code_tests {
 
     #[test]
     fn codes_are_read_and_the_lab_set_is_the_default() {
-        let cfg = load("[wrap_up_codes]\nbill_query = \"话费查询 bill query\"\nother = \"其他\"\n").unwrap();
+        let cfg = load("[wrap_up_codes]\nbill_query = \"话费查询 bill query\"\nother = \"其他\"\n")
+            .unwrap();
         let codes: Vec<(&str, &str)> = cfg
             .agents
             .wrap_up_codes
             .iter()
             .map(|(c, l)| (c.as_str(), l.as_str()))
             .collect();
-        assert_eq!(codes, [("bill_query", "话费查询 bill query"), ("other", "其他")]);
+        assert_eq!(
+            codes,
+            [("bill_query", "话费查询 bill query"), ("other", "其他")]
+        );
         let default = load("").unwrap().agents.wrap_up_codes;
         assert_eq!(default.len(), DEFAULT_WRAP_UP_CODES.len());
-        assert_eq!(default.get("complaint").map(String::as_str), Some("投诉 complaint"));
+        assert_eq!(
+            default.get("complaint").map(String::as_str),
+            Some("投诉 complaint")
+        );
     }
 
     #[test]
     fn a_bad_code_names_file_line_key_and_fix() {
-        let e = load("max_missed_rings = 3\n[wrap_up_codes]\nbill_query = \"ok\"\nBad-Code = \"x\"\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            load("max_missed_rings = 3\n[wrap_up_codes]\nbill_query = \"ok\"\nBad-Code = \"x\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("agents.toml"), "{e}");
         assert!(e.contains(":4"), "line 4: {e}");
         assert!(e.contains("wrap_up_codes.Bad-Code"), "{e}");
         assert!(e.contains("lowercase letters"), "{e}");
         let long = "x".repeat(33);
-        let e = load(&format!("[wrap_up_codes]\n{long} = \"x\"\n")).unwrap_err().to_string();
+        let e = load(&format!("[wrap_up_codes]\n{long} = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("1-32"), "{e}");
     }
 
     #[test]
     fn empty_labels_and_empty_tables_are_refused() {
-        let e = load("[wrap_up_codes]\ncomplaint = \"  \"\n").unwrap_err().to_string();
-        assert!(e.contains("wrap_up_codes.complaint") && e.contains("label"), "{e}");
+        let e = load("[wrap_up_codes]\ncomplaint = \"  \"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("wrap_up_codes.complaint") && e.contains("label"),
+            "{e}"
+        );
         let e = load("[wrap_up_codes]\n").unwrap_err().to_string();
         assert!(e.contains("is empty"), "{e}");
     }

@@ -30,7 +30,8 @@ mod stats;
 mod types;
 
 pub use config::{
-    AcdConfig, AcdConfigError, AgentSettings, LabPasswords, DEFAULT_WRAP_UP_CODES, QueueConfig, Strategy, VipPolicy,
+    AcdConfig, AcdConfigError, AgentSettings, LabPasswords, QueueConfig, Strategy, VipPolicy,
+    DEFAULT_WRAP_UP_CODES,
 };
 pub use feature::{feature_code, AgentCommand};
 pub use machine::Acd;

@@ -49,9 +49,7 @@ pub(super) struct WrapUpBody {
 
 /// The call as the agent names it: the pop's number, a SIP Call-ID or a context id.
 fn check_call_key(call: &str) -> Result<(), ApiError> {
-    let ok = !call.is_empty()
-        && call.len() <= 256
-        && call.bytes().all(|b| b.is_ascii_graphic());
+    let ok = !call.is_empty() && call.len() <= 256 && call.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
@@ -84,18 +82,18 @@ pub(super) async fn wrap_up(
 ) -> Answer {
     let agent = agent_id(&id)?;
     check_call_key(&body.call)?;
-    if !AgentSettings::valid_wrap_up_code(&body.code) {
-        return Err(ApiError::bad_request(format!(
-            "\"code\" {:?} is not a wrap-up code (1-32 of a-z and _); see GET /api/v1/desk-config",
-            body.code.chars().take(40).collect::<String>()
-        )));
-    }
     check_note(&body.note)?;
+    // The engine knows the configured codes and names them in its 400.
+    let code = if AgentSettings::valid_wrap_up_code(&body.code) {
+        body.code.clone()
+    } else {
+        body.code.chars().take(40).collect()
+    };
     let check = st
         .ask(Command::WrapUpCheck {
             agent,
             call: body.call.clone(),
-            code: body.code.clone(),
+            code,
         })
         .await?;
     let label = check["label"].as_str().unwrap_or_default().to_string();
@@ -180,7 +178,10 @@ fn context_with_wrap_up(
         return Ok(None);
     };
     let Ok(mut ctx) = CallContext::from_json(&json) else {
-        tracing::warn!(context = id, "stored context unreadable; wrap-up kept in the CDR only");
+        tracing::warn!(
+            context = id,
+            "stored context unreadable; wrap-up kept in the CDR only"
+        );
         return Ok(None);
     };
     ctx.wrap_up = Some(note);
@@ -218,7 +219,12 @@ pub(super) async fn calls(
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|c| Some((c["code"].as_str()?.to_string(), c["label"].as_str()?.to_string())))
+            .filter_map(|c| {
+                Some((
+                    c["code"].as_str()?.to_string(),
+                    c["label"].as_str()?.to_string(),
+                ))
+            })
             .collect(),
         Err(_) => BTreeMap::new(),
     };
@@ -252,10 +258,7 @@ fn call_json(c: &Cdr, labels: &BTreeMap<String, String>) -> Value {
     })
 }
 
-pub(super) async fn callbacks(
-    State(st): State<Arc<AppState>>,
-    Path(id): Path<String>,
-) -> Answer {
+pub(super) async fn callbacks(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
     let agent = agent_id(&id)?;
     Ok(Json(st.ask(Command::AgentCallbacks { agent }).await?))
 }

@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use super::{
-    auth, routes_agents, routes_calls, routes_records, routes_wrapup, ws, ApiConfig, ApiError, Command, Hub,
-    Reply, WorkerLink, WORKER_TIMEOUT,
+    auth, routes_agents, routes_calls, routes_records, routes_wrapup, ws, ApiConfig, ApiError,
+    Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
 };
 use crate::store::{Db, StoreError};
 

@@ -27,9 +27,9 @@ mod agents;
 mod callback;
 mod hold;
 mod wrapup;
+pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 pub use hold::HoldBy;
 pub use wrapup::{AgentCall, WrapUpApplied};
-pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);

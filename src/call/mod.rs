@@ -205,18 +205,18 @@ impl Call {
     /// Time talking with agents so far: with an agent, hold excluded (the CDR's talk time).
     pub fn talk_time(&self, now: Instant) -> std::time::Duration {
         let with_agent = self.agent_before
-            + self
-                .agent_since
-                .map_or(std::time::Duration::ZERO, |t| now.saturating_duration_since(t));
+            + self.agent_since.map_or(std::time::Duration::ZERO, |t| {
+                now.saturating_duration_since(t)
+            });
         with_agent.saturating_sub(self.hold_time(now))
     }
 
     /// All hold time so far, the current hold included.
     pub fn hold_time(&self, now: Instant) -> std::time::Duration {
         self.held_before
-            + self
-                .held_since
-                .map_or(std::time::Duration::ZERO, |t| now.saturating_duration_since(t))
+            + self.held_since.map_or(std::time::Duration::ZERO, |t| {
+                now.saturating_duration_since(t)
+            })
     }
 
     /// Left the queue for an agent: how long the wait was, and which queue served.

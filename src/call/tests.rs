@@ -3,8 +3,8 @@
 //! and a real SQLite billing store answer, and the tests check what a caller would hear.
 
 mod agents;
-mod hold;
 mod hardening;
+mod hold;
 mod injection;
 mod rig;
 

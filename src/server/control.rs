@@ -109,9 +109,9 @@ pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
                 .map_err(ApiError::conflict)?;
             Ok(serde_json::json!({ "call": id.0, "on_hold": on }))
         }
-        Command::AgentCallbacks { agent } => Ok(serde_json::Value::Array(
-            engine.agent_callbacks(agent),
-        )),
+        Command::AgentCallbacks { agent } => {
+            Ok(serde_json::Value::Array(engine.agent_callbacks(agent)))
+        }
         Command::LiveContext { id } => {
             let (version, json) = engine
                 .live_context(&id)

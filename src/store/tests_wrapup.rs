@@ -43,13 +43,18 @@ fn wrap(call: i64, agent: u32, code: &str, demand: bool) -> WrapUpRow {
 fn a_second_wrap_up_replaces_the_first_and_the_demand_counts_once() {
     let path = temp_db_path("wrapup-replace");
     let db = Db::open(&path).unwrap();
-    db.insert_cdr(&answered(1, 8001, "2026-11-24T12:00:00.000Z")).unwrap();
+    db.insert_cdr(&answered(1, 8001, "2026-11-24T12:00:00.000Z"))
+        .unwrap();
     db.put_wrap_up(&wrap(1, 8001, "bill_query", true)).unwrap();
     db.put_wrap_up(&wrap(1, 8001, "complaint", true)).unwrap();
     let w = db.wrap_up("call-1@test", 8001).unwrap().unwrap();
     assert_eq!(w.code, "complaint", "the second submission wins");
     let (from, to) = ("2026-11-24T00:00:00.000Z", "2026-11-25T00:00:00.000Z");
-    assert_eq!(db.demands_registered(from, to).unwrap(), 1, "one demand, not two");
+    assert_eq!(
+        db.demands_registered(from, to).unwrap(),
+        1,
+        "one demand, not two"
+    );
     db.put_wrap_up(&wrap(1, 8001, "complaint", false)).unwrap();
     assert_eq!(db.demands_registered(from, to).unwrap(), 0, "withdrawn");
     // The CDR shows the answering agent's wrap-up, talk and hold time.
@@ -58,7 +63,10 @@ fn a_second_wrap_up_replaces_the_first_and_the_demand_counts_once() {
     assert_eq!((cw.code.as_str(), cw.demand), ("complaint", false));
     assert_eq!(cw.note, "客户反映话费异常\n已登记");
     assert_eq!((c.hold_ms, c.talk_ms), (Some(12_000), Some(60_000)));
-    assert!(!format!("{cw:?}").contains("话费"), "Debug never shows the note");
+    assert!(
+        !format!("{cw:?}").contains("话费"),
+        "Debug never shows the note"
+    );
     drop(db);
     cleanup(&path);
 }
@@ -67,7 +75,8 @@ fn a_second_wrap_up_replaces_the_first_and_the_demand_counts_once() {
 fn another_agents_wrap_up_is_not_this_cdrs() {
     let path = temp_db_path("wrapup-other");
     let db = Db::open(&path).unwrap();
-    db.insert_cdr(&answered(1, 8001, "2026-11-24T12:00:00.000Z")).unwrap();
+    db.insert_cdr(&answered(1, 8001, "2026-11-24T12:00:00.000Z"))
+        .unwrap();
     db.put_wrap_up(&wrap(1, 8002, "topup", true)).unwrap();
     assert!(db.recent_cdrs(1).unwrap()[0].wrap_up.is_none());
     drop(db);
@@ -83,14 +92,24 @@ fn an_agents_calls_are_found_by_call_id_or_context_and_listed_newest_first() {
         let started = format!("2026-11-24T12:{:02}:00.000Z", n);
         db.insert_cdr(&answered(n, agent, &started)).unwrap();
     }
-    db.put_wrap_up(&wrap(28, 8001, "fault_report", true)).unwrap();
+    db.put_wrap_up(&wrap(28, 8001, "fault_report", true))
+        .unwrap();
     let calls = db.agent_calls(8001, 5).unwrap();
     let ids: Vec<&str> = calls.iter().map(|c| c.call_id.as_str()).collect();
     assert_eq!(
         ids,
-        ["call-29@test", "call-28@test", "call-26@test", "call-25@test", "call-23@test"]
+        [
+            "call-29@test",
+            "call-28@test",
+            "call-26@test",
+            "call-25@test",
+            "call-23@test"
+        ]
     );
-    assert_eq!(calls[1].wrap_up.as_ref().map(|w| w.code.as_str()), Some("fault_report"));
+    assert_eq!(
+        calls[1].wrap_up.as_ref().map(|w| w.code.as_str()),
+        Some("fault_report")
+    );
     assert!(calls[0].wrap_up.is_none());
     let since = "2026-11-24T00:00:00.000Z";
     assert_eq!(
@@ -102,9 +121,14 @@ fn an_agents_calls_are_found_by_call_id_or_context_and_listed_newest_first() {
         Some("call-28@test".into()),
         "by context id"
     );
-    assert_eq!(db.agent_call(8001, "call-27@test", since).unwrap(), None, "8002's call");
     assert_eq!(
-        db.agent_call(8001, "call-28@test", "2026-11-25T00:00:00.000Z").unwrap(),
+        db.agent_call(8001, "call-27@test", since).unwrap(),
+        None,
+        "8002's call"
+    );
+    assert_eq!(
+        db.agent_call(8001, "call-28@test", "2026-11-25T00:00:00.000Z")
+            .unwrap(),
         None,
         "older than the window"
     );
@@ -118,7 +142,10 @@ fn an_agents_last_calls_read_the_index_not_the_table() {
     let db = Db::open(&path).unwrap();
     let plan = wrapup::agent_calls_plan(&db.conn().unwrap()).unwrap();
     assert!(plan.contains("cdr_by_agent"), "{plan}");
-    assert!(!plan.contains("TEMP B-TREE"), "no sort of the agent's rows: {plan}");
+    assert!(
+        !plan.contains("TEMP B-TREE"),
+        "no sort of the agent's rows: {plan}"
+    );
     assert!(!plan.contains("SCAN cdr"), "{plan}");
     drop(db);
     cleanup(&path);

@@ -282,13 +282,10 @@ impl Engine {
 
     /// The music ended (or an announcement before it): loop it while the caller waits.
     pub(super) fn moh_done(&mut self, id: CallRef, done: &[u32]) {
-        let again = self
-            .calls
-            .get(&id)
-            .is_some_and(|c| {
-                c.moh_tag.is_some_and(|t| done.contains(&t))
-                    && (c.queue.is_some() || c.held_since.is_some())
-            });
+        let again = self.calls.get(&id).is_some_and(|c| {
+            c.moh_tag.is_some_and(|t| done.contains(&t))
+                && (c.queue.is_some() || c.held_since.is_some())
+        });
         if again {
             self.start_moh(id);
         }
@@ -1458,7 +1455,11 @@ impl Engine {
     /// the agent (who hears music, never the caller's keys or voice), the step runs, and
     /// the caller comes back to the same agent with the result on the agent's screen.
     pub fn self_service(&mut self, now: Instant, call: CallRef, step: &str) -> Result<(), String> {
-        if self.calls.get(&call).is_some_and(|c| c.held_since.is_some() && c.bridged.is_some()) {
+        if self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.held_since.is_some() && c.bridged.is_some())
+        {
             self.end_hold(now, call);
         }
         let c = self.calls.get_mut(&call).ok_or("no such call")?;

@@ -44,7 +44,9 @@ pub struct WrapUpApplied {
 impl Engine {
     /// Notes that `agent` answered `call` (the caller and the agent are bridged).
     pub(super) fn note_handled(&mut self, call: CallRef, agent: AgentId) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         if self.handled.len() >= HANDLED_KEPT {
             self.handled.pop_front();
         }

@@ -573,13 +573,21 @@ pub(super) fn sine(hz: f32, ms: usize) -> Vec<i16> {
 
 /// Runs `ms` of conversation: the caller says 440 Hz, the agent 1 kHz, the supervisor (if
 /// any) 2 kHz; returns what the phones heard (after a settling 200 ms).
-pub(super) fn converse(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> Vec<Vec<i16>> {
+pub(super) fn converse(
+    rig: &mut Rig,
+    phones: &[(CallRef, SocketAddr, f32)],
+    ms: usize,
+) -> Vec<Vec<i16>> {
     rig.say(&sine(440.0, ms));
     converse_with(rig, phones, ms)
 }
 
 /// Like `converse`, every party a phone sending RTP itself (no caller talker).
-pub(super) fn converse_with(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> Vec<Vec<i16>> {
+pub(super) fn converse_with(
+    rig: &mut Rig,
+    phones: &[(CallRef, SocketAddr, f32)],
+    ms: usize,
+) -> Vec<Vec<i16>> {
     let start = rig.now;
     // One stream per phone for the whole test, as a phone sends: sequence numbers follow
     // the clock, so a later stretch is not taken for late packets.

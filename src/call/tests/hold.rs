@@ -26,21 +26,41 @@ fn a_phone_hold_plays_music_to_the_caller_silences_the_agent_and_resume_reconnec
     let mark = rig.now;
     let heard = converse(&mut rig, &agent, 1000);
     let caller = decoded(&rig, call, mark + Duration::from_millis(200));
-    assert!(hears(&caller, 1000.0) && hears(&heard[0], 440.0), "talking before the hold");
+    assert!(
+        hears(&caller, 1000.0) && hears(&heard[0], 440.0),
+        "talking before the hold"
+    );
 
     for direction in ["sendonly", "inactive"] {
         let held_at = rig.now;
         phone.reinvite(&mut rig, &invite, direction);
-        let ok = rig.last_response(200, "INVITE").expect("the hold is accepted");
-        let want = if direction == "sendonly" { "a=recvonly" } else { "a=inactive" };
+        let ok = rig
+            .last_response(200, "INVITE")
+            .expect("the hold is accepted");
+        let want = if direction == "sendonly" {
+            "a=recvonly"
+        } else {
+            "a=inactive"
+        };
         assert!(body(&ok).contains(want), "{direction}: {ok}");
         let heard = converse(&mut rig, &agent, 2000);
         let caller = decoded(&rig, call, held_at + Duration::from_millis(200));
-        assert!(moh_heard(&rig, call, held_at), "{direction}: the caller hears the music");
-        assert!(!hears(&caller, 1000.0), "{direction}: the caller does not hear the agent");
-        assert!(!hears(&heard[0], 440.0), "{direction}: the agent hears nothing");
         assert!(
-            rig.agent_events.iter().any(|e| e["type"] == "hold" && e["on"] == true),
+            moh_heard(&rig, call, held_at),
+            "{direction}: the caller hears the music"
+        );
+        assert!(
+            !hears(&caller, 1000.0),
+            "{direction}: the caller does not hear the agent"
+        );
+        assert!(
+            !hears(&heard[0], 440.0),
+            "{direction}: the agent hears nothing"
+        );
+        assert!(
+            rig.agent_events
+                .iter()
+                .any(|e| e["type"] == "hold" && e["on"] == true),
             "the desk is told"
         );
 
@@ -48,18 +68,33 @@ fn a_phone_hold_plays_music_to_the_caller_silences_the_agent_and_resume_reconnec
         phone.reinvite(&mut rig, &invite, "sendrecv");
         let heard = converse(&mut rig, &agent, 1500);
         let caller = decoded(&rig, call, resumed_at + Duration::from_millis(300));
-        assert!(hears(&caller, 1000.0), "{direction}: resumed, the caller hears the agent");
-        assert!(hears(&heard[0], 440.0), "{direction}: resumed, the agent hears the caller");
-        assert!(!moh_heard(&rig, call, resumed_at + Duration::from_millis(300)), "no music after resume");
+        assert!(
+            hears(&caller, 1000.0),
+            "{direction}: resumed, the caller hears the agent"
+        );
+        assert!(
+            hears(&heard[0], 440.0),
+            "{direction}: resumed, the agent hears the caller"
+        );
+        assert!(
+            !moh_heard(&rig, call, resumed_at + Duration::from_millis(300)),
+            "no music after resume"
+        );
     }
 
     phone.bye(&mut rig, &invite);
     rig.advance(Duration::from_secs(40));
     let cdr = rig.cdr();
     let hold = cdr.hold_ms.expect("hold time in the CDR");
-    assert!((3_900..=4_200).contains(&hold), "two holds of ~2 s: {hold} ms");
+    assert!(
+        (3_900..=4_200).contains(&hold),
+        "two holds of ~2 s: {hold} ms"
+    );
     let talk = cdr.talk_ms.expect("talk time in the CDR");
-    assert!((3_900..=4_400).contains(&talk), "1 + 1.5 + 1.5 s of talk: {talk} ms");
+    assert!(
+        (3_900..=4_400).contains(&talk),
+        "1 + 1.5 + 1.5 s of talk: {talk} ms"
+    );
     let held = rig
         .recordings
         .iter()
@@ -79,8 +114,12 @@ fn an_api_hold_does_the_same_for_a_browser_agent() {
     let agent = [(leg, phone.rtp, 1000.0)];
     converse(&mut rig, &agent, 600);
     let held_at = rig.now;
-    rig.engine.set_hold(held_at, call, true, HoldBy::Api).unwrap();
-    rig.engine.set_hold(held_at, call, true, HoldBy::Api).unwrap();
+    rig.engine
+        .set_hold(held_at, call, true, HoldBy::Api)
+        .unwrap();
+    rig.engine
+        .set_hold(held_at, call, true, HoldBy::Api)
+        .unwrap();
     let heard = converse(&mut rig, &agent, 2000);
     let caller = decoded(&rig, call, held_at + Duration::from_millis(200));
     assert!(moh_heard(&rig, call, held_at), "the caller hears the music");
@@ -88,12 +127,19 @@ fn an_api_hold_does_the_same_for_a_browser_agent() {
     assert!(!heard[0].is_empty(), "the agent's leg stays up (silence)");
     assert!(!hears(&heard[0], 440.0), "the agent hears nothing");
     let resumed_at = rig.now;
-    rig.engine.set_hold(resumed_at, call, false, HoldBy::Api).unwrap();
+    rig.engine
+        .set_hold(resumed_at, call, false, HoldBy::Api)
+        .unwrap();
     let heard = converse(&mut rig, &agent, 1500);
     let caller = decoded(&rig, call, resumed_at + Duration::from_millis(300));
-    assert!(hears(&caller, 1000.0) && hears(&heard[0], 440.0), "both ways again");
     assert!(
-        rig.engine.set_hold(resumed_at, crate::call::CallRef(999), true, HoldBy::Api).is_err(),
+        hears(&caller, 1000.0) && hears(&heard[0], 440.0),
+        "both ways again"
+    );
+    assert!(
+        rig.engine
+            .set_hold(resumed_at, crate::call::CallRef(999), true, HoldBy::Api)
+            .is_err(),
         "no such call"
     );
 }
@@ -103,11 +149,19 @@ fn a_wrap_up_names_a_call_the_agent_answered_and_ready_ends_wrap_up_time() {
     let (mut rig, mut phone, _caller, call, leg, invite) = bridged_call();
     converse(&mut rig, &[(leg, phone.rtp, 1000.0)], 400);
     let number = call.0.to_string();
-    let found = rig.engine.agent_call(8001, &number).expect("8001 answered it");
+    let found = rig
+        .engine
+        .agent_call(8001, &number)
+        .expect("8001 answered it");
     assert!(found.live);
-    assert!(rig.engine.agent_call(8002, &number).is_none(), "8002 did not");
+    assert!(
+        rig.engine.agent_call(8002, &number).is_none(),
+        "8002 did not"
+    );
     assert_eq!(
-        rig.engine.agent_call(8001, &found.context_id).map(|c| c.call_id),
+        rig.engine
+            .agent_call(8001, &found.context_id)
+            .map(|c| c.call_id),
         Some(found.call_id.clone()),
         "named by its context id (X-Context-Id)"
     );
@@ -123,7 +177,9 @@ fn a_wrap_up_names_a_call_the_agent_answered_and_ready_ends_wrap_up_time() {
         demand: true,
     };
     let now = rig.now;
-    let done = rig.engine.apply_wrap_up(now, 8001, &found.call_id, note, false);
+    let done = rig
+        .engine
+        .apply_wrap_up(now, 8001, &found.call_id, note, false);
     rig.pump();
     assert_eq!(done.context_version, Some(before + 1));
     let (_, v, json) = rig.contexts.last().unwrap();
@@ -134,7 +190,13 @@ fn a_wrap_up_names_a_call_the_agent_answered_and_ready_ends_wrap_up_time() {
 
     phone.bye(&mut rig, &invite);
     let state = |rig: &Rig| {
-        rig.engine.acd().unwrap().agent(AgentId(8001)).unwrap().state.name()
+        rig.engine
+            .acd()
+            .unwrap()
+            .agent(AgentId(8001))
+            .unwrap()
+            .state
+            .name()
     };
     assert_eq!(state(&rig), "wrap-up");
     let after = rig.engine.agent_call(8001, &number).unwrap();
@@ -145,7 +207,9 @@ fn a_wrap_up_names_a_call_the_agent_answered_and_ready_ends_wrap_up_time() {
         note: String::new(),
         demand: false,
     };
-    let done = rig.engine.apply_wrap_up(now, 8001, &after.call_id, note, true);
+    let done = rig
+        .engine
+        .apply_wrap_up(now, 8001, &after.call_id, note, true);
     assert_eq!(done.state, Some("ready"), "ready: true ends wrap-up time");
     assert_eq!(state(&rig), "ready");
 }
