@@ -121,10 +121,6 @@ fn window(pcm: &[i16], from_s: f64, to_s: f64) -> &[i16] {
     &pcm[a.min(pcm.len())..b.min(pcm.len())]
 }
 
-fn secs(a: Instant, b: Instant) -> f64 {
-    b.saturating_duration_since(a).as_secs_f64()
-}
-
 fn voice(dir: &TempDir, hz: f32) -> String {
     let p = dir.path().join(format!("voice{hz}.wav"));
     write_wav(&p, &tone(hz, 10_000, 9000.0));
