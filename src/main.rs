@@ -412,8 +412,26 @@ fn serve(o: ServeOptions) -> anyhow::Result<()> {
 fn print_cdrs(data: &std::path::Path, last: usize) -> anyhow::Result<()> {
     let db = answerline::store::Db::open(&data.join("answerline.db"))?;
     for c in db.recent_cdrs(last)? {
+        let mut agent = String::new();
+        if let Some(a) = c.agent {
+            agent = format!(
+                "  agent={a} queue={} talk={}s hold={}s",
+                c.queue.as_deref().unwrap_or("-"),
+                c.talk_ms.unwrap_or(0) / 1000,
+                c.hold_ms.unwrap_or(0) / 1000
+            );
+        }
+        if let Some(w) = &c.wrap_up {
+            // {:?} escapes the note: it is the agent's free text.
+            agent.push_str(&format!(
+                "  wrap_up={} demand={} note={:?}",
+                w.code,
+                if w.demand { "yes" } else { "no" },
+                w.note
+            ));
+        }
         println!(
-            "{}  {}  {} -> {}  {}  {}ms  path={}  inputs={}  outcome={}",
+            "{}  {}  {} -> {}  {}  {}ms  path={}  inputs={}  outcome={}{agent}",
             c.started_at,
             c.call_id,
             c.caller,

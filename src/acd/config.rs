@@ -143,7 +143,21 @@ pub struct AgentSettings {
     pub ready_on_login: bool,
     /// Not-ready reason codes (`*22N`) → what the screen shows.
     pub reasons: BTreeMap<u16, String>,
+    /// What a call was about, picked by the agent after it (`[wrap_up_codes]`): code → label.
+    /// The reports count calls by these codes, so they are stable identifiers.
+    pub wrap_up_codes: BTreeMap<String, String>,
 }
+
+/// The wrap-up codes used when agents.toml has no `[wrap_up_codes]` (the lab's set).
+pub const DEFAULT_WRAP_UP_CODES: [(&str, &str); 7] = [
+    ("bill_query", "话费查询 bill query"),
+    ("topup", "充值 top-up"),
+    ("complaint", "投诉 complaint"),
+    ("fault_report", "故障报修 fault report"),
+    ("new_service", "新业务办理 new service"),
+    ("account_change", "业务变更 account change"),
+    ("other", "其他 other"),
+];
 
 impl Default for AgentSettings {
     fn default() -> Self {
@@ -151,7 +165,18 @@ impl Default for AgentSettings {
             max_missed_rings: 3,
             ready_on_login: false,
             reasons: BTreeMap::new(),
+            wrap_up_codes: DEFAULT_WRAP_UP_CODES
+                .iter()
+                .map(|(c, l)| (c.to_string(), l.to_string()))
+                .collect(),
         }
+    }
+}
+
+impl AgentSettings {
+    /// Whether `code` has the shape of a wrap-up code: 1-32 of `a-z` and `_`.
+    pub fn valid_wrap_up_code(code: &str) -> bool {
+        (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
     }
 }
 
@@ -643,6 +668,7 @@ struct RawAgentsFile {
     ready_on_login: Option<bool>,
     #[serde(default)]
     reasons: BTreeMap<String, Spanned<String>>,
+    wrap_up_codes: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     #[serde(default)]
     agent: Vec<Spanned<RawAgent>>,
 }
@@ -711,6 +737,9 @@ fn parse_agents(
         {
             return Err(errs.at(label, &key, format!("code {n} is listed twice; keep one")));
         }
+    }
+    if let Some(table) = &raw.wrap_up_codes {
+        settings.wrap_up_codes = wrap_up_codes(&errs, table)?;
     }
 
     let queue_ids: BTreeSet<&str> = queues.iter().map(|q| q.id.as_str()).collect();
@@ -837,6 +866,116 @@ fn parse_agents(
         });
     }
     Ok((settings, records, passwords))
+}
+
+/// `[wrap_up_codes]`: code → label; an empty table would leave agents nothing to pick.
+fn wrap_up_codes(
+    errs: &Errs<'_>,
+    table: &Spanned<BTreeMap<String, Spanned<String>>>,
+) -> Result<BTreeMap<String, String>, AcdConfigError> {
+    if table.get_ref().is_empty() {
+        return Err(errs.at(
+            table,
+            "wrap_up_codes",
+            "is empty; list at least one code, e.g. bill_query = \"话费查询 bill query\" (or remove the table for the default set)",
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (code, label) in table.get_ref() {
+        let key = format!("wrap_up_codes.{code}");
+        if !AgentSettings::valid_wrap_up_code(code) {
+            return Err(errs.at(
+                label,
+                &key,
+                format!("\"{code}\" is not a wrap-up code; use 1-32 lowercase letters a-z and '_', e.g. fault_report"),
+            ));
+        }
+        let text = label.get_ref().trim();
+        if text.is_empty() || text.chars().count() > 64 || text.chars().any(char::is_control) {
+            return Err(errs.at(
+                label,
+                &key,
+                "needs a label of 1-64 printable characters, what the desk shows, e.g. \"投诉 complaint\"",
+            ));
+        }
+        out.insert(code.clone(), text.to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod wrap_up_code_tests {
+    use super::*;
+
+    fn load(agents: &str) -> Result<AcdConfig, AcdConfigError> {
+        AcdConfig::from_toml(
+            Path::new("queues.toml"),
+            "[queue.billing]\n",
+            Some((Path::new("agents.toml"), agents)),
+        )
+        .map(|(c, _)| c)
+    }
+
+    #[test]
+    fn codes_are_read_and_the_lab_set_is_the_default() {
+        let cfg = load("[wrap_up_codes]\nbill_query = \"话费查询 bill query\"\nother = \"其他\"\n")
+            .unwrap();
+        let codes: Vec<(&str, &str)> = cfg
+            .agents
+            .wrap_up_codes
+            .iter()
+            .map(|(c, l)| (c.as_str(), l.as_str()))
+            .collect();
+        assert_eq!(
+            codes,
+            [("bill_query", "话费查询 bill query"), ("other", "其他")]
+        );
+        let default = load("").unwrap().agents.wrap_up_codes;
+        assert_eq!(default.len(), DEFAULT_WRAP_UP_CODES.len());
+        assert_eq!(
+            default.get("complaint").map(String::as_str),
+            Some("投诉 complaint")
+        );
+    }
+
+    #[test]
+    fn a_bad_code_names_file_line_key_and_fix() {
+        let e =
+            load("max_missed_rings = 3\n[wrap_up_codes]\nbill_query = \"ok\"\nBad-Code = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("agents.toml"), "{e}");
+        assert!(e.contains(":4"), "line 4: {e}");
+        assert!(e.contains("wrap_up_codes.Bad-Code"), "{e}");
+        assert!(e.contains("lowercase letters"), "{e}");
+        let long = "x".repeat(33);
+        let e = load(&format!("[wrap_up_codes]\n{long} = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1-32"), "{e}");
+    }
+
+    #[test]
+    fn empty_labels_and_empty_tables_are_refused() {
+        let e = load("[wrap_up_codes]\ncomplaint = \"  \"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("wrap_up_codes.complaint") && e.contains("label"),
+            "{e}"
+        );
+        let e = load("[wrap_up_codes]\n").unwrap_err().to_string();
+        assert!(e.contains("is empty"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_file_lists_the_lab_codes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
+        let (cfg, _) = AcdConfig::load(&dir).unwrap();
+        for (code, _) in DEFAULT_WRAP_UP_CODES {
+            assert!(cfg.agents.wrap_up_codes.contains_key(code), "{code}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod types;
 
 pub use config::{
     AcdConfig, AcdConfigError, AgentSettings, LabPasswords, QueueConfig, Strategy, VipPolicy,
+    DEFAULT_WRAP_UP_CODES,
 };
 pub use feature::{feature_code, AgentCommand};
 pub use machine::Acd;

@@ -25,6 +25,7 @@ mod routes_agents;
 mod routes_calls;
 mod routes_login;
 mod routes_records;
+mod routes_wrapup;
 pub mod scope;
 mod server;
 pub mod session;
@@ -96,6 +97,34 @@ pub enum Command {
         user: String,
         source: std::net::IpAddr,
         failed: bool,
+    },
+    /// What the desks offer: `{"not_ready_reasons":[{code,label}], "wrap_up_codes":[{code,
+    /// label}], "wrap_up_s": n, "queue_wrap_up_s": {queue: n}}`.
+    DeskConfig,
+    /// Checks a wrap-up before it is stored: the code's label (400 naming the valid codes
+    /// when unknown) and the call if the engine remembers `agent` answering it:
+    /// `{"label": "..", "call": {"call_id", "context_id", "live"} | null}`.
+    WrapUpCheck {
+        agent: u32,
+        call: String,
+        code: String,
+    },
+    /// A stored wrap-up into the live call's context (a new version); `ready` ends the
+    /// agent's wrap-up time: `{"context_version": n | null, "state": ".."}`.
+    ApplyWrapUp {
+        agent: u32,
+        call_id: String,
+        note: crate::context::WrapUpNote,
+        ready: bool,
+    },
+    /// Server-side hold of a bridged call (browser agents): the caller hears music.
+    Hold {
+        call: String,
+        on: bool,
+    },
+    /// Callbacks reserved for an agent: `[{"call","context_id","customer","queue","state"}]`.
+    AgentCallbacks {
+        agent: u32,
     },
 }
 

@@ -15,8 +15,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::session::Sessions;
 use super::{
-    auth, routes_agents, routes_calls, routes_login, routes_records, ws, ApiConfig, ApiError,
-    Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
+    auth, routes_agents, routes_calls, routes_login, routes_records, routes_wrapup, ws, ApiConfig,
+    ApiError, Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
 };
 use crate::store::{Db, StoreError};
 
@@ -188,6 +188,7 @@ fn router(state: Arc<AppState>) -> Router {
     use routes_calls as c;
     use routes_login as l;
     use routes_records as r;
+    use routes_wrapup as w;
     Router::new()
         .route("/api/v1/health", get(r::health))
         .route("/api/v1/login", post(l::login))
@@ -214,6 +215,12 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/recordings/{id}", get(r::one))
         .route("/api/v1/recordings/{id}/audio", get(r::audio))
         .route("/api/v1/surveys", get(r::surveys))
+        // After-call work, the agent's own lists and hold (routes_wrapup.rs).
+        .route("/api/v1/desk-config", get(w::desk_config))
+        .route("/api/v1/agents/{id}/wrap-up", post(w::wrap_up))
+        .route("/api/v1/agents/{id}/calls", get(w::calls))
+        .route("/api/v1/agents/{id}/callbacks", get(w::callbacks))
+        .route("/api/v1/calls/{call}/hold", post(w::hold))
         .fallback(|| async { ApiError::not_found("no such API route; see README \"HTTP API\"") })
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -25,7 +25,11 @@ use tracing::{debug, info, warn};
 
 mod agents;
 mod callback;
+mod hold;
+mod wrapup;
 pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
+pub use hold::HoldBy;
+pub use wrapup::{AgentCall, WrapUpApplied};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(pub u64);
@@ -146,6 +150,8 @@ pub enum RecordEvent {
         started_at: String,
         masked_ms: u64,
         masked: Vec<crate::media::recorder::MaskedSegment>,
+        /// Stretches the caller was on hold (silence in the file).
+        held: Vec<crate::media::recorder::MaskedSegment>,
     },
 }
 
@@ -186,6 +192,8 @@ pub struct Engine {
     overload: Option<&'static str>,
     /// The call whose input is being handled: the one a panic ends (see `guarded`).
     current: Option<CallRef>,
+    /// Calls agents answered lately (wrap-ups name them).
+    handled: wrapup::HandledCalls,
 }
 
 /// A panic caught while handling one input: the call it ended, if any.
@@ -280,6 +288,7 @@ impl Engine {
             doors,
             overload: None,
             current: None,
+            handled: Default::default(),
         }
     }
 
@@ -1298,6 +1307,9 @@ impl Engine {
             "agent_requested" | "agent_unavailable" => self.metrics.agent_requests += 1,
             _ => {}
         }
+        let with_agent = c.agent_before > Duration::ZERO || c.agent_since.is_some();
+        let hold_ms = with_agent.then(|| c.hold_time(now).as_millis() as i64);
+        let talk_ms = with_agent.then(|| c.talk_time(now).as_millis() as i64);
         self.out.push_back(Output::Cdr(Cdr {
             id: 0,
             call_id: c.call_id,
@@ -1325,6 +1337,9 @@ impl Engine {
             }),
             context_id: (c.queue.is_some() || c.served_queue.is_some())
                 .then(|| c.context.id.clone()),
+            hold_ms,
+            talk_ms,
+            wrap_up: None,
         }));
     }
 

@@ -14,8 +14,8 @@ pub mod speech_job;
 
 pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{
-    CallRef, Directory, Engine, EngineOptions, Fault, Output, RecordEvent, AGENT_REALM,
-    QUEUE_PROMPTS,
+    AgentCall, CallRef, Directory, Engine, EngineOptions, Fault, HoldBy, Output, RecordEvent,
+    WrapUpApplied, AGENT_REALM, QUEUE_PROMPTS,
 };
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 
@@ -109,6 +109,13 @@ pub struct Call {
     pub outbound: Option<(String, SocketAddr)>,
     /// An outbound call still ringing by then is given up.
     pub ring_deadline: Option<Instant>,
+    /// On hold (by the agent's phone or the API) since then: the caller hears music.
+    pub held_since: Option<Instant>,
+    /// Hold time of earlier holds (the CDR's hold seconds, for the handle time).
+    pub held_before: std::time::Duration,
+    /// With an agent since then (bridged), and the time with earlier agents.
+    pub agent_since: Option<Instant>,
+    pub agent_before: std::time::Duration,
 }
 
 /// The satisfaction survey after an agent hangs up: one key, 1 to 5.
@@ -188,7 +195,28 @@ impl Call {
             end_after: None,
             outbound: None,
             ring_deadline: None,
+            held_since: None,
+            held_before: std::time::Duration::ZERO,
+            agent_since: None,
+            agent_before: std::time::Duration::ZERO,
         }
+    }
+
+    /// Time talking with agents so far: with an agent, hold excluded (the CDR's talk time).
+    pub fn talk_time(&self, now: Instant) -> std::time::Duration {
+        let with_agent = self.agent_before
+            + self.agent_since.map_or(std::time::Duration::ZERO, |t| {
+                now.saturating_duration_since(t)
+            });
+        with_agent.saturating_sub(self.hold_time(now))
+    }
+
+    /// All hold time so far, the current hold included.
+    pub fn hold_time(&self, now: Instant) -> std::time::Duration {
+        self.held_before
+            + self.held_since.map_or(std::time::Duration::ZERO, |t| {
+                now.saturating_duration_since(t)
+            })
     }
 
     /// Left the queue for an agent: how long the wait was, and which queue served.

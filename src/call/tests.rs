@@ -4,6 +4,7 @@
 
 mod agents;
 mod hardening;
+mod hold;
 mod injection;
 mod rig;
 

@@ -76,6 +76,27 @@ pub struct SelfServiceResult {
     pub outcome: String,
 }
 
+/// What the agent recorded after the call: the wrap-up code (and its label as configured
+/// then), their note, and whether a customer demand was registered (实际需求).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WrapUpNote {
+    pub code: String,
+    pub label: String,
+    /// Free text typed by the agent; never logged (`Debug` leaves it out).
+    pub note: String,
+    pub demand: bool,
+}
+
+impl fmt::Debug for WrapUpNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrapUpNote")
+            .field("code", &self.code)
+            .field("note_chars", &self.note.chars().count())
+            .field("demand", &self.demand)
+            .finish()
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct CallContext {
     /// Unique and URL-safe (see `new_context_id`).
@@ -103,6 +124,9 @@ pub struct CallContext {
     pub calls_today: u32,
     pub agent: Option<u32>,
     pub self_service: Vec<SelfServiceResult>,
+    /// The agent's wrap-up, once given (absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_up: Option<WrapUpNote>,
 }
 
 /// What ends up in logs: the caller's and account's numbers masked, the caller's words
@@ -129,6 +153,7 @@ impl fmt::Debug for CallContext {
             .field("calls_today", &self.calls_today)
             .field("agent", &self.agent)
             .field("self_service", &self.self_service)
+            .field("wrap_up", &self.wrap_up)
             .finish()
     }
 }
@@ -195,6 +220,7 @@ impl CallContext {
             calls_today: 0,
             agent: None,
             self_service: Vec::new(),
+            wrap_up: None,
         }
     }
 

@@ -78,6 +78,40 @@ pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
                 .map_err(ApiError::conflict)?;
             Ok(serde_json::json!({ "call": id.0, "supervisor": supervisor, "mode": mode.name() }))
         }
+        Command::DeskConfig => desk_config(engine),
+        Command::WrapUpCheck { agent, call, code } => {
+            let codes = engine.wrap_up_codes();
+            let Some((_, label)) = codes.iter().find(|(c, _)| *c == code) else {
+                let valid: Vec<&str> = codes.iter().map(|(c, _)| c.as_str()).collect();
+                return Err(ApiError::bad_request(format!(
+                    "no wrap-up code {code:?}; use one of: {} (agents.toml [wrap_up_codes])",
+                    valid.join(", ")
+                )));
+            };
+            let found = engine.agent_call(agent, &call).map(|c| {
+                serde_json::json!({ "call_id": c.call_id, "context_id": c.context_id, "live": c.live })
+            });
+            Ok(serde_json::json!({ "label": label, "call": found }))
+        }
+        Command::ApplyWrapUp {
+            agent,
+            call_id,
+            note,
+            ready,
+        } => {
+            let done = engine.apply_wrap_up(now, agent, &call_id, note, ready);
+            Ok(serde_json::json!({ "context_version": done.context_version, "state": done.state }))
+        }
+        Command::Hold { call, on } => {
+            let id = find(engine, &call)?;
+            engine
+                .set_hold(now, id, on, crate::call::HoldBy::Api)
+                .map_err(ApiError::conflict)?;
+            Ok(serde_json::json!({ "call": id.0, "on_hold": on }))
+        }
+        Command::AgentCallbacks { agent } => {
+            Ok(serde_json::Value::Array(engine.agent_callbacks(agent)))
+        }
         Command::LiveContext { id } => {
             let (version, json) = engine
                 .live_context(&id)
@@ -104,6 +138,40 @@ pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
             Ok(serde_json::json!({ "locked_for_ms": left }))
         }
     }
+}
+
+/// The reasons, wrap-up codes and wrap-up times the desks offer, from the running config.
+fn desk_config(engine: &Engine) -> Reply {
+    let Some(acd) = engine.acd() else {
+        return Err(ApiError::unavailable(
+            "no ACD: agents are not configured (queues.toml and a role = \"agents\" profile)",
+        ));
+    };
+    let cfg = acd.config();
+    let reasons: Vec<serde_json::Value> = cfg
+        .agents
+        .reasons
+        .iter()
+        .map(|(code, label)| serde_json::json!({ "code": code, "label": label }))
+        .collect();
+    let codes: Vec<serde_json::Value> = cfg
+        .agents
+        .wrap_up_codes
+        .iter()
+        .map(|(code, label)| serde_json::json!({ "code": code, "label": label }))
+        .collect();
+    let per_queue: serde_json::Map<String, serde_json::Value> = cfg
+        .queues
+        .iter()
+        .map(|q| (q.id.0.clone(), q.wrap_up.as_secs().into()))
+        .collect();
+    let longest = cfg.queues.iter().map(|q| q.wrap_up.as_secs()).max();
+    Ok(serde_json::json!({
+        "not_ready_reasons": reasons,
+        "wrap_up_codes": codes,
+        "wrap_up_s": longest,
+        "queue_wrap_up_s": per_queue,
+    }))
 }
 
 /// A call by the number the API shows (`calls[].call`) or by its SIP Call-ID.

@@ -43,6 +43,7 @@ pub(crate) fn spawn(db: Arc<Db>) -> std::io::Result<Sender<RecordEvent>> {
                         started_at,
                         masked_ms,
                         masked,
+                        held,
                     } => {
                         let Some((w, rel)) = open.remove(&call) else { continue };
                         let duration_ms = match w.finish() {
@@ -52,7 +53,8 @@ pub(crate) fn spawn(db: Arc<Db>) -> std::io::Result<Sender<RecordEvent>> {
                                 continue;
                             }
                         };
-                        info!(%call_id, duration_ms, masked_ms, segments = masked.len(), "recording saved");
+                        let held_ms: u64 = held.iter().map(|s| s.end_ms - s.start_ms).sum();
+                        info!(%call_id, duration_ms, masked_ms, segments = masked.len(), held_ms, holds = ?held, "recording saved");
                         let row = RecordingRow {
                             id: 0,
                             call_id,

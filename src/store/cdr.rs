@@ -33,6 +33,13 @@ pub struct Cdr {
     pub agent: Option<u32>,
     pub wait_ms: Option<i64>,
     pub context_id: Option<String>,
+    /// Time the caller spent on hold with the agent (None: the call reached no agent).
+    pub hold_ms: Option<i64>,
+    /// Time talking with agents, hold excluded (None: no agent).
+    pub talk_ms: Option<i64>,
+    /// The answering agent's wrap-up (after_call_work), joined in when read; ignored by
+    /// `insert_cdr` (it arrives after the call, in its own table).
+    pub wrap_up: Option<super::wrapup::WrapUpRow>,
 }
 
 /// One caller input at a menu node. `sensitive` (PINs, card numbers) is written as `******`.
@@ -97,9 +104,9 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO cdr (call_id, profile, caller, called, started_at, answered_at, ended_at,
            duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason,
-           queue, agent, wait_ms, context_id)
+           queue, agent, wait_ms, context_id, hold_ms, talk_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-           ?18, ?19)",
+           ?18, ?19, ?20, ?21)",
         params![
             c.call_id,
             c.profile,
@@ -119,13 +126,26 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
             c.queue,
             c.agent,
             c.wait_ms,
-            c.context_id
+            c.context_id,
+            c.hold_ms,
+            c.talk_ms
         ],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
+/// The columns `from_row` reads, the wrap-up joined in (`w`: after_call_work of the
+/// answering agent).
+pub(super) const CDR_COLUMNS: &str = "cdr.id, cdr.call_id, profile, caller, called, started_at,
+    answered_at, ended_at, duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome,
+    reason, queue, agent, wait_ms, context_id, hold_ms, talk_ms, w.agent_id, w.code, w.note,
+    w.demand, w.at";
+
+/// Joins the answering agent's wrap-up to each CDR.
+pub(super) const CDR_FROM: &str =
+    "cdr LEFT JOIN after_call_work w ON w.call_id = cdr.call_id AND w.agent_id = cdr.agent";
+
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
     let text = |i: usize| -> rusqlite::Result<String> {
         Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default())
     };
@@ -150,16 +170,26 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
         agent: r.get(17)?,
         wait_ms: r.get(18)?,
         context_id: r.get(19)?,
+        hold_ms: r.get(20)?,
+        talk_ms: r.get(21)?,
+        wrap_up: match r.get::<_, Option<String>>(23)? {
+            Some(code) => Some(super::wrapup::WrapUpRow {
+                call_id: text(1)?,
+                agent: r.get(22)?,
+                code,
+                note: r.get::<_, Option<String>>(24)?.unwrap_or_default(),
+                demand: r.get::<_, Option<bool>>(25)?.unwrap_or(false),
+                at: r.get::<_, Option<String>>(26)?.unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 
 pub(super) fn recent(conn: &Connection, limit: usize) -> Result<Vec<Cdr>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, call_id, profile, caller, called, started_at, answered_at, ended_at,
-           duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason,
-           queue, agent, wait_ms, context_id
-         FROM cdr ORDER BY id DESC LIMIT ?1",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CDR_COLUMNS} FROM {CDR_FROM} ORDER BY cdr.id DESC LIMIT ?1"
+    ))?;
     let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

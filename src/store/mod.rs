@@ -21,10 +21,12 @@ mod quality;
 mod retention;
 mod schema;
 mod seed;
+mod wrapup;
 
 pub use agents::{check_password, AgentRow};
 pub use quality::{RecordingRow, SupervisionRow, SurveyRow, SUPERVISION_MODES};
 pub use retention::Pruned;
+pub use wrapup::WrapUpRow;
 
 pub use cards::{card_hash, card_salt, find_card, last4};
 pub use cdr::{inputs_json, Cdr, CdrInput};
@@ -201,6 +203,36 @@ impl Db {
     /// The newest `limit` CDRs, newest first.
     pub fn recent_cdrs(&self, limit: usize) -> Result<Vec<Cdr>, StoreError> {
         cdr::recent(&*self.conn()?, limit)
+    }
+
+    /// Stores an agent's wrap-up of a call, replacing that agent's earlier one for it.
+    pub fn put_wrap_up(&self, w: &WrapUpRow) -> Result<(), StoreError> {
+        wrapup::put(&*self.conn()?, w)
+    }
+
+    pub fn wrap_up(&self, call_id: &str, agent: u32) -> Result<Option<WrapUpRow>, StoreError> {
+        wrapup::get(&*self.conn()?, call_id, agent)
+    }
+
+    /// Customer demands registered by wrap-ups submitted in [from, to) (RFC 3339 UTC).
+    pub fn demands_registered(&self, from: &str, to: &str) -> Result<u64, StoreError> {
+        wrapup::demands(&*self.conn()?, from, to)
+    }
+
+    /// A call `agent` answered since `since` (RFC 3339 UTC), named by SIP Call-ID or
+    /// context id: (SIP Call-ID, context id).
+    pub fn agent_call(
+        &self,
+        agent: u32,
+        key: &str,
+        since: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        wrapup::agent_call(&*self.conn()?, agent, key, since)
+    }
+
+    /// The agent's newest `limit` (at most 1000) calls, newest first, wrap-ups joined in.
+    pub fn agent_calls(&self, agent: u32, limit: usize) -> Result<Vec<Cdr>, StoreError> {
+        wrapup::agent_calls(&*self.conn()?, agent, limit)
     }
 
     /// Creates or replaces an account (PIN stored as a salted hash). Operator tooling and
@@ -410,3 +442,5 @@ impl std::fmt::Debug for NewAccount<'_> {
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_contact;
+#[cfg(test)]
+mod tests_wrapup;

@@ -193,14 +193,29 @@ const MIGRATIONS: &[&str] = &[
     // 7: "calls today" for a caller is asked on every answered call: by caller, then time,
     // so it reads the caller's few rows and not the whole day's (a busy day holds millions).
     "CREATE INDEX cdr_by_caller ON cdr (caller, started_at);",
-    // 8: after-call work, from its own branch (i15-wrapup): this placeholder gives way to it
-    // when the two are merged, so the agents' role below stays migration 9 everywhere.
-    "-- placeholder",
-    // 9: an agent's role (what their API login may reach); the CDR by context, to find
-    // whether an agent handled the call a context belongs to.
-    "ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
-        CHECK (role IN ('agent', 'supervisor'));
+    // 8: after-call work. The agent's wrap-up of a call (code, note, demand registered), one
+    // row per call and agent: a second submission replaces the first, so a demand is never
+    // counted twice. Talk and hold time with agents per call (the handle time counts them).
+    // An agent's last calls read cdr_by_agent (agent, started_at; migration 5); a call named
+    // by its SIP Call-ID or its context id is found by index, whatever the table's size.
+    "CREATE TABLE after_call_work (
+        call_id  TEXT NOT NULL,
+        agent_id INTEGER NOT NULL,
+        code     TEXT NOT NULL,
+        note     TEXT NOT NULL DEFAULT '',
+        demand   INTEGER NOT NULL DEFAULT 0 CHECK (demand IN (0, 1)),
+        at       TEXT NOT NULL,
+        PRIMARY KEY (call_id, agent_id)
+    );
+    CREATE INDEX after_call_work_by_at ON after_call_work (at);
+    ALTER TABLE cdr ADD COLUMN hold_ms INTEGER NULL;
+    ALTER TABLE cdr ADD COLUMN talk_ms INTEGER NULL;
+    CREATE INDEX cdr_by_call_id ON cdr (call_id);
     CREATE INDEX cdr_by_context ON cdr (context_id);",
+    // 9: an agent's role (what their API login may reach; whether an agent handled the call
+    // a context belongs to is read through cdr_by_context, migration 8).
+    "ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
+        CHECK (role IN ('agent', 'supervisor'));",
 ];
 
 pub(super) fn known_version() -> i64 {

@@ -188,6 +188,9 @@ fn sample_cdr(n: i64) -> Cdr {
         agent: (n % 2 == 0).then_some(8001),
         wait_ms: (n % 2 == 0).then_some(4_200 + n),
         context_id: (n % 2 == 0).then(|| format!("ctx-{n}")),
+        hold_ms: (n % 2 == 0).then_some(1_000 + n),
+        talk_ms: (n % 2 == 0).then_some(30_000 + n),
+        wrap_up: None,
     }
 }
 

@@ -8,6 +8,7 @@ hangs up, and can dial feature codes. Null audio device.
               [--play in.wav] [--record out.wav] [--headers-out invite.json]
               [--hangup-after-ms 0] [--dial '*21' ...] [--duration-s 30]
               [--transfer-to senior --transfer-after-ms 3000]
+              [--hold-after-ms N --hold-for-ms M]
 
 Without --registrar it registers nowhere and just answers calls sent to --local-port.
 
@@ -22,6 +23,9 @@ stdout, one event a line, flushed (everything else goes to stderr):
   TRANSFER <code>          the transfer's outcome the registrar NOTIFYed (sipfrag status;
                            the REFER's own code when it was refused)
   UNREGISTERED <code>      at exit, when we had registered
+  HELD rx=N / RESUMED rx=N --hold-after-ms: the phone's hold key (re-INVITE a=sendonly)
+                           is pressed, and M ms later resume (re-INVITE a=sendrecv); N is
+                           the RTP packets received so far
 
 --answer-after-ms: 0 answers at once, N rings N ms first, -1 rings forever,
 'reject:CODE' declines with CODE. --hangup-after-ms N hangs up N ms after answer (0: wait
@@ -101,6 +105,8 @@ class AgentCall(pj.Call):
         self.player = None
         self.xfers = list(app.args.transfer_to)
         self.xfer_at = None       # when to press transfer next; None: not before the answer
+        self.hold_base = None     # when the call was answered, for --hold-after-ms
+        self.hold_state = None    # None, 'held', 'resumed'
 
     def onCallTransferStatus(self, prm):
         code = int(prm.statusCode)
@@ -114,6 +120,7 @@ class AgentCall(pj.Call):
         ci = self.getInfo()
         if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.answered_at is None:
             self.answered_at = time.time()
+            self.hold_base = self.answered_at
             self.xfer_at = self.answered_at + self.app.args.transfer_after_ms / 1000.0
             if self.dialled:
                 self.report(200)
@@ -125,6 +132,17 @@ class AgentCall(pj.Call):
             if self.dialled:
                 self.report(code)
             out(f'DISCONNECTED {code}')
+
+    def rx_packets(self):
+        """RTP packets received on the audio stream so far (-1 when unknown)."""
+        try:
+            ci = self.getInfo()
+            for i, mi in enumerate(ci.media):
+                if mi.type == pj.PJMEDIA_TYPE_AUDIO:
+                    return int(self.getStreamStat(i).rtcp.rxStat.pkt)
+        except pj.Error:
+            pass
+        return -1
 
     def report(self, code):
         if not self.reported:
@@ -146,10 +164,14 @@ class AgentCall(pj.Call):
                     path = f'{root}.{self.app.recordings}{ext or ".wav"}'
                 self.rec = pj.AudioMediaRecorder()
                 self.rec.createRecorder(path)
-                am.startTransmit(self.rec)
             if a.play and self.player is None:
                 self.player = pj.AudioMediaPlayer()
                 self.player.createPlayer(a.play, 0)   # 0: loop until the call ends
+            # (Re)connected on every activation: after hold and resume the call's media
+            # comes back as a new conference port, unconnected.
+            if self.rec is not None:
+                am.startTransmit(self.rec)
+            if self.player is not None:
                 self.player.startTransmit(am)
 
 
@@ -233,6 +255,8 @@ def main():
     ap.add_argument('--duration-s', type=float, default=30.0)
     ap.add_argument('--transfer-to', action='append', default=[])
     ap.add_argument('--transfer-after-ms', type=int, default=3000)
+    ap.add_argument('--hold-after-ms', type=int, default=0)
+    ap.add_argument('--hold-for-ms', type=int, default=3000)
     ap.add_argument('--codec', choices=['PCMA', 'PCMU'], default='PCMA')
     ap.add_argument('--log-level', type=int, default=1)
     a = ap.parse_args()
@@ -326,6 +350,22 @@ def main():
                 except pj.Error as e:
                     print(f'pj_agent: transfer: {e.info()}', file=sys.stderr, flush=True)
                     out('TRANSFER 0')
+            if a.hold_after_ms > 0 and not call.dialled and call.hold_base is not None:
+                t = now - call.hold_base
+                try:
+                    if call.hold_state is None and t >= a.hold_after_ms / 1000.0:
+                        call.hold_state = 'held'
+                        out(f'HELD rx={call.rx_packets()}')
+                        call.setHold(pj.CallOpParam(True))
+                    elif (call.hold_state == 'held'
+                          and t >= (a.hold_after_ms + a.hold_for_ms) / 1000.0):
+                        call.hold_state = 'resumed'
+                        prm = pj.CallOpParam(True)
+                        prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+                        out(f'RESUMED rx={call.rx_packets()}')
+                        call.reinvite(prm)
+                except pj.Error as e:
+                    print(f'pj_agent: hold: {e.info()}', file=sys.stderr, flush=True)
             if (a.hangup_after_ms > 0 and call.answered_at is not None
                     and now >= call.answered_at + a.hangup_after_ms / 1000.0):
                 call.answered_at = float('inf')

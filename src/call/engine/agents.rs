@@ -289,10 +289,10 @@ impl Engine {
 
     /// The music ended (or an announcement before it): loop it while the caller waits.
     pub(super) fn moh_done(&mut self, id: CallRef, done: &[u32]) {
-        let again = self
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.moh_tag.is_some_and(|t| done.contains(&t)) && c.queue.is_some());
+        let again = self.calls.get(&id).is_some_and(|c| {
+            c.moh_tag.is_some_and(|t| done.contains(&t))
+                && (c.queue.is_some() || c.held_since.is_some())
+        });
         if again {
             self.start_moh(id);
         }
@@ -643,6 +643,7 @@ impl Engine {
         c.queue_done(now);
         c.bridged = Some(leg);
         c.agent = Some(agent);
+        c.agent_since = Some(now);
         c.moh_tag = None;
         if let Some(m) = c.media.as_mut() {
             m.player.stop();
@@ -654,6 +655,7 @@ impl Engine {
         if let Some(c) = self.calls.get(&id) {
             info!(call_id = %c.call_id, agent = agent.0, wait_ms = c.wait_ms, "caller and agent bridged");
         }
+        self.note_handled(id, agent);
         self.start_recording(now, id);
         self.bump_context(id);
         let event = serde_json::json!({
@@ -869,6 +871,7 @@ impl Engine {
             if let Some(s) = sup {
                 self.end_leg(now, s);
             }
+            self.agent_left(now, owner);
             self.after_agent(now, owner, agent);
         }
         self.drain_acd(now);
@@ -971,6 +974,9 @@ impl Engine {
                 m.update(now, &n);
                 let answer = sdp::build_answer(&n, ip, port, leg.0, 2);
                 self.sip[p].answer_reinvite(now, key, Ok(&answer));
+                self.drain_sip(now, p);
+                self.leg_hold_from_sdp(now, leg, n.direction.sends());
+                return;
             }
             _ => self.sip[p].answer_reinvite(now, key, Err(488)),
         }
@@ -1108,11 +1114,12 @@ impl Engine {
             return;
         };
         let masked = c.self_service.is_some();
+        let held = c.held_since.is_some();
         let Some(r) = c.recording.as_mut() else {
             return;
         };
         let out = &mut self.out;
-        r.tick(now, masked, &mut |block| {
+        r.tick(now, masked, held, &mut |block| {
             out.push_back(Output::Record(RecordEvent::Block { call: id, block }))
         });
     }
@@ -1123,7 +1130,7 @@ impl Engine {
         };
         let Some(r) = c.recording.take() else { return };
         let out = &mut self.out;
-        let (masked_ms, masked) = r.finish(&mut |block| {
+        let (masked_ms, masked, held) = r.finish(&mut |block| {
             out.push_back(Output::Record(RecordEvent::Block { call: id, block }))
         });
         let started_at = c
@@ -1137,6 +1144,7 @@ impl Engine {
             started_at,
             masked_ms,
             masked,
+            held,
         }));
     }
 
@@ -1374,6 +1382,7 @@ impl Engine {
         }
         let c = self.calls.get(&call).ok_or("no such call")?;
         let (agent_leg, sup) = (c.bridged, c.supervisor.map(|(s, _)| s));
+        let held = c.held_since.is_some();
         d.acd
             .handle(
                 now,
@@ -1384,6 +1393,9 @@ impl Engine {
             )
             .map_err(|e| e.to_string())?;
         accepted(self);
+        if held || agent_leg.is_some() {
+            self.agent_left(now, call);
+        }
         for leg in [agent_leg, sup].into_iter().flatten() {
             self.end_leg(now, leg);
         }
@@ -1450,6 +1462,13 @@ impl Engine {
     /// the agent (who hears music, never the caller's keys or voice), the step runs, and
     /// the caller comes back to the same agent with the result on the agent's screen.
     pub fn self_service(&mut self, now: Instant, call: CallRef, step: &str) -> Result<(), String> {
+        if self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.held_since.is_some() && c.bridged.is_some())
+        {
+            self.end_hold(now, call);
+        }
         let c = self.calls.get_mut(&call).ok_or("no such call")?;
         let leg = c.bridged.ok_or("the caller is not with an agent")?;
         let ivr = c.ivr.as_mut().ok_or("the call has no IVR")?;

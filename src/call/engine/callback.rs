@@ -305,6 +305,7 @@ impl Engine {
         };
         if let Some(c) = self.calls.get_mut(&id) {
             c.bridged = Some(leg);
+            c.agent_since = Some(now);
             if let Some(m) = c.media.as_mut() {
                 m.set_bridged(true);
             }
@@ -312,6 +313,7 @@ impl Engine {
         if let Some(m) = self.legs.get_mut(&leg).and_then(|l| l.media.as_mut()) {
             m.set_bridged(true);
         }
+        self.note_handled(id, agent);
         self.start_recording(now, id);
         self.bump_context(id);
         let event = serde_json::json!({

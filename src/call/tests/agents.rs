@@ -234,8 +234,41 @@ impl Phone {
     }
 }
 
+impl Phone {
+    /// A re-INVITE in the dialog `invite` made, its SDP saying `direction` (hold:
+    /// "sendonly" or "inactive"; resume: "sendrecv"), then the ACK of its 200.
+    pub fn reinvite(&mut self, rig: &mut Rig, invite: &str, direction: &str) {
+        let call_id = header(invite, "Call-ID").unwrap().to_string();
+        let from = header(invite, "From").unwrap().to_string();
+        let to = header(invite, "To").unwrap().to_string();
+        let ruri = invite_contact(rig, &call_id);
+        self.cseq += 1;
+        let c = self.cseq + 100;
+        let sdp = format!(
+            "v=0\r\no=phone 2 {c} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na={direction}\r\n",
+            self.rtp.port()
+        );
+        let m = format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK-re{c}\r\nMax-Forwards: 70\r\n\
+             From: {to};tag=ag{ext}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {c} INVITE\r\n\
+             Contact: <sip:{ext}@{sip}>\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            sip = self.sip,
+            ext = self.ext,
+            len = sdp.len(),
+        );
+        self.send(rig, m.as_bytes());
+        let ack = format!(
+            "ACK {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK-reack{c}\r\nMax-Forwards: 70\r\n\
+             From: {to};tag=ag{ext}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {c} ACK\r\nContent-Length: 0\r\n\r\n",
+            sip = self.sip,
+            ext = self.ext,
+        );
+        self.send(rig, ack.as_bytes());
+    }
+}
+
 /// Our Contact in the INVITE of that dialog (where in-dialog requests go).
-fn invite_contact(rig: &Rig, call_id: &str) -> String {
+pub(super) fn invite_contact(rig: &Rig, call_id: &str) -> String {
     let inv = rig
         .sip
         .iter()
@@ -250,7 +283,7 @@ fn invite_contact(rig: &Rig, call_id: &str) -> String {
         .to_string()
 }
 
-fn with_to_tag(reply: &[u8], ext: &str) -> Vec<u8> {
+pub(super) fn with_to_tag(reply: &[u8], ext: &str) -> Vec<u8> {
     let s = String::from_utf8_lossy(reply).into_owned();
     let to = s
         .lines()
@@ -282,7 +315,7 @@ fn tone_packet(rtp: &mut RtpSender, hz: f32, k: usize) -> Vec<u8> {
 }
 
 /// How strongly `pcm` holds a tone at `hz` (Goertzel power, normalised by length).
-fn tone_power(pcm: &[i16], hz: f32) -> f64 {
+pub(super) fn tone_power(pcm: &[i16], hz: f32) -> f64 {
     let w = 2.0 * std::f64::consts::PI * hz as f64 / 8000.0;
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
     for &x in pcm {
@@ -293,7 +326,7 @@ fn tone_power(pcm: &[i16], hz: f32) -> f64 {
     (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (pcm.len().max(1) as f64).powi(2)
 }
 
-fn decoded(rig: &Rig, call: CallRef, from: std::time::Instant) -> Vec<i16> {
+pub(super) fn decoded(rig: &Rig, call: CallRef, from: std::time::Instant) -> Vec<i16> {
     rig.sent(call)
         .filter(|s| s.at >= from)
         .flat_map(|s| {
@@ -308,7 +341,7 @@ fn decoded(rig: &Rig, call: CallRef, from: std::time::Instant) -> Vec<i16> {
 }
 
 /// Agent 8001 (billing) registered and ready; a caller has pressed 0 and is queued.
-fn caller_waiting_for_8001() -> (Rig, Phone, Caller, CallRef) {
+pub(super) fn caller_waiting_for_8001() -> (Rig, Phone, Caller, CallRef) {
     let mut rig = acd_rig();
     let mut phone = Phone::new("8001", 6001);
     assert_eq!(
@@ -523,7 +556,7 @@ fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_ring() {
 }
 
 /// Caller (440 Hz) bridged with agent 8001 (1 kHz); supervisor 9002 registered.
-fn bridged_call() -> (Rig, Phone, Caller, CallRef, CallRef, String) {
+pub(super) fn bridged_call() -> (Rig, Phone, Caller, CallRef, CallRef, String) {
     let (mut rig, mut phone, caller, call) = caller_waiting_for_8001();
     rig.advance(play_time(&[&clip("zh", "transferring")]));
     let invite = phone.invites(&rig)[0].to_string();
@@ -532,7 +565,7 @@ fn bridged_call() -> (Rig, Phone, Caller, CallRef, CallRef, String) {
     (rig, phone, caller, call, leg, invite)
 }
 
-fn sine(hz: f32, ms: usize) -> Vec<i16> {
+pub(super) fn sine(hz: f32, ms: usize) -> Vec<i16> {
     (0..ms * 8)
         .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin()) as i16)
         .collect()
@@ -540,13 +573,21 @@ fn sine(hz: f32, ms: usize) -> Vec<i16> {
 
 /// Runs `ms` of conversation: the caller says 440 Hz, the agent 1 kHz, the supervisor (if
 /// any) 2 kHz; returns what the phones heard (after a settling 200 ms).
-fn converse(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> Vec<Vec<i16>> {
+pub(super) fn converse(
+    rig: &mut Rig,
+    phones: &[(CallRef, SocketAddr, f32)],
+    ms: usize,
+) -> Vec<Vec<i16>> {
     rig.say(&sine(440.0, ms));
     converse_with(rig, phones, ms)
 }
 
 /// Like `converse`, every party a phone sending RTP itself (no caller talker).
-fn converse_with(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize) -> Vec<Vec<i16>> {
+pub(super) fn converse_with(
+    rig: &mut Rig,
+    phones: &[(CallRef, SocketAddr, f32)],
+    ms: usize,
+) -> Vec<Vec<i16>> {
     let start = rig.now;
     // One stream per phone for the whole test, as a phone sends: sequence numbers follow
     // the clock, so a later stretch is not taken for late packets.
@@ -572,11 +613,11 @@ fn converse_with(rig: &mut Rig, phones: &[(CallRef, SocketAddr, f32)], ms: usize
         .collect()
 }
 
-fn rig_start(rig: &Rig) -> std::time::Instant {
+pub(super) fn rig_start(rig: &Rig) -> std::time::Instant {
     rig.sent(CallRef(1)).next().map_or(rig.now, |s| s.at)
 }
 
-fn hears(pcm: &[i16], hz: f32) -> bool {
+pub(super) fn hears(pcm: &[i16], hz: f32) -> bool {
     tone_power(pcm, hz) > 1000.0
 }
 
