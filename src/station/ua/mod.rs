@@ -165,6 +165,8 @@ pub struct Ua {
     prefs: MediaPrefs,
     /// The reason phrase of the response being handled (wire::Msg keeps only the code).
     last_reason: String,
+    /// Registered, including while a refresh is in flight.
+    registered: bool,
 }
 
 impl Ua {
@@ -186,11 +188,8 @@ impl Ua {
             calls: Vec::new(),
             out: Vec::new(),
             last_reason: String::new(),
-            prefs: MediaPrefs {
-                codecs: vec![Law::Ulaw, Law::Alaw],
-                telephone_event: true,
-                ptime_ms: 20,
-            },
+            registered: false,
+            prefs: MediaPrefs::default(),
         };
         ua.reg_call_id = format!("{}@station", ua.token());
         ua.reg_tag = ua.token();
@@ -392,6 +391,7 @@ impl Ua {
             self.backoff = (d * 2).min(RETRY_CAP);
             d
         };
+        self.registered = false;
         tracing::warn!(why, retry_s = retry_in.as_secs(), "station: registration failed");
         self.reg = Reg::Due {
             at: now + retry_in,
@@ -417,6 +417,7 @@ impl Ua {
                 let lead = Duration::from_secs((expires as u64 / 2).max(1));
                 let refresh_at = now + lead;
                 self.reg = Reg::Registered { refresh_at };
+                self.registered = true;
                 self.event(StationEvent::Registration(Registration::Registered {
                     expires: Duration::from_secs(expires as u64),
                 }));
@@ -624,7 +625,8 @@ impl Ua {
                 if feature {
                     // The server answers feature codes with a final status whose phrase
                     // is the agent's new state ("Ready", "Not ready", ...).
-                    self.event(StationEvent::Notice(format!("{}: {reason}", self.calls[ci].remote_uri)));
+                    let what = self.calls[ci].remote_uri.trim_matches(['<', '>']).to_string();
+                    self.event(StationEvent::Notice(format!("{what}: {reason}")));
                     self.calls.remove(ci);
                     return;
                 }
@@ -1047,6 +1049,6 @@ impl Ua {
     }
 
     pub fn is_registered(&self) -> bool {
-        matches!(self.reg, Reg::Registered { .. })
+        self.registered
     }
 }
