@@ -49,7 +49,7 @@ impl Pulse {
         let daemon = cmd
             .spawn()
             .expect("pulseaudio is installed (scripts/install-test-deps)");
-        let mut p = Pulse { daemon, dir, helpers: vec![] };
+        let p = Pulse { daemon, dir, helpers: vec![] };
         let up = wait_until(Duration::from_secs(10), || {
             let ok = p.pactl(&["info"]).0;
             ok.then_some(())
@@ -341,6 +341,7 @@ fn station_answers_a_queued_caller_and_both_hear_each_other_through_real_audio()
 
     let mut caller = Caller::dial(&server, &tone(CALLER_HZ, 90_000, 8000.0), 60);
     std::thread::sleep(Duration::from_millis(1500));
+    let pressed = Instant::now();
     assert!(caller.sink.send_digit('0', 120, 101));
     let (offered_at, offered) = st
         .wait("offered", Duration::from_secs(20))
@@ -376,7 +377,7 @@ fn station_answers_a_queued_caller_and_both_hear_each_other_through_real_audio()
         "station e2e: offered {:.0} ms after 0 was pressed; caller heard the station's microphone \
          in {:.0} % of 250 ms blocks; the earpiece recording ({:.1} s) holds the caller's tone in \
          {:.0} % of blocks; DTMF blocks in the earpiece: {keys}; {media}",
-        offered_at.duration_since(talking_at.min(offered_at)).as_secs_f64() * 1000.0,
+        offered_at.saturating_duration_since(pressed).as_secs_f64() * 1000.0,
         mic_share * 100.0,
         in_ear.len() as f64 / 8000.0,
         caller_share * 100.0

@@ -352,7 +352,8 @@ impl Ua {
         }
         let data = req.render();
         self.start_tx(now, TxKind::Register, branch, self.cfg.server, data, None);
-        if !matches!(self.reg, Reg::Registered { .. }) {
+        // Once per attempt: not again for the authenticated retry, nor for a refresh.
+        if matches!(self.reg, Reg::Due { .. }) {
             self.event(StationEvent::Registration(Registration::Registering));
         }
         self.reg = Reg::InFlight { authed };
