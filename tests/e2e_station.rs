@@ -452,15 +452,18 @@ fn station_registration_survives_a_server_restart() {
     let opts = ServerOpts { data: Some(data.path().to_path_buf()), ..Default::default() };
     let mut server = Server::start(opts.clone());
     let relay = Relay::start(server.agents_addr());
-    let mut st = Station::start(&relay.addr.to_string(), "8001", "agent8001", None, &["--expires", "20"]);
-    assert!(st.wait("registration registered", Duration::from_secs(15)).is_some(), "{}", st.log());
-    // Refreshed before expiry: a second "registered" within the 20 s lifetime.
-    std::thread::sleep(Duration::from_secs(12));
+    let mut st = Station::start(&relay.addr.to_string(), "8001", "agent8001", None, &["--expires", "60"]);
+    let (_, line) = st
+        .wait("registration registered", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("{}", st.log()));
+    // The server grants at least 60 s; refreshed at half of it, before expiry.
+    assert_eq!(line, "registration registered expires=60");
+    std::thread::sleep(Duration::from_secs(33));
     assert!(st.count("registration registered") >= 2, "refreshed at half the lifetime\n{}", st.log());
     // The server dies; the next refresh goes unanswered, then the station retries.
     server.kill();
     drop(server);
-    let failed = st.wait("registration failed", Duration::from_secs(60));
+    let failed = st.wait("registration failed", Duration::from_secs(80));
     assert!(failed.is_some(), "the lost refresh is reported\n{}", st.log());
     let before = st.count("registration registered");
     let server = Server::start(opts);

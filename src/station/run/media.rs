@@ -160,3 +160,63 @@ impl Tones {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_go_out_as_rfc4733_events_then_the_voice_resumes() {
+        let remote = Some("127.0.0.1:4000".parse().unwrap());
+        let mut s = Session::new(remote, Law::Alaw, 8, Some(101), true, 7);
+        let mic = [1000i16; FRAME];
+        let mut buf = [0u8; 512];
+        let n = s.outgoing(&mic, None, &mut buf);
+        assert_eq!(rtp::parse(&buf[..n]).unwrap().payload_type, 8);
+        s.key('5');
+        let mut pts = vec![];
+        for _ in 0..12 {
+            let n = s.outgoing(&mic, None, &mut buf);
+            let p = rtp::parse(&buf[..n]).unwrap();
+            pts.push(p.payload_type);
+            if p.payload_type == 101 {
+                assert_eq!(p.payload[0], 5, "event 5");
+            }
+        }
+        assert_eq!(pts.iter().filter(|&&p| p == 101).count(), 6 + 2, "120 ms train, end sent thrice");
+        assert_eq!(*pts.last().unwrap(), 8, "voice again after the key");
+        assert_eq!(s.dtmf_sent, 1);
+        // Muted: silence goes out, not the microphone.
+        s.muted = true;
+        let n = s.outgoing(&mic, None, &mut buf);
+        let p = rtp::parse(&buf[..n]).unwrap();
+        assert!(p.payload.iter().all(|&b| Law::Alaw.decode(b).abs() < 16));
+        // Held by the far end: nothing is sent.
+        s.send = false;
+        assert_eq!(s.outgoing(&mic, None, &mut buf), 0);
+    }
+
+    #[test]
+    fn received_voice_is_played_and_the_beep_is_mixed_in() {
+        let mut s = Session::new(None, Law::Ulaw, 0, Some(101), true, 9);
+        let mut tx = RtpSender::new(1, 1, 1);
+        let mut out = [0i16; FRAME];
+        let mut loud = 0;
+        for k in 0..20 {
+            let mut buf = [0u8; 256];
+            let payload = [Law::Ulaw.encode(8000); FRAME];
+            let n = tx.write_packet(&mut buf, 0, false, &payload, FRAME as u32);
+            s.on_rtp(&buf[..n], k as f64 * 20.0);
+            s.playout(k as f64 * 20.0 + 5.0, &mut out);
+            if out[0] > 7000 {
+                loud += 1;
+            }
+        }
+        assert!(loud >= 15, "{loud}");
+        let mut t = Tones::default();
+        t.beep();
+        let mut f = [0i16; FRAME];
+        t.mix(&mut f);
+        assert!(dsp::peak(&f) > 0.1);
+    }
+}
