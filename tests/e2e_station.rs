@@ -33,23 +33,44 @@ impl Pulse {
         let run = dir.path().join("run");
         std::fs::create_dir_all(&run).unwrap();
         let socket = run.join("native");
-        let mic_master = if loopback { "spk.monitor" } else { "micfeed.monitor" };
+        let mic_master = if loopback {
+            "spk.monitor"
+        } else {
+            "micfeed.monitor"
+        };
         let mut cmd = Command::new("pulseaudio");
-        cmd.args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes", "--log-target=stderr"])
-            .arg("-L")
-            .arg(format!("module-native-protocol-unix socket={} auth-anonymous=1", socket.display()))
-            .args(["-L", "module-null-sink sink_name=spk rate=48000"])
-            .args(["-L", "module-null-sink sink_name=micfeed rate=48000"])
-            .arg("-L")
-            .arg(format!("module-remap-source master={mic_master} source_name=mic"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("pulse.log")).unwrap()));
+        cmd.args([
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disable-shm=yes",
+            "--log-target=stderr",
+        ])
+        .arg("-L")
+        .arg(format!(
+            "module-native-protocol-unix socket={} auth-anonymous=1",
+            socket.display()
+        ))
+        .args(["-L", "module-null-sink sink_name=spk rate=48000"])
+        .args(["-L", "module-null-sink sink_name=micfeed rate=48000"])
+        .arg("-L")
+        .arg(format!(
+            "module-remap-source master={mic_master} source_name=mic"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("pulse.log")).unwrap(),
+        ));
         Pulse::env_into(&mut cmd, dir.path());
         let daemon = cmd
             .spawn()
             .expect("pulseaudio is installed (scripts/install-test-deps)");
-        let p = Pulse { daemon, dir, helpers: vec![] };
+        let p = Pulse {
+            daemon,
+            dir,
+            helpers: vec![],
+        };
         let up = wait_until(Duration::from_secs(10), || {
             let ok = p.pactl(&["info"]).0;
             ok.then_some(())
@@ -65,7 +86,10 @@ impl Pulse {
         cmd.env("HOME", dir)
             .env("XDG_RUNTIME_DIR", &run)
             .env("PULSE_RUNTIME_PATH", &run)
-            .env("PULSE_SERVER", format!("unix:{}", run.join("native").display()));
+            .env(
+                "PULSE_SERVER",
+                format!("unix:{}", run.join("native").display()),
+            );
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -77,7 +101,10 @@ impl Pulse {
         c.args(args);
         self.env(&mut c);
         match c.output() {
-            Ok(o) => (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned()),
+            Ok(o) => (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+            ),
             Err(e) => (false, e.to_string()),
         }
     }
@@ -89,21 +116,33 @@ impl Pulse {
     /// Plays `wav` into the station's microphone.
     fn speak_into_mic(&mut self, wav: &Path) {
         let mut c = Command::new("paplay");
-        c.arg("--device=micfeed").arg(wav).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.arg("--device=micfeed")
+            .arg(wav)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         self.env(&mut c);
-        self.helpers.push(c.spawn().expect("paplay (pulseaudio-utils)"));
+        self.helpers
+            .push(c.spawn().expect("paplay (pulseaudio-utils)"));
     }
 
     /// Records the station's earpiece (8 kHz mono s16le) into a file; read with `recorded`.
     fn record_speaker(&mut self) -> PathBuf {
         let out = self.dir.path().join("speaker.raw");
         let mut c = Command::new("parec");
-        c.args(["--device=spk.monitor", "--raw", "--format=s16le", "--rate=8000", "--channels=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-            .stderr(Stdio::null());
+        c.args([
+            "--device=spk.monitor",
+            "--raw",
+            "--format=s16le",
+            "--rate=8000",
+            "--channels=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+        .stderr(Stdio::null());
         self.env(&mut c);
-        self.helpers.push(c.spawn().expect("parec (pulseaudio-utils)"));
+        self.helpers
+            .push(c.spawn().expect("parec (pulseaudio-utils)"));
         out
     }
 }
@@ -121,8 +160,13 @@ impl Drop for Pulse {
 
 fn recorded(path: &Path) -> Vec<i16> {
     let mut b = Vec::new();
-    std::fs::File::open(path).unwrap().read_to_end(&mut b).unwrap();
-    b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut b)
+        .unwrap();
+    b.chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
 }
 
 // ---------------------------------------------------------------- the station process
@@ -136,16 +180,31 @@ struct Station {
 }
 
 impl Station {
-    fn start(server_addr: &str, agent: &str, password: &str, pulse: Option<&Pulse>, extra: &[&str]) -> Station {
+    fn start(
+        server_addr: &str,
+        agent: &str,
+        password: &str,
+        pulse: Option<&Pulse>,
+        extra: &[&str],
+    ) -> Station {
         let dir = TempDir::new(&format!("station{agent}"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_answerline"));
-        cmd.args(["station", "--server", server_addr, "--agent", agent, "--headless"])
-            .args(extra)
-            .env("ANSWERLINE_STATION_PASSWORD", password)
-            .env("ANSWERLINE_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).unwrap()));
+        cmd.args([
+            "station",
+            "--server",
+            server_addr,
+            "--agent",
+            agent,
+            "--headless",
+        ])
+        .args(extra)
+        .env("ANSWERLINE_STATION_PASSWORD", password)
+        .env("ANSWERLINE_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
+        ));
         match pulse {
             Some(p) => {
                 p.env(&mut cmd);
@@ -155,7 +214,9 @@ impl Station {
                 cmd.arg("--no-audio");
             }
         }
-        let mut child = cmd.spawn().expect("the answerline binary built with --features station");
+        let mut child = cmd
+            .spawn()
+            .expect("the answerline binary built with --features station");
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take();
         let (tx, rx) = mpsc::channel();
@@ -166,7 +227,13 @@ impl Station {
                 }
             }
         });
-        Station { child, stdin, lines: rx, seen: vec![], dir }
+        Station {
+            child,
+            stdin,
+            lines: rx,
+            seen: vec![],
+            dir,
+        }
     }
 
     /// The first line (from the start) containing `what`, waiting up to `within`.
@@ -177,7 +244,10 @@ impl Station {
                 return Some(hit.clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok(l) => self.seen.push(l),
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => return None,
@@ -269,8 +339,14 @@ impl Caller {
                 .timeout(Duration::from_secs(secs))
                 .run()
         });
-        assert!(sink.wait_for_packets(25, Duration::from_secs(10)), "the server answers and plays");
-        Caller { sink, sipp: Some(sipp) }
+        assert!(
+            sink.wait_for_packets(25, Duration::from_secs(10)),
+            "the server answers and plays"
+        );
+        Caller {
+            sink,
+            sipp: Some(sipp),
+        }
     }
 
     fn heard_between(&self, from: Instant, to: Instant) -> Vec<i16> {
@@ -278,7 +354,12 @@ impl Caller {
             .packets()
             .iter()
             .filter(|p| p.pt == Law::Alaw.payload_type() && p.at >= from && p.at < to)
-            .flat_map(|p| p.payload.iter().map(|&b| Law::Alaw.decode(b)).collect::<Vec<_>>())
+            .flat_map(|p| {
+                p.payload
+                    .iter()
+                    .map(|&b| Law::Alaw.decode(b))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }
@@ -331,12 +412,25 @@ fn station_answers_a_queued_caller_and_both_hear_each_other_through_real_audio()
     let mic_wav = dir.path().join("mic.wav");
     write_wav(&mic_wav, &tone(MIC_HZ, 90_000, 8000.0));
     pulse.speak_into_mic(&mic_wav);
-    let mut st = Station::start(&agents_target(&server), "8001", "agent8001", Some(&pulse), &["--auto-answer", "--ready"]);
+    let mut st = Station::start(
+        &agents_target(&server),
+        "8001",
+        "agent8001",
+        Some(&pulse),
+        &["--auto-answer", "--ready"],
+    );
     let reg = st.wait("registration registered", Duration::from_secs(15));
     assert!(reg.is_some(), "the station registers\n{}", st.log());
-    assert!(st.wait("notice sip:*21", Duration::from_secs(10)).is_some(), "*21 answered\n{}", st.log());
+    assert!(
+        st.wait("notice sip:*21", Duration::from_secs(10)).is_some(),
+        "*21 answered\n{}",
+        st.log()
+    );
     let a = agent_json(&server, 8001);
-    assert_eq!(a["live"]["state"], "ready", "*21 from the station made 8001 ready: {a}");
+    assert_eq!(
+        a["live"]["state"], "ready",
+        "*21 from the station made 8001 ready: {a}"
+    );
     let speaker = pulse.record_speaker();
 
     let mut caller = Caller::dial(&server, &tone(CALLER_HZ, 90_000, 8000.0), 60);
@@ -346,8 +440,14 @@ fn station_answers_a_queued_caller_and_both_hear_each_other_through_real_audio()
     let (offered_at, offered) = st
         .wait("offered", Duration::from_secs(20))
         .unwrap_or_else(|| panic!("the station was never offered the call\n{}", st.log()));
-    assert!(offered.contains("from=138****8000"), "masked caller: {offered}");
-    assert!(offered.contains("url=http://"), "Call-Info URL for the full context: {offered}");
+    assert!(
+        offered.contains("from=138****8000"),
+        "masked caller: {offered}"
+    );
+    assert!(
+        offered.contains("url=http://"),
+        "Call-Info URL for the full context: {offered}"
+    );
     let (talking_at, _) = st
         .wait("talking", Duration::from_secs(5))
         .unwrap_or_else(|| panic!("not auto-answered\n{}", st.log()));
@@ -360,8 +460,15 @@ fn station_answers_a_queued_caller_and_both_hear_each_other_through_real_audio()
     std::thread::sleep(Duration::from_secs(3));
     let hung_at = Instant::now();
     st.command("hangup");
-    assert!(st.wait("ended", Duration::from_secs(5)).is_some(), "{}", st.log());
-    let media = st.wait("notice media", Duration::from_secs(3)).map(|(_, l)| l).unwrap_or_default();
+    assert!(
+        st.wait("ended", Duration::from_secs(5)).is_some(),
+        "{}",
+        st.log()
+    );
+    let media = st
+        .wait("notice media", Duration::from_secs(3))
+        .map(|(_, l)| l)
+        .unwrap_or_default();
     std::thread::sleep(Duration::from_millis(500));
     drop(pulse.helpers.pop().map(|mut p| {
         let _ = p.kill();
@@ -382,9 +489,21 @@ fn station_answers_a_queued_caller_and_both_hear_each_other_through_real_audio()
         in_ear.len() as f64 / 8000.0,
         caller_share * 100.0
     );
-    assert!(mic_share > 0.5, "the caller hears the station's microphone tone ({mic_share})\n{}", st.log());
-    assert!(caller_share > 0.2, "the earpiece played the caller's tone ({caller_share}, {} samples)\n{}", in_ear.len(), st.log());
-    assert_eq!(keys, 0, "the caller's key tones never reach the agent's ear");
+    assert!(
+        mic_share > 0.5,
+        "the caller hears the station's microphone tone ({mic_share})\n{}",
+        st.log()
+    );
+    assert!(
+        caller_share > 0.2,
+        "the earpiece played the caller's tone ({caller_share}, {} samples)\n{}",
+        in_ear.len(),
+        st.log()
+    );
+    assert_eq!(
+        keys, 0,
+        "the caller's key tones never reach the agent's ear"
+    );
 
     // The caller rates the call (survey) and the server says goodbye.
     std::thread::sleep(Duration::from_secs(3));
@@ -400,12 +519,26 @@ fn station_mouth_to_ear_delay_and_cpu_through_the_server_on_loopback() {
     // station → server → caller. Half that round trip is the mouth-to-ear delay one way.
     let server = Server::start(ServerOpts::default());
     let pulse = Pulse::start(true);
-    let mut st = Station::start(&agents_target(&server), "8001", "agent8001", Some(&pulse), &["--auto-answer", "--ready"]);
-    assert!(st.wait("notice sip:*21", Duration::from_secs(15)).is_some(), "{}", st.log());
+    let mut st = Station::start(
+        &agents_target(&server),
+        "8001",
+        "agent8001",
+        Some(&pulse),
+        &["--auto-answer", "--ready"],
+    );
+    assert!(
+        st.wait("notice sip:*21", Duration::from_secs(15)).is_some(),
+        "{}",
+        st.log()
+    );
     let caller = Caller::dial(&server, &[], 60);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(caller.sink.send_digit('0', 120, 101));
-    assert!(st.wait("talking", Duration::from_secs(20)).is_some(), "{}", st.log());
+    assert!(
+        st.wait("talking", Duration::from_secs(20)).is_some(),
+        "{}",
+        st.log()
+    );
     std::thread::sleep(Duration::from_secs(2));
     let cpu0 = cpu_seconds(st.pid());
     let wall0 = Instant::now();
@@ -430,7 +563,10 @@ fn station_mouth_to_ear_delay_and_cpu_through_the_server_on_loopback() {
     }
     let cpu = (cpu_seconds(st.pid()) - cpu0) / wall0.elapsed().as_secs_f64();
     st.command("hangup");
-    let media = st.wait("notice media", Duration::from_secs(5)).map(|(_, l)| l).unwrap_or_default();
+    let media = st
+        .wait("notice media", Duration::from_secs(5))
+        .map(|(_, l)| l)
+        .unwrap_or_default();
     trips.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = trips.get(trips.len() / 2).copied().unwrap_or(f64::NAN);
     println!(
@@ -440,7 +576,11 @@ fn station_mouth_to_ear_delay_and_cpu_through_the_server_on_loopback() {
         median / 2.0,
         cpu * 100.0
     );
-    assert!(trips.len() >= 3, "the burst came back through the station: {trips:?}\n{}", st.log());
+    assert!(
+        trips.len() >= 3,
+        "the burst came back through the station: {trips:?}\n{}",
+        st.log()
+    );
     assert!(cpu < 0.5, "the station uses {:.0} % of a core", cpu * 100.0);
 }
 
@@ -449,22 +589,39 @@ fn station_registration_survives_a_server_restart() {
     // The station talks to a UDP relay standing for the server's address: a restarted
     // server comes back on other ports (tests run side by side), the relay follows it.
     let data = TempDir::new("station-restart");
-    let opts = ServerOpts { data: Some(data.path().to_path_buf()), ..Default::default() };
+    let opts = ServerOpts {
+        data: Some(data.path().to_path_buf()),
+        ..Default::default()
+    };
     let mut server = Server::start(opts.clone());
     let relay = Relay::start(server.agents_addr());
-    let mut st = Station::start(&relay.addr.to_string(), "8001", "agent8001", None, &["--expires", "60"]);
+    let mut st = Station::start(
+        &relay.addr.to_string(),
+        "8001",
+        "agent8001",
+        None,
+        &["--expires", "60"],
+    );
     let (_, line) = st
         .wait("registration registered", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("{}", st.log()));
     // The server grants at least 60 s; refreshed at half of it, before expiry.
     assert_eq!(line, "registration registered expires=60");
     std::thread::sleep(Duration::from_secs(33));
-    assert!(st.count("registration registered") >= 2, "refreshed at half the lifetime\n{}", st.log());
+    assert!(
+        st.count("registration registered") >= 2,
+        "refreshed at half the lifetime\n{}",
+        st.log()
+    );
     // The server dies; the next refresh goes unanswered, then the station retries.
     server.kill();
     drop(server);
     let failed = st.wait("registration failed", Duration::from_secs(80));
-    assert!(failed.is_some(), "the lost refresh is reported\n{}", st.log());
+    assert!(
+        failed.is_some(),
+        "the lost refresh is reported\n{}",
+        st.log()
+    );
     let before = st.count("registration registered");
     let server = Server::start(opts);
     relay.point_at(server.agents_addr());
@@ -472,7 +629,11 @@ fn station_registration_survives_a_server_restart() {
     let back = wait_until(Duration::from_secs(90), || {
         (st.count("registration registered") > before).then_some(())
     });
-    assert!(back.is_some(), "registered again after the restart\n{}", st.log());
+    assert!(
+        back.is_some(),
+        "registered again after the restart\n{}",
+        st.log()
+    );
     println!(
         "station: registered again {:.1} s after the server came back (back-off between tries)",
         back_at.elapsed().as_secs_f64()
@@ -482,7 +643,12 @@ fn station_registration_survives_a_server_restart() {
     let ready = wait_until(Duration::from_secs(10), || {
         (agent_json(&server, 8001)["live"]["state"] == "ready").then_some(())
     });
-    assert!(ready.is_some(), "ready after the restart: {}\n{}", agent_json(&server, 8001), st.log());
+    assert!(
+        ready.is_some(),
+        "ready after the restart: {}\n{}",
+        agent_json(&server, 8001),
+        st.log()
+    );
 }
 
 /// A UDP relay: what arrives on `addr` goes to the current upstream, answers come back.
@@ -498,15 +664,23 @@ impl Relay {
         use std::sync::atomic::Ordering;
         let front = UdpSocket::bind("127.0.0.1:0").unwrap();
         let back = UdpSocket::bind("127.0.0.1:0").unwrap();
-        front.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        back.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        front
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        back.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let addr = front.local_addr().unwrap();
         let up = std::sync::Arc::new(std::sync::Mutex::new(upstream));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client = std::sync::Arc::new(std::sync::Mutex::new(None::<std::net::SocketAddr>));
         {
-            let (front, back, up, stop, client) =
-                (front.try_clone().unwrap(), back.try_clone().unwrap(), up.clone(), stop.clone(), client.clone());
+            let (front, back, up, stop, client) = (
+                front.try_clone().unwrap(),
+                back.try_clone().unwrap(),
+                up.clone(),
+                stop.clone(),
+                client.clone(),
+            );
             std::thread::spawn(move || {
                 let mut buf = [0u8; 65536];
                 while !stop.load(Ordering::Relaxed) {
@@ -531,7 +705,11 @@ impl Relay {
                 }
             });
         }
-        Relay { addr, upstream: up, stop }
+        Relay {
+            addr,
+            upstream: up,
+            stop,
+        }
     }
 
     fn point_at(&self, to: std::net::SocketAddr) {
@@ -548,14 +726,24 @@ impl Drop for Relay {
 #[test]
 fn station_with_a_wrong_password_is_refused_and_does_not_retry_in_a_loop() {
     let server = Server::start(ServerOpts::default());
-    let mut st = Station::start(&agents_target(&server), "8001", "not-the-password", None, &[]);
+    let mut st = Station::start(
+        &agents_target(&server),
+        "8001",
+        "not-the-password",
+        None,
+        &[],
+    );
     let (_, line) = st
         .wait("registration failed", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("{}", st.log()));
     assert!(line.contains("wrong password"), "{line}");
     assert!(line.contains("retry_in=60s"), "{line}");
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(st.count("registration registering"), 1, "no retry within the back-off\n{}", st.log());
+    assert_eq!(
+        st.count("registration registering"),
+        1,
+        "no retry within the back-off\n{}",
+        st.log()
+    );
     assert_eq!(st.count("registration registered"), 0);
 }
-

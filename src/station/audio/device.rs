@@ -44,12 +44,20 @@ pub fn list() -> anyhow::Result<Vec<String>> {
     let dout = host.default_output_device().and_then(|d| d.name().ok());
     for d in host.input_devices().context("listing input devices")? {
         let name = d.name().unwrap_or_else(|_| "?".into());
-        let mark = if Some(&name) == din.as_ref() { " (default)" } else { "" };
+        let mark = if Some(&name) == din.as_ref() {
+            " (default)"
+        } else {
+            ""
+        };
         out.push(format!("input:  {name}{mark}"));
     }
     for d in host.output_devices().context("listing output devices")? {
         let name = d.name().unwrap_or_else(|_| "?".into());
-        let mark = if Some(&name) == dout.as_ref() { " (default)" } else { "" };
+        let mark = if Some(&name) == dout.as_ref() {
+            " (default)"
+        } else {
+            ""
+        };
         out.push(format!("output: {name}{mark}"));
     }
     Ok(out)
@@ -58,8 +66,17 @@ pub fn list() -> anyhow::Result<Vec<String>> {
 fn find(input: bool, name: Option<&str>) -> anyhow::Result<cpal::Device> {
     let host = cpal::default_host();
     let Some(name) = name else {
-        let d = if input { host.default_input_device() } else { host.default_output_device() };
-        return d.ok_or_else(|| anyhow!("no default {} device (see --list-devices)", if input { "input" } else { "output" }));
+        let d = if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        };
+        return d.ok_or_else(|| {
+            anyhow!(
+                "no default {} device (see --list-devices)",
+                if input { "input" } else { "output" }
+            )
+        });
     };
     let devices: Vec<cpal::Device> = if input {
         host.input_devices()?.collect()
@@ -67,12 +84,20 @@ fn find(input: bool, name: Option<&str>) -> anyhow::Result<cpal::Device> {
         host.output_devices()?.collect()
     };
     // An exact name first, then the first one whose name contains it.
-    let names: Vec<String> = devices.iter().map(|d| d.name().unwrap_or_default()).collect();
+    let names: Vec<String> = devices
+        .iter()
+        .map(|d| d.name().unwrap_or_default())
+        .collect();
     let i = names
         .iter()
         .position(|n| n == name)
         .or_else(|| names.iter().position(|n| n.contains(name)))
-        .ok_or_else(|| anyhow!("no {} device named {name:?} (see --list-devices)", if input { "input" } else { "output" }))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "no {} device named {name:?} (see --list-devices)",
+                if input { "input" } else { "output" }
+            )
+        })?;
     Ok(devices.into_iter().nth(i).unwrap())
 }
 
@@ -120,14 +145,20 @@ pub fn open_capture(name: Option<&str>, streams: &mut Vec<Stream>) -> anyhow::Re
     };
     stream.play().context("starting capture")?;
     streams.push(stream);
-    Ok(CaptureEnd { rate: config.sample_rate.0, rx, level })
+    Ok(CaptureEnd {
+        rate: config.sample_rate.0,
+        rx,
+        level,
+    })
 }
 
 /// Opens the output `name` (default device if None) at its own rate; silence when the ring
 /// runs dry.
 pub fn open_playback(name: Option<&str>, streams: &mut Vec<Stream>) -> anyhow::Result<PlaybackEnd> {
     let dev = find(false, name)?;
-    let sup = dev.default_output_config().context("output device config")?;
+    let sup = dev
+        .default_output_config()
+        .context("output device config")?;
     let format = sup.sample_format();
     let config: StreamConfig = sup.config();
     let channels = config.channels as usize;
@@ -168,7 +199,11 @@ pub fn open_playback(name: Option<&str>, streams: &mut Vec<Stream>) -> anyhow::R
     };
     stream.play().context("starting playback")?;
     streams.push(stream);
-    Ok(PlaybackEnd { rate: config.sample_rate.0, tx, level })
+    Ok(PlaybackEnd {
+        rate: config.sample_rate.0,
+        tx,
+        level,
+    })
 }
 
 impl Streams {

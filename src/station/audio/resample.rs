@@ -58,7 +58,9 @@ mod tests {
 
     fn tone(hz: f64, rate: u32, n: usize) -> Vec<i16> {
         (0..n)
-            .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16
+            })
             .collect()
     }
 
@@ -83,13 +85,19 @@ mod tests {
         }
         assert!((7990..=8000).contains(&out8.len()), "{}", out8.len());
         let p = goertzel(&out8[800..], 1000.0, 8000);
-        assert!(p > 0.2 * goertzel(&input[4800..], 1000.0, 48_000), "1 kHz kept");
+        assert!(
+            p > 0.2 * goertzel(&input[4800..], 1000.0, 48_000),
+            "1 kHz kept"
+        );
         let mut up = Resampler::new(8_000, 44_100);
         let mut out44 = Vec::new();
         for chunk in out8.chunks(160) {
             up.process(chunk, &mut out44);
         }
         assert!((44_000..=44_100).contains(&out44.len()), "{}", out44.len());
-        assert!(goertzel(&out44[4410..], 1000.0, 44_100) > 10.0 * goertzel(&out44[4410..], 3000.0, 44_100));
+        assert!(
+            goertzel(&out44[4410..], 1000.0, 44_100)
+                > 10.0 * goertzel(&out44[4410..], 3000.0, 44_100)
+        );
     }
 }

@@ -31,7 +31,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(remote: Option<SocketAddr>, law: Law, pt: u8, te_pt: Option<u8>, send: bool, seed: u64) -> Session {
+    pub fn new(
+        remote: Option<SocketAddr>,
+        law: Law,
+        pt: u8,
+        te_pt: Option<u8>,
+        send: bool,
+        seed: u64,
+    ) -> Session {
         Session {
             remote,
             law,
@@ -50,7 +57,14 @@ impl Session {
     }
 
     /// A re-INVITE changed the far end, codec or direction.
-    pub fn update(&mut self, remote: Option<SocketAddr>, law: Law, pt: u8, te_pt: Option<u8>, send: bool) {
+    pub fn update(
+        &mut self,
+        remote: Option<SocketAddr>,
+        law: Law,
+        pt: u8,
+        te_pt: Option<u8>,
+        send: bool,
+    ) {
         self.remote = remote;
         self.law = law;
         self.pt = pt;
@@ -89,7 +103,12 @@ impl Session {
     }
 
     /// One 20 ms microphone frame → the packet to send (into `buf`), if any.
-    pub fn outgoing(&mut self, mic: &[i16; FRAME], gate: Option<&mut NoiseGate>, buf: &mut [u8]) -> usize {
+    pub fn outgoing(
+        &mut self,
+        mic: &[i16; FRAME],
+        gate: Option<&mut NoiseGate>,
+        buf: &mut [u8],
+    ) -> usize {
         if self.dtmf_now.is_none() {
             if let (Some(d), Some(_)) = (self.dtmf.pop_front(), self.te_pt) {
                 self.dtmf_now = DtmfSender::new(d, 120, 20);
@@ -120,7 +139,9 @@ impl Session {
         for (o, s) in payload.iter_mut().zip(frame.iter()) {
             *o = self.law.encode(*s);
         }
-        let n = self.rtp.write_packet(buf, self.pt, self.sent == 0, &payload, FRAME as u32);
+        let n = self
+            .rtp
+            .write_packet(buf, self.pt, self.sent == 0, &payload, FRAME as u32);
         self.sent += 1;
         n
     }
@@ -183,7 +204,11 @@ mod tests {
                 assert_eq!(p.payload[0], 5, "event 5");
             }
         }
-        assert_eq!(pts.iter().filter(|&&p| p == 101).count(), 6 + 2, "120 ms train, end sent thrice");
+        assert_eq!(
+            pts.iter().filter(|&&p| p == 101).count(),
+            6 + 2,
+            "120 ms train, end sent thrice"
+        );
         assert_eq!(*pts.last().unwrap(), 8, "voice again after the key");
         assert_eq!(s.dtmf_sent, 1);
         // Muted: silence goes out, not the microphone.

@@ -99,7 +99,11 @@ impl Drop for EchoOff {
 }
 
 fn resolve(server: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let with_port = if server.parse::<SocketAddr>().is_ok() || server.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if server.parse::<SocketAddr>().is_ok()
+        || server
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         server.to_string()
     } else {
         format!("{server}:5070")
@@ -109,7 +113,10 @@ fn resolve(server: &str) -> anyhow::Result<(SocketAddr, String)> {
         .with_context(|| format!("resolving {server}"))?
         .next()
         .ok_or_else(|| anyhow!("{server} has no address"))?;
-    let host = with_port.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+    let host = with_port
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_default();
     Ok((addr, host.trim_matches(['[', ']']).to_string()))
 }
 
@@ -118,7 +125,11 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     let (server, domain) = resolve(&o.server)?;
     let password = password(&o)?;
     // The address the server reaches us at: the one the kernel routes to it from.
-    let probe = UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+    let probe = UdpSocket::bind(if server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
     probe.connect(server)?;
     let ip = probe.local_addr()?.ip();
     drop(probe);
@@ -174,7 +185,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         // it is here, the station shows its log like --headless.
         headless(ev_rx, act_tx, o.ready);
     }
-    net.join().map_err(|_| anyhow!("the network thread panicked"))?
+    net.join()
+        .map_err(|_| anyhow!("the network thread panicked"))?
 }
 
 /// Events as lines on stdout; commands from stdin (`ready`, `answer`, `hangup`, `hold`,
@@ -188,7 +200,9 @@ fn headless(events: Receiver<StationEvent>, actions: Sender<Action>, ready: bool
             let arg = w.next().unwrap_or("").to_string();
             let a = match cmd {
                 "ready" => Action::SetReady,
-                "notready" => Action::SetNotReady { reason_code: arg.parse().unwrap_or(1) },
+                "notready" => Action::SetNotReady {
+                    reason_code: arg.parse().unwrap_or(1),
+                },
                 "logout" => Action::LogOut,
                 "dial" => Action::Dial(arg),
                 "answer" => Action::Answer(current_call()),
@@ -216,7 +230,9 @@ fn headless(events: Receiver<StationEvent>, actions: Sender<Action>, ready: bool
     let mut asked_ready = false;
     for e in events {
         let line = match &e {
-            StationEvent::Registration(Registration::Registering) => "registration registering".to_string(),
+            StationEvent::Registration(Registration::Registering) => {
+                "registration registering".to_string()
+            }
             StationEvent::Registration(Registration::Registered { expires }) => {
                 if ready && !asked_ready {
                     asked_ready = true;
@@ -225,7 +241,10 @@ fn headless(events: Receiver<StationEvent>, actions: Sender<Action>, ready: bool
                 format!("registration registered expires={}", expires.as_secs())
             }
             StationEvent::Registration(Registration::Failed { why, retry_in }) => {
-                format!("registration failed retry_in={}s why={why}", retry_in.as_secs())
+                format!(
+                    "registration failed retry_in={}s why={why}",
+                    retry_in.as_secs()
+                )
             }
             StationEvent::Offered { call, from, pop } => {
                 set_current_call(call);
@@ -244,7 +263,9 @@ fn headless(events: Receiver<StationEvent>, actions: Sender<Action>, ready: bool
                 match phase {
                     CallPhase::Ringing => format!("call {call} ringing"),
                     CallPhase::Dialling => format!("call {call} dialling"),
-                    CallPhase::Talking { held, muted } => format!("call {call} talking held={held} muted={muted}"),
+                    CallPhase::Talking { held, muted } => {
+                        format!("call {call} talking held={held} muted={muted}")
+                    }
                     CallPhase::Ended { why } => format!("call {call} ended why={why}"),
                 }
             }
@@ -323,7 +344,11 @@ impl Net {
         }
     }
 
-    fn run(&mut self, actions: Receiver<Action>, events: Sender<StationEvent>) -> anyhow::Result<()> {
+    fn run(
+        &mut self,
+        actions: Receiver<Action>,
+        events: Sender<StationEvent>,
+    ) -> anyhow::Result<()> {
         let mut buf = vec![0u8; 65_536];
         let mut next_frame = Duration::from_millis(20);
         let mut next_levels = Duration::from_millis(200);
@@ -378,8 +403,14 @@ impl Net {
             }
             if now >= next_levels {
                 next_levels = now + Duration::from_millis(200);
-                let mic = self.capture.as_ref().map_or(0.0, |c| device::level(&c.level));
-                let speaker = self.playback.as_ref().map_or(0.0, |p| device::level(&p.level));
+                let mic = self
+                    .capture
+                    .as_ref()
+                    .map_or(0.0, |c| device::level(&c.level));
+                let speaker = self
+                    .playback
+                    .as_ref()
+                    .map_or(0.0, |p| device::level(&p.level));
                 let _ = events.send(StationEvent::Levels { mic, speaker });
             }
             if quitting.is_some_and(|q| now >= q) {
@@ -391,16 +422,25 @@ impl Net {
 
     fn media(&mut self, m: MediaCmd, events: &Sender<StationEvent>) {
         match m {
-            MediaCmd::Start { call, remote, law, payload_type, te_payload_type, send, .. } => {
-                match self.session.as_mut() {
-                    Some((id, s)) if *id == call => s.update(remote, law, payload_type, te_payload_type, send),
-                    _ => {
-                        self.seed = self.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
-                        let s = Session::new(remote, law, payload_type, te_payload_type, send, self.seed);
-                        self.session = Some((call, s));
-                    }
+            MediaCmd::Start {
+                call,
+                remote,
+                law,
+                payload_type,
+                te_payload_type,
+                send,
+                ..
+            } => match self.session.as_mut() {
+                Some((id, s)) if *id == call => {
+                    s.update(remote, law, payload_type, te_payload_type, send)
                 }
-            }
+                _ => {
+                    self.seed = self.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+                    let s =
+                        Session::new(remote, law, payload_type, te_payload_type, send, self.seed);
+                    self.session = Some((call, s));
+                }
+            },
             MediaCmd::Stop { call } => {
                 if let Some((id, s)) = self.session.take() {
                     if id != call {

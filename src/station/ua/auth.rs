@@ -49,7 +49,11 @@ fn parse(value: &str) -> Option<Challenge> {
             "nonce" => c.nonce = val,
             "opaque" => c.opaque = Some(val),
             "algorithm" => c.algo = Algo::parse(&val)?,
-            "qop" => c.qop_auth = val.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")),
+            "qop" => {
+                c.qop_auth = val
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth"))
+            }
             "stale" => c.stale = val.eq_ignore_ascii_case("true"),
             _ => {}
         }
@@ -156,7 +160,10 @@ mod tests {
         let h1 = ha1(Algo::Sha256, "8001", "answerline", "agent8001");
         assert_eq!(expected_response(&h1, "REGISTER", &r).unwrap(), r.response);
         let wrong = ha1(Algo::Sha256, "8001", "answerline", "nope");
-        assert_ne!(expected_response(&wrong, "REGISTER", &r).unwrap(), r.response);
+        assert_ne!(
+            expected_response(&wrong, "REGISTER", &r).unwrap(),
+            r.response
+        );
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub enum MediaCmd {
         ptime_ms: u32,
         send: bool,
     },
-    Stop { call: CallRef },
+    Stop {
+        call: CallRef,
+    },
     Mute(bool),
     Dtmf(char),
     /// The short auto-answer beep in the headset.
@@ -85,17 +87,27 @@ pub enum Out {
 #[derive(Debug, Clone, PartialEq)]
 enum Reg {
     /// Send a REGISTER at `at` (the first, a refresh, or a retry after back-off).
-    Due { at: Duration, refresh: bool },
+    Due {
+        at: Duration,
+        refresh: bool,
+    },
     /// A REGISTER is in flight; `authed` says it carried credentials for that nonce.
-    InFlight { authed: Option<String> },
-    Registered { refresh_at: Duration },
+    InFlight {
+        authed: Option<String>,
+    },
+    Registered {
+        refresh_at: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum TxKind {
     Register,
     /// Our INVITE (a dialled call or a feature code like *21) or re-INVITE (hold).
-    Invite { call: CallRef, reinvite: Option<bool> },
+    Invite {
+        call: CallRef,
+        reinvite: Option<bool>,
+    },
     Bye,
     Cancel,
 }
@@ -294,7 +306,10 @@ impl Ua {
                     let interval = (interval * 2).min(T2);
                     c.ok_retx = Some((now + interval, interval, until));
                     if let Some(r) = c.last_response.clone() {
-                        self.out.push(Out::Send { to: c.peer, data: r });
+                        self.out.push(Out::Send {
+                            to: c.peer,
+                            data: r,
+                        });
                     }
                 }
             }
@@ -308,7 +323,10 @@ impl Ua {
     fn tx_timed_out(&mut self, now: Duration, tx: ClientTx) {
         match tx.kind {
             TxKind::Register => self.reg_failed(now, "no answer from the server".into(), false),
-            TxKind::Invite { call, reinvite: None } => {
+            TxKind::Invite {
+                call,
+                reinvite: None,
+            } => {
                 self.end(&call, "no answer from the server");
             }
             TxKind::Invite { .. } | TxKind::Bye | TxKind::Cancel => {}
@@ -317,7 +335,12 @@ impl Ua {
 
     // ------------------------------------------------------------------ registration
 
-    fn send_register(&mut self, now: Duration, auth: Option<(auth::Challenge, &str)>, _refresh: bool) {
+    fn send_register(
+        &mut self,
+        now: Duration,
+        auth: Option<(auth::Challenge, &str)>,
+        _refresh: bool,
+    ) {
         self.txs.retain(|t| t.kind != TxKind::Register);
         self.reg_cseq += 1;
         let uri = format!("sip:{}", self.cfg.domain);
@@ -393,7 +416,11 @@ impl Ua {
             d
         };
         self.registered = false;
-        tracing::warn!(why, retry_s = retry_in.as_secs(), "station: registration failed");
+        tracing::warn!(
+            why,
+            retry_s = retry_in.as_secs(),
+            "station: registration failed"
+        );
         self.reg = Reg::Due {
             at: now + retry_in,
             refresh: false,
@@ -440,10 +467,18 @@ impl Ua {
                         self.send_register(now, Some((c, h)), true);
                     }
                     Some(_) => self.reg_failed(now, "wrong password (refused)".into(), true),
-                    None => self.reg_failed(now, format!("{code}: no digest challenge we can answer"), true),
+                    None => self.reg_failed(
+                        now,
+                        format!("{code}: no digest challenge we can answer"),
+                        true,
+                    ),
                 }
             }
-            403 => self.reg_failed(now, "403 Forbidden: wrong password or unknown agent".into(), true),
+            403 => self.reg_failed(
+                now,
+                "403 Forbidden: wrong password or unknown agent".into(),
+                true,
+            ),
             423 => {
                 let min = m.get("min-expires").and_then(|v| v.trim().parse().ok());
                 if let Some(min) = min {
@@ -483,7 +518,12 @@ impl Ua {
                 tracing::debug!(why, %from, "station: dropped a SIP datagram");
                 return;
             }
-            Err(wire::Bad::Reply { status, reason, msg, .. }) => {
+            Err(wire::Bad::Reply {
+                status,
+                reason,
+                msg,
+                ..
+            }) => {
                 if matches!(msg.start, Start::Request { ref method, .. } if method != "ACK") {
                     let r = Resp::to(&msg, status, reason, None).render();
                     self.send(from, r);
@@ -514,7 +554,11 @@ impl Ua {
         };
         if code < 200 {
             self.txs[i].provisional = true;
-            if let TxKind::Invite { call, reinvite: None } = self.txs[i].kind.clone() {
+            if let TxKind::Invite {
+                call,
+                reinvite: None,
+            } = self.txs[i].kind.clone()
+            {
                 if code > 100 {
                     let tag = msg::to_tag(m);
                     if let Some(c) = self.calls.iter_mut().find(|c| c.id == call) {
@@ -589,10 +633,20 @@ impl Ua {
                     return;
                 }
                 self.media_from_body(id, m, false);
-                self.phase(id, CallPhase::Talking { held: false, muted: false });
+                self.phase(
+                    id,
+                    CallPhase::Talking {
+                        held: false,
+                        muted: false,
+                    },
+                );
             }
             401 | 407 if self.calls[ci].auth_tries == 0 => {
-                let header = if code == 401 { "www-authenticate" } else { "proxy-authenticate" };
+                let header = if code == 401 {
+                    "www-authenticate"
+                } else {
+                    "proxy-authenticate"
+                };
                 let values: Vec<&str> = m.all(header).collect();
                 if let (Some(c), Some(req)) = (auth::pick(&values), tx.req) {
                     self.calls[ci].auth_tries += 1;
@@ -612,10 +666,17 @@ impl Ua {
                     req.cseq = self.calls[ci].cseq;
                     req.branch = format!("z9hG4bK{}", self.token());
                     req.extra.retain(|(n, _)| !n.ends_with("uthorization"));
-                    let h = if code == 401 { "Authorization" } else { "Proxy-Authorization" };
+                    let h = if code == 401 {
+                        "Authorization"
+                    } else {
+                        "Proxy-Authorization"
+                    };
                     req.extra.push((h.into(), a));
                     let data = req.render();
-                    let kind = TxKind::Invite { call: id.to_string(), reinvite: None };
+                    let kind = TxKind::Invite {
+                        call: id.to_string(),
+                        reinvite: None,
+                    };
                     self.start_tx(now, kind, req.branch.clone(), tx.to, data, Some(req));
                 } else {
                     self.end(id, &format!("{code}: cannot authenticate"));
@@ -626,7 +687,10 @@ impl Ua {
                 if feature {
                     // The server answers feature codes with a final status whose phrase
                     // is the agent's new state ("Ready", "Not ready", ...).
-                    let what = self.calls[ci].remote_uri.trim_matches(['<', '>']).to_string();
+                    let what = self.calls[ci]
+                        .remote_uri
+                        .trim_matches(['<', '>'])
+                        .to_string();
                     self.event(StationEvent::Notice(format!("{what}: {reason}")));
                     self.calls.remove(ci);
                     return;
@@ -683,7 +747,9 @@ impl Ua {
                 self.calls[i].ok_retx = None;
             }
             ("ACK", None) => {}
-            ("CANCEL", Some(i)) if self.calls[i].phase == Phase::Ringing && !self.calls[i].outgoing => {
+            ("CANCEL", Some(i))
+                if self.calls[i].phase == Phase::Ringing && !self.calls[i].outgoing =>
+            {
                 self.send(from, Resp::to(&m, 200, "OK", None).render());
                 let c = self.calls[i].clone();
                 if let Some(inv) = &c.invite {
@@ -731,7 +797,10 @@ impl Ua {
             Err(e) => {
                 tracing::info!(error = %e, "station: offer refused");
                 let tag = self.token();
-                self.send(from, Resp::to(&m, 488, "Not Acceptable Here", Some(&tag)).render());
+                self.send(
+                    from,
+                    Resp::to(&m, 488, "Not Acceptable Here", Some(&tag)).render(),
+                );
                 return;
             }
         };
@@ -804,22 +873,32 @@ impl Ua {
         }
         let body = String::from_utf8_lossy(&m.body).into_owned();
         if body.trim().is_empty() {
-            self.send(from, Resp::to(&m, 488, "Not Acceptable Here", None).render());
+            self.send(
+                from,
+                Resp::to(&m, 488, "Not Acceptable Here", None).render(),
+            );
             return;
         }
         let n = match sdp::negotiate(&body, &self.prefs) {
             Ok(n) => n,
             Err(_) => {
-                self.send(from, Resp::to(&m, 488, "Not Acceptable Here", None).render());
+                self.send(
+                    from,
+                    Resp::to(&m, 488, "Not Acceptable Here", None).render(),
+                );
                 return;
             }
         };
         let held_by_far = !matches!(n.direction, Direction::SendRecv | Direction::SendOnly);
         let c = &mut self.calls[i];
         c.sdp_version += 1;
-        let answer = sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version);
+        let answer =
+            sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version);
         let mut r = Resp::to(&m, 200, "OK", None);
-        r.extra.push(("Contact".into(), format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)));
+        r.extra.push((
+            "Contact".into(),
+            format!("<sip:{}@{}>", self.cfg.user, self.cfg.local),
+        ));
         r.body = Some(answer);
         let data = r.render();
         c.last_response = Some(data.clone());
@@ -856,7 +935,11 @@ impl Ua {
                 }
             }
             Action::Dtmf(id, d) => {
-                if self.calls.iter().any(|c| c.id == id && c.phase == Phase::Talking) {
+                if self
+                    .calls
+                    .iter()
+                    .any(|c| c.id == id && c.phase == Phase::Talking)
+                {
                     self.out.push(Out::Media(MediaCmd::Dtmf(d)));
                 }
             }
@@ -864,7 +947,9 @@ impl Ua {
             // The workstations profile's feature codes: the state change works over SIP
             // alone, so a plain softphone (and the headless station) can go ready too.
             Action::SetReady => self.dial(now, "*21", true),
-            Action::SetNotReady { reason_code } => self.dial(now, &format!("*22{reason_code}"), true),
+            Action::SetNotReady { reason_code } => {
+                self.dial(now, &format!("*22{reason_code}"), true)
+            }
             Action::LogOut => self.dial(now, "*23", true),
             // The API's business (desk_api), not SIP's.
             Action::TransferToQueue { .. }
@@ -875,16 +960,24 @@ impl Ua {
     }
 
     fn answer(&mut self, now: Duration, id: &str) {
-        let Some(i) = self.calls.iter().position(|c| c.id == id && c.phase == Phase::Ringing && !c.outgoing) else {
+        let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| c.id == id && c.phase == Phase::Ringing && !c.outgoing)
+        else {
             return;
         };
         let c = &mut self.calls[i];
         let (Some(inv), Some(n)) = (c.invite.clone(), c.negotiated.clone()) else {
             return;
         };
-        let answer = sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version);
+        let answer =
+            sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version);
         let mut r = Resp::to(&inv, 200, "OK", Some(&c.local_tag));
-        r.extra.push(("Contact".into(), format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)));
+        r.extra.push((
+            "Contact".into(),
+            format!("<sip:{}@{}>", self.cfg.user, self.cfg.local),
+        ));
         r.body = Some(answer);
         let data = r.render();
         c.last_response = Some(data.clone());
@@ -902,11 +995,22 @@ impl Ua {
             ptime_ms: n.ptime_ms,
             send: n.direction.sends(),
         }));
-        self.phase(id, CallPhase::Talking { held: false, muted: false });
+        self.phase(
+            id,
+            CallPhase::Talking {
+                held: false,
+                muted: false,
+            },
+        );
     }
 
     fn reject(&mut self, id: &str, code: u16, reason: &'static str) {
-        let Some(c) = self.calls.iter().find(|c| c.id == id && c.phase == Phase::Ringing && !c.outgoing).cloned() else {
+        let Some(c) = self
+            .calls
+            .iter()
+            .find(|c| c.id == id && c.phase == Phase::Ringing && !c.outgoing)
+            .cloned()
+        else {
             return;
         };
         if let Some(inv) = &c.invite {
@@ -924,11 +1028,9 @@ impl Ua {
             (Phase::Ringing, false) => return self.reject(id, 603, "Decline"),
             (Phase::Dialling, true) => {
                 // CANCEL the INVITE in flight (same branch and CSeq number).
-                if let Some(tx) = self
-                    .txs
-                    .iter()
-                    .find(|t| matches!(&t.kind, TxKind::Invite { call, reinvite: None } if call == id))
-                {
+                if let Some(tx) = self.txs.iter().find(
+                    |t| matches!(&t.kind, TxKind::Invite { call, reinvite: None } if call == id),
+                ) {
                     if let Some(req) = &tx.req {
                         let data = req.cancel();
                         let (to, branch) = (tx.to, tx.branch.clone());
@@ -964,20 +1066,37 @@ impl Ua {
             return;
         }
         self.out.push(Out::Media(MediaCmd::Ring(false)));
-        self.out.push(Out::Media(MediaCmd::Stop { call: id.to_string() }));
-        self.phase(id, CallPhase::Ended { why: why.to_string() });
+        self.out.push(Out::Media(MediaCmd::Stop {
+            call: id.to_string(),
+        }));
+        self.phase(
+            id,
+            CallPhase::Ended {
+                why: why.to_string(),
+            },
+        );
     }
 
     fn hold(&mut self, now: Duration, id: &str, on: bool) {
-        let Some(i) = self.calls.iter().position(|c| c.id == id && c.phase == Phase::Talking) else {
+        let Some(i) = self
+            .calls
+            .iter()
+            .position(|c| c.id == id && c.phase == Phase::Talking)
+        else {
             return;
         };
         let c = &mut self.calls[i];
         c.cseq += 1;
         c.sdp_version += 1;
         let dir = if on { "a=sendonly" } else { "a=sendrecv" };
-        let offer = sdp::build_offer(&self.prefs, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version)
-            .replace("a=sendrecv", dir);
+        let offer = sdp::build_offer(
+            &self.prefs,
+            self.cfg.rtp.ip(),
+            self.cfg.rtp.port(),
+            1,
+            c.sdp_version,
+        )
+        .replace("a=sendrecv", dir);
         let c = c.clone();
         let branch = format!("z9hG4bK{}", self.token());
         let mut req = Req::new("INVITE", &c.target, &self.cfg.local, &branch);
@@ -988,7 +1107,10 @@ impl Ua {
         req.extra.push(("Contact".into(), self.contact()));
         req.body = Some(offer);
         let data = req.render();
-        let kind = TxKind::Invite { call: id.to_string(), reinvite: Some(on) };
+        let kind = TxKind::Invite {
+            call: id.to_string(),
+            reinvite: Some(on),
+        };
         self.start_tx(now, kind, branch, c.peer, data, Some(req));
     }
 
@@ -1013,7 +1135,13 @@ impl Ua {
         req.call_id = id.clone();
         req.cseq = 1;
         req.extra.push(("Contact".into(), self.contact()));
-        req.body = Some(sdp::build_offer(&self.prefs, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, 1));
+        req.body = Some(sdp::build_offer(
+            &self.prefs,
+            self.cfg.rtp.ip(),
+            self.cfg.rtp.port(),
+            1,
+            1,
+        ));
         let data = req.render();
         self.calls.push(Call {
             id: id.clone(),
@@ -1036,7 +1164,10 @@ impl Ua {
             muted: false,
             auth_tries: 0,
         });
-        let kind = TxKind::Invite { call: id.clone(), reinvite: None };
+        let kind = TxKind::Invite {
+            call: id.clone(),
+            reinvite: None,
+        };
         let server = self.cfg.server;
         self.start_tx(now, kind, branch, server, data, Some(req));
         if !feature {
@@ -1046,7 +1177,11 @@ impl Ua {
 
     /// The calls in progress (for the shell's status and the tests).
     pub fn call_ids(&self) -> Vec<CallRef> {
-        self.calls.iter().filter(|c| !c.feature).map(|c| c.id.clone()).collect()
+        self.calls
+            .iter()
+            .filter(|c| !c.feature)
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     pub fn is_registered(&self) -> bool {

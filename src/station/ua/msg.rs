@@ -186,7 +186,10 @@ pub(super) fn to_header(m: &Msg) -> String {
 
 /// The reason phrase of a response's status line.
 pub(super) fn reason_phrase(data: &[u8]) -> String {
-    let line_end = data.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(data.len());
+    let line_end = data
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(data.len());
     let line = String::from_utf8_lossy(&data[..line_end]);
     line.splitn(3, ' ').nth(2).unwrap_or("").trim().to_string()
 }

@@ -62,7 +62,11 @@ fn reply(req: &Msg, code: u16, extra: &str) -> Vec<u8> {
         s.push_str(&format!("Via: {v}\r\n"));
     }
     let to = req.get("to").unwrap();
-    let to = if to.contains("tag=") { to.to_string() } else { format!("{to};tag=srv") };
+    let to = if to.contains("tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag=srv")
+    };
     s.push_str(&format!(
         "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}",
         req.get("from").unwrap(),
@@ -89,7 +93,11 @@ fn registered(auto_answer: bool, expires: u32) -> Ua {
     let r = sent(&ua.drain());
     ua.on_datagram(s(0.01), server(), &reply(&r[0], 401, CHALLENGE));
     let r = sent(&ua.drain());
-    ua.on_datagram(s(0.02), server(), &reply(&r[0], 200, &format!("Expires: {expires}\r\n")));
+    ua.on_datagram(
+        s(0.02),
+        server(),
+        &reply(&r[0], 200, &format!("Expires: {expires}\r\n")),
+    );
     ua.drain();
     ua
 }
@@ -102,25 +110,41 @@ fn registers_with_sha256_digest_and_refreshes_before_expiry() {
     let r = sent(&out);
     assert_eq!(method(&r[0]), "REGISTER");
     assert!(r[0].get("authorization").is_none());
-    assert_eq!(events(&out), vec![StationEvent::Registration(Registration::Registering)]);
+    assert_eq!(
+        events(&out),
+        vec![StationEvent::Registration(Registration::Registering)]
+    );
     ua.on_datagram(s(0.01), server(), &reply(&r[0], 401, CHALLENGE));
     let r = sent(&ua.drain());
     let auth = parse_authorization(r[0].get("authorization").unwrap()).unwrap();
     assert_eq!(auth.algorithm.as_deref(), Some("SHA-256"));
     let h1 = ha1(Algo::Sha256, "8001", "answerline", "agent8001");
-    assert_eq!(expected_response(&h1, "REGISTER", &auth).unwrap(), auth.response, "the server accepts it");
+    assert_eq!(
+        expected_response(&h1, "REGISTER", &auth).unwrap(),
+        auth.response,
+        "the server accepts it"
+    );
     ua.on_datagram(s(0.02), server(), &reply(&r[0], 200, "Expires: 120\r\n"));
     assert_eq!(
         events(&ua.drain()),
-        vec![StationEvent::Registration(Registration::Registered { expires: s(120.0) })]
+        vec![StationEvent::Registration(Registration::Registered {
+            expires: s(120.0)
+        })]
     );
     assert!(ua.is_registered());
     ua.poll(s(59.0));
     assert!(sent(&ua.drain()).is_empty(), "no refresh yet");
     ua.poll(s(60.1));
     let r = sent(&ua.drain());
-    assert_eq!(method(&r[0]), "REGISTER", "refreshed at half the lifetime, well before expiry");
-    assert!(ua.is_registered(), "still registered while the refresh is out");
+    assert_eq!(
+        method(&r[0]),
+        "REGISTER",
+        "refreshed at half the lifetime, well before expiry"
+    );
+    assert!(
+        ua.is_registered(),
+        "still registered while the refresh is out"
+    );
 }
 
 #[test]
@@ -145,9 +169,15 @@ fn a_refresh_nobody_answers_is_retried_with_backoff_until_the_server_is_back() {
         }
     }
     let failed_at = failed_at.expect("the lost refresh is reported");
-    assert!((91.0..94.0).contains(&failed_at), "after the transaction timeout: {failed_at}");
+    assert!(
+        (91.0..94.0).contains(&failed_at),
+        "after the transaction timeout: {failed_at}"
+    );
     assert_eq!(&retries[..3], &[s(2.0), s(4.0), s(8.0)], "back-off doubles");
-    assert!(registers < 60, "no tight loop: {registers} REGISTERs in 140 s");
+    assert!(
+        registers < 60,
+        "no tight loop: {registers} REGISTERs in 140 s"
+    );
     // The server comes back (new nonce after its restart): the next retry registers.
     let mut t = 200.0;
     let r = loop {
@@ -162,7 +192,11 @@ fn a_refresh_nobody_answers_is_retried_with_backoff_until_the_server_is_back() {
     let r = sent(&ua.drain());
     ua.on_datagram(s(t), server(), &reply(&r[0], 200, "Expires: 120\r\n"));
     let ev = events(&ua.drain());
-    assert!(ev.contains(&StationEvent::Registration(Registration::Registered { expires: s(120.0) })));
+    assert!(
+        ev.contains(&StationEvent::Registration(Registration::Registered {
+            expires: s(120.0)
+        }))
+    );
     // Back-off was reset: a later failure starts from 2 s again.
     ua.poll(s(t + 60.5));
     ua.drain();
@@ -198,7 +232,10 @@ fn a_wrong_password_fails_clearly_and_is_not_retried_in_a_loop() {
     assert!(*retry_in >= s(60.0), "{retry_in:?}");
     for i in 1..590 {
         ua.poll(s(0.02 + i as f64 * 0.1));
-        assert!(sent(&ua.drain()).is_empty(), "nothing sent during the back-off");
+        assert!(
+            sent(&ua.drain()).is_empty(),
+            "nothing sent during the back-off"
+        );
     }
     // A server that re-challenges the same nonce instead of 403 is also a wrong password.
     ua.poll(s(61.0));
@@ -207,7 +244,10 @@ fn a_wrong_password_fails_clearly_and_is_not_retried_in_a_loop() {
     let r = sent(&ua.drain());
     ua.on_datagram(s(61.0), server(), &reply(&r[0], 401, CHALLENGE));
     let ev = events(&ua.drain());
-    assert!(matches!(ev.last(), Some(StationEvent::Registration(Registration::Failed { retry_in, .. })) if *retry_in >= s(120.0)), "{ev:?}");
+    assert!(
+        matches!(ev.last(), Some(StationEvent::Registration(Registration::Failed { retry_in, .. })) if *retry_in >= s(120.0)),
+        "{ev:?}"
+    );
 }
 
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
@@ -249,7 +289,9 @@ fn an_offered_call_is_auto_answered_with_the_screen_pop_from_its_headers_then_en
     let body = String::from_utf8_lossy(&r[2].body).to_string();
     assert!(body.contains("m=audio 7000 RTP/AVP 8 101"), "{body}");
     let ev = events(&out);
-    let StationEvent::Offered { call, from, pop } = &ev[0] else { panic!("{ev:?}") };
+    let StationEvent::Offered { call, from, pop } = &ev[0] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(call, "c1");
     assert_eq!(from, "138****8000", "the caller's number is masked");
     assert_eq!(pop.context_id, "ctx-42");
@@ -259,25 +301,63 @@ fn an_offered_call_is_auto_answered_with_the_screen_pop_from_its_headers_then_en
     assert_eq!(pop.reason.as_deref(), Some("话费"));
     assert_eq!(pop.waited, Some(s(12.0)));
     assert_eq!(pop.vip.as_deref(), Some("2"));
-    assert_eq!(pop.context_url.as_deref(), Some("http://127.0.0.1:8088/api/v1/contexts/ctx-42?v=3"));
+    assert_eq!(
+        pop.context_url.as_deref(),
+        Some("http://127.0.0.1:8088/api/v1/contexts/ctx-42?v=3")
+    );
     assert!(pop.from_headers_only);
-    assert!(ev.contains(&StationEvent::Call { call: "c1".into(), phase: CallPhase::Talking { held: false, muted: false } }));
+    assert!(ev.contains(&StationEvent::Call {
+        call: "c1".into(),
+        phase: CallPhase::Talking {
+            held: false,
+            muted: false
+        }
+    }));
     assert!(out.contains(&Out::Media(MediaCmd::Beep)));
-    assert!(out.iter().any(|o| matches!(o, Out::Media(MediaCmd::Start { law: Law::Alaw, payload_type: 8, te_payload_type: Some(101), send: true, .. }))));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Out::Media(MediaCmd::Start {
+            law: Law::Alaw,
+            payload_type: 8,
+            te_payload_type: Some(101),
+            send: true,
+            ..
+        })
+    )));
     // The 200 is repeated until the ACK.
     ua.poll(s(1.6));
-    assert_eq!(sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(), vec![200]);
+    assert_eq!(
+        sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(),
+        vec![200]
+    );
     let tag = msg::to_tag(&r[2]);
-    ua.on_datagram(s(1.7), server(), &request("ACK", "c1", 1, &format!(";tag={tag}"), "z9hG4bKack"));
+    ua.on_datagram(
+        s(1.7),
+        server(),
+        &request("ACK", "c1", 1, &format!(";tag={tag}"), "z9hG4bKack"),
+    );
     ua.poll(s(3.0));
     assert!(sent(&ua.drain()).is_empty(), "no 200 after the ACK");
     // A retransmitted INVITE gets the same answer again, not a second call.
     ua.on_datagram(s(3.1), server(), &invite("c1", 1, None, OFFER));
-    assert_eq!(sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(), vec![200]);
-    ua.on_datagram(s(5.0), server(), &request("BYE", "c1", 2, &format!(";tag={tag}"), "z9hG4bKbye"));
+    assert_eq!(
+        sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(),
+        vec![200]
+    );
+    ua.on_datagram(
+        s(5.0),
+        server(),
+        &request("BYE", "c1", 2, &format!(";tag={tag}"), "z9hG4bKbye"),
+    );
     let out = ua.drain();
     assert_eq!(sent(&out).iter().map(code).collect::<Vec<_>>(), vec![200]);
-    assert!(events(&out).iter().any(|e| matches!(e, StationEvent::Call { phase: CallPhase::Ended { .. }, .. })));
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        StationEvent::Call {
+            phase: CallPhase::Ended { .. },
+            ..
+        }
+    )));
     assert!(out.contains(&Out::Media(MediaCmd::Stop { call: "c1".into() })));
     assert!(ua.call_ids().is_empty());
 }
@@ -287,11 +367,21 @@ fn cancel_while_ringing_ends_the_offer_with_487() {
     let mut ua = registered(false, 300);
     ua.on_datagram(s(1.0), server(), &invite("c2", 1, None, OFFER));
     let out = ua.drain();
-    assert_eq!(sent(&out).iter().map(code).collect::<Vec<_>>(), vec![100, 180]);
+    assert_eq!(
+        sent(&out).iter().map(code).collect::<Vec<_>>(),
+        vec![100, 180]
+    );
     assert!(out.contains(&Out::Media(MediaCmd::Ring(true))));
-    ua.on_datagram(s(2.0), server(), &request("CANCEL", "c2", 1, "", "z9hG4bKsrv1"));
+    ua.on_datagram(
+        s(2.0),
+        server(),
+        &request("CANCEL", "c2", 1, "", "z9hG4bKsrv1"),
+    );
     let out = ua.drain();
-    assert_eq!(sent(&out).iter().map(code).collect::<Vec<_>>(), vec![200, 487]);
+    assert_eq!(
+        sent(&out).iter().map(code).collect::<Vec<_>>(),
+        vec![200, 487]
+    );
     assert!(events(&out).iter().any(|e| matches!(e, StationEvent::Call { phase: CallPhase::Ended { why }, .. } if why == "caller hung up")));
     assert!(out.contains(&Out::Media(MediaCmd::Ring(false))));
     // Answering afterwards does nothing.
@@ -305,15 +395,24 @@ fn the_agent_answers_or_rejects_an_offer() {
     ua.on_datagram(s(1.0), server(), &invite("c3", 1, None, OFFER));
     ua.drain();
     ua.on_action(s(4.0), Action::Answer("c3".into()));
-    assert_eq!(sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(), vec![200]);
+    assert_eq!(
+        sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(),
+        vec![200]
+    );
     // A second offer while talking is busy.
     ua.on_datagram(s(5.0), server(), &invite("c4", 1, None, OFFER));
-    assert_eq!(sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(), vec![486]);
+    assert_eq!(
+        sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(),
+        vec![486]
+    );
     let mut ua = registered(false, 300);
     ua.on_datagram(s(1.0), server(), &invite("c5", 1, None, OFFER));
     ua.drain();
     ua.on_action(s(2.0), Action::Reject("c5".into()));
-    assert_eq!(sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(), vec![486]);
+    assert_eq!(
+        sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(),
+        vec![486]
+    );
 }
 
 #[test]
@@ -322,27 +421,69 @@ fn hold_sends_a_sendonly_reinvite_and_resume_sendrecv() {
     ua.on_datagram(s(1.0), server(), &invite("c6", 1, None, OFFER));
     let r = sent(&ua.drain());
     let tag = msg::to_tag(&r[2]);
-    ua.on_datagram(s(1.1), server(), &request("ACK", "c6", 1, &format!(";tag={tag}"), "z9hG4bKa"));
+    ua.on_datagram(
+        s(1.1),
+        server(),
+        &request("ACK", "c6", 1, &format!(";tag={tag}"), "z9hG4bKa"),
+    );
     ua.on_action(s(2.0), Action::Hold("c6".into(), true));
     let r = sent(&ua.drain());
     assert_eq!(method(&r[0]), "INVITE");
     let body = String::from_utf8_lossy(&r[0].body).to_string();
     assert!(body.contains("a=sendonly"), "{body}");
-    assert!(r[0].get("to").unwrap().contains("tag=caller"), "in the dialog");
-    let answer = OFFER.replace("a=sendrecv", "a=recvonly").replace("8 0 101", "8 101");
-    let ok = reply(&r[0], 200, &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}", answer.len()));
+    assert!(
+        r[0].get("to").unwrap().contains("tag=caller"),
+        "in the dialog"
+    );
+    let answer = OFFER
+        .replace("a=sendrecv", "a=recvonly")
+        .replace("8 0 101", "8 101");
+    let ok = reply(
+        &r[0],
+        200,
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        ),
+    );
     ua.on_datagram(s(2.1), server(), &ok);
     let out = ua.drain();
-    assert_eq!(sent(&out).iter().map(method).collect::<Vec<_>>(), vec!["ACK"]);
-    assert!(events(&out).contains(&StationEvent::Call { call: "c6".into(), phase: CallPhase::Talking { held: true, muted: false } }));
-    assert!(out.iter().any(|o| matches!(o, Out::Media(MediaCmd::Start { send: false, .. }))), "no microphone while held");
+    assert_eq!(
+        sent(&out).iter().map(method).collect::<Vec<_>>(),
+        vec!["ACK"]
+    );
+    assert!(events(&out).contains(&StationEvent::Call {
+        call: "c6".into(),
+        phase: CallPhase::Talking {
+            held: true,
+            muted: false
+        }
+    }));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Media(MediaCmd::Start { send: false, .. }))),
+        "no microphone while held"
+    );
     ua.on_action(s(3.0), Action::Hold("c6".into(), false));
     let r = sent(&ua.drain());
     assert!(String::from_utf8_lossy(&r[0].body).contains("a=sendrecv"));
-    let ok = reply(&r[0], 200, &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}", OFFER.len()));
+    let ok = reply(
+        &r[0],
+        200,
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+            OFFER.len()
+        ),
+    );
     ua.on_datagram(s(3.1), server(), &ok);
     let out = ua.drain();
-    assert!(events(&out).contains(&StationEvent::Call { call: "c6".into(), phase: CallPhase::Talking { held: false, muted: false } }));
+    assert!(events(&out).contains(&StationEvent::Call {
+        call: "c6".into(),
+        phase: CallPhase::Talking {
+            held: false,
+            muted: false
+        }
+    }));
     // Hanging up sends BYE in the dialog.
     ua.on_action(s(4.0), Action::Hangup("c6".into()));
     let r = sent(&ua.drain());
@@ -362,22 +503,40 @@ fn the_server_holding_us_stops_our_sending() {
     let r = sent(&out);
     assert_eq!(code(&r[0]), 200);
     assert!(String::from_utf8_lossy(&r[0].body).contains("a=recvonly"));
-    assert!(out.iter().any(|o| matches!(o, Out::Media(MediaCmd::Start { send: false, .. }))));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Out::Media(MediaCmd::Start { send: false, .. }))));
 }
 
 #[test]
 fn options_is_answered_and_garbage_is_dropped() {
     let mut ua = registered(false, 300);
-    ua.on_datagram(s(1.0), server(), &request("OPTIONS", "o1", 1, "", "z9hG4bKo"));
+    ua.on_datagram(
+        s(1.0),
+        server(),
+        &request("OPTIONS", "o1", 1, "", "z9hG4bKo"),
+    );
     let r = sent(&ua.drain());
     assert_eq!(code(&r[0]), 200);
     assert!(r[0].get("allow").unwrap().contains("INVITE"));
-    for junk in [&b""[..], b"\x00\x01garbage", b"SIP/2.0 200\r\n\r\n", b"INVITE x SIP/2.0\r\n\r\n"] {
+    for junk in [
+        &b""[..],
+        b"\x00\x01garbage",
+        b"SIP/2.0 200\r\n\r\n",
+        b"INVITE x SIP/2.0\r\n\r\n",
+    ] {
         ua.on_datagram(s(1.0), server(), junk);
         ua.drain();
     }
-    ua.on_datagram(s(1.0), server(), &request("BYE", "nope", 1, ";tag=x", "z9hG4bKb"));
-    assert_eq!(sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(), vec![481]);
+    ua.on_datagram(
+        s(1.0),
+        server(),
+        &request("BYE", "nope", 1, ";tag=x", "z9hG4bKb"),
+    );
+    assert_eq!(
+        sent(&ua.drain()).iter().map(code).collect::<Vec<_>>(),
+        vec![481]
+    );
 }
 
 #[test]
@@ -390,13 +549,21 @@ fn dialling_authenticates_on_407_and_ready_uses_the_feature_code() {
     let challenge = CHALLENGE.replace("WWW-Authenticate", "Proxy-Authenticate");
     ua.on_datagram(s(1.1), server(), &reply(&r[0], 407, &challenge));
     let r = sent(&ua.drain());
-    assert_eq!(r.iter().map(method).collect::<Vec<_>>(), vec!["ACK", "INVITE"]);
+    assert_eq!(
+        r.iter().map(method).collect::<Vec<_>>(),
+        vec!["ACK", "INVITE"]
+    );
     assert!(r[1].get("proxy-authorization").is_some());
     let answer = OFFER.replace("8 0 101", "0 101");
     ua.on_datagram(s(1.5), server(), &reply(&r[1], 200, &format!("Contact: <sip:srv@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}", answer.len())));
     let out = ua.drain();
-    assert_eq!(sent(&out).iter().map(method).collect::<Vec<_>>(), vec!["ACK"]);
-    assert!(out.iter().any(|o| matches!(o, Out::Media(MediaCmd::Start { law: Law::Ulaw, .. }))));
+    assert_eq!(
+        sent(&out).iter().map(method).collect::<Vec<_>>(),
+        vec!["ACK"]
+    );
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Out::Media(MediaCmd::Start { law: Law::Ulaw, .. }))));
     ua.on_action(s(2.0), Action::Hangup(ua.call_ids()[0].clone()));
     let r = sent(&ua.drain());
     assert_eq!(method(&r[0]), "BYE");
@@ -405,12 +572,19 @@ fn dialling_authenticates_on_407_and_ready_uses_the_feature_code() {
     let r = sent(&ua.drain());
     assert!(r[0].start_uri().starts_with("sip:*21@"));
     let mut resp = reply(&r[0], 603, "");
-    let txt = String::from_utf8(resp.clone()).unwrap().replace("603 Whatever", "603 Ready");
+    let txt = String::from_utf8(resp.clone())
+        .unwrap()
+        .replace("603 Whatever", "603 Ready");
     resp = txt.into_bytes();
     ua.on_datagram(s(3.1), server(), &resp);
     let out = ua.drain();
-    assert_eq!(sent(&out).iter().map(method).collect::<Vec<_>>(), vec!["ACK"]);
-    assert!(events(&out).iter().any(|e| matches!(e, StationEvent::Notice(n) if n.ends_with("Ready"))));
+    assert_eq!(
+        sent(&out).iter().map(method).collect::<Vec<_>>(),
+        vec!["ACK"]
+    );
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, StationEvent::Notice(n) if n.ends_with("Ready"))));
     assert!(ua.call_ids().is_empty());
 }
 
