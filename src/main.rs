@@ -207,6 +207,9 @@ enum AgentsCmd {
         /// A queue the agent answers (an id from queues.toml); repeat for more.
         #[arg(long = "queue", required = true)]
         queues: Vec<String>,
+        /// "agent" (default) or "supervisor": what their API login (desk, wallboard) reaches.
+        #[arg(long)]
+        role: Option<String>,
         /// Read the phone password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -224,6 +227,9 @@ enum AgentsCmd {
         skills: Vec<(String, u8)>,
         #[arg(long = "queue")]
         queues: Vec<String>,
+        /// "agent" or "supervisor".
+        #[arg(long)]
+        role: Option<String>,
         #[arg(long)]
         password_stdin: bool,
     },
@@ -540,19 +546,20 @@ fn agents(
     match cmd {
         AgentsCmd::List => {
             println!(
-                "{:<8} {:<12} {:<10} {:<32} {:<32} PASSWORD",
-                "ID", "NAME", "EXTENSION", "QUEUES", "SKILLS"
+                "{:<8} {:<12} {:<10} {:<32} {:<32} {:<10} PASSWORD",
+                "ID", "NAME", "EXTENSION", "QUEUES", "SKILLS", "ROLE"
             );
             for a in db.agents()? {
                 let skills: Vec<String> =
                     a.skills.iter().map(|(s, l)| format!("{s}={l}")).collect();
                 println!(
-                    "{:<8} {:<12} {:<10} {:<32} {:<32} {}",
+                    "{:<8} {:<12} {:<10} {:<32} {:<32} {:<10} {}",
                     a.id,
                     a.name,
                     a.extension,
                     a.queues.join(","),
                     skills.join(","),
+                    a.role.name(),
                     if a.has_password() { "set" } else { "none" }
                 );
             }
@@ -563,6 +570,7 @@ fn agents(
             extension,
             skills,
             queues,
+            role,
             password_stdin,
         } => {
             let password = password_stdin.then(|| read_password(true)).transpose()?;
@@ -575,6 +583,7 @@ fn agents(
                     skills: Some(skills.into_iter().collect()),
                     queues: Some(queues),
                     password,
+                    role,
                 },
                 &known,
             )?;
@@ -590,6 +599,7 @@ fn agents(
             extension,
             skills,
             queues,
+            role,
             password_stdin,
         } => {
             let row = db
@@ -602,6 +612,7 @@ fn agents(
                 skills: (!skills.is_empty()).then(|| skills.into_iter().collect()),
                 queues: (!queues.is_empty()).then_some(queues),
                 password: password_stdin.then(|| read_password(true)).transpose()?,
+                role,
             };
             let edited = directory::update(row, fields, &known)?;
             db.upsert_agent(&edited.row)?;

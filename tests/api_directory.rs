@@ -97,6 +97,7 @@ impl Rig {
             bind: "127.0.0.1:0".parse().unwrap(),
             token: token.map(str::to_string),
             lockout: Default::default(),
+            sessions: Default::default(),
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();

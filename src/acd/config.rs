@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::types::{AgentId, AgentRecord, QueueId};
+use super::types::{AgentId, AgentRecord, AgentRole, QueueId};
 
 /// Every setting of the ACD core.
 #[derive(Clone, Debug, PartialEq)]
@@ -658,6 +658,8 @@ struct RawAgent {
     queues: Spanned<Vec<String>>,
     /// Lab only: the phone's password, stored as HA1s when the database is first seeded.
     password: Option<Spanned<String>>,
+    /// "agent" (the default) or "supervisor": what their API login may reach.
+    role: Option<Spanned<String>>,
 }
 
 fn parse_agents(
@@ -812,12 +814,26 @@ fn parse_agents(
             }
             passwords.insert(id, p.clone());
         }
+        let role = match &a.role {
+            None => AgentRole::Agent,
+            Some(r) => AgentRole::parse(r.get_ref()).ok_or_else(|| {
+                errs.at(
+                    r,
+                    &k("role"),
+                    format!(
+                        "\"{}\" is not a role; use \"agent\" (the default) or \"supervisor\"",
+                        r.get_ref()
+                    ),
+                )
+            })?,
+        };
         records.push(AgentRecord {
             id,
             name: name.to_string(),
             extension: ext.clone(),
             skills,
             queues: qs,
+            role,
         });
     }
     Ok((settings, records, passwords))
@@ -868,5 +884,35 @@ mod lab_password_tests {
         for r in &records {
             assert!(cfg.lab_passwords.get(r.id).is_some(), "{:?}", r.id);
         }
+    }
+
+    #[test]
+    fn roles_default_to_agent_and_the_shipped_team_leads_are_supervisors() {
+        let records = |extra: &str| {
+            AcdConfig::from_toml(
+                Path::new("queues.toml"),
+                QUEUES,
+                Some((Path::new("agents.toml"), &agents(extra))),
+            )
+            .map(|(_, r)| r)
+        };
+        assert_eq!(records("").unwrap()[0].role, AgentRole::Agent);
+        let r = records("role = \"supervisor\"\n").unwrap();
+        assert_eq!(r[0].role, AgentRole::Supervisor);
+        let e = records("role = \"boss\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("agents.toml:6") && e.contains("agent[0].role"),
+            "{e}"
+        );
+        assert!(e.contains("\"supervisor\""), "{e}");
+
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles");
+        let (_, shipped) = AcdConfig::load(&dir).unwrap();
+        let sups: Vec<u32> = shipped
+            .iter()
+            .filter(|r| r.role == AgentRole::Supervisor)
+            .map(|r| r.id.0)
+            .collect();
+        assert_eq!(sups, vec![9001, 9002]);
     }
 }

@@ -36,8 +36,8 @@ pub use feature::{feature_code, AgentCommand};
 pub use machine::Acd;
 pub use stats::{AgentCounts, AgentView, QueueCounters, QueueStats};
 pub use types::{
-    AcdError, AgentId, AgentRecord, AgentState, CallId, CustomerNumber, Input, Output, QueueId,
-    REASON_DEFAULT, REASON_LOGGED_IN, REASON_MISSED_CALLS,
+    AcdError, AgentId, AgentRecord, AgentRole, AgentState, CallId, CustomerNumber, Input, Output,
+    QueueId, REASON_DEFAULT, REASON_LOGGED_IN, REASON_MISSED_CALLS,
 };
 
 /// The digest realm agent phones register in: their HA1s (`H(extension:realm:password)`)

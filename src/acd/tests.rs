@@ -41,6 +41,7 @@ pub(super) fn rec(id: u32, queues: &[&str], skills: &[(&str, u8)]) -> AgentRecor
             .map(|(k, v)| (k.to_string(), *v))
             .collect::<BTreeMap<_, _>>(),
         queues: queues.iter().map(|s| QueueId::from(*s)).collect(),
+        role: Default::default(),
     }
 }
 

@@ -68,6 +68,35 @@ pub struct AgentRecord {
     pub skills: BTreeMap<String, u8>,
     /// The queues the agent answers.
     pub queues: Vec<QueueId>,
+    /// What the agent may do through the API once logged in (the ACD does not look at it).
+    pub role: AgentRole,
+}
+
+/// An agent's role in the directory: what an API login session of theirs may reach.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AgentRole {
+    /// Their own state, calls and contexts.
+    #[default]
+    Agent,
+    /// Also every agent's state, all calls, supervision, recordings and surveys.
+    Supervisor,
+}
+
+impl AgentRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentRole::Agent => "agent",
+            AgentRole::Supervisor => "supervisor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AgentRole> {
+        match s {
+            "agent" => Some(AgentRole::Agent),
+            "supervisor" => Some(AgentRole::Supervisor),
+            _ => None,
+        }
+    }
 }
 
 /// Reason set when an agent missed `max_missed_rings` rings in a row.

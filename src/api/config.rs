@@ -1,4 +1,5 @@
-//! `sip-profiles/api.toml`: where the API listens and the bearer token it requires.
+//! `sip-profiles/api.toml`: where the API listens, the admin bearer token it requires, and
+//! how long agents' login sessions last (`[sessions]`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,8 +19,10 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// `None`: no authentication (only allowed on a loopback address).
     pub token: Option<String>,
-    /// Lock-out of token guessers (security.toml, filled in at start-up).
+    /// Lock-out of token and password guessers (security.toml, filled in at start-up).
     pub lockout: crate::auth::LockoutConfig,
+    /// Agents' and supervisors' login sessions.
+    pub sessions: super::session::SessionConfig,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "******"))
             .field("lockout", &self.lockout)
+            .field("sessions", &self.sessions)
             .finish()
     }
 }
@@ -37,6 +41,16 @@ impl std::fmt::Debug for ApiConfig {
 struct RawApi {
     bind: Option<toml::Spanned<String>>,
     token: Option<toml::Spanned<String>>,
+    sessions: Option<RawSessions>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessions {
+    idle_s: Option<toml::Spanned<i64>>,
+    absolute_s: Option<toml::Spanned<i64>>,
+    max_per_agent: Option<toml::Spanned<i64>>,
+    cookie_secure: Option<bool>,
 }
 
 impl ApiConfig {
@@ -56,11 +70,17 @@ impl ApiConfig {
             line: e.span().map(|s| line_of_offset(text, s.start)),
             key: "(syntax)".into(),
             reason: format!(
-                "{}; api.toml has two keys: bind = \"127.0.0.1:8088\" and token = \"...\"",
+                "{}; api.toml has bind = \"127.0.0.1:8088\", token = \"...\" and a [sessions] table (idle_s, absolute_s, max_per_agent, cookie_secure)",
                 e.message()
             ),
         })?;
         let at = |s: &toml::Spanned<String>, key: &str, reason: String| ConfigError::Key {
+            path: path.to_path_buf(),
+            line: Some(line_of_offset(text, s.span().start)),
+            key: key.into(),
+            reason,
+        };
+        let at_n = |s: &toml::Spanned<i64>, key: &str, reason: String| ConfigError::Key {
             path: path.to_path_buf(),
             line: Some(line_of_offset(text, s.span().start)),
             key: key.into(),
@@ -103,12 +123,77 @@ impl ApiConfig {
                 ),
             ));
         }
+        let sessions = match &raw.sessions {
+            None => Default::default(),
+            Some(r) => sessions(path, r, &at_n)?,
+        };
         Ok(ApiConfig {
             bind,
             token,
             lockout: Default::default(),
+            sessions,
         })
     }
+}
+
+/// `[sessions]`, each number within its range; `at` names the line of a bad one.
+fn sessions(
+    at_path: &Path,
+    raw: &RawSessions,
+    at: &dyn Fn(&toml::Spanned<i64>, &str, String) -> ConfigError,
+) -> Result<super::session::SessionConfig, ConfigError> {
+    let mut c = super::session::SessionConfig::default();
+    let range = |v: &Option<toml::Spanned<i64>>, key: &str, lo: i64, hi: i64, what: &str| match v {
+        None => Ok(None),
+        Some(n) if (lo..=hi).contains(n.get_ref()) => Ok(Some(*n.get_ref() as u64)),
+        Some(n) => Err(at(
+            n,
+            key,
+            format!("{} is out of range; use {lo}-{hi} {what}", n.get_ref()),
+        )),
+    };
+    if let Some(s) = range(&raw.idle_s, "sessions.idle_s", 60, 86_400, "seconds")? {
+        c.idle = std::time::Duration::from_secs(s);
+    }
+    if let Some(s) = range(
+        &raw.absolute_s,
+        "sessions.absolute_s",
+        300,
+        604_800,
+        "seconds",
+    )? {
+        c.absolute = std::time::Duration::from_secs(s);
+    }
+    if c.absolute < c.idle {
+        let reason = format!(
+            "is shorter than idle_s ({} s); a session cannot outlive its absolute end, so make absolute_s at least idle_s",
+            c.idle.as_secs()
+        );
+        return Err(match (&raw.absolute_s, &raw.idle_s) {
+            (Some(n), _) => at(n, "sessions.absolute_s", reason),
+            (None, Some(n)) => at(
+                n,
+                "sessions.idle_s",
+                format!(
+                    "{} s is longer than absolute_s ({} s); lower it or raise absolute_s",
+                    c.idle.as_secs(),
+                    c.absolute.as_secs()
+                ),
+            ),
+            (None, None) => ConfigError::key(at_path, None, "sessions", reason),
+        });
+    }
+    if let Some(n) = range(
+        &raw.max_per_agent,
+        "sessions.max_per_agent",
+        1,
+        100,
+        "sessions",
+    )? {
+        c.max_per_agent = n as usize;
+    }
+    c.cookie_secure = raw.cookie_secure.unwrap_or(false);
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -145,6 +230,35 @@ mod tests {
             .to_string();
         assert!(e.contains("key 'token'") && !e.contains("short\""), "{e}");
         let e = parse("port = 1\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn sessions_have_defaults_and_bad_values_name_their_line() {
+        let c = parse("").unwrap();
+        assert_eq!(c.sessions, crate::api::session::SessionConfig::default());
+        let c = parse(
+            "[sessions]\nidle_s = 120\nabsolute_s = 600\nmax_per_agent = 2\ncookie_secure = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.sessions.idle.as_secs(), 120);
+        assert_eq!(c.sessions.absolute.as_secs(), 600);
+        assert_eq!(c.sessions.max_per_agent, 2);
+        assert!(c.sessions.cookie_secure);
+        let e = parse("[sessions]\nidle_s = 5\n").unwrap_err().to_string();
+        assert!(
+            e.contains("api.toml:2: key 'sessions.idle_s'") && e.contains("60-86400"),
+            "{e}"
+        );
+        let e = parse("[sessions]\nidle_s = 900\nabsolute_s = 600\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3: key 'sessions.absolute_s'"), "{e}");
+        let e = parse("[sessions]\nidle_s = 86400\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":2: key 'sessions.idle_s'"), "{e}");
+        let e = parse("[sessions]\nidle = 5\n").unwrap_err().to_string();
         assert!(e.contains("unknown field"), "{e}");
     }
 

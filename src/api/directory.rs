@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::acd::AgentRole;
 use crate::store::{AgentRow, StoreError};
 
 /// An agent as clients see it: no HA1, only whether a password is set.
@@ -17,6 +18,7 @@ pub fn agent_json(row: &AgentRow) -> Value {
         "extension": row.extension,
         "skills": row.skills,
         "queues": row.queues,
+        "role": row.role.name(),
         "password_set": row.has_password(),
     })
 }
@@ -32,6 +34,8 @@ pub struct AgentFields {
     pub skills: Option<BTreeMap<String, u8>>,
     pub queues: Option<Vec<String>>,
     pub password: Option<String>,
+    /// "agent" or "supervisor".
+    pub role: Option<String>,
 }
 
 impl std::fmt::Debug for AgentFields {
@@ -42,6 +46,7 @@ impl std::fmt::Debug for AgentFields {
             .field("extension", &self.extension)
             .field("skills", &self.skills)
             .field("queues", &self.queues)
+            .field("role", &self.role)
             .field("password", &self.password.as_ref().map(|_| "******"))
             .finish()
     }
@@ -59,6 +64,15 @@ fn invalid(m: impl Into<String>) -> StoreError {
     StoreError::Invalid(m.into())
 }
 
+/// A role as a client names it.
+pub fn parse_role(s: &str) -> Result<AgentRole, StoreError> {
+    AgentRole::parse(s.trim()).ok_or_else(|| {
+        invalid(format!(
+            "role {s:?}: use \"agent\" or \"supervisor\" (who may see every agent and call)"
+        ))
+    })
+}
+
 /// A new row from `fields`, checked (queues against `known_queues`).
 pub fn create(fields: AgentFields, known_queues: &[String]) -> Result<AgentRow, StoreError> {
     let missing = |k: &str| invalid(format!("{k} is required to add an agent"));
@@ -70,6 +84,12 @@ pub fn create(fields: AgentFields, known_queues: &[String]) -> Result<AgentRow, 
         queues: fields.queues.ok_or_else(|| missing("queues"))?,
         ha1_md5: None,
         ha1_sha256: None,
+        role: fields
+            .role
+            .as_deref()
+            .map(parse_role)
+            .transpose()?
+            .unwrap_or_default(),
     };
     row.name = row.name.trim().to_string();
     if let Some(pw) = &fields.password {
@@ -109,6 +129,9 @@ pub fn update(
     }
     if let Some(q) = fields.queues {
         row.queues = q;
+    }
+    if let Some(r) = &fields.role {
+        row.role = parse_role(r)?;
     }
     if let Some(pw) = &fields.password {
         row.set_password(pw)?;
@@ -164,6 +187,7 @@ mod tests {
             skills: Some([("billing".to_string(), 7)].into_iter().collect()),
             queues: Some(vec!["billing".into()]),
             password: Some("pw-8009".into()),
+            role: None,
         }
     }
 
@@ -223,6 +247,23 @@ mod tests {
             ..AgentFields::default()
         };
         assert!(update(row, moved, &known()).is_err());
+    }
+
+    #[test]
+    fn the_role_defaults_to_agent_and_only_two_names_are_taken() {
+        let row = create(fields(), &known()).unwrap();
+        assert_eq!(row.role, AgentRole::Agent);
+        assert!(agent_json(&row).to_string().contains("\"role\":\"agent\""));
+        let up = |r: &str| {
+            let f = AgentFields {
+                role: Some(r.into()),
+                ..AgentFields::default()
+            };
+            update(row.clone(), f, &known())
+        };
+        assert_eq!(up("supervisor").unwrap().row.role, AgentRole::Supervisor);
+        let e = up("admin").unwrap_err().to_string();
+        assert!(e.contains("\"supervisor\""), "{e}");
     }
 
     #[test]

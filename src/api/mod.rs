@@ -8,6 +8,10 @@
 //! the other way: the worker calls [`Hub::publish_agent`], and every WebSocket watching that
 //! agent (and every supervisor socket) gets the event.
 //!
+//! Who may do what: the admin token from api.toml may do everything; agents and
+//! supervisors log in with their work number and phone password and get a session limited
+//! to their role (`auth`, `scope`, `session`, `routes_login`).
+//!
 //! Configured by `sip-profiles/api.toml` ([`ApiConfig`]); without that file there is no API.
 
 mod auth;
@@ -19,8 +23,11 @@ mod hub;
 pub(crate) mod request_checks;
 mod routes_agents;
 mod routes_calls;
+mod routes_login;
 mod routes_records;
+pub mod scope;
 mod server;
+pub mod session;
 mod ws;
 
 pub use config::{ApiConfig, API_FILE};
@@ -80,6 +87,15 @@ pub enum Command {
     /// moment it rings).
     LiveContext {
         id: String,
+    },
+    /// A login by password through the API: counted (`failed`) and checked against the
+    /// agent phones' lock-out, so a guesser has one set of tries across SIP and the API.
+    /// Answered `{"locked_for_ms": n}` (0: not locked), or `{"phones": false}` where there
+    /// are no agent phones.
+    LoginGuard {
+        user: String,
+        source: std::net::IpAddr,
+        failed: bool,
     },
 }
 

@@ -8,6 +8,7 @@ use axum::http::Uri;
 use super::directory::{self, AgentFields};
 use super::routes_agents::{PasswordBody, StateBody};
 use super::routes_calls::{check_id, SelfServiceBody, SuperviseBody, TransferBody};
+use super::routes_login::{work_number, LoginBody};
 use super::routes_records::{SupervisionQuery, SurveyQuery};
 use super::server::agent_id;
 use crate::store::{check_password, AgentRow};
@@ -26,6 +27,7 @@ pub(crate) fn exercise(data: &[u8]) {
             queues: vec!["billing".into()],
             ha1_md5: None,
             ha1_sha256: None,
+            role: Default::default(),
         };
         let _ = directory::update(row, f, &known);
     }
@@ -44,12 +46,26 @@ pub(crate) fn exercise(data: &[u8]) {
     if let Ok(b) = serde_json::from_slice::<SuperviseBody>(data) {
         let _ = b.checked();
     }
+    if let Ok(b) = serde_json::from_slice::<LoginBody>(data) {
+        let _ = work_number(&b.agent);
+    }
     let _ = serde_json::from_slice::<serde_json::Value>(data);
 
     let text = String::from_utf8_lossy(data);
     let _ = agent_id(&text);
     let _ = check_id("call", &text);
     let _ = directory::parse_skill(&text);
+    let _ = directory::parse_role(&text);
+    // What a session may reach is decided from the path alone.
+    for role in [
+        crate::acd::AgentRole::Agent,
+        crate::acd::AgentRole::Supervisor,
+    ] {
+        for m in [axum::http::Method::GET, axum::http::Method::POST] {
+            let _ = super::scope::decide(role, 8001, &m, &text);
+            let _ = super::scope::decide(role, 8001, &m, &format!("/api/v1/{text}"));
+        }
+    }
     // Query strings reach the handlers through axum's extractor, which only sees a valid URI.
     if let Ok(uri) = format!("/api/v1/surveys?{text}").parse::<Uri>() {
         let _ = Query::<SurveyQuery>::try_from_uri(&uri);

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+use super::session::Sessions;
 use super::{
-    auth, routes_agents, routes_calls, routes_records, ws, ApiConfig, ApiError, Command, Hub,
-    Reply, WorkerLink, WORKER_TIMEOUT,
+    auth, routes_agents, routes_calls, routes_login, routes_records, ws, ApiConfig, ApiError,
+    Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
 };
 use crate::store::{Db, StoreError};
 
@@ -25,8 +26,11 @@ pub(super) struct AppState {
     pub hub: Hub,
     pub known_queues: Vec<String>,
     pub token: Option<String>,
-    /// Sources that sent wrong tokens, and their locks.
+    /// Sources that sent wrong tokens, agents and sources of wrong login passwords, and
+    /// their locks.
     pub guard: std::sync::Mutex<crate::auth::Guard>,
+    /// Agents' and supervisors' login sessions.
+    pub sessions: std::sync::Mutex<Sessions>,
     /// The data folder, resolved: recordings are served only from inside it.
     pub data_dir: PathBuf,
     /// Turns true (or its sender goes) when the server stops: WebSockets then close.
@@ -34,6 +38,11 @@ pub(super) struct AppState {
 }
 
 impl AppState {
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        // Each change to the table is one map operation: a panic cannot leave it half done.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Asks the media worker; 503 when it does not answer within [`WORKER_TIMEOUT`].
     pub async fn ask(&self, cmd: Command) -> Reply {
         let (tx, rx) = oneshot::channel();
@@ -156,13 +165,14 @@ pub async fn serve_on(
         known_queues,
         token: cfg.token,
         guard: std::sync::Mutex::new(crate::auth::Guard::new(cfg.lockout)),
+        sessions: std::sync::Mutex::new(Sessions::new(cfg.sessions)),
         data_dir,
         closing,
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, auth = state.token.is_some(), "api listening");
     }
-    // The peer address is what token guessers are locked out by (api::auth).
+    // The peer address is what token and password guessers are locked out by (api::auth).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -176,9 +186,13 @@ pub async fn serve_on(
 fn router(state: Arc<AppState>) -> Router {
     use routes_agents as a;
     use routes_calls as c;
+    use routes_login as l;
     use routes_records as r;
     Router::new()
         .route("/api/v1/health", get(r::health))
+        .route("/api/v1/login", post(l::login))
+        .route("/api/v1/logout", post(l::logout))
+        .route("/api/v1/me", get(l::me))
         .route("/api/v1/agents", get(a::list).post(a::create))
         .route(
             "/api/v1/agents/{id}",
@@ -203,7 +217,7 @@ fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { ApiError::not_found("no such API route; see README \"HTTP API\"") })
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::authorize,
         ))
         .with_state(state)
 }

@@ -84,6 +84,25 @@ pub(crate) fn run(engine: &mut Engine, db: &Db, cmd: Command) -> Reply {
                 .ok_or_else(|| ApiError::not_found(format!("no context {id}")))?;
             Ok(serde_json::json!({ "version": version, "json": json }))
         }
+        Command::LoginGuard {
+            user,
+            source,
+            failed,
+        } => {
+            // No agent phones: nothing to share; the API counts alone (and logs its locks).
+            let Some(guard) = engine.agent_guard() else {
+                return Ok(serde_json::json!({ "phones": false }));
+            };
+            if failed {
+                for ev in guard.failed(now, source, Some(&user)) {
+                    crate::auth::report("api", &ev, std::time::SystemTime::now() + ev.lock_for);
+                }
+            }
+            let left = guard.locked(now, source, Some(&user)).map_or(0, |until| {
+                until.saturating_duration_since(now).as_millis() as u64
+            });
+            Ok(serde_json::json!({ "locked_for_ms": left }))
+        }
     }
 }
 

@@ -113,6 +113,12 @@ impl Registrar {
         self.guard = Guard::new(cfg);
     }
 
+    /// The lock-out of phones' digest guessers, for the other door to the same passwords
+    /// (the API's login), so one guesser gets one set of tries across both.
+    pub fn guard_mut(&mut self) -> &mut Guard {
+        &mut self.guard
+    }
+
     /// The digest algorithms to offer, strongest first. Some phones fail outright on a
     /// challenge they cannot compute instead of skipping it (pjsip built without OpenSSL on
     /// SHA-256): their profile offers MD5 only.

@@ -9,9 +9,13 @@ use std::time::Duration;
 pub enum AgentState {
     LoggedOut,
     Ready,
-    NotReady { reason: String },
+    NotReady {
+        reason: String,
+    },
     /// After a call, before the next one may ring; ends by itself after `remaining`.
-    WrapUp { remaining: Option<Duration> },
+    WrapUp {
+        remaining: Option<Duration>,
+    },
     /// Ringing or talking.
     Busy,
     Unknown,
@@ -22,9 +26,14 @@ pub enum AgentState {
 pub enum Registration {
     Registering,
     /// Registered; refreshed by itself before `expires` runs out.
-    Registered { expires: Duration },
+    Registered {
+        expires: Duration,
+    },
     /// Refused or unreachable; retried with back-off. `why` is for the screen.
-    Failed { why: String, retry_in: Duration },
+    Failed {
+        why: String,
+        retry_in: Duration,
+    },
 }
 
 /// The screen pop: what the agent is told about the caller. Built from the context the
@@ -61,8 +70,13 @@ pub enum CallPhase {
     Ringing,
     /// We dialled out; the far end is being rung.
     Dialling,
-    Talking { held: bool, muted: bool },
-    Ended { why: String },
+    Talking {
+        held: bool,
+        muted: bool,
+    },
+    Ended {
+        why: String,
+    },
 }
 
 /// Identifies a call at the station (the SIP Call-ID of its dialog).
@@ -75,12 +89,25 @@ pub enum StationEvent {
     Agent(AgentState),
     /// Waiting callers per queue the agent answers: (queue, waiting, longest wait).
     Queues(Vec<(String, u32, Duration)>),
-    Offered { call: CallRef, from: String, pop: ScreenPop },
+    Offered {
+        call: CallRef,
+        from: String,
+        pop: ScreenPop,
+    },
     /// A richer screen pop arrived after the offer (context fetched from the API).
-    Pop { call: CallRef, pop: ScreenPop },
-    Call { call: CallRef, phase: CallPhase },
+    Pop {
+        call: CallRef,
+        pop: ScreenPop,
+    },
+    Call {
+        call: CallRef,
+        phase: CallPhase,
+    },
     /// Live levels, 0.0-1.0, a few times a second.
-    Levels { mic: f32, speaker: f32 },
+    Levels {
+        mic: f32,
+        speaker: f32,
+    },
     /// The last calls (most recent first), as the API lists them.
     LastCalls(Vec<LastCall>),
     /// Something the agent should read (an action refused, the API unreachable, ...).
@@ -107,11 +134,24 @@ pub enum Action {
     /// Dial a number or SIP URI (the station as a plain softphone).
     Dial(String),
     SetReady,
-    SetNotReady { reason_code: u8 },
+    SetNotReady {
+        reason_code: u8,
+    },
     LogOut,
-    TransferToQueue { call: CallRef, queue: String },
+    TransferToQueue {
+        call: CallRef,
+        queue: String,
+    },
     /// Send the caller to a self-service step (verify / bill / top-up) and back.
-    SelfService { call: CallRef, step: String },
-    WrapUp { call: CallRef, code: String, note: String, demand: bool },
+    SelfService {
+        call: CallRef,
+        step: String,
+    },
+    WrapUp {
+        call: CallRef,
+        code: String,
+        note: String,
+        demand: bool,
+    },
     Quit,
 }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{rfc3339_utc, StoreError};
-use crate::acd::{AgentId, AgentRecord, LabPasswords, QueueId, AGENT_REALM};
+use crate::acd::{AgentId, AgentRecord, AgentRole, LabPasswords, QueueId, AGENT_REALM};
 use crate::sip::registrar::Credentials;
 
 /// One agent as stored. `Debug` says whether a password is set, never the HA1s (an HA1 is
@@ -26,6 +26,8 @@ pub struct AgentRow {
     pub queues: Vec<String>,
     pub ha1_md5: Option<String>,
     pub ha1_sha256: Option<String>,
+    /// What the agent's API login may reach.
+    pub role: AgentRole,
 }
 
 impl std::fmt::Debug for AgentRow {
@@ -36,6 +38,7 @@ impl std::fmt::Debug for AgentRow {
             .field("extension", &self.extension)
             .field("skills", &self.skills)
             .field("queues", &self.queues)
+            .field("role", &self.role)
             .field("password_set", &self.has_password())
             .finish()
     }
@@ -52,6 +55,7 @@ impl AgentRow {
             queues: r.queues.iter().map(|q| q.0.clone()).collect(),
             ha1_md5: None,
             ha1_sha256: None,
+            role: r.role,
         }
     }
 
@@ -63,6 +67,7 @@ impl AgentRow {
             extension: self.extension.clone(),
             skills: self.skills.clone(),
             queues: self.queues.iter().map(|q| QueueId(q.clone())).collect(),
+            role: self.role,
         }
     }
 
@@ -164,7 +169,7 @@ pub fn check_password(password: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, name, extension, skills, queues, ha1_md5, ha1_sha256";
+const COLUMNS: &str = "id, name, extension, skills, queues, ha1_md5, ha1_sha256, role";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<AgentRow> {
     let json_err = |i: usize, e: serde_json::Error| {
@@ -172,6 +177,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AgentRow> {
     };
     let skills: String = r.get(3)?;
     let queues: String = r.get(4)?;
+    let role: String = r.get(7)?;
     Ok(AgentRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -180,6 +186,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AgentRow> {
         queues: serde_json::from_str(&queues).map_err(|e| json_err(4, e))?,
         ha1_md5: r.get(5)?,
         ha1_sha256: r.get(6)?,
+        // The column's CHECK allows only the two names.
+        role: AgentRole::parse(&role).unwrap_or_default(),
     })
 }
 
@@ -218,11 +226,12 @@ pub(super) fn upsert(conn: &Connection, row: &AgentRow) -> Result<(), StoreError
     let skills = serde_json::to_string(&row.skills).unwrap_or_else(|_| "{}".into());
     let queues = serde_json::to_string(&row.queues).unwrap_or_else(|_| "[]".into());
     conn.execute(
-        "INSERT INTO agents (id, name, extension, skills, queues, ha1_md5, ha1_sha256, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO agents (id, name, extension, skills, queues, ha1_md5, ha1_sha256, updated_at, role)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, extension = excluded.extension,
              skills = excluded.skills, queues = excluded.queues, ha1_md5 = excluded.ha1_md5,
-             ha1_sha256 = excluded.ha1_sha256, updated_at = excluded.updated_at",
+             ha1_sha256 = excluded.ha1_sha256, updated_at = excluded.updated_at,
+             role = excluded.role",
         params![
             row.id,
             row.name.trim(),
@@ -232,6 +241,7 @@ pub(super) fn upsert(conn: &Connection, row: &AgentRow) -> Result<(), StoreError
             row.ha1_md5,
             row.ha1_sha256,
             rfc3339_utc(SystemTime::now()),
+            row.role.name(),
         ],
     )?;
     Ok(())

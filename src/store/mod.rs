@@ -307,6 +307,18 @@ impl Db {
         contexts::put(&*self.conn()?, id, version, call_id, json)
     }
 
+    /// Whether `agent` served the call a context belongs to (its CDR says so): an agent's
+    /// login may read the contexts of their own past calls and no one else's.
+    pub fn agent_handled_context(&self, agent: u32, context_id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let found: i64 = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM cdr WHERE context_id = ?1 AND agent = ?2)",
+            rusqlite::params![context_id, agent],
+            |r| r.get(0),
+        )?;
+        Ok(found != 0)
+    }
+
     /// The stored context's version and JSON.
     pub fn context(&self, id: &str) -> Result<Option<(u32, String)>, StoreError> {
         contexts::get(&*self.conn()?, id)

@@ -193,6 +193,14 @@ const MIGRATIONS: &[&str] = &[
     // 7: "calls today" for a caller is asked on every answered call: by caller, then time,
     // so it reads the caller's few rows and not the whole day's (a busy day holds millions).
     "CREATE INDEX cdr_by_caller ON cdr (caller, started_at);",
+    // 8: after-call work, from its own branch (i15-wrapup): this placeholder gives way to it
+    // when the two are merged, so the agents' role below stays migration 9 everywhere.
+    "-- placeholder",
+    // 9: an agent's role (what their API login may reach); the CDR by context, to find
+    // whether an agent handled the call a context belongs to.
+    "ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
+        CHECK (role IN ('agent', 'supervisor'));
+    CREATE INDEX cdr_by_context ON cdr (context_id);",
 ];
 
 pub(super) fn known_version() -> i64 {

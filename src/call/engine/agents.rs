@@ -94,6 +94,13 @@ impl Engine {
         }
     }
 
+    /// The agent phones' lock-out (their registrar's), for the API's login: `None` without
+    /// an ACD.
+    pub fn agent_guard(&mut self) -> Option<&mut crate::auth::Guard> {
+        let d = self.desk.as_ref()?;
+        self.sip[d.profile].registrar_mut().map(|r| r.guard_mut())
+    }
+
     pub fn acd(&self) -> Option<&Acd> {
         self.desk.as_ref().map(|d| &d.acd)
     }

@@ -992,6 +992,7 @@ fn load_callers_outnumbering_agents_are_each_served_once_and_nothing_leaks() {
             extension: ext.clone(),
             skills: [("billing".to_string(), 5)].into_iter().collect(),
             queues: vec![crate::acd::QueueId::from("billing")],
+            role: Default::default(),
         };
         let creds = Credentials::from_password(&ext, AGENT_REALM, &password(&ext));
         let now = rig.now;
