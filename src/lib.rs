@@ -17,6 +17,7 @@
 //! - `auth`: lock-out of password and token guessers, shared by SIP and the API.
 //! - `config`: sip-profiles and server settings, validated at start.
 //! - `server`: the thin tokio shell that owns sockets and timers.
+//! - `station` (feature `station`): the headset agent station, a SIP user agent on cpal.
 
 pub mod acd;
 pub mod api;

@@ -137,6 +137,54 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AgentsCmd,
     },
+    /// The headset agent station (and lab softphone): registers as an agent's phone on the
+    /// workstations profile, rings, answers, talks through the sound card.
+    #[cfg(feature = "station")]
+    Station(StationArgs),
+}
+
+#[cfg(feature = "station")]
+#[derive(clap::Args)]
+struct StationArgs {
+    /// The server: HOST or HOST:PORT (port 5070, the workstations profile, by default).
+    #[arg(long, required_unless_present = "list_devices")]
+    server: Option<String>,
+    /// The agent's extension (e.g. 8001).
+    #[arg(long, required_unless_present = "list_devices")]
+    agent: Option<String>,
+    /// A file holding the SIP password (else ANSWERLINE_STATION_PASSWORD, else a prompt).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// List the sound devices and exit.
+    #[arg(long)]
+    list_devices: bool,
+    /// Microphone by name (exact, or the first containing it); default device otherwise.
+    #[arg(long)]
+    input: Option<String>,
+    /// Earpiece by name.
+    #[arg(long)]
+    output: Option<String>,
+    /// A separate device that rings (the PC speaker); the earpiece otherwise.
+    #[arg(long)]
+    ring_device: Option<String>,
+    /// Answer offered calls at once, with a short beep.
+    #[arg(long)]
+    auto_answer: bool,
+    /// No screen: events as lines on stdout, commands from stdin (ready, answer, hangup...).
+    #[arg(long)]
+    headless: bool,
+    /// No sound devices (signalling only; silence is sent).
+    #[arg(long)]
+    no_audio: bool,
+    /// Noise gate threshold, 0.0-1.0 of full scale (e.g. 0.02); off by default.
+    #[arg(long)]
+    noise_gate: Option<f32>,
+    /// Registration lifetime to ask for, seconds.
+    #[arg(long, default_value_t = 300)]
+    expires: u32,
+    /// Go ready (*21) once registered.
+    #[arg(long)]
+    ready: bool,
 }
 
 #[derive(Subcommand)]
@@ -280,6 +328,8 @@ fn main() -> ExitCode {
             cmd,
             api,
         } => agents(&data, &profiles, api, cmd),
+        #[cfg(feature = "station")]
+        Cmd::Station(a) => station(a),
     };
     exit(result.map(|()| ExitCode::SUCCESS))
 }
@@ -629,4 +679,26 @@ fn tell_running_server(
         Err(why) => println!("{why}; the change applies when the server starts"),
     }
     Ok(())
+}
+
+#[cfg(feature = "station")]
+fn station(a: StationArgs) -> anyhow::Result<()> {
+    use answerline::station::run;
+    if a.list_devices {
+        return run::list_devices();
+    }
+    run::run(run::Options {
+        server: a.server.unwrap_or_default(),
+        agent: a.agent.unwrap_or_default(),
+        password_file: a.password_file,
+        input: a.input,
+        output: a.output,
+        ring: a.ring_device,
+        auto_answer: a.auto_answer,
+        headless: a.headless,
+        no_audio: a.no_audio,
+        noise_gate: a.noise_gate,
+        expires: a.expires,
+        ready: a.ready,
+    })
 }

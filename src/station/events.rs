@@ -59,6 +59,8 @@ pub struct ScreenPop {
     pub queue: Option<String>,
     pub waited: Option<Duration>,
     pub from_headers_only: bool,
+    /// The INVITE's Call-Info URL: where the full context (same id and version) is fetched.
+    pub context_url: Option<String>,
 }
 
 /// One call at the station.
