@@ -50,6 +50,8 @@ pub struct ScreenPop {
     pub queue: Option<String>,
     pub waited: Option<Duration>,
     pub from_headers_only: bool,
+    /// The INVITE's Call-Info URL: where the full context (same id and version) is fetched.
+    pub context_url: Option<String>,
 }
 
 /// One call at the station.
@@ -83,6 +85,14 @@ pub enum StationEvent {
     LastCalls(Vec<LastCall>),
     /// Something the agent should read (an action refused, the API unreachable, ...).
     Notice(String),
+    /// The desk's pick lists, as the server defines them (`GET /api/v1/desk-config`):
+    /// not-ready reasons (code, label) and wrap-up codes (code, label).
+    DeskConfig {
+        not_ready_reasons: Vec<(u8, String)>,
+        wrap_up_codes: Vec<(String, String)>,
+    },
+    /// A caller the agent sent to self-service is back, with how the step ended.
+    SelfServiceDone { call: CallRef, step: String, outcome: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
