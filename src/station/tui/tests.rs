@@ -21,13 +21,25 @@ fn text(app: &App) -> String {
     let mut out = String::new();
     for y in 0..H {
         let mut line = String::new();
+        let mut skip = false;
         for x in 0..W {
-            line.push_str(buf[(x, y)].symbol());
+            // A wide character's second cell is padding, not a space on the screen.
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            let sym = buf[(x, y)].symbol();
+            skip = sym.chars().next().is_some_and(wide);
+            line.push_str(sym);
         }
         out.push_str(line.trim_end());
         out.push('\n');
     }
     out
+}
+
+/// East Asian wide (two columns): the CJK blocks, Hangul, full-width forms.
+fn wide(c: char) -> bool {
+    matches!(c as u32, 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6)
 }
 
 fn snap(name: &str, app: &App) {
@@ -113,6 +125,7 @@ impl Rig {
 
     fn talking(&mut self, held: bool, muted: bool) {
         self.offer();
+        self.app.on_event(StationEvent::Agent(AgentState::Busy));
         self.app.on_event(StationEvent::Call {
             call: "c1@station".into(),
             phase: CallPhase::Talking { held, muted },

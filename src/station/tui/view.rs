@@ -11,7 +11,7 @@ use ratatui::Frame;
 use super::{clock, App, CallView, Field, Mode, SELF_SERVICE_STEPS};
 use crate::station::events::{AgentState, CallPhase, Registration, ScreenPop};
 
-const BAR: usize = 20;
+const BAR: usize = 16;
 
 pub(super) fn render(app: &App, f: &mut Frame) {
     let [status, body, notices, help] = Layout::vertical([
@@ -387,7 +387,7 @@ fn choice(i: usize, sel: usize, text: String) -> Line<'static> {
 fn overlay(app: &App, f: &mut Frame) {
     match &app.mode {
         Mode::Main => {}
-        Mode::Help => popup(f, "Keys", HELP.iter().map(|l| Line::from(*l)).collect(), 64),
+        Mode::Help => popup(f, "Keys", HELP.iter().map(|l| Line::from(*l)).collect(), 74),
         Mode::ConfirmQuit => popup(
             f,
             "Quit?",
@@ -456,13 +456,14 @@ fn wrap_form(app: &App, f: &mut Frame) {
 }
 
 const HELP: &[&str] = &[
-    "state      R ready (logs in if needed)   N not ready (pick a reason)",
-    "           L log out",
+    "state      R ready (logs in first if needed)   L log out",
+    "           N not ready: pick a reason",
     "offer      a answer   r reject",
     "call       h hang up   o hold / resume   m mute / unmute",
     "           0-9 * # DTMF to the caller",
-    "           t transfer to a queue   s self-service (verify/bill/top-up)",
-    "after      w wrap-up form: code, note, demand flag, Enter submits",
-    "softphone  c call a number or SIP URI (no call up)",
+    "           t transfer to a queue",
+    "           s self-service: verify / bill / top-up, then back to you",
+    "after      w wrap-up form: code, note, demand flag; Enter submits",
+    "softphone  c call a number or SIP URI (when no call is up)",
     "           ? or F1 this help   q quit (asks first during a call)",
 ];
