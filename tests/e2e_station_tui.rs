@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 /// A tmux server of our own (`-L`), so nothing else's sessions are touched; killed on drop.
 struct Tmux {
     socket: String,
+    /// The station's stderr, shown when the screen is not what was expected.
+    log: std::path::PathBuf,
 }
 
 impl Tmux {
-    fn start(cmd: &str) -> Tmux {
+    fn start(cmd: &str, log: std::path::PathBuf) -> Tmux {
         let socket = format!("answerline-e2e-{}", std::process::id());
-        let t = Tmux { socket };
+        let t = Tmux { socket, log };
         let ok = t
             .tmux(&["new-session", "-d", "-s", "station", "-x", "120", "-y", "40", cmd])
             .status
@@ -58,8 +60,13 @@ impl Tmux {
             if s.contains(text) {
                 return s;
             }
-            if Instant::now() > end {
-                panic!("{text:?} not on the station's screen within {within:?}; it shows:\n{s}");
+            let alive = self.tmux(&["has-session", "-t", "station"]).status.success();
+            if !alive || Instant::now() > end {
+                panic!(
+                    "{text:?} not on the station's screen within {within:?} (station {}); it shows:\n{s}\nits stderr:\n{}",
+                    if alive { "running" } else { "exited" },
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -145,7 +152,7 @@ fn e2e_station_tui_ready_answer_hang_up_wrap_up_code_stored() {
         server.agents_addr().port(),
         log.path().join("station.log").display()
     );
-    let tmux = Tmux::start(&cmd);
+    let tmux = Tmux::start(&cmd, log.path().join("station.log"));
 
     tmux.wait_for("SIP registered", Duration::from_secs(15));
     tmux.keys(&["R"]);

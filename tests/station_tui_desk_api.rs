@@ -303,3 +303,26 @@ fn station_tui_desk_thread_polls_and_signs_out_on_quit() {
     handle.join().unwrap();
     assert!(srv.seen().iter().any(|s| s.path == "/api/v1/logout"));
 }
+
+#[test]
+fn station_tui_desk_pushes_bring_the_caller_back_and_state_at_once() {
+    let srv = FakeApi::start(api);
+    let (mut d, rx) = desk(&srv.base(), "agent8001");
+    d.handle(DeskInput::Offered {
+        call: "leg-1@server".into(),
+        headers: headers_pop(format!("{}/api/v1/contexts/boot1-7", srv.base())),
+    });
+    drain(&rx);
+    let ctx: Value = serde_json::from_str(&context_json()).unwrap();
+    let done = json!({"type": "self_service_done", "agent": 8001, "call": 7, "step": "bill", "outcome": "bill_played", "context": ctx});
+    d.handle(DeskInput::Pushed(done.to_string()));
+    d.handle(DeskInput::Pushed(json!({"type": "state", "agent": 8001, "state": "wrap-up"}).to_string()));
+    d.handle(DeskInput::Pushed("not json".into()));
+    let evs = drain(&rx);
+    assert!(evs.contains(&StationEvent::SelfServiceDone {
+        call: "leg-1@server".into(),
+        step: "bill".into(),
+        outcome: "bill_played".into()
+    }), "{evs:?}");
+    assert!(evs.contains(&StationEvent::Agent(AgentState::WrapUp { remaining: None })), "{evs:?}");
+}

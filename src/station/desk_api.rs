@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,9 @@ pub enum DeskInput {
     /// `StationEvent::Pop`; the headers' pop (marked `from_headers_only`) when the API
     /// cannot be reached or answers for another context.
     Offered { call: CallRef, headers: ScreenPop },
+    /// A message the server pushed on the agent's WebSocket (JSON text): state changes at
+    /// once, a caller back from self-service. `spawn` feeds these itself.
+    Pushed(String),
 }
 
 /// Starts the API thread. Events for the screen go to `events` (the same channel the SIP
@@ -75,10 +79,42 @@ pub fn spawn(
     events: Sender<StationEvent>,
 ) -> std::io::Result<(Sender<DeskInput>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::channel();
+    let mut desk = Desk::new(opts, events);
+    desk.pushes = Some(tx.clone());
     let handle = std::thread::Builder::new()
         .name("station-api".into())
-        .spawn(move || Desk::new(opts, events).run(rx))?;
+        .spawn(move || desk.run(rx))?;
     Ok((tx, handle))
+}
+
+/// Reads the agent's WebSocket (`/api/v1/agents/{id}/ws`) and hands each text message to
+/// the API thread; reconnects after a pause, and ends when the API thread has gone.
+fn watch_pushes(url: String, token: Arc<Mutex<Option<String>>>, desk: Sender<DeskInput>) {
+    use tungstenite::client::IntoClientRequest;
+    loop {
+        let mut req = match url.as_str().into_client_request() {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        let bearer = token.lock().map(|t| t.clone()).unwrap_or(None);
+        if let Some(t) = bearer.and_then(|t| format!("Bearer {t}").parse().ok()) {
+            req.headers_mut().insert("Authorization", t);
+        }
+        if let Ok((mut ws, _)) = tungstenite::connect(req) {
+            while let Ok(m) = ws.read() {
+                if let tungstenite::Message::Text(t) = m {
+                    if desk.send(DeskInput::Pushed(t.as_str().to_string())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        // An empty push is the API thread's "still there?": gone means stop.
+        if desk.send(DeskInput::Pushed(String::new())).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 /// Answers of the API, as this client needs them.
@@ -104,6 +140,10 @@ pub struct Desk {
     http: ureq::Agent,
     events: Sender<StationEvent>,
     token: Option<String>,
+    /// The token as the WebSocket reader sees it (it reconnects with the newest).
+    shared_token: Arc<Mutex<Option<String>>>,
+    /// Where the WebSocket reader sends pushes; taken when it starts (after the first login).
+    pushes: Option<Sender<DeskInput>>,
     logged_in: bool,
     /// The station's call (its SIP Call-ID) → the server's name for the caller's call
     /// (the context's `call_id`, which the API's call routes accept).
@@ -136,6 +176,8 @@ impl Desk {
             http,
             events,
             token: None,
+            shared_token: Arc::new(Mutex::new(None)),
+            pushes: None,
             logged_in: false,
             calls: HashMap::new(),
             reasons: Vec::new(),
@@ -251,7 +293,11 @@ impl Desk {
         match self.send("POST", "/api/v1/login", Some(body)) {
             Ok(v) => {
                 self.token = v["token"].as_str().map(str::to_string);
+                if let Ok(mut t) = self.shared_token.lock() {
+                    t.clone_from(&self.token);
+                }
                 self.logged_in = true;
+                self.start_pushes();
                 self.told_unreachable = false;
                 let role = v["role"].as_str().unwrap_or("agent");
                 self.tell(format!("signed in to the API as {} ({role})", self.opts.agent));
@@ -259,6 +305,7 @@ impl Desk {
             }
             Err(Fail::Status { status: 404, .. }) => {
                 self.logged_in = true;
+                self.start_pushes();
                 Ok(())
             }
             Err(e) => {
@@ -275,6 +322,56 @@ impl Desk {
                 }
                 Err(e)
             }
+        }
+    }
+
+    fn start_pushes(&mut self) {
+        let Some(me) = self.pushes.take() else { return };
+        let Some(rest) = self.opts.api.strip_prefix("http://") else {
+            return; // no TLS WebSocket: polling alone
+        };
+        let url = format!("ws://{rest}/api/v1/agents/{}/ws", self.opts.agent);
+        let token = self.shared_token.clone();
+        let _ = std::thread::Builder::new()
+            .name("station-api-ws".into())
+            .spawn(move || watch_pushes(url, token, me));
+    }
+
+    /// A WebSocket message: what the screen should know at once.
+    fn pushed(&mut self, text: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(text) else { return };
+        match v["type"].as_str() {
+            Some("state") => {
+                let state = agent_state(&v);
+                if self.shown_state.as_ref() != Some(&state) {
+                    self.shown_state = Some(state.clone());
+                    self.emit(StationEvent::Agent(state));
+                }
+            }
+            Some("self_service_done") => {
+                let key = v["context"]["call_id"].as_str().unwrap_or_default();
+                let Some(call) = self
+                    .calls
+                    .iter()
+                    .find(|(_, k)| k.as_str() == key)
+                    .map(|(c, _)| c.clone())
+                else {
+                    return;
+                };
+                if let Ok(pop) = pop_from_context(&v["context"], &ScreenPop::default()) {
+                    self.emit(StationEvent::Pop { call: call.clone(), pop });
+                }
+                self.emit(StationEvent::SelfServiceDone {
+                    call,
+                    step: v["step"].as_str().unwrap_or_default().to_string(),
+                    outcome: v["outcome"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+            Some("caller_left") => self.tell(format!(
+                "the caller hung up during self-service ({})",
+                v["during"].as_str().unwrap_or("?")
+            )),
+            _ => {}
         }
     }
 
@@ -385,6 +482,7 @@ impl Desk {
                 self.emit(StationEvent::Pop { call, pop: pop.0 });
             }
             DeskInput::Action(a) => self.act(a),
+            DeskInput::Pushed(text) => self.pushed(&text),
         }
     }
 
@@ -606,12 +704,14 @@ fn last_calls(v: &Value) -> Vec<LastCall> {
     .unwrap_or_default()
 }
 
-/// A number as the screen shows it: masked unless already masked.
+/// A number as the screen shows it: masked unless already masked; words the server puts
+/// in its place ("anonymous", "invalid") as they are.
 fn masked(n: &str) -> String {
-    if n.contains('*') {
-        n.to_string()
-    } else {
+    let number = !n.is_empty() && n.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit());
+    if number {
         mask(n)
+    } else {
+        n.to_string()
     }
 }
 
@@ -721,5 +821,7 @@ mod tests {
         assert!(pop_from_context(&v, &headers).unwrap_err().contains("older"));
         let v = json!({ "id": "a-1", "version": 5, "caller": "13800138000" });
         assert_eq!(pop_from_context(&v, &headers).unwrap().caller, "138****8000");
+        assert_eq!(masked("138****8000"), "138****8000");
+        assert_eq!(masked("anonymous"), "anonymous");
     }
 }
