@@ -19,6 +19,14 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn str_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 fn main() {
     let rounds = arg("--rounds", 1).max(1);
     let threads = arg("--threads", 2).max(1);
@@ -36,6 +44,18 @@ fn main() {
     .expect("the model loads");
     println!("{} loaded in {} ms", r.describe(), t.elapsed().as_millis());
     let m = IntentMatcher::builtin();
+
+    if let Some(dir) = str_arg("--set") {
+        natural_set(
+            &r,
+            &m,
+            std::path::Path::new(&dir),
+            arg("--limit", usize::MAX),
+        );
+        if std::env::args().any(|a| a == "--only-set") {
+            return;
+        }
+    }
 
     let mut rows: Vec<eval::Outcome> = vec![];
     for round in 0..rounds {
@@ -90,4 +110,111 @@ fn summary(label: &str, sel: &[&eval::Outcome]) {
         percentile(&lat, 95.0).as_millis(),
         lat.iter().max().copied().unwrap_or_default().as_millis()
     );
+}
+
+/// The natural-voice set: per intent and step, by where the text comes from, digits, the
+/// "yes" taken from a "no", a confidence calibration table, latency for short commands.
+fn natural_set(r: &dyn Recognizer, m: &IntentMatcher, dir: &std::path::Path, limit: usize) {
+    use answerline::speech::eval_set::{load_set, run_set_case, SetOutcome};
+    use answerline::speech::IntentKind;
+    let cases = load_set(dir).unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "natural-voice set {}: {} utterances",
+        dir.display(),
+        cases.len().min(limit)
+    );
+    let mut rows: Vec<SetOutcome> = vec![];
+    for c in cases.iter().take(limit) {
+        let o = run_set_case(r, m, c);
+        println!(
+            "{} {:<7} {:<22} {:<30} -> {:<30} {:>8} {:.2} {:>5} ms",
+            if o.correct() { "ok " } else { "BAD" },
+            c.step_name,
+            c.speaker,
+            c.text,
+            match &o.heard {
+                Ok(t) => format!("{t:?}"),
+                Err(e) => format!("<{e}>"),
+            },
+            o.got.map(|k| k.name()).unwrap_or("-"),
+            o.confidence,
+            o.latency.as_millis()
+        );
+        rows.push(o);
+    }
+    let share = |sel: &[&SetOutcome]| {
+        let ok = sel.iter().filter(|o| o.correct()).count();
+        format!(
+            "{ok:>4}/{:<4} {:>5.1} %",
+            sel.len(),
+            100.0 * ok as f64 / sel.len().max(1) as f64
+        )
+    };
+    println!();
+    println!("by expected intent (step):");
+    let mut kinds: Vec<(String, IntentKind)> = rows
+        .iter()
+        .map(|o| (o.case.step_name.clone(), o.case.want))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    for (step, k) in kinds {
+        let sel: Vec<&SetOutcome> = rows
+            .iter()
+            .filter(|o| o.case.want == k && o.case.step_name == step)
+            .collect();
+        println!("  {:<8} {:<8} {}", k.name(), step, share(&sel));
+    }
+    println!("by where the text comes from:");
+    for src in ["dev", "heldout", "new", "digits"] {
+        let sel: Vec<&SetOutcome> = rows.iter().filter(|o| o.case.source == src).collect();
+        if !sel.is_empty() {
+            println!("  {src:<8} {}", share(&sel));
+        }
+    }
+    let intents: Vec<&SetOutcome> = rows
+        .iter()
+        .filter(|o| o.case.want != IntentKind::Digits)
+        .collect();
+    let numbers: Vec<&SetOutcome> = rows
+        .iter()
+        .filter(|o| o.case.want == IntentKind::Digits)
+        .collect();
+    let yes_from_no = rows
+        .iter()
+        .filter(|o| o.case.want == IntentKind::No && o.got == Some(IntentKind::Yes))
+        .count();
+    println!("intents (no digits)  {}", share(&intents));
+    println!("numbers exactly right {}", share(&numbers));
+    println!("yes taken from a no   {yes_from_no}");
+    println!("confidence calibration (intent found):");
+    for (lo, hi) in [
+        (0.0, 0.5),
+        (0.5, 0.6),
+        (0.6, 0.7),
+        (0.7, 0.8),
+        (0.8, 0.9),
+        (0.9, 1.01),
+    ] {
+        let sel: Vec<&SetOutcome> = rows
+            .iter()
+            .filter(|o| o.got.is_some() && o.confidence >= lo && o.confidence < hi)
+            .collect();
+        println!("  {lo:.1}-{:.1}  {}", hi.min(1.0), share(&sel));
+    }
+    let short: Vec<Duration> = rows
+        .iter()
+        .filter(|o| o.case.want != IntentKind::Digits && o.audio < Duration::from_millis(2600))
+        .map(|o| o.latency)
+        .collect();
+    let all: Vec<Duration> = rows.iter().map(|o| o.latency).collect();
+    println!(
+        "latency after end of speech: short commands p50 {} ms p95 {} ms ({}); all p50 {} ms p95 {} ms",
+        percentile(&short, 50.0).as_millis(),
+        percentile(&short, 95.0).as_millis(),
+        short.len(),
+        percentile(&all, 50.0).as_millis(),
+        percentile(&all, 95.0).as_millis()
+    );
+    println!();
 }

@@ -411,30 +411,41 @@ impl IntentMatcher {
         if units.is_empty() {
             return None;
         }
-        let total_chars: usize = units.iter().map(|u| u.chars().count()).sum();
 
         let digits = if allowed(IntentKind::Digits) {
             self.digits(&units)
         } else {
             None
         };
-        let mut hits = vec![];
+        // "对对对", "不不不", "是的是的": one answer said again, not a longer one.
+        let units = collapse_repeats(units);
+        let total_chars: usize = units.iter().map(|u| u.chars().count()).sum();
+        let mut hits = meaning::frame_hits(&units, total_chars);
+        hits.retain(|h| allowed(h.kind));
+        let negated = |h: &Hit| {
+            h.kind == IntentKind::Yes
+                && h.start > 0
+                && ["不", "没", "别"].contains(&units[h.start - 1].as_str())
+        };
         for ((kind, _lang), list) in &self.phrases {
             if !allowed(*kind) {
                 continue;
             }
             for p in list {
-                if let Some(h) = phrase_hit(*kind, p, &units, total_chars) {
+                // "不是这样的": 是这样 after a 不 is no yes.
+                if let Some(h) = phrase_hit(*kind, p, &units, total_chars).filter(|h| !negated(h)) {
                     hits.push(h);
                 }
             }
         }
-        // A phrase inside a longer phrase of another intent is part of that phrase.
+        // A phrase inside a longer phrase of another intent is part of that phrase; a near
+        // miss is only a guess at where a phrase is and swallows nothing.
         let hits: Vec<Hit> = hits
             .iter()
             .filter(|h| {
                 !hits.iter().any(|o| {
                     o.kind != h.kind
+                        && !o.near
                         && o.start <= h.start
                         && h.end <= o.end
                         && (o.end - o.start) > (h.end - h.start)
@@ -554,14 +565,27 @@ fn phrase_hit(kind: IntentKind, p: &Phrase, units: &[String], total_chars: usize
         return Some(hit(1.0, 0, n));
     }
     if n <= units.len() {
-        if let Some(s) = (0..=units.len() - n).find(|&s| units[s..s + n] == p.units[..]) {
+        // The very words, else words that sound the same (话费 written 花费): as sure of
+        // what was said, a little less of what was meant.
+        let found = (0..=units.len() - n)
+            .find(|&s| units[s..s + n] == p.units[..])
+            .map(|s| (s, 1.0))
+            .or_else(|| {
+                (0..=units.len() - n)
+                    .find(|&s| sound::sounds_like(&units[s..s + n], &p.units).is_some())
+                    .map(|s| (s, 0.92))
+            });
+        if let Some((s, sure)) = found {
             let cover = p.chars as f32 / total_chars.max(1) as f32;
             // A one-character answer word (好, 对, 是) is an answer only when it is much of
             // what was said: "今天天气很好" is not "好".
             if p.chars == 1 && cover < 0.34 {
                 return None;
             }
-            return Some(hit(0.7 + 0.3 * cover, s, s + n));
+            if n == units.len() {
+                return Some(hit(sure, 0, n));
+            }
+            return Some(hit(sure * (0.7 + 0.3 * cover), s, s + n));
         }
     }
     // Near misses: phrases of 3+ characters, windows of about the phrase's length.
@@ -598,6 +622,29 @@ fn phrase_hit(kind: IntentKind, p: &Phrase, units: &[String], total_chars: usize
     let mut h = hit(0.5 * sim * (0.8 + 0.2 * cover), s, e);
     h.near = true;
     Some(h)
+}
+
+/// Drops a CJK run said again straight after itself ("对对对" → "对", "不对不对" → "不对").
+/// Digits and Latin words stay: "八八" in a number is two digits.
+fn collapse_repeats(mut units: Vec<String>) -> Vec<String> {
+    let mut i = 0;
+    while i < units.len() {
+        let mut dropped = false;
+        for n in 1..=3 {
+            if i + 2 * n <= units.len()
+                && units[i..i + n].iter().all(|u| is_cjk_unit(u))
+                && units[i..i + n] == units[i + n..i + 2 * n]
+            {
+                units.drain(i + n..i + 2 * n);
+                dropped = true;
+                break;
+            }
+        }
+        if !dropped {
+            i += 1;
+        }
+    }
+    units
 }
 
 fn is_cjk_unit(u: &str) -> bool {
@@ -764,5 +811,9 @@ fn simplified(c: char) -> char {
         .unwrap_or(c)
 }
 
+mod meaning;
+#[cfg(test)]
+mod set_tests;
+mod sound;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ pub mod asr;
 pub mod capture;
 #[doc(hidden)]
 pub mod eval;
+#[doc(hidden)]
+pub mod eval_set;
 pub mod intent;
 pub mod resample;
 #[doc(hidden)]
