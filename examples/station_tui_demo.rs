@@ -28,7 +28,11 @@ fn main() -> anyhow::Result<()> {
         ],
     })?;
     send.send(StationEvent::Agent(AgentState::Ready))?;
-    send.send(StationEvent::Queues(vec![("general".into(), 1, Duration::from_secs(20))]))?;
+    send.send(StationEvent::Queues(vec![(
+        "general".into(),
+        1,
+        Duration::from_secs(20),
+    )]))?;
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
         let _ = send.send(StationEvent::Offered {
@@ -46,17 +50,29 @@ fn main() -> anyhow::Result<()> {
     std::thread::spawn(move || {
         for a in act_rx {
             if let Some(path) = &log {
-                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                {
                     let _ = writeln!(f, "{a:?}");
                 }
             }
             let phase = match &a {
-                Action::Answer(_) => Some(CallPhase::Talking { held: false, muted: false }),
-                Action::Hangup(_) => Some(CallPhase::Ended { why: "you hung up".into() }),
+                Action::Answer(_) => Some(CallPhase::Talking {
+                    held: false,
+                    muted: false,
+                }),
+                Action::Hangup(_) => Some(CallPhase::Ended {
+                    why: "you hung up".into(),
+                }),
                 _ => None,
             };
             if let Some(phase) = phase {
-                let _ = ev_tx.send(StationEvent::Call { call: "demo-1".into(), phase });
+                let _ = ev_tx.send(StationEvent::Call {
+                    call: "demo-1".into(),
+                    phase,
+                });
             }
         }
     });

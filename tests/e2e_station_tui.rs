@@ -25,10 +25,23 @@ impl Tmux {
         let socket = format!("answerline-e2e-{}", std::process::id());
         let t = Tmux { socket, log };
         let ok = t
-            .tmux(&["new-session", "-d", "-s", "station", "-x", "120", "-y", "40", cmd])
+            .tmux(&[
+                "new-session",
+                "-d",
+                "-s",
+                "station",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                cmd,
+            ])
             .status
             .success();
-        assert!(ok, "tmux new-session failed (is tmux installed? scripts/install-test-deps installs it)");
+        assert!(
+            ok,
+            "tmux new-session failed (is tmux installed? scripts/install-test-deps installs it)"
+        );
         t
     }
 
@@ -43,13 +56,17 @@ impl Tmux {
 
     fn keys(&self, keys: &[&str]) {
         for k in keys {
-            assert!(self.tmux(&["send-keys", "-t", "station", k]).status.success());
+            assert!(self
+                .tmux(&["send-keys", "-t", "station", k])
+                .status
+                .success());
             std::thread::sleep(Duration::from_millis(150));
         }
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "station"]).stdout).into_owned()
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "station"]).stdout)
+            .into_owned()
     }
 
     /// Waits for `text` on the screen; panics with the screen as it is when it never shows.
@@ -60,7 +77,10 @@ impl Tmux {
             if s.contains(text) {
                 return s;
             }
-            let alive = self.tmux(&["has-session", "-t", "station"]).status.success();
+            let alive = self
+                .tmux(&["has-session", "-t", "station"])
+                .status
+                .success();
             if !alive || Instant::now() > end {
                 panic!(
                     "{text:?} not on the station's screen within {within:?} (station {}); it shows:\n{s}\nits stderr:\n{}",
@@ -106,8 +126,14 @@ impl Caller {
                 .timeout(Duration::from_secs(60))
                 .run()
         });
-        assert!(sink.wait_for_packets(25, Duration::from_secs(10)), "the server answers the caller");
-        Caller { sink, sipp: Some(sipp) }
+        assert!(
+            sink.wait_for_packets(25, Duration::from_secs(10)),
+            "the server answers the caller"
+        );
+        Caller {
+            sink,
+            sipp: Some(sipp),
+        }
     }
 }
 
@@ -117,7 +143,13 @@ fn token(server: &Server) -> Option<String> {
         &format!("{}/login", server.api()),
         json!({ "agent": "8001", "password": "agent8001" }),
     );
-    (code == 200).then(|| serde_json::from_str::<Value>(&body).ok()?["token"].as_str().map(str::to_string)).flatten()
+    (code == 200)
+        .then(|| {
+            serde_json::from_str::<Value>(&body).ok()?["token"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .flatten()
 }
 
 fn get_auth(url: &str, token: Option<&str>) -> (u16, String) {
@@ -126,7 +158,10 @@ fn get_auth(url: &str, token: Option<&str>) -> (u16, String) {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
     match req.call() {
-        Ok(mut r) => (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default()),
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
         Err(ureq::Error::StatusCode(code)) => (code, String::new()),
         Err(e) => panic!("GET {url}: {e}"),
     }
@@ -159,14 +194,22 @@ fn e2e_station_tui_ready_answer_hang_up_wrap_up_code_stored() {
     tmux.wait_for("READY", Duration::from_secs(10));
     let state = agent_json(&server, 8001);
     if state["live"]["state"] != "ready" {
-        fail(&format!("the server does not have agent 8001 ready: {state}"), &tmux, &log, &server);
+        fail(
+            &format!("the server does not have agent 8001 ready: {state}"),
+            &tmux,
+            &log,
+            &server,
+        );
     }
 
     let mut caller = Caller::dial(&server, "13800138000");
     std::thread::sleep(Duration::from_millis(1500));
     assert!(caller.sink.send_digit('0', 120, 101));
     let offer = tmux.wait_for("INCOMING CALL", Duration::from_secs(15));
-    assert!(offer.contains("138****8000") && !offer.contains("13800138000"), "masked caller:\n{offer}");
+    assert!(
+        offer.contains("138****8000") && !offer.contains("13800138000"),
+        "masked caller:\n{offer}"
+    );
 
     tmux.keys(&["a"]);
     tmux.wait_for("ON CALL", Duration::from_secs(10));
@@ -180,9 +223,22 @@ fn e2e_station_tui_ready_answer_hang_up_wrap_up_code_stored() {
         .filter(|c| !c.contains(' ') && !c.is_empty() && *c != "x")
         .nth(1)
         .map(str::to_string)
-        .unwrap_or_else(|| fail("the wrap-up form lists fewer than two codes", &tmux, &log, &server));
-    tmux.keys(&["Down", "Tab", "asked", "Space", "about", "Space", "the", "Space", "bill", "Tab", "Space", "Enter"]);
-    tmux.wait_for(&format!("wrap-up stored: {second}"), Duration::from_secs(10));
+        .unwrap_or_else(|| {
+            fail(
+                "the wrap-up form lists fewer than two codes",
+                &tmux,
+                &log,
+                &server,
+            )
+        });
+    tmux.keys(&[
+        "Down", "Tab", "asked", "Space", "about", "Space", "the", "Space", "bill", "Tab", "Space",
+        "Enter",
+    ]);
+    tmux.wait_for(
+        &format!("wrap-up stored: {second}"),
+        Duration::from_secs(10),
+    );
 
     if let Some(s) = caller.sipp.take() {
         s.join().unwrap().assert_ok();
@@ -190,15 +246,38 @@ fn e2e_station_tui_ready_answer_hang_up_wrap_up_code_stored() {
 
     // Read back over the API.
     let tok = token(&server);
-    let (code, body) = get_auth(&format!("{}/agents/8001/calls?limit=5", server.api()), tok.as_deref());
+    let (code, body) = get_auth(
+        &format!("{}/agents/8001/calls?limit=5", server.api()),
+        tok.as_deref(),
+    );
     assert_eq!(code, 200, "{body}");
     let calls: Value = serde_json::from_str(&body).unwrap();
-    let list = calls.as_array().or_else(|| calls["calls"].as_array()).cloned().unwrap_or_default();
-    let last = list.first().unwrap_or_else(|| fail(&format!("no last call listed: {body}"), &tmux, &log, &server));
+    let list = calls
+        .as_array()
+        .or_else(|| calls["calls"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let last = list.first().unwrap_or_else(|| {
+        fail(
+            &format!("no last call listed: {body}"),
+            &tmux,
+            &log,
+            &server,
+        )
+    });
     let text = last.to_string();
-    assert!(text.contains(&format!("\"{second}\"")), "the stored wrap-up code is {second}: {text}");
-    assert!(text.contains("asked about the bill"), "the note is stored: {text}");
-    assert!(!text.contains("13800138000"), "the caller is masked in the list: {text}");
+    assert!(
+        text.contains(&format!("\"{second}\"")),
+        "the stored wrap-up code is {second}: {text}"
+    );
+    assert!(
+        text.contains("asked about the bill"),
+        "the note is stored: {text}"
+    );
+    assert!(
+        !text.contains("13800138000"),
+        "the caller is masked in the list: {text}"
+    );
 
     tmux.keys(&["q"]);
     std::thread::sleep(Duration::from_millis(500));

@@ -31,7 +31,9 @@ struct FakeApi {
 }
 
 impl FakeApi {
-    fn start(route: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + Sync + 'static) -> FakeApi {
+    fn start(
+        route: impl Fn(&str, &str, &Value) -> (u16, Value) + Send + Sync + 'static,
+    ) -> FakeApi {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -66,7 +68,12 @@ impl FakeApi {
                 let _ = r.read_exact(&mut body);
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let (status, answer) = route(&method, &path, &body);
-                rec.lock().unwrap().push(Seen { method, path, auth, body });
+                rec.lock().unwrap().push(Seen {
+                    method,
+                    path,
+                    auth,
+                    body,
+                });
                 let text = answer.to_string();
                 let mut w = s;
                 let _ = write!(
@@ -110,7 +117,12 @@ fn notices(evs: &[StationEvent]) -> Vec<String> {
 
 /// The real server's context type, so the client reads what the server writes.
 fn context_json() -> String {
-    let mut c = CallContext::new("boot1-7".into(), "caller-sip-call-id@gw", "13800138000".into(), "zh");
+    let mut c = CallContext::new(
+        "boot1-7".into(),
+        "caller-sip-call-id@gw",
+        "13800138000".into(),
+        "zh",
+    );
     c.record_account("13800138000", 2);
     c.record_verified("service_pin", "2026-12-07T17:00:00Z");
     c.record_ivr(
@@ -132,7 +144,10 @@ fn api(method: &str, path: &str, body: &Value) -> (u16, Value) {
     match (method, path) {
         ("POST", "/api/v1/login") => {
             if body["password"] == "agent8001" && body["agent"] == "8001" {
-                (200, json!({"token": "tok-1", "agent": 8001, "role": "agent", "expires_at": 0, "csrf": "c"}))
+                (
+                    200,
+                    json!({"token": "tok-1", "agent": 8001, "role": "agent", "expires_at": 0, "csrf": "c"}),
+                )
             } else {
                 (401, json!({"error": "wrong agent or password"}))
             }
@@ -150,8 +165,12 @@ fn api(method: &str, path: &str, body: &Value) -> (u16, Value) {
             json!({"not_ready_reasons": [{"code": 1, "label": "小休 break"}],
                    "wrap_up_codes": [{"code": "bill_query", "label": "话费查询 bill query"}]}),
         ),
-        ("GET", "/api/v1/contexts/boot1-7") => (200, serde_json::from_str(&context_json()).unwrap()),
-        ("POST", p) if p.ends_with("/transfer") => (409, json!({"error": "the caller is not with an agent"})),
+        ("GET", "/api/v1/contexts/boot1-7") => {
+            (200, serde_json::from_str(&context_json()).unwrap())
+        }
+        ("POST", p) if p.ends_with("/transfer") => {
+            (409, json!({"error": "the caller is not with an agent"}))
+        }
         ("POST", "/api/v1/agents/8001/wrap-up") => (200, json!({"stored": true})),
         ("GET", p) if p.starts_with("/api/v1/agents/8001/calls") => (
             200,
@@ -181,16 +200,37 @@ fn station_tui_desk_login_then_bearer_on_every_request() {
     d.login().expect("login");
     d.poll();
     let evs = drain(&rx);
-    assert!(notices(&evs).iter().any(|n| n.contains("signed in")), "{evs:?}");
-    assert!(evs.contains(&StationEvent::Agent(AgentState::NotReady { reason: "小休 break".into() })), "{evs:?}");
+    assert!(
+        notices(&evs).iter().any(|n| n.contains("signed in")),
+        "{evs:?}"
+    );
+    assert!(
+        evs.contains(&StationEvent::Agent(AgentState::NotReady {
+            reason: "小休 break".into()
+        })),
+        "{evs:?}"
+    );
     // Only the agent's own queues.
-    assert!(evs.contains(&StationEvent::Queues(vec![("general".into(), 2, Duration::from_secs(61))])), "{evs:?}");
+    assert!(
+        evs.contains(&StationEvent::Queues(vec![(
+            "general".into(),
+            2,
+            Duration::from_secs(61)
+        )])),
+        "{evs:?}"
+    );
     assert!(evs.iter().any(|e| matches!(e, StationEvent::DeskConfig { wrap_up_codes, .. } if wrap_up_codes[0].0 == "bill_query")));
     assert!(evs.iter().any(|e| matches!(e, StationEvent::LastCalls(l) if l[0].caller == "139****9000" && l[0].wrap_up.as_deref() == Some("bill_query"))), "{evs:?}");
     let seen = srv.seen();
     assert!(seen.len() >= 4);
     for s in &seen[1..] {
-        assert_eq!(s.auth.as_deref(), Some("Bearer tok-1"), "{} {}", s.method, s.path);
+        assert_eq!(
+            s.auth.as_deref(),
+            Some("Bearer tok-1"),
+            "{} {}",
+            s.method,
+            s.path
+        );
     }
 }
 
@@ -228,13 +268,19 @@ fn station_tui_desk_context_fetch_gives_a_masked_pop() {
     assert_eq!(pop.reason.as_deref(), Some("话费 bill question"));
     assert_eq!(pop.waited, Some(Duration::from_secs(42)));
     assert!(!pop.from_headers_only);
-    assert!(!format!("{evs:?}").contains("13800138000"), "the full number never reaches the screen");
+    assert!(
+        !format!("{evs:?}").contains("13800138000"),
+        "the full number never reaches the screen"
+    );
 }
 
 #[test]
 fn station_tui_desk_api_unreachable_gives_the_header_only_pop() {
     // A port that was free a moment ago: nothing listens there.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let (mut d, rx) = desk(&format!("http://{dead}"), "agent8001");
     d.handle(DeskInput::Offered {
         call: "leg-1@server".into(),
@@ -251,7 +297,10 @@ fn station_tui_desk_api_unreachable_gives_the_header_only_pop() {
     assert!(pop.from_headers_only);
     assert_eq!(pop.caller, "138****8000");
     assert_eq!(pop.queue.as_deref(), Some("general"));
-    assert!(notices(&evs).iter().any(|n| n.contains("unreachable")), "{evs:?}");
+    assert!(
+        notices(&evs).iter().any(|n| n.contains("unreachable")),
+        "{evs:?}"
+    );
 }
 
 #[test]
@@ -262,9 +311,16 @@ fn station_tui_desk_error_answer_is_a_notice_and_calls_use_the_servers_name() {
         call: "leg-1@server".into(),
         headers: headers_pop(format!("{}/api/v1/contexts/boot1-7", srv.base())),
     });
-    d.handle(DeskInput::Action(Action::TransferToQueue { call: "leg-1@server".into(), queue: "vip".into() }));
+    d.handle(DeskInput::Action(Action::TransferToQueue {
+        call: "leg-1@server".into(),
+        queue: "vip".into(),
+    }));
     let n = notices(&drain(&rx));
-    assert!(n.iter().any(|n| n == "transfer refused: 409 the caller is not with an agent"), "{n:?}");
+    assert!(
+        n.iter()
+            .any(|n| n == "transfer refused: 409 the caller is not with an agent"),
+        "{n:?}"
+    );
     d.handle(DeskInput::Action(Action::WrapUp {
         call: "leg-1@server".into(),
         code: "bill_query".into(),
@@ -279,7 +335,9 @@ fn station_tui_desk_error_answer_is_a_notice_and_calls_use_the_servers_name() {
         w.body,
         json!({"call": "caller-sip-call-id@gw", "code": "bill_query", "note": "explained the charge", "demand": true})
     );
-    assert!(notices(&drain(&rx)).iter().any(|n| n.contains("wrap-up stored: bill_query")));
+    assert!(notices(&drain(&rx))
+        .iter()
+        .any(|n| n.contains("wrap-up stored: bill_query")));
 }
 
 #[test]
@@ -290,7 +348,10 @@ fn station_tui_desk_thread_polls_and_signs_out_on_quit() {
     o.poll = Duration::from_millis(100);
     let (input, handle) = desk_api::spawn(o, tx).unwrap();
     let first = rx.recv_timeout(Duration::from_secs(5)).expect("an event");
-    assert!(matches!(first, StationEvent::Notice(ref n) if n.contains("signed in")), "{first:?}");
+    assert!(
+        matches!(first, StationEvent::Notice(ref n) if n.contains("signed in")),
+        "{first:?}"
+    );
     let mut got_state = false;
     for _ in 0..50 {
         if let Ok(StationEvent::Agent(_)) = rx.recv_timeout(Duration::from_millis(100)) {
@@ -316,13 +377,21 @@ fn station_tui_desk_pushes_bring_the_caller_back_and_state_at_once() {
     let ctx: Value = serde_json::from_str(&context_json()).unwrap();
     let done = json!({"type": "self_service_done", "agent": 8001, "call": 7, "step": "bill", "outcome": "bill_played", "context": ctx});
     d.handle(DeskInput::Pushed(done.to_string()));
-    d.handle(DeskInput::Pushed(json!({"type": "state", "agent": 8001, "state": "wrap-up"}).to_string()));
+    d.handle(DeskInput::Pushed(
+        json!({"type": "state", "agent": 8001, "state": "wrap-up"}).to_string(),
+    ));
     d.handle(DeskInput::Pushed("not json".into()));
     let evs = drain(&rx);
-    assert!(evs.contains(&StationEvent::SelfServiceDone {
-        call: "leg-1@server".into(),
-        step: "bill".into(),
-        outcome: "bill_played".into()
-    }), "{evs:?}");
-    assert!(evs.contains(&StationEvent::Agent(AgentState::WrapUp { remaining: None })), "{evs:?}");
+    assert!(
+        evs.contains(&StationEvent::SelfServiceDone {
+            call: "leg-1@server".into(),
+            step: "bill".into(),
+            outcome: "bill_played".into()
+        }),
+        "{evs:?}"
+    );
+    assert!(
+        evs.contains(&StationEvent::Agent(AgentState::WrapUp { remaining: None })),
+        "{evs:?}"
+    );
 }

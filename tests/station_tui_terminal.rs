@@ -15,9 +15,15 @@ struct Tmux {
 
 impl Tmux {
     fn start(cmd: &str) -> Tmux {
-        let t = Tmux { socket: format!("answerline-tui-{}", std::process::id()) };
+        let t = Tmux {
+            socket: format!("answerline-tui-{}", std::process::id()),
+        };
         let out = t.tmux(&["new-session", "-d", "-s", "s", "-x", "120", "-y", "40", cmd]);
-        assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         t
     }
 
@@ -48,7 +54,10 @@ impl Tmux {
             if s.contains(text) {
                 return s;
             }
-            assert!(Instant::now() < end, "{text:?} never showed; the screen:\n{s}");
+            assert!(
+                Instant::now() < end,
+                "{text:?} never showed; the screen:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -72,8 +81,16 @@ impl Drop for Tmux {
 /// `cargo test` builds the examples beside the test binaries (`target/<profile>/examples`).
 fn demo() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().and_then(|d| d.parent()).unwrap().join("examples/station_tui_demo");
-    assert!(p.exists(), "{} not built (cargo test --features station builds it)", p.display());
+    let p = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/station_tui_demo");
+    assert!(
+        p.exists(),
+        "{} not built (cargo test --features station builds it)",
+        p.display()
+    );
     p
 }
 
@@ -85,22 +102,39 @@ fn station_tui_terminal_keys_reach_the_sip_side_and_q_quits() {
     let tmux = Tmux::start(&format!("{} {}", demo().display(), log.display()));
 
     let offer = tmux.wait_for("INCOMING CALL from 138****8000");
-    assert!(offer.contains("from headers only") && offer.contains("a answer"), "{offer}");
+    assert!(
+        offer.contains("from headers only") && offer.contains("a answer"),
+        "{offer}"
+    );
     tmux.keys(&["a"]);
     tmux.wait_for("ON CALL with 138****8000");
     // The talk timer runs on the clock alone (no event moves it).
     tmux.wait_for("ON CALL with 138****8000  00:02");
     tmux.keys(&["1", "#", "h"]);
     let form = tmux.wait_for("Wrap-up");
-    assert!(form.contains("[bill_query]") && form.contains("[topup]"), "{form}");
-    tmux.keys(&["Down", "Tab", "asked about the bill", "Tab", "Space", "Enter"]);
+    assert!(
+        form.contains("[bill_query]") && form.contains("[topup]"),
+        "{form}"
+    );
+    tmux.keys(&[
+        "Down",
+        "Tab",
+        "asked about the bill",
+        "Tab",
+        "Space",
+        "Enter",
+    ]);
     tmux.wait_for("wrap-up sent: topup");
     tmux.keys(&["q"]);
     let end = Instant::now() + Duration::from_secs(5);
     while tmux.alive() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!tmux.alive(), "q did not quit; the screen:\n{}", tmux.screen());
+    assert!(
+        !tmux.alive(),
+        "q did not quit; the screen:\n{}",
+        tmux.screen()
+    );
 
     let actions = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);

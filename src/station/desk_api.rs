@@ -103,7 +103,10 @@ fn watch_pushes(url: String, token: Arc<Mutex<Option<String>>>, desk: Sender<Des
         if let Ok((mut ws, _)) = tungstenite::connect(req) {
             while let Ok(m) = ws.read() {
                 if let tungstenite::Message::Text(t) = m {
-                    if desk.send(DeskInput::Pushed(t.as_str().to_string())).is_err() {
+                    if desk
+                        .send(DeskInput::Pushed(t.as_str().to_string()))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -199,7 +202,9 @@ impl Desk {
                 if let Err(e) = self.login() {
                     // A refused password will not get better by itself: stop asking.
                     if matches!(e, Fail::Status { status: 401, .. }) {
-                        self.tell(format!("API login refused: {e}; restart the station with the right password"));
+                        self.tell(format!(
+                            "API login refused: {e}; restart the station with the right password"
+                        ));
                         return self.wait_for_quit(rx);
                     }
                 }
@@ -300,7 +305,10 @@ impl Desk {
                 self.start_pushes();
                 self.told_unreachable = false;
                 let role = v["role"].as_str().unwrap_or("agent");
-                self.tell(format!("signed in to the API as {} ({role})", self.opts.agent));
+                self.tell(format!(
+                    "signed in to the API as {} ({role})",
+                    self.opts.agent
+                ));
                 Ok(())
             }
             Err(Fail::Status { status: 404, .. }) => {
@@ -310,8 +318,14 @@ impl Desk {
             }
             Err(e) => {
                 let text = match &e {
-                    Fail::Status { status: 401, .. } => format!("API login refused: wrong password for agent {}", self.opts.agent),
-                    Fail::Status { status: 429, message } => format!("API login locked out for a while: {message}"),
+                    Fail::Status { status: 401, .. } => format!(
+                        "API login refused: wrong password for agent {}",
+                        self.opts.agent
+                    ),
+                    Fail::Status {
+                        status: 429,
+                        message,
+                    } => format!("API login locked out for a while: {message}"),
                     e => format!("API login failed: {e}"),
                 };
                 if !matches!(e, Fail::Unreachable(_)) || !self.told_unreachable {
@@ -339,7 +353,9 @@ impl Desk {
 
     /// A WebSocket message: what the screen should know at once.
     fn pushed(&mut self, text: &str) {
-        let Ok(v) = serde_json::from_str::<Value>(text) else { return };
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
         match v["type"].as_str() {
             Some("state") => {
                 let state = agent_state(&v);
@@ -359,7 +375,10 @@ impl Desk {
                     return;
                 };
                 if let Ok(pop) = pop_from_context(&v["context"], &ScreenPop::default()) {
-                    self.emit(StationEvent::Pop { call: call.clone(), pop });
+                    self.emit(StationEvent::Pop {
+                        call: call.clone(),
+                        pop,
+                    });
                 }
                 self.emit(StationEvent::SelfServiceDone {
                     call,
@@ -403,12 +422,17 @@ impl Desk {
             Ok(v) => {
                 self.told_unreachable = false;
                 if let Some(qs) = v["queues"].as_array() {
-                    self.my_queues = qs.iter().filter_map(|q| q.as_str().map(str::to_string)).collect();
+                    self.my_queues = qs
+                        .iter()
+                        .filter_map(|q| q.as_str().map(str::to_string))
+                        .collect();
                 }
                 let mut state = agent_state(&v["live"]);
-                if let (AgentState::WrapUp { remaining: None }, Some(total), Some(gone)) =
-                    (&state, self.wrap_up_s, v["live"]["seconds_in_state"].as_u64())
-                {
+                if let (AgentState::WrapUp { remaining: None }, Some(total), Some(gone)) = (
+                    &state,
+                    self.wrap_up_s,
+                    v["live"]["seconds_in_state"].as_u64(),
+                ) {
                     state = AgentState::WrapUp {
                         remaining: Some(Duration::from_secs(total.saturating_sub(gone))),
                     };
@@ -450,7 +474,9 @@ impl Desk {
             // An older server, or one without agents configured: asked once, not every second.
             Err(e @ Fail::Status { .. }) => {
                 self.have_config = true;
-                self.tell(format!("no desk configuration (reasons, wrap-up codes): {e}"));
+                self.tell(format!(
+                    "no desk configuration (reasons, wrap-up codes): {e}"
+                ));
             }
             Err(e) => self.unreachable("desk configuration", &e),
         }
@@ -458,7 +484,11 @@ impl Desk {
 
     fn fetch_last_calls(&mut self) {
         let agent = self.opts.agent;
-        match self.send("GET", &format!("/api/v1/agents/{agent}/calls?limit=20"), None) {
+        match self.send(
+            "GET",
+            &format!("/api/v1/agents/{agent}/calls?limit=20"),
+            None,
+        ) {
             Ok(v) => {
                 let l = last_calls(&v);
                 if self.shown_calls.as_ref() != Some(&l) {
@@ -488,12 +518,17 @@ impl Desk {
 
     /// The context behind `call_info` when it is the one the headers name; else the
     /// headers' pop marked `from_headers_only`. Also the server's key for the call.
-    fn fetch_pop(&mut self, call_info: Option<&str>, headers: &ScreenPop) -> (ScreenPop, Option<String>) {
+    fn fetch_pop(
+        &mut self,
+        call_info: Option<&str>,
+        headers: &ScreenPop,
+    ) -> (ScreenPop, Option<String>) {
         let header_only = || ScreenPop {
             from_headers_only: true,
             ..headers.clone()
         };
-        let Some(url) = call_info.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
+        let Some(url) = call_info.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        else {
             return (header_only(), None);
         };
         match self.send("GET", url, None) {
@@ -523,7 +558,9 @@ impl Desk {
         if let Some(k) = self.calls.get(call) {
             return Some(k.clone());
         }
-        let v = self.send("GET", &format!("/api/v1/agents/{}", self.opts.agent), None).ok()?;
+        let v = self
+            .send("GET", &format!("/api/v1/agents/{}", self.opts.agent), None)
+            .ok()?;
         v["live"]["call"].as_u64().map(|n| n.to_string())
     }
 
@@ -562,7 +599,11 @@ impl Desk {
                 let Some(key) = self.server_call(&call) else {
                     return self.tell("transfer: the server does not know this call".into());
                 };
-                match self.send("POST", &format!("/api/v1/calls/{key}/transfer"), Some(json!({ "queue": queue }))) {
+                match self.send(
+                    "POST",
+                    &format!("/api/v1/calls/{key}/transfer"),
+                    Some(json!({ "queue": queue })),
+                ) {
                     Ok(_) => self.tell(format!("caller transferred to queue {queue}")),
                     Err(e) => self.tell(format!("transfer refused: {e}")),
                 }
@@ -571,15 +612,28 @@ impl Desk {
                 let Some(key) = self.server_call(&call) else {
                     return self.tell("self-service: the server does not know this call".into());
                 };
-                match self.send("POST", &format!("/api/v1/calls/{key}/self-service"), Some(json!({ "step": step }))) {
+                match self.send(
+                    "POST",
+                    &format!("/api/v1/calls/{key}/self-service"),
+                    Some(json!({ "step": step })),
+                ) {
                     Ok(_) => self.tell(format!("caller sent to self-service: {step}")),
                     Err(e) => self.tell(format!("self-service refused: {e}")),
                 }
             }
-            Action::WrapUp { call, code, note, demand } => {
+            Action::WrapUp {
+                call,
+                code,
+                note,
+                demand,
+            } => {
                 let key = self.server_call(&call).unwrap_or(call);
                 let body = json!({ "call": key, "code": code, "note": note, "demand": demand });
-                match self.send("POST", &format!("/api/v1/agents/{agent}/wrap-up"), Some(body)) {
+                match self.send(
+                    "POST",
+                    &format!("/api/v1/agents/{agent}/wrap-up"),
+                    Some(body),
+                ) {
                     Ok(_) => {
                         self.tell(format!("wrap-up stored: {code}"));
                         self.fetch_last_calls();
@@ -638,7 +692,8 @@ fn queues(v: &Value, mine: &[String]) -> Vec<(String, u32, Duration)> {
             qs.iter()
                 .filter_map(|q| {
                     let id = q["id"].as_str()?.to_string();
-                    let waiting = q["waiting"].as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+                    let waiting =
+                        q["waiting"].as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32;
                     let longest = Duration::from_secs(q["longest_wait_s"].as_u64().unwrap_or(0));
                     Some((id, waiting, longest))
                 })
@@ -666,7 +721,10 @@ fn desk_config(v: &Value) -> (Vec<(u8, String)>, Vec<(String, String)>) {
             a.iter()
                 .filter_map(|c| {
                     let code = c["code"].as_str()?.to_string();
-                    let label = c["label"].as_str().map(str::to_string).unwrap_or_else(|| code.clone());
+                    let label = c["label"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| code.clone());
                     Some((code, label))
                 })
                 .collect()
@@ -690,7 +748,10 @@ fn last_calls(v: &Value) -> Vec<LastCall> {
                     // Masked whatever the server sent: the screen can be seen over a shoulder.
                     caller: caller.map_or_else(|| "withheld".to_string(), masked),
                     duration: Duration::from_secs(
-                        c["talk_s"].as_u64().or_else(|| c["duration_s"].as_u64()).unwrap_or(0),
+                        c["talk_s"]
+                            .as_u64()
+                            .or_else(|| c["duration_s"].as_u64())
+                            .unwrap_or(0),
                     ),
                     wrap_up: c["wrap_up"]
                         .as_str()
@@ -707,7 +768,10 @@ fn last_calls(v: &Value) -> Vec<LastCall> {
 /// A number as the screen shows it: masked unless already masked; words the server puts
 /// in its place ("anonymous", "invalid") as they are.
 fn masked(n: &str) -> String {
-    let number = !n.is_empty() && n.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit());
+    let number = !n.is_empty()
+        && n.trim_start_matches('+')
+            .bytes()
+            .all(|b| b.is_ascii_digit());
     if number {
         mask(n)
     } else {
@@ -717,7 +781,11 @@ fn masked(n: &str) -> String {
 
 fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", fen.unsigned_abs() / 100, fen.unsigned_abs() % 100)
+    format!(
+        "{sign}{}.{:02}",
+        fen.unsigned_abs() / 100,
+        fen.unsigned_abs() % 100
+    )
 }
 
 /// The context JSON (`GET /api/v1/contexts/{id}`) as the screen pop. Refused when it is
@@ -739,14 +807,23 @@ pub fn pop_from_context(v: &Value, headers: &ScreenPop) -> Result<ScreenPop, Str
     }
     let strs = |a: &Value| -> Vec<String> {
         a.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let said: Vec<String> = v["transcript"]
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|u| u["text"].as_str().filter(|t| !t.is_empty()).map(str::to_string))
+                .filter_map(|u| {
+                    u["text"]
+                        .as_str()
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -757,20 +834,31 @@ pub fn pop_from_context(v: &Value, headers: &ScreenPop) -> Result<ScreenPop, Str
         caller: v["caller"].as_str().map(masked).unwrap_or_default(),
         verified,
         account: v["account"].as_str().map(masked),
-        vip: v["vip_level"].as_u64().filter(|l| *l > 0).map(|l| l.to_string()),
-        language: v["lang"].as_str().filter(|l| !l.is_empty()).map(str::to_string),
+        vip: v["vip_level"]
+            .as_u64()
+            .filter(|l| *l > 0)
+            .map(|l| l.to_string()),
+        language: v["lang"]
+            .as_str()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string),
         ivr_path: strs(&v["ivr_path"]),
         // The server masks PINs and card passwords before they get here.
         inputs: v["inputs"]
             .as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|i| Some(format!("{}={}", i["node"].as_str()?, i["value"].as_str()?)))
+                    .filter_map(|i| {
+                        Some(format!("{}={}", i["node"].as_str()?, i["value"].as_str()?))
+                    })
                     .collect()
             })
             .unwrap_or_default(),
         said: (!said.is_empty()).then(|| said.join(" / ")),
-        reason: v["reason"].as_str().filter(|r| !r.is_empty()).map(str::to_string),
+        reason: v["reason"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
         bills: v["bills"]
             .as_array()
             .map(|a| {
@@ -793,7 +881,9 @@ pub fn pop_from_context(v: &Value, headers: &ScreenPop) -> Result<ScreenPop, Str
                     .map(|t| {
                         let outcome = t["outcome"].as_str().unwrap_or("?");
                         match (t["amount_fen"].as_i64(), t["balance_fen"].as_i64()) {
-                            (Some(a), Some(b)) => format!("{outcome} {}, balance {}", yuan(a), yuan(b)),
+                            (Some(a), Some(b)) => {
+                                format!("{outcome} {}, balance {}", yuan(a), yuan(b))
+                            }
                             _ => outcome.to_string(),
                         }
                     })
@@ -814,13 +904,22 @@ mod tests {
 
     #[test]
     fn station_tui_desk_context_of_another_call_is_refused() {
-        let headers = ScreenPop { context_id: "a-1".into(), context_version: 3, ..Default::default() };
+        let headers = ScreenPop {
+            context_id: "a-1".into(),
+            context_version: 3,
+            ..Default::default()
+        };
         let v = json!({ "id": "a-2", "version": 3 });
         assert!(pop_from_context(&v, &headers).unwrap_err().contains("a-2"));
         let v = json!({ "id": "a-1", "version": 2 });
-        assert!(pop_from_context(&v, &headers).unwrap_err().contains("older"));
+        assert!(pop_from_context(&v, &headers)
+            .unwrap_err()
+            .contains("older"));
         let v = json!({ "id": "a-1", "version": 5, "caller": "13800138000" });
-        assert_eq!(pop_from_context(&v, &headers).unwrap().caller, "138****8000");
+        assert_eq!(
+            pop_from_context(&v, &headers).unwrap().caller,
+            "138****8000"
+        );
         assert_eq!(masked("138****8000"), "138****8000");
         assert_eq!(masked("anonymous"), "anonymous");
     }

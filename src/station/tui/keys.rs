@@ -27,7 +27,10 @@ pub(super) fn handle(app: &mut App, key: Key) -> Vec<Action> {
     match app.mode.clone() {
         Mode::Main => main(app, key),
         Mode::Help => {
-            if matches!(key, Key::Esc | Key::Char('?') | Key::F(1) | Key::Char('q') | Key::Enter) {
+            if matches!(
+                key,
+                Key::Esc | Key::Char('?') | Key::F(1) | Key::Char('q') | Key::Enter
+            ) {
                 app.mode = Mode::Main;
             }
             Vec::new()
@@ -41,41 +44,66 @@ pub(super) fn handle(app: &mut App, key: Key) -> Vec<Action> {
         },
         Mode::Reasons { sel } => {
             let n = app.reasons.len();
-            pick(app, key, sel, n, |sel| Mode::Reasons { sel }, |app, i| {
-                vec![Action::SetNotReady {
-                    reason_code: app.reasons[i].0,
-                }]
-            })
+            pick(
+                app,
+                key,
+                sel,
+                n,
+                |sel| Mode::Reasons { sel },
+                |app, i| {
+                    vec![Action::SetNotReady {
+                        reason_code: app.reasons[i].0,
+                    }]
+                },
+            )
         }
         Mode::Transfer { sel } => {
             let n = app.queues.len();
-            pick(app, key, sel, n, |sel| Mode::Transfer { sel }, |app, i| {
-                let queue = app.queues[i].0.clone();
-                match talking(app) {
-                    Some(c) => {
-                        let call = c.id.clone();
-                        app.notice(format!("transferring the caller to queue {queue}"));
-                        vec![Action::TransferToQueue { call, queue }]
+            pick(
+                app,
+                key,
+                sel,
+                n,
+                |sel| Mode::Transfer { sel },
+                |app, i| {
+                    let queue = app.queues[i].0.clone();
+                    match talking(app) {
+                        Some(c) => {
+                            let call = c.id.clone();
+                            app.notice(format!("transferring the caller to queue {queue}"));
+                            vec![Action::TransferToQueue { call, queue }]
+                        }
+                        None => Vec::new(),
                     }
-                    None => Vec::new(),
-                }
-            })
+                },
+            )
         }
         Mode::SelfService { sel } => {
             let n = SELF_SERVICE_STEPS.len();
-            pick(app, key, sel, n, |sel| Mode::SelfService { sel }, |app, i| {
-                let step = SELF_SERVICE_STEPS[i].0.to_string();
-                match app.call.as_mut().filter(|c| matches!(c.phase, CallPhase::Talking { .. })) {
-                    Some(c) => {
-                        c.away_in = Some(step.clone());
-                        vec![Action::SelfService {
-                            call: c.id.clone(),
-                            step,
-                        }]
+            pick(
+                app,
+                key,
+                sel,
+                n,
+                |sel| Mode::SelfService { sel },
+                |app, i| {
+                    let step = SELF_SERVICE_STEPS[i].0.to_string();
+                    match app
+                        .call
+                        .as_mut()
+                        .filter(|c| matches!(c.phase, CallPhase::Talking { .. }))
+                    {
+                        Some(c) => {
+                            c.away_in = Some(step.clone());
+                            vec![Action::SelfService {
+                                call: c.id.clone(),
+                                step,
+                            }]
+                        }
+                        None => Vec::new(),
                     }
-                    None => Vec::new(),
-                }
-            })
+                },
+            )
         }
         Mode::WrapUp => wrap_up(app, key),
         Mode::Dial { mut number } => {
@@ -168,9 +196,15 @@ fn main(app: &mut App, key: Key) -> Vec<Action> {
                 return quit(app);
             }
         }
-        (Key::Char('a'), Some(CallPhase::Ringing)) => return id.map(Action::Answer).into_iter().collect(),
-        (Key::Char('r'), Some(CallPhase::Ringing)) => return id.map(Action::Reject).into_iter().collect(),
-        (Key::Char('h'), Some(CallPhase::Ringing)) => return id.map(Action::Reject).into_iter().collect(),
+        (Key::Char('a'), Some(CallPhase::Ringing)) => {
+            return id.map(Action::Answer).into_iter().collect()
+        }
+        (Key::Char('r'), Some(CallPhase::Ringing)) => {
+            return id.map(Action::Reject).into_iter().collect()
+        }
+        (Key::Char('h'), Some(CallPhase::Ringing)) => {
+            return id.map(Action::Reject).into_iter().collect()
+        }
         (Key::Char('h'), Some(CallPhase::Talking { .. } | CallPhase::Dialling)) => {
             return id.map(Action::Hangup).into_iter().collect()
         }
@@ -196,7 +230,9 @@ fn main(app: &mut App, key: Key) -> Vec<Action> {
                 app.mode = Mode::Transfer { sel: 0 };
             }
         }
-        (Key::Char('s'), Some(CallPhase::Talking { .. })) => app.mode = Mode::SelfService { sel: 0 },
+        (Key::Char('s'), Some(CallPhase::Talking { .. })) => {
+            app.mode = Mode::SelfService { sel: 0 }
+        }
         (Key::Char('w'), _) => {
             if app.wrap.is_some() {
                 app.mode = Mode::WrapUp;
@@ -204,16 +240,22 @@ fn main(app: &mut App, key: Key) -> Vec<Action> {
                 app.notice("no call to wrap up".into());
             }
         }
-        (Key::Char('c'), None) => app.mode = Mode::Dial { number: String::new() },
+        (Key::Char('c'), None) => {
+            app.mode = Mode::Dial {
+                number: String::new(),
+            }
+        }
         (Key::Char('R'), _) => return vec![Action::SetReady],
         (Key::Char('N'), _) => {
             if app.reasons.is_empty() {
                 return vec![Action::SetNotReady { reason_code: 0 }];
             }
             let current = match &app.agent {
-                AgentState::NotReady { reason } => {
-                    app.reasons.iter().position(|(_, l)| l == reason).unwrap_or(0)
-                }
+                AgentState::NotReady { reason } => app
+                    .reasons
+                    .iter()
+                    .position(|(_, l)| l == reason)
+                    .unwrap_or(0),
                 _ => 0,
             };
             app.mode = Mode::Reasons { sel: current };

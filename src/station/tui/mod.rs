@@ -165,7 +165,11 @@ impl App {
                 }
             }
             StationEvent::Call { call, phase } => self.call_phase(call, phase),
-            StationEvent::SelfServiceDone { call, step, outcome } => {
+            StationEvent::SelfServiceDone {
+                call,
+                step,
+                outcome,
+            } => {
                 if let Some(c) = self.call.as_mut().filter(|c| c.id == call) {
                     c.away_in = None;
                 }
@@ -207,7 +211,11 @@ impl App {
         let Some(c) = self.call.as_mut() else { return };
         let was_talking = matches!(c.phase, CallPhase::Talking { .. });
         if let CallPhase::Ended { why } = &phase {
-            let who = if c.pop.caller.is_empty() { c.from.clone() } else { c.pop.caller.clone() };
+            let who = if c.pop.caller.is_empty() {
+                c.from.clone()
+            } else {
+                c.pop.caller.clone()
+            };
             if c.answered {
                 self.wrap = Some(WrapForm {
                     call: c.id.clone(),

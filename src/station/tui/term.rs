@@ -47,7 +47,9 @@ pub fn run_titled(
             let mut dirty = false;
             if event::poll(left.min(Duration::from_millis(50)))? {
                 if let Event::Key(k) = event::read()? {
-                    if let (true, Some(key)) = (k.kind != KeyEventKind::Release, key(k.code, k.modifiers)) {
+                    if let (true, Some(key)) =
+                        (k.kind != KeyEventKind::Release, key(k.code, k.modifiers))
+                    {
                         for a in app.on_key(key, Instant::now()) {
                             if actions.send(a).is_err() {
                                 return Ok(());

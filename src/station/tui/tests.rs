@@ -151,7 +151,12 @@ fn full_pop() -> ScreenPop {
         account: Some("138****8000".into()),
         vip: Some("2".into()),
         language: Some("zh".into()),
-        ivr_path: vec!["welcome".into(), "main".into(), "bill".into(), "agent".into()],
+        ivr_path: vec![
+            "welcome".into(),
+            "main".into(),
+            "bill".into(),
+            "agent".into(),
+        ],
         inputs: vec!["main=1".into(), "pin=******".into(), "main=0".into()],
         said: Some("我的话费怎么扣了这么多".into()),
         reason: Some("bill_dispute".into()),
@@ -209,11 +214,15 @@ fn station_tui_screen_wrap_up_countdown() {
 fn station_tui_screen_logged_out_unregistered() {
     let mut r = Rig::new();
     r.app.on_event(StationEvent::Agent(AgentState::LoggedOut));
-    r.app.on_event(StationEvent::Registration(Registration::Failed {
-        why: "403 wrong password".into(),
-        retry_in: Duration::from_secs(30),
-    }));
-    r.app.on_event(StationEvent::Levels { mic: 0.0, speaker: 0.0 });
+    r.app
+        .on_event(StationEvent::Registration(Registration::Failed {
+            why: "403 wrong password".into(),
+            retry_in: Duration::from_secs(30),
+        }));
+    r.app.on_event(StationEvent::Levels {
+        mic: 0.0,
+        speaker: 0.0,
+    });
     snap("logged_out", &r.app);
 }
 
@@ -224,7 +233,10 @@ fn station_tui_screen_offer_with_pop() {
     r.at(4);
     let t = text(&r.app);
     // The number is shown masked, never whole; the keys to take it are on screen.
-    assert!(t.contains("138****8000") && !t.contains("13800138000"), "{t}");
+    assert!(
+        t.contains("138****8000") && !t.contains("13800138000"),
+        "{t}"
+    );
     assert!(t.contains("a answer"), "{t}");
     snap("offer", &r.app);
 }
@@ -261,7 +273,10 @@ fn station_tui_screen_call_in_progress() {
     r.at(151);
     r.keys(&[Key::Char('1'), Key::Char('2'), Key::Char('#')]);
     let t = text(&r.app);
-    assert!(t.contains("02:31") && t.contains("[HELD]") && t.contains("[MUTED]"), "{t}");
+    assert!(
+        t.contains("02:31") && t.contains("[HELD]") && t.contains("[MUTED]"),
+        "{t}"
+    );
     assert!(t.contains("DTMF sent: 12#"), "{t}");
     snap("call", &r.app);
 }
@@ -289,7 +304,10 @@ fn station_tui_screen_self_service_picker_and_away() {
         outcome: "bill_played".into(),
     });
     let t = text(&r.app);
-    assert!(!t.contains("caller away") && t.contains("caller back from bill: bill_played"), "{t}");
+    assert!(
+        !t.contains("caller away") && t.contains("caller back from bill: bill_played"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -316,7 +334,9 @@ fn station_tui_screen_help() {
 fn station_tui_screen_confirm_quit_and_notices() {
     let mut r = Rig::new();
     r.talking(false, false);
-    r.app.on_event(StationEvent::Notice("transfer refused: 409 no such queue".into()));
+    r.app.on_event(StationEvent::Notice(
+        "transfer refused: 409 no such queue".into(),
+    ));
     r.key(Key::Char('q'));
     snap("confirm_quit", &r.app);
 }
@@ -324,7 +344,14 @@ fn station_tui_screen_confirm_quit_and_notices() {
 #[test]
 fn station_tui_screen_dial() {
     let mut r = Rig::new();
-    for k in [Key::Char('c'), Key::Char('1'), Key::Char('0'), Key::Char('0'), Key::Char('1'), Key::Char('0')] {
+    for k in [
+        Key::Char('c'),
+        Key::Char('1'),
+        Key::Char('0'),
+        Key::Char('0'),
+        Key::Char('1'),
+        Key::Char('0'),
+    ] {
         r.key(k);
     }
     snap("dial", &r.app);
@@ -345,9 +372,16 @@ fn station_tui_keys_answer_and_reject_only_when_ringing() {
     assert_eq!(r.key(Key::Char('r')), vec![Action::Reject(id())]);
     r.app.on_event(StationEvent::Call {
         call: id(),
-        phase: CallPhase::Talking { held: false, muted: false },
+        phase: CallPhase::Talking {
+            held: false,
+            muted: false,
+        },
     });
-    assert_eq!(r.key(Key::Char('a')), vec![], "answering twice does nothing");
+    assert_eq!(
+        r.key(Key::Char('a')),
+        vec![],
+        "answering twice does nothing"
+    );
     assert_eq!(r.key(Key::Char('h')), vec![Action::Hangup(id())]);
 }
 
@@ -359,7 +393,10 @@ fn station_tui_keys_hold_mute_follow_the_call_state() {
     assert_eq!(r.key(Key::Char('m')), vec![Action::Mute(id(), true)]);
     r.app.on_event(StationEvent::Call {
         call: id(),
-        phase: CallPhase::Talking { held: true, muted: true },
+        phase: CallPhase::Talking {
+            held: true,
+            muted: true,
+        },
     });
     assert_eq!(r.key(Key::Char('o')), vec![Action::Hold(id(), false)]);
     assert_eq!(r.key(Key::Char('m')), vec![Action::Mute(id(), false)]);
@@ -373,11 +410,18 @@ fn station_tui_keys_digits_are_dtmf_only_during_a_call() {
     assert_eq!(r.key(Key::Char('5')), vec![], "no DTMF before answering");
     r.app.on_event(StationEvent::Call {
         call: id(),
-        phase: CallPhase::Talking { held: false, muted: false },
+        phase: CallPhase::Talking {
+            held: false,
+            muted: false,
+        },
     });
     assert_eq!(
         r.keys(&[Key::Char('1'), Key::Char('*'), Key::Char('#')]),
-        vec![Action::Dtmf(id(), '1'), Action::Dtmf(id(), '*'), Action::Dtmf(id(), '#')]
+        vec![
+            Action::Dtmf(id(), '1'),
+            Action::Dtmf(id(), '*'),
+            Action::Dtmf(id(), '#')
+        ]
     );
 }
 
@@ -388,7 +432,10 @@ fn station_tui_keys_transfer_picks_a_queue() {
     assert_eq!(r.keys(&[Key::Char('t'), Key::Down, Key::Down]), vec![]);
     assert_eq!(
         r.key(Key::Enter),
-        vec![Action::TransferToQueue { call: id(), queue: "english".into() }]
+        vec![Action::TransferToQueue {
+            call: id(),
+            queue: "english".into()
+        }]
     );
     // Esc leaves the picker without transferring.
     assert_eq!(r.keys(&[Key::Char('t'), Key::Esc, Key::Enter]), vec![]);
@@ -400,11 +447,17 @@ fn station_tui_keys_self_service_steps() {
     r.talking(false, false);
     assert_eq!(
         r.keys(&[Key::Char('s'), Key::Char('3')]),
-        vec![Action::SelfService { call: id(), step: "topup".into() }]
+        vec![Action::SelfService {
+            call: id(),
+            step: "topup".into()
+        }]
     );
     assert_eq!(
         r.keys(&[Key::Char('s'), Key::Enter]),
-        vec![Action::SelfService { call: id(), step: "verify".into() }]
+        vec![Action::SelfService {
+            call: id(),
+            step: "verify".into()
+        }]
     );
 }
 
@@ -414,8 +467,14 @@ fn station_tui_keys_state_changes() {
     assert_eq!(r.key(Key::Char('R')), vec![Action::SetReady]);
     assert_eq!(r.key(Key::Char('L')), vec![Action::LogOut]);
     assert_eq!(r.keys(&[Key::Char('N'), Key::Down, Key::Down]), vec![]);
-    assert_eq!(r.key(Key::Enter), vec![Action::SetNotReady { reason_code: 3 }]);
-    assert_eq!(r.keys(&[Key::Char('N'), Key::Char('2')]), vec![Action::SetNotReady { reason_code: 2 }]);
+    assert_eq!(
+        r.key(Key::Enter),
+        vec![Action::SetNotReady { reason_code: 3 }]
+    );
+    assert_eq!(
+        r.keys(&[Key::Char('N'), Key::Char('2')]),
+        vec![Action::SetNotReady { reason_code: 2 }]
+    );
 }
 
 #[test]
@@ -427,7 +486,10 @@ fn station_tui_keys_quit_asks_first_during_a_call() {
     assert_eq!(r.key(Key::Char('n')), vec![], "any other key stays");
     assert!(!r.app.quitting());
     r.key(Key::Char('q'));
-    assert_eq!(r.key(Key::Char('y')), vec![Action::Hangup(id()), Action::Quit]);
+    assert_eq!(
+        r.key(Key::Char('y')),
+        vec![Action::Hangup(id()), Action::Quit]
+    );
     assert!(r.app.quitting());
 
     let mut idle = Rig::new();
@@ -472,11 +534,19 @@ fn station_tui_keys_offer_during_wrap_up_takes_the_keys_and_the_form_waits() {
         from: "139****9000".into(),
         pop: ScreenPop::default(),
     });
-    assert_eq!(r.key(Key::Char('a')), vec![Action::Answer("c2@station".into())]);
+    assert_eq!(
+        r.key(Key::Char('a')),
+        vec![Action::Answer("c2@station".into())]
+    );
     r.key(Key::Char('w'));
     assert_eq!(
         r.key(Key::Enter),
-        vec![Action::WrapUp { call: id(), code: "bill_query".into(), note: "x".into(), demand: false }]
+        vec![Action::WrapUp {
+            call: id(),
+            code: "bill_query".into(),
+            note: "x".into(),
+            demand: false
+        }]
     );
 }
 
@@ -493,7 +563,17 @@ fn station_tui_keys_missed_call_gets_no_wrap_up() {
 fn station_tui_keys_dial_a_number() {
     let mut r = Rig::new();
     let mut got = Vec::new();
-    for k in [Key::Char('c'), Key::Char('1'), Key::Char('0'), Key::Char('0'), Key::Char('1'), Key::Char('1'), Key::Backspace, Key::Char('0'), Key::Enter] {
+    for k in [
+        Key::Char('c'),
+        Key::Char('1'),
+        Key::Char('0'),
+        Key::Char('0'),
+        Key::Char('1'),
+        Key::Char('1'),
+        Key::Backspace,
+        Key::Char('0'),
+        Key::Enter,
+    ] {
         got.extend(r.key(k));
     }
     assert_eq!(got, vec![Action::Dial("10010".into())]);

@@ -74,7 +74,10 @@ fn status_line(app: &App) -> Line<'static> {
     Line::from(vec![
         bold(format!(" {} ", app.title)),
         Span::raw("│ "),
-        Span::styled(state, Style::default().fg(colour).add_modifier(Modifier::BOLD)),
+        Span::styled(
+            state,
+            Style::default().fg(colour).add_modifier(Modifier::BOLD),
+        ),
         Span::raw(" │ "),
         Span::raw(reg),
     ])
@@ -95,7 +98,11 @@ fn agent_panel(app: &App) -> Paragraph<'static> {
                 bold("not ready"),
                 Span::raw(format!(" for {}", clock(in_state))),
             ]));
-            let reason = if reason.is_empty() { "(none given)" } else { reason };
+            let reason = if reason.is_empty() {
+                "(none given)"
+            } else {
+                reason
+            };
             lines.push(Line::from(format!("reason {reason}")));
         }
         AgentState::WrapUp { remaining } => {
@@ -147,7 +154,11 @@ fn levels_panel(app: &App) -> Paragraph<'static> {
             (mic * 100.0).round(),
             if muted { " MUTED" } else { "" }
         )),
-        Line::from(format!("speaker {} {:>3}%", bar(spk), (spk * 100.0).round())),
+        Line::from(format!(
+            "speaker {} {:>3}%",
+            bar(spk),
+            (spk * 100.0).round()
+        )),
     ])
     .block(Block::default().borders(Borders::ALL).title(" Levels "))
 }
@@ -158,7 +169,12 @@ fn queues_panel(app: &App) -> Paragraph<'static> {
         lines.push(Line::from("(no queue figures yet)"));
     }
     for (q, waiting, longest) in &app.queues {
-        let row = format!("{:<14} {:>7}  {:>7}", trunc(q, 14), waiting, clock(*longest));
+        let row = format!(
+            "{:<14} {:>7}  {:>7}",
+            trunc(q, 14),
+            waiting,
+            clock(*longest)
+        );
         lines.push(if *waiting > 0 {
             Line::from(Span::styled(row, Style::default().fg(Color::Yellow)))
         } else {
@@ -188,21 +204,28 @@ fn call_panel(app: &App) -> Paragraph<'static> {
             lines.push(Line::from(vec![
                 Span::styled(
                     format!("INCOMING CALL from {}", who(c)),
-                    Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+                    Style::default()
+                        .fg(Color::Yellow)
+                        .add_modifier(Modifier::BOLD),
                 ),
                 Span::raw(format!("  ringing {since}")),
             ]));
             " Offer "
         }
         CallPhase::Dialling => {
-            lines.push(Line::from(vec![bold(format!("CALLING {}", who(c))), Span::raw(format!("  {since}"))]));
+            lines.push(Line::from(vec![
+                bold(format!("CALLING {}", who(c))),
+                Span::raw(format!("  {since}")),
+            ]));
             " Call "
         }
         CallPhase::Talking { held, muted } => {
             let mut head = vec![
                 Span::styled(
                     format!("ON CALL with {}", who(c)),
-                    Style::default().fg(Color::Green).add_modifier(Modifier::BOLD),
+                    Style::default()
+                        .fg(Color::Green)
+                        .add_modifier(Modifier::BOLD),
                 ),
                 Span::raw(format!("  {since}")),
             ];
@@ -257,11 +280,21 @@ fn pop_lines(p: &ScreenPop, lines: &mut Vec<Line<'static>>) {
     if p.from_headers_only {
         lines.push(Line::from(Span::styled(
             "from headers only: the API was unreachable, details may be missing",
-            Style::default().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
         )));
     }
     let or = |v: &Option<String>, none: &str| v.clone().unwrap_or_else(|| none.to_string());
-    field(lines, "caller", if p.caller.is_empty() { "withheld".into() } else { p.caller.clone() });
+    field(
+        lines,
+        "caller",
+        if p.caller.is_empty() {
+            "withheld".into()
+        } else {
+            p.caller.clone()
+        },
+    );
     field(lines, "verified", or(&p.verified, "no"));
     field(lines, "account", or(&p.account, "—"));
     let mut tags = Vec::new();
@@ -341,9 +374,7 @@ fn help_line(app: &App) -> String {
             "h hang up  o hold  m mute  0-9*# DTMF  t transfer  s self-service  ? help"
         }
         (Mode::Main, Some(_)) => "h hang up  ? help  q quit",
-        (Mode::Main, None) => {
-            "R ready  N not ready  L log out  c call  w wrap-up  ? help  q quit"
-        }
+        (Mode::Main, None) => "R ready  N not ready  L log out  c call  w wrap-up  ? help  q quit",
     };
     format!(" {s}")
 }
@@ -378,7 +409,10 @@ fn popup(f: &mut Frame, title: &str, lines: Vec<Line<'static>>, w: u16) {
 fn choice(i: usize, sel: usize, text: String) -> Line<'static> {
     let row = format!("{} {}. {}", if i == sel { "▶" } else { " " }, i + 1, text);
     if i == sel {
-        Line::from(Span::styled(row, Style::default().add_modifier(Modifier::REVERSED)))
+        Line::from(Span::styled(
+            row,
+            Style::default().add_modifier(Modifier::REVERSED),
+        ))
     } else {
         Line::from(row)
     }
@@ -391,7 +425,10 @@ fn overlay(app: &App, f: &mut Frame) {
         Mode::ConfirmQuit => popup(
             f,
             "Quit?",
-            vec![Line::from("A call is up: quitting ends it."), Line::from("y quit   any other key: stay")],
+            vec![
+                Line::from("A call is up: quitting ends it."),
+                Line::from("y quit   any other key: stay"),
+            ],
             40,
         ),
         Mode::Reasons { sel } => {
@@ -409,7 +446,11 @@ fn overlay(app: &App, f: &mut Frame) {
                 .iter()
                 .enumerate()
                 .map(|(i, (q, waiting, longest))| {
-                    choice(i, *sel, format!("{q:<14} {waiting} waiting, longest {}", clock(*longest)))
+                    choice(
+                        i,
+                        *sel,
+                        format!("{q:<14} {waiting} waiting, longest {}", clock(*longest)),
+                    )
                 })
                 .collect();
             popup(f, "Transfer the caller to queue", lines, 52)
@@ -422,7 +463,12 @@ fn overlay(app: &App, f: &mut Frame) {
                 .collect();
             popup(f, "Send the caller to self-service", lines, 48)
         }
-        Mode::Dial { number } => popup(f, "Call", vec![Line::from(format!("number: {number}▏"))], 48),
+        Mode::Dial { number } => popup(
+            f,
+            "Call",
+            vec![Line::from(format!("number: {number}▏"))],
+            48,
+        ),
         Mode::WrapUp => wrap_form(app, f),
     }
 }
@@ -431,12 +477,18 @@ fn wrap_form(app: &App, f: &mut Frame) {
     let Some(w) = &app.wrap else { return };
     let focus = |fld: Field, s: &str| {
         if w.focus == fld {
-            Span::styled(format!("▶ {s}"), Style::default().add_modifier(Modifier::BOLD))
+            Span::styled(
+                format!("▶ {s}"),
+                Style::default().add_modifier(Modifier::BOLD),
+            )
         } else {
             Span::raw(format!("  {s}"))
         }
     };
-    let mut lines = vec![Line::from(format!("call with {}", w.caller)), Line::from(focus(Field::Code, "code"))];
+    let mut lines = vec![
+        Line::from(format!("call with {}", w.caller)),
+        Line::from(focus(Field::Code, "code")),
+    ];
     if app.codes.is_empty() {
         lines.push(Line::from("    (no wrap-up codes from the server yet)"));
     }
@@ -446,7 +498,10 @@ fn wrap_form(app: &App, f: &mut Frame) {
         lines.push(l);
     }
     let cursor = if w.focus == Field::Note { "▏" } else { "" };
-    lines.push(Line::from(vec![focus(Field::Note, "note: "), Span::raw(format!("{}{cursor}", w.note))]));
+    lines.push(Line::from(vec![
+        focus(Field::Note, "note: "),
+        Span::raw(format!("{}{cursor}", w.note)),
+    ]));
     lines.push(Line::from(vec![
         focus(Field::Demand, "demand registered: "),
         bold(if w.demand { "[x] yes" } else { "[ ] no" }),
