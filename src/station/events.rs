@@ -112,6 +112,18 @@ pub enum StationEvent {
     LastCalls(Vec<LastCall>),
     /// Something the agent should read (an action refused, the API unreachable, ...).
     Notice(String),
+    /// The desk's pick lists, as the server defines them (`GET /api/v1/desk-config`):
+    /// not-ready reasons (code, label) and wrap-up codes (code, label).
+    DeskConfig {
+        not_ready_reasons: Vec<(u8, String)>,
+        wrap_up_codes: Vec<(String, String)>,
+    },
+    /// A caller the agent sent to self-service is back, with how the step ended.
+    SelfServiceDone {
+        call: CallRef,
+        step: String,
+        outcome: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
