@@ -185,6 +185,11 @@ struct StationArgs {
     /// Go ready (*21) once registered.
     #[arg(long)]
     ready: bool,
+    /// The server's HTTP API for the screen pop, states, transfer and wrap-up
+    /// (default http://SERVER-HOST:8088). The screen works without it, from the INVITE's
+    /// headers and feature codes.
+    #[arg(long)]
+    api: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -700,5 +705,6 @@ fn station(a: StationArgs) -> anyhow::Result<()> {
         noise_gate: a.noise_gate,
         expires: a.expires,
         ready: a.ready,
+        api: a.api,
     })
 }

@@ -38,6 +38,8 @@ pub struct Options {
     pub expires: u32,
     /// Go ready (*21) once registered.
     pub ready: bool,
+    /// The HTTP API's base URL; None: http://<server host>:8088.
+    pub api: Option<String>,
 }
 
 /// `--list-devices`.
@@ -172,6 +174,8 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     let (ev_tx, ev_rx) = mpsc::channel::<StationEvent>();
     let (act_tx, act_rx) = mpsc::channel::<Action>();
     let opts = o.clone();
+    let api_password = cfg.password.clone();
+    let api_host = cfg.domain.clone();
     let net = std::thread::Builder::new()
         .name("station-net".into())
         .spawn(move || {
@@ -181,12 +185,76 @@ pub fn run(o: Options) -> anyhow::Result<()> {
     if o.headless {
         headless(ev_rx, act_tx, o.ready);
     } else {
-        // The screen comes with the terminal UI (src/station/tui/), a separate part: until
-        // it is here, the station shows its log like --headless.
-        headless(ev_rx, act_tx, o.ready);
+        screen(&o, api_host, api_password, ev_rx, act_tx)?;
     }
     net.join()
         .map_err(|_| anyhow!("the network thread panicked"))?
+}
+
+/// The terminal screen, with the API client beside it. The SIP side's events go to the
+/// screen, and its offers also to the client (which answers with the full screen pop); the
+/// screen's actions go to both. Agent states go by the API when it is there (it logs in to
+/// the ACD first), not also as *21 / *22 / *23 feature codes.
+fn screen(
+    o: &Options,
+    api_host: String,
+    password: String,
+    from_sip: Receiver<StationEvent>,
+    to_sip: Sender<Action>,
+) -> anyhow::Result<()> {
+    use super::desk_api::{self, DeskInput, DeskOptions};
+    let (to_screen, screen_events) = mpsc::channel::<StationEvent>();
+    let (screen_actions, actions) = mpsc::channel::<Action>();
+    let api = o.api.clone().unwrap_or_else(|| {
+        let host = if api_host.contains(':') {
+            format!("[{api_host}]")
+        } else {
+            api_host
+        };
+        format!("http://{host}:8088")
+    });
+    let agent: u32 = o
+        .agent
+        .parse()
+        .map_err(|_| anyhow!("--agent {}: the API knows agents by number", o.agent))?;
+    let (desk, _desk_thread) =
+        desk_api::spawn(DeskOptions::new(api, agent, password), to_screen.clone())
+            .context("starting the API client")?;
+    {
+        let desk = desk.clone();
+        let to_screen = to_screen.clone();
+        std::thread::Builder::new()
+            .name("station-events".into())
+            .spawn(move || {
+                for e in from_sip {
+                    if let StationEvent::Offered { call, pop, .. } = &e {
+                        let _ = desk.send(DeskInput::Offered {
+                            call: call.clone(),
+                            headers: pop.clone(),
+                        });
+                    }
+                    if to_screen.send(e).is_err() {
+                        break;
+                    }
+                }
+            })?;
+    }
+    std::thread::Builder::new()
+        .name("station-actions".into())
+        .spawn(move || {
+            for a in actions {
+                let _ = desk.send(DeskInput::Action(a.clone()));
+                let by_api = matches!(
+                    a,
+                    Action::SetReady | Action::SetNotReady { .. } | Action::LogOut
+                );
+                if !by_api && to_sip.send(a).is_err() {
+                    break;
+                }
+            }
+        })?;
+    let title = format!("answerline station · agent {}", o.agent);
+    super::tui::run_titled(&title, screen_events, screen_actions)
 }
 
 /// Events as lines on stdout; commands from stdin (`ready`, `answer`, `hangup`, `hold`,
