@@ -3,6 +3,7 @@
 //! and a supervisor's wallboard would notice.
 
 mod common;
+use common::caller::SippCaller;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -239,23 +240,8 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
     );
     assert_eq!(code, 200, "{v}");
 
-    let (mut sink, port) = RtpSink::bind();
-    sink.start_talking(Law::Alaw);
-    sink.play(Law::Alaw, &tone(440.0, 40_000, 9000.0));
-    let target = server.sip_addr();
-    let caller = std::thread::spawn(move || {
-        Sipp::new("uac_info_dtmf_wait_bye.xml", target)
-            .rtp_port(port)
-            .set("first_ms", "500")
-            .timeout(Duration::from_secs(70))
-            .run()
-    });
-    assert!(
-        sink.wait_for_packets(25, Duration::from_secs(10)),
-        "the welcome plays"
-    );
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(sink.send_digit('0', 120, 101));
+    let mut caller = SippCaller::dial(&server, None, "10010", &tone(440.0, 40_000, 9000.0), 70);
+    caller.press('0');
     assert!(
         phone.wait("ANSWERED", Duration::from_secs(25)).is_some(),
         "{}",
@@ -307,8 +293,8 @@ fn only_the_agent_on_a_call_may_act_on_it_and_read_its_context() {
         phone.log()
     );
     std::thread::sleep(Duration::from_secs(4));
-    assert!(sink.send_digit('5', 120, 101));
-    let res = caller.join().unwrap();
+    assert!(caller.sink.send_digit('5', 120, 101));
+    let res = caller.finish();
     assert!(res.ok(), "{res:?}");
     let started = Instant::now();
     let cdr = wait_until(Duration::from_secs(10), || {

@@ -7,9 +7,9 @@
 //! wrong codes are 400, someone else's call 404, and `ready` ends wrap-up time.
 mod common;
 use common::agent::*;
+use common::caller::SippCaller;
 use common::*;
 use serde_json::{json, Value};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// POST returning the body of error answers too (the 400's text names the valid codes).
@@ -37,58 +37,15 @@ fn ready(server: &Server, agent: u32) {
     assert_eq!(code, 200, "agent {agent} ready: {body}");
 }
 
-/// A caller on SIPp with a harness RTP endpoint that talks a 440 Hz tone.
-struct Caller {
-    sink: RtpSink,
-    sipp: Option<JoinHandle<SippResult>>,
+/// A caller talking a 440 Hz tone.
+fn dial(server: &Server, from: &str, to: &str, secs: u64) -> SippCaller {
+    SippCaller::dial(server, Some(from), to, &tone(440.0, 90_000, 9000.0), secs)
 }
 
-impl Caller {
-    fn dial(server: &Server, from: &str, to: &str, secs: u64) -> Caller {
-        let (mut sink, port) = RtpSink::bind();
-        sink.start_talking(Law::Alaw);
-        sink.play(Law::Alaw, &tone(440.0, 90_000, 9000.0));
-        let target = server.sip_addr();
-        let (from, to) = (from.to_string(), to.to_string());
-        let sipp = std::thread::spawn(move || {
-            Sipp::new("uac_info_dtmf_wait_bye.xml", target)
-                .caller(&from)
-                .service(&to)
-                .rtp_port(port)
-                .set("first_ms", "500")
-                .timeout(Duration::from_secs(secs))
-                .run()
-        });
-        assert!(
-            sink.wait_for_packets(25, Duration::from_secs(10)),
-            "the server answers and plays"
-        );
-        Caller {
-            sink,
-            sipp: Some(sipp),
-        }
-    }
-
-    fn heard_between(&self, from: Instant, to: Instant) -> Vec<i16> {
-        self.sink
-            .packets()
-            .iter()
-            .filter(|p| p.pt == Law::Alaw.payload_type() && p.at >= from && p.at < to)
-            .flat_map(|p| {
-                p.payload
-                    .iter()
-                    .map(|&b| Law::Alaw.decode(b))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    /// Rates the call in the survey (after the agent left): the server then hangs up.
-    fn rate_and_finish(&mut self, score: char) -> SippResult {
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(self.sink.send_digit(score, 120, 101));
-        self.sipp.take().unwrap().join().unwrap()
-    }
+/// Rates the call in the survey (after the agent left): the server then hangs up.
+fn rate_and_finish(caller: &mut SippCaller, score: char) -> SippResult {
+    caller.press(score);
+    caller.finish()
 }
 
 /// Goertzel power of `hz` averaged over 250 ms blocks.
@@ -156,7 +113,7 @@ fn the_phones_hold_key_plays_music_to_the_caller_and_resume_brings_the_agent_bac
     agent.registered();
     ready(&server, 8001);
     // The answer line: a human answers first.
-    let mut caller = Caller::dial(&server, "13800138000", "10011", 60);
+    let mut caller = dial(&server, "13800138000", "10011", 60);
     let (up, _) = agent
         .wait("ANSWERED", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
@@ -229,7 +186,7 @@ fn the_phones_hold_key_plays_music_to_the_caller_and_resume_brings_the_agent_bac
         "resumed, the agent hears the caller again"
     );
 
-    let res = caller.rate_and_finish('5');
+    let res = rate_and_finish(&mut caller, '5');
     assert!(res.ok(), "{res:?}");
     let (hold_ms, talk_ms, who) = wait_until(Duration::from_secs(5), || cdr_times(&server))
         .expect("the CDR has hold and talk time");
@@ -282,7 +239,7 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
         .any(|r| r["code"] == 1 && r["label"] == "小休 break"));
     assert!(cfg["wrap_up_s"].as_u64().is_some(), "{body}");
 
-    let mut caller = Caller::dial(&server, "13800138000", "10011", 60);
+    let mut caller = dial(&server, "13800138000", "10011", 60);
     let (up, _) = agent
         .wait("ANSWERED", Duration::from_secs(15))
         .unwrap_or_else(|| panic!("8001 never answered\n{}", agent.log()));
@@ -369,7 +326,7 @@ fn wrap_up_is_stored_once_per_call_shown_everywhere_and_an_api_hold_plays_music(
         .as_u64()
         .expect("a new context version");
 
-    let res = caller.rate_and_finish('4');
+    let res = rate_and_finish(&mut caller, '4');
     assert!(res.ok(), "{res:?}");
     // One row per call and agent: the demand counts once.
     let rows = wait_until(Duration::from_secs(5), || {

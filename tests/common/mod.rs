@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod audio;
+pub mod caller;
 pub mod g711;
 pub mod rtp_sink;
 
