@@ -418,4 +418,119 @@ mod tests {
         t.mix(&mut f);
         assert!(dsp::peak(&f) > 0.1);
     }
+
+    /// Power of `hz` in `x` relative to the signal's whole power (1.0: a pure tone).
+    fn tone_share(x: &[i16], hz: f64, rate: f64) -> f64 {
+        let w = 2.0 * std::f64::consts::PI * hz / rate;
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &v in x {
+            let s0 = v as f64 + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let p = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+        let energy: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
+        2.0 * p / (x.len() as f64 * energy.max(1.0))
+    }
+
+    fn rms(x: &[i16]) -> f64 {
+        (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn an_opus_1khz_tone_survives_5_percent_loss_and_jitter_with_no_gap_beyond_concealment() {
+        let remote = Some("127.0.0.1:4000".parse().unwrap());
+        let mut tx = Session::new(remote, Codec::Opus, 111, Some(110), 48000, true, 3).unwrap();
+        let mut rx = Session::new(None, Codec::Opus, 111, Some(110), 48000, true, 5).unwrap();
+        assert_eq!(tx.frame_len(), 960);
+        // 10 s of a 1 kHz tone through the encoder; the network loses 5 % and delays
+        // each packet 30..60 ms.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut net: Vec<(f64, Vec<u8>)> = Vec::new();
+        let mut buf = [0u8; 1500];
+        let mut lost = 0;
+        for k in 0..500usize {
+            let mic: Vec<i16> = (0..960)
+                .map(|i| {
+                    let t = (k * 960 + i) as f64 / 48000.0;
+                    (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16
+                })
+                .collect();
+            let n = tx.outgoing(&mic, None, &mut buf);
+            assert!(n > 12 && n < 400, "an Opus packet, not PCM: {n} bytes");
+            assert_eq!(rtp::parse(&buf[..n]).unwrap().payload_type, 111);
+            if next() < 0.05 {
+                lost += 1;
+                continue;
+            }
+            net.push((k as f64 * 20.0 + 30.0 + next() * 30.0, buf[..n].to_vec()));
+        }
+        assert!(lost >= 15, "the channel really lost packets ({lost})");
+        net.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        let mut out = Vec::new();
+        let mut frame = [0i16; 960];
+        let mut it = net.into_iter().peekable();
+        for k in 0..520usize {
+            let now = k as f64 * 20.0 + 5.0;
+            while it.peek().is_some_and(|(at, _)| *at <= now) {
+                let (at, p) = it.next().unwrap();
+                rx.on_rtp(&p, at);
+            }
+            rx.playout(now, &mut frame);
+            out.extend_from_slice(&frame);
+        }
+        let st = rx.stats();
+        assert!(st.lost + st.late > 0 && st.concealed > 0, "{st:?}");
+        // From the first sound to the end of the stream: every 20 ms carries the tone.
+        let first = out.iter().position(|&v| v.abs() > 2000).expect("the tone arrives");
+        let start = first + 960 * 5;
+        let played = &out[start..start + 960 * 400];
+        let share = tone_share(played, 1000.0, 48000.0);
+        assert!(share > 0.8, "1 kHz is what comes out (share {share:.2})");
+        let level = rms(played);
+        // Opus's concealment (or the FEC copy) keeps the tone going through a loss; it
+        // may fade a little on a second loss in a row, but never drops to a silent gap,
+        // and the frames it weakens are fewer than the packets lost.
+        let levels: Vec<f64> = played.chunks(960).map(|f| rms(f) / level).collect();
+        let weak = levels.iter().filter(|&&l| l < 0.7).count();
+        for (i, l) in levels.iter().enumerate() {
+            assert!(*l > 0.15, "frame {i}: a gap ({l:.2} of the level); stats {st:?}");
+        }
+        assert!(weak < lost / 2, "{weak} weakened frames for {lost} lost packets");
+        eprintln!("opus over 5 % loss: {lost} lost, {weak} weakened frames, stats {st:?}, 1 kHz share {share:.2}");
+    }
+
+    #[test]
+    fn opus_keys_go_out_as_48k_events_and_the_voice_clock_keeps_960_per_frame() {
+        let remote = Some("127.0.0.1:4000".parse().unwrap());
+        let mut s = Session::new(remote, Codec::Opus, 111, Some(110), 48000, true, 7).unwrap();
+        let mic = [0i16; 960];
+        let mut buf = [0u8; 1500];
+        let n = s.outgoing(&mic, None, &mut buf);
+        let t0 = rtp::parse(&buf[..n]).unwrap().timestamp;
+        s.key('7');
+        let mut events = vec![];
+        let mut last_voice = None;
+        for _ in 0..12 {
+            let n = s.outgoing(&mic, None, &mut buf);
+            let p = rtp::parse(&buf[..n]).unwrap();
+            if p.payload_type == 110 {
+                events.push((p.timestamp, u16::from_be_bytes([p.payload[2], p.payload[3]])));
+                assert_eq!(p.payload[0], 7);
+            } else {
+                last_voice = Some(p.timestamp);
+            }
+        }
+        assert_eq!(events.len(), 6 + 2, "120 ms train, end sent thrice");
+        assert!(events.iter().all(|(ts, _)| *ts == t0 + 960), "the key's start time");
+        assert_eq!(events.last().unwrap().1, 5760, "120 ms counted at 48 kHz");
+        assert_eq!(last_voice, Some(t0 + 12 * 960), "the voice clock ran on at 48 kHz");
+        assert_eq!(s.dtmf_sent, 1);
+    }
 }
