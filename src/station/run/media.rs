@@ -117,6 +117,15 @@ impl Session {
         self.codec.clock() as usize / 50
     }
 
+    /// For the call's log line.
+    pub fn codec_name(&self) -> &'static str {
+        match self.codec {
+            Codec::G711(Law::Ulaw) => "pcmu",
+            Codec::G711(Law::Alaw) => "pcma",
+            Codec::Opus => "opus",
+        }
+    }
+
     pub fn clock(&self) -> u32 {
         self.codec.clock()
     }

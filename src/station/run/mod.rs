@@ -555,8 +555,8 @@ impl Net {
                     }
                     let st = s.stats();
                     let line = format!(
-                        "media call={id} rtp_sent={} rtp_received={} dtmf_sent={} played={} concealed={} lost={} late={} target_ms={:.0}",
-                        s.sent, s.received, s.dtmf_sent, st.played, st.concealed, st.lost, st.late, st.target_ms
+                        "media call={id} codec={} rtp_sent={} rtp_received={} dtmf_sent={} played={} concealed={} lost={} late={} target_ms={:.0}",
+                        s.codec_name(), s.sent, s.received, s.dtmf_sent, st.played, st.concealed, st.lost, st.late, st.target_ms
                     );
                     tracing::info!("station: {line}");
                     let _ = events.send(StationEvent::Notice(line));
