@@ -924,11 +924,18 @@ fn station_talks_opus_with_a_real_baresip_and_both_hear_each_other() {
         in_ear.len() as f64 / 8000.0,
         cpu * 100.0
     );
+    // Both ends agree it was Opus: the station's call line, and baresip's own codec
+    // choice (made from the station's SDP answer).
     assert!(
         media.contains("codec=opus"),
         "the call was negotiated as Opus: {media}\n{}\n{}",
         st.log(),
         blogs()
+    );
+    let b = blogs();
+    assert!(
+        b.contains("Set audio encoder: opus 48000Hz") && b.contains("Set audio decoder: opus 48000Hz"),
+        "baresip took Opus from the station's answer\n{b}"
     );
     assert!(
         mic_share > 0.5,
