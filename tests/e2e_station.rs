@@ -832,7 +832,9 @@ fn station_talks_opus_with_a_real_baresip_and_both_hear_each_other() {
     std::fs::create_dir_all(&rec).unwrap();
     let caller_wav = dir.path().join("caller.wav");
     let caller_pcm: Vec<i16> = (0..48_000 * 30)
-        .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * CALLER_HZ * i as f32 / 48_000.0).sin()) as i16)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f32::consts::PI * CALLER_HZ * i as f32 / 48_000.0).sin()) as i16
+        })
         .collect();
     write_wav_at(&caller_wav, &caller_pcm, 48_000);
     let sip_port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -885,7 +887,12 @@ fn station_talks_opus_with_a_real_baresip_and_both_hear_each_other() {
         )
     };
     let talking = st.wait("talking", Duration::from_secs(15));
-    assert!(talking.is_some(), "the station answered baresip\n{}\n{}", st.log(), blogs());
+    assert!(
+        talking.is_some(),
+        "the station answered baresip\n{}\n{}",
+        st.log(),
+        blogs()
+    );
     std::thread::sleep(Duration::from_secs(2));
     let cpu0 = cpu_seconds(st.pid());
     let wall0 = Instant::now();
@@ -934,7 +941,8 @@ fn station_talks_opus_with_a_real_baresip_and_both_hear_each_other() {
     );
     let b = blogs();
     assert!(
-        b.contains("Set audio encoder: opus 48000Hz") && b.contains("Set audio decoder: opus 48000Hz"),
+        b.contains("Set audio encoder: opus 48000Hz")
+            && b.contains("Set audio decoder: opus 48000Hz"),
         "baresip took Opus from the station's answer\n{b}"
     );
     assert!(

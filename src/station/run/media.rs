@@ -372,7 +372,8 @@ mod tests {
     #[test]
     fn keys_go_out_as_rfc4733_events_then_the_voice_resumes() {
         let remote = Some("127.0.0.1:4000".parse().unwrap());
-        let mut s = Session::new(remote, Codec::G711(Law::Alaw), 8, Some(101), 8000, true, 7).unwrap();
+        let mut s =
+            Session::new(remote, Codec::G711(Law::Alaw), 8, Some(101), 8000, true, 7).unwrap();
         let mic = [1000i16; FRAME];
         let mut buf = [0u8; 512];
         let n = s.outgoing(&mic, None, &mut buf);
@@ -406,7 +407,8 @@ mod tests {
 
     #[test]
     fn received_voice_is_played_and_the_beep_is_mixed_in() {
-        let mut s = Session::new(None, Codec::G711(Law::Ulaw), 0, Some(101), 8000, true, 9).unwrap();
+        let mut s =
+            Session::new(None, Codec::G711(Law::Ulaw), 0, Some(101), 8000, true, 9).unwrap();
         let mut tx = RtpSender::new(1, 1, 1);
         let mut out = [0i16; FRAME];
         let mut loud = 0;
@@ -497,7 +499,10 @@ mod tests {
         let st = rx.stats();
         assert!(st.lost + st.late > 0 && st.concealed > 0, "{st:?}");
         // From the first sound to the end of the stream: every 20 ms carries the tone.
-        let first = out.iter().position(|&v| v.abs() > 2000).expect("the tone arrives");
+        let first = out
+            .iter()
+            .position(|&v| v.abs() > 2000)
+            .expect("the tone arrives");
         let start = first + 960 * 5;
         let played = &out[start..start + 960 * 400];
         let share = tone_share(played, 1000.0, 48000.0);
@@ -509,9 +514,15 @@ mod tests {
         let levels: Vec<f64> = played.chunks(960).map(|f| rms(f) / level).collect();
         let weak = levels.iter().filter(|&&l| l < 0.7).count();
         for (i, l) in levels.iter().enumerate() {
-            assert!(*l > 0.15, "frame {i}: a gap ({l:.2} of the level); stats {st:?}");
+            assert!(
+                *l > 0.15,
+                "frame {i}: a gap ({l:.2} of the level); stats {st:?}"
+            );
         }
-        assert!(weak < lost / 2, "{weak} weakened frames for {lost} lost packets");
+        assert!(
+            weak < lost / 2,
+            "{weak} weakened frames for {lost} lost packets"
+        );
         eprintln!("opus over 5 % loss: {lost} lost, {weak} weakened frames, stats {st:?}, 1 kHz share {share:.2}");
     }
 
@@ -530,16 +541,26 @@ mod tests {
             let n = s.outgoing(&mic, None, &mut buf);
             let p = rtp::parse(&buf[..n]).unwrap();
             if p.payload_type == 110 {
-                events.push((p.timestamp, u16::from_be_bytes([p.payload[2], p.payload[3]])));
+                events.push((
+                    p.timestamp,
+                    u16::from_be_bytes([p.payload[2], p.payload[3]]),
+                ));
                 assert_eq!(p.payload[0], 7);
             } else {
                 last_voice = Some(p.timestamp);
             }
         }
         assert_eq!(events.len(), 6 + 2, "120 ms train, end sent thrice");
-        assert!(events.iter().all(|(ts, _)| *ts == t0 + 960), "the key's start time");
+        assert!(
+            events.iter().all(|(ts, _)| *ts == t0 + 960),
+            "the key's start time"
+        );
         assert_eq!(events.last().unwrap().1, 5760, "120 ms counted at 48 kHz");
-        assert_eq!(last_voice, Some(t0 + 12 * 960), "the voice clock ran on at 48 kHz");
+        assert_eq!(
+            last_voice,
+            Some(t0 + 12 * 960),
+            "the voice clock ran on at 48 kHz"
+        );
         assert_eq!(s.dtmf_sent, 1);
     }
 }

@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::sdp::Direction;
-use sdp::Codec;
 use crate::sip::wire::{self, Msg, Start};
 use crate::station::events::{Action, CallPhase, CallRef, Registration, StationEvent};
+use sdp::Codec;
 
 use msg::{Req, Resp};
 
@@ -904,8 +904,7 @@ impl Ua {
         let held_by_far = !matches!(n.direction, Direction::SendRecv | Direction::SendOnly);
         let c = &mut self.calls[i];
         c.sdp_version += 1;
-        let answer =
-            sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version);
+        let answer = sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version);
         let mut r = Resp::to(&m, 200, "OK", None);
         r.extra.push((
             "Contact".into(),
@@ -984,8 +983,7 @@ impl Ua {
         let (Some(inv), Some(n)) = (c.invite.clone(), c.negotiated.clone()) else {
             return;
         };
-        let answer =
-            sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version);
+        let answer = sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version);
         let mut r = Resp::to(&inv, 200, "OK", Some(&c.local_tag));
         r.extra.push((
             "Contact".into(),
@@ -1103,7 +1101,12 @@ impl Ua {
         c.cseq += 1;
         c.sdp_version += 1;
         let dir = if on { "a=sendonly" } else { "a=sendrecv" };
-        let offer = sdp::build_offer(&self.codecs, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version)
+        let offer = sdp::build_offer(
+            &self.codecs,
+            self.cfg.rtp.ip(),
+            self.cfg.rtp.port(),
+            c.sdp_version,
+        )
         .replace("a=sendrecv", dir);
         let c = c.clone();
         let branch = format!("z9hG4bK{}", self.token());
@@ -1143,7 +1146,12 @@ impl Ua {
         req.call_id = id.clone();
         req.cseq = 1;
         req.extra.push(("Contact".into(), self.contact()));
-        req.body = Some(sdp::build_offer(&self.codecs, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1));
+        req.body = Some(sdp::build_offer(
+            &self.codecs,
+            self.cfg.rtp.ip(),
+            self.cfg.rtp.port(),
+            1,
+        ));
         let data = req.render();
         self.calls.push(Call {
             id: id.clone(),

@@ -309,10 +309,16 @@ pub fn build_offer(order: &[Codec], ip: IpAddr, port: u16, version: u64) -> Stri
         }
     }
     if g711 {
-        let _ = write!(s, "a=rtpmap:{TE8_PT} telephone-event/8000\r\na=fmtp:{TE8_PT} 0-15\r\n");
+        let _ = write!(
+            s,
+            "a=rtpmap:{TE8_PT} telephone-event/8000\r\na=fmtp:{TE8_PT} 0-15\r\n"
+        );
     }
     if opus {
-        let _ = write!(s, "a=rtpmap:{TE48_PT} telephone-event/48000\r\na=fmtp:{TE48_PT} 0-15\r\n");
+        let _ = write!(
+            s,
+            "a=rtpmap:{TE48_PT} telephone-event/48000\r\na=fmtp:{TE48_PT} 0-15\r\n"
+        );
     }
     s.push_str("a=ptime:20\r\na=sendrecv\r\n");
     s
