@@ -111,11 +111,27 @@ fn parse_direction(attrs: impl Iterator<Item = String>) -> Option<Direction> {
     dir
 }
 
+fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
+    let err = match SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) {
+        Ok(d) => return Ok(d),
+        Err(e) => SdpError::Malformed(e.to_string()),
+    };
+    // Some gateways omit the mandatory t= line (the server's parser forgives it too):
+    // supply "t=0 0" before the first m=.
+    match (sdp.lines().any(|l| l.starts_with("t=")), sdp.find("\nm=")) {
+        (false, Some(i)) => {
+            let fixed = format!("{}\r\nt=0 0{}", sdp[..i].trim_end_matches('\r'), &sdp[i..]);
+            SessionDescription::unmarshal(&mut Cursor::new(fixed.as_bytes()))
+                .map_err(|e| SdpError::Malformed(e.to_string()))
+        }
+        _ => Err(err),
+    }
+}
+
 /// Answers `offer` (or reads an answer to ours): the first format in the offerer's order
 /// that we allow (RFC 3264: the offerer's order is its preference).
 pub fn negotiate(offer: &str, allowed: &[Codec]) -> Result<Negotiated, SdpError> {
-    let desc = SessionDescription::unmarshal(&mut Cursor::new(offer.as_bytes()))
-        .map_err(|e| SdpError::Malformed(e.to_string()))?;
+    let desc = parse(offer)?;
     let offered: Vec<OfferedMedia> = desc
         .media_descriptions
         .iter()

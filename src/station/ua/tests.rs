@@ -742,3 +742,22 @@ fn the_answer_to_our_opus_offer_starts_opus_media_at_48k() {
         Some((Codec::Opus, 111, Some(110), 48000))
     );
 }
+
+#[test]
+fn a_broken_offer_gets_488_and_one_without_t_is_still_answered() {
+    for bad in [
+        "",
+        "garbage",
+        "v=0\r\nm=audio x RTP/AVP 96\r\n",
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP\r\n",
+    ] {
+        let mut ua = registered(true, 300);
+        ua.on_datagram(s(1.0), server(), &invite("b1", 1, None, bad));
+        let r = sent(&ua.drain());
+        assert_eq!(r.last().map(code), Some(488), "{bad:?}");
+    }
+    let no_t = OPUS_OFFER.replace("t=0 0\r\n", "");
+    let (out, ok) = answered(&no_t);
+    assert_eq!(code(&ok), 200);
+    assert_eq!(start(&out).map(|s| s.0), Some(Codec::Opus));
+}
