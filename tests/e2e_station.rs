@@ -747,3 +747,214 @@ fn station_with_a_wrong_password_is_refused_and_does_not_retry_in_a_loop() {
     );
     assert_eq!(st.count("registration registered"), 0);
 }
+
+// ---------------------------------------------------------------- Opus with a real peer
+
+/// A mono WAV at any rate (the shared `write_wav` writes 8 kHz).
+fn write_wav_at(path: &Path, pcm: &[i16], rate: u32) {
+    let data = (pcm.len() * 2) as u32;
+    let mut b = Vec::with_capacity(44 + pcm.len() * 2);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in pcm {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// A 16-bit mono WAV's samples brought to 8 kHz (mean of each `rate/8000` block), for
+/// the 8 kHz Goertzel helpers.
+fn read_wav_8k(path: &Path) -> Vec<i16> {
+    let b = std::fs::read(path).unwrap_or_default();
+    if b.len() < 44 {
+        return vec![];
+    }
+    let rate = u32::from_le_bytes([b[24], b[25], b[26], b[27]]).max(8000);
+    let channels = u16::from_le_bytes([b[22], b[23]]).max(1) as usize;
+    let Some(at) = b.windows(4).position(|w| w == b"data") else {
+        return vec![];
+    };
+    let pcm: Vec<i16> = b[at + 8..]
+        .chunks_exact(2 * channels)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let k = (rate / 8000) as usize;
+    pcm.chunks_exact(k)
+        .map(|c| (c.iter().map(|&x| x as i32).sum::<i32>() / k as i32) as i16)
+        .collect()
+}
+
+/// Debian's baresip with only its Opus codec calls the station straight at its SIP socket
+/// (no server): baresip plays one tone, the station's microphone another, each side must
+/// hear the other's, and the call must really have been Opus.
+#[test]
+fn station_talks_opus_with_a_real_baresip_and_both_hear_each_other() {
+    if Command::new("baresip").arg("-h").output().is_err() {
+        panic!("baresip is not installed (scripts/install-test-deps)");
+    }
+    // A stand-in registrar that never answers: it only tells us the station's SIP address.
+    let registrar = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    registrar
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut pulse = Pulse::start(false);
+    let dir = TempDir::new("station-opus");
+    let mic_wav = dir.path().join("mic.wav");
+    write_wav(&mic_wav, &tone(MIC_HZ, 90_000, 8000.0));
+    pulse.speak_into_mic(&mic_wav);
+    let mut st = Station::start(
+        &registrar.local_addr().unwrap().to_string(),
+        "8001",
+        "agent8001",
+        Some(&pulse),
+        &["--auto-answer"],
+    );
+    let mut b = [0u8; 4096];
+    let (_, station_sip) = registrar
+        .recv_from(&mut b)
+        .unwrap_or_else(|e| panic!("no REGISTER from the station ({e})\n{}", st.log()));
+    let speaker = pulse.record_speaker();
+
+    // baresip: 48 kHz tone file in, what it hears recorded by sndfile, Opus only.
+    let bdir = dir.path().join("baresip");
+    let rec = dir.path().join("rec");
+    std::fs::create_dir_all(&bdir).unwrap();
+    std::fs::create_dir_all(&rec).unwrap();
+    let caller_wav = dir.path().join("caller.wav");
+    let caller_pcm: Vec<i16> = (0..48_000 * 30)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f32::consts::PI * CALLER_HZ * i as f32 / 48_000.0).sin()) as i16
+        })
+        .collect();
+    write_wav_at(&caller_wav, &caller_pcm, 48_000);
+    let sip_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "poll_method\tepoll\nsip_listen\t127.0.0.1:{sip_port}\ncall_local_timeout\t30\n\
+         audio_player\taubridge,nil\naudio_source\taufile,{}\naudio_alert\taubridge,nil\n\
+         ausrc_srate\t48000\nauplay_srate\t48000\nausrc_channels\t1\nauplay_channels\t1\n\
+         rtp_ports\t31000-31100\nrtp_timeout\t0\njitter_buffer_delay\t1-10\n\
+         module_path\t/usr/lib/baresip/modules\nmodule\topus.so\nmodule\taufile.so\n\
+         module\taubridge.so\nmodule\tsndfile.so\nmodule_app\taccount.so\nmodule_app\tmenu.so\n\
+         snd_path\t{}\nopus_stereo\tno\nopus_sprop_stereo\tno\ndns_server\t127.0.0.1:53\n",
+        caller_wav.display(),
+        rec.display()
+    );
+    std::fs::write(bdir.join("config"), config).unwrap();
+    std::fs::write(
+        bdir.join("accounts"),
+        "<sip:caller@127.0.0.1>;regint=0;audio_codecs=opus\n",
+    )
+    .unwrap();
+    let blog = dir.path().join("baresip.log");
+    let mut baresip = Command::new("baresip")
+        .args(["-f"])
+        .arg(&bdir)
+        .args(["-e", &format!("/dial sip:8001@{station_sip}"), "-t", "12"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&blog).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("baresip.err")).unwrap(),
+        ))
+        .spawn()
+        .expect("baresip");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let baresip = Kill(&mut baresip);
+    let blogs = || {
+        format!(
+            "baresip:\n{}\n{}",
+            std::fs::read_to_string(&blog).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("baresip.err")).unwrap_or_default()
+        )
+    };
+    let talking = st.wait("talking", Duration::from_secs(15));
+    assert!(
+        talking.is_some(),
+        "the station answered baresip\n{}\n{}",
+        st.log(),
+        blogs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu0 = cpu_seconds(st.pid());
+    let wall0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    let cpu = (cpu_seconds(st.pid()) - cpu0) / wall0.elapsed().as_secs_f64();
+    st.command("hangup");
+    let media = st
+        .wait("notice media", Duration::from_secs(5))
+        .map(|(_, l)| l)
+        .unwrap_or_default();
+    drop(baresip);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(pulse.helpers.pop().map(|mut p| {
+        let _ = p.kill();
+        p.wait()
+    }));
+    let in_ear = recorded(&speaker);
+    let caller_share = blocks_with(&in_ear, CALLER_HZ, MIC_HZ);
+    // sndfile writes what baresip decoded (…-dec.wav) and what it encoded (…-enc.wav).
+    let decoded: Vec<PathBuf> = std::fs::read_dir(&rec)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    let heard_file = decoded
+        .iter()
+        .find(|p| p.to_string_lossy().contains("dec"))
+        .cloned();
+    let heard = heard_file.as_deref().map(read_wav_8k).unwrap_or_default();
+    let mic_share = blocks_with(&heard, MIC_HZ, CALLER_HZ);
+    println!(
+        "station opus e2e: baresip heard the station's microphone in {:.0} % of 250 ms blocks \
+         ({:.1} s recorded); the earpiece holds baresip's tone in {:.0} % of blocks ({:.1} s); \
+         station CPU during the Opus call {:.1} % of one core; {media}",
+        mic_share * 100.0,
+        heard.len() as f64 / 8000.0,
+        caller_share * 100.0,
+        in_ear.len() as f64 / 8000.0,
+        cpu * 100.0
+    );
+    // Both ends agree it was Opus: the station's call line, and baresip's own codec
+    // choice (made from the station's SDP answer).
+    assert!(
+        media.contains("codec=opus"),
+        "the call was negotiated as Opus: {media}\n{}\n{}",
+        st.log(),
+        blogs()
+    );
+    let b = blogs();
+    assert!(
+        b.contains("Set audio encoder: opus 48000Hz")
+            && b.contains("Set audio decoder: opus 48000Hz"),
+        "baresip took Opus from the station's answer\n{b}"
+    );
+    assert!(
+        mic_share > 0.5,
+        "baresip hears the station's microphone tone ({mic_share}; files {decoded:?})\n{}",
+        blogs()
+    );
+    assert!(
+        caller_share > 0.3,
+        "the earpiece played baresip's tone ({caller_share})\n{}",
+        st.log()
+    );
+    assert!(cpu < 0.5, "the station uses {:.0} % of a core", cpu * 100.0);
+    assert!(st.quit(), "the station quits when its stdin closes");
+}

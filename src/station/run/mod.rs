@@ -18,7 +18,7 @@ use crate::station::audio::resample::Resampler;
 use crate::station::events::{Action, CallPhase, Registration, StationEvent};
 use crate::station::ua::{self, MediaCmd, Out, Ua};
 
-use media::{Session, Tones, FRAME};
+use media::{Session, Tones, FRAME, MAX_FRAME};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -40,6 +40,17 @@ pub struct Options {
     pub ready: bool,
     /// The HTTP API's base URL; None: http://<server host>:8088.
     pub api: Option<String>,
+}
+
+/// The offer's codec order, `ANSWERLINE_STATION_CODECS=opus,pcmu,pcma` (G.711 first
+/// when unset: the hotline server must not be made to transcode). A typo is an error.
+fn codecs_from_env() -> anyhow::Result<Option<Vec<ua::sdp::Codec>>> {
+    match std::env::var("ANSWERLINE_STATION_CODECS") {
+        Ok(v) if !v.trim().is_empty() => ua::sdp::parse_codecs(&v)
+            .map(Some)
+            .map_err(|e| anyhow!("ANSWERLINE_STATION_CODECS: {e}")),
+        _ => Ok(None),
+    }
 }
 
 /// `--list-devices`.
@@ -124,6 +135,7 @@ fn resolve(server: &str) -> anyhow::Result<(SocketAddr, String)> {
 
 /// `answerline station ...`: runs until the agent quits (or stdin closes when headless).
 pub fn run(o: Options) -> anyhow::Result<()> {
+    let codecs = codecs_from_env()?;
     let (server, domain) = resolve(&o.server)?;
     let password = password(&o)?;
     // The address the server reaches us at: the one the kernel routes to it from.
@@ -180,6 +192,9 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         .name("station-net".into())
         .spawn(move || {
             let mut n = Net::new(cfg, sip, rtp, capture, playback, ring, opts, seed);
+            if let Some(c) = codecs {
+                n.ua.set_codecs(c);
+            }
             n.run(act_rx, ev_tx)
         })?;
     if o.headless {
@@ -369,6 +384,9 @@ struct Net {
     ear_rs: Option<Resampler>,
     ring_rs: Option<Resampler>,
     mic: Vec<i16>,
+    /// The media clock the microphone and earpiece are resampled to: 8000, or 48000 for
+    /// an Opus call (never Opus through 8 kHz).
+    hz: u32,
     session: Option<(String, Session)>,
     tones: Tones,
     ring_tones: Tones,
@@ -402,6 +420,7 @@ impl Net {
             playback,
             ring,
             mic: Vec::with_capacity(8000),
+            hz: 8000,
             session: None,
             tones: Tones::default(),
             ring_tones: Tones::default(),
@@ -493,22 +512,41 @@ impl Net {
             MediaCmd::Start {
                 call,
                 remote,
-                law,
+                codec,
                 payload_type,
                 te_payload_type,
+                te_rate,
                 send,
                 ..
-            } => match self.session.as_mut() {
-                Some((id, s)) if *id == call => {
-                    s.update(remote, law, payload_type, te_payload_type, send)
+            } => {
+                match self.session.as_mut() {
+                    Some((id, s)) if *id == call => {
+                        s.update(remote, codec, payload_type, te_payload_type, te_rate, send)
+                    }
+                    _ => {
+                        self.seed = self.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+                        match Session::new(
+                            remote,
+                            codec,
+                            payload_type,
+                            te_payload_type,
+                            te_rate,
+                            send,
+                            self.seed,
+                        ) {
+                            Ok(s) => self.session = Some((call, s)),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "station: no media for the call");
+                                let _ = events.send(StationEvent::Notice(format!(
+                                    "no audio for this call: {e}"
+                                )));
+                            }
+                        }
+                    }
                 }
-                _ => {
-                    self.seed = self.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
-                    let s =
-                        Session::new(remote, law, payload_type, te_payload_type, send, self.seed);
-                    self.session = Some((call, s));
-                }
-            },
+                let hz = self.session.as_ref().map_or(8000, |(_, s)| s.clock());
+                self.set_clock(hz);
+            }
             MediaCmd::Stop { call } => {
                 if let Some((id, s)) = self.session.take() {
                     if id != call {
@@ -517,8 +555,8 @@ impl Net {
                     }
                     let st = s.stats();
                     let line = format!(
-                        "media call={id} rtp_sent={} rtp_received={} dtmf_sent={} played={} concealed={} lost={} late={} target_ms={:.0}",
-                        s.sent, s.received, s.dtmf_sent, st.played, st.concealed, st.lost, st.late, st.target_ms
+                        "media call={id} codec={} rtp_sent={} rtp_received={} dtmf_sent={} played={} concealed={} lost={} late={} target_ms={:.0}",
+                        s.codec_name(), s.sent, s.received, s.dtmf_sent, st.played, st.concealed, st.lost, st.late, st.target_ms
                     );
                     tracing::info!("station: {line}");
                     let _ = events.send(StationEvent::Notice(line));
@@ -545,9 +583,22 @@ impl Net {
         }
     }
 
+    /// Re-points the device resamplers at a new media clock (done when a call starts,
+    /// on the network thread; the audio callbacks only see the rings).
+    fn set_clock(&mut self, hz: u32) {
+        if hz == self.hz {
+            return;
+        }
+        self.hz = hz;
+        self.mic_rs = self.capture.as_ref().map(|c| Resampler::new(c.rate, hz));
+        self.ear_rs = self.playback.as_ref().map(|p| Resampler::new(hz, p.rate));
+        self.mic.clear();
+    }
+
     /// The 20 ms media clock: one frame from the microphone out, one frame to the earpiece.
     fn frame(&mut self, now: Duration, buf: &mut [u8]) {
-        // Microphone: everything captured so far, at 8 kHz.
+        // Microphone: everything captured so far, at the call's clock.
+        let len = self.hz as usize / 50;
         if let (Some(c), Some(rs)) = (self.capture.as_mut(), self.mic_rs.as_mut()) {
             self.scratch.clear();
             while let Ok(s) = c.rx.pop() {
@@ -555,35 +606,47 @@ impl Net {
             }
             rs.process(&self.scratch, &mut self.mic);
         } else {
-            self.mic.resize(self.mic.len().max(FRAME), 0);
+            self.mic.resize(self.mic.len().max(len), 0);
         }
         // A capture clock running fast (or a stall) must not build up delay: keep 3 frames.
-        if self.mic.len() > 3 * FRAME {
-            let extra = self.mic.len() - 3 * FRAME;
+        if self.mic.len() > 3 * len {
+            let extra = self.mic.len() - 3 * len;
             self.mic.drain(..extra);
         }
-        let mut mic = [0i16; FRAME];
-        let have = self.mic.len() >= FRAME;
+        let mut mic = [0i16; MAX_FRAME];
+        let mic = &mut mic[..len];
+        let have = self.mic.len() >= len;
         if have {
-            mic.copy_from_slice(&self.mic[..FRAME]);
-            self.mic.drain(..FRAME);
+            mic.copy_from_slice(&self.mic[..len]);
+            self.mic.drain(..len);
         }
-        let mut ear = [0i16; FRAME];
+        let mut ear = [0i16; MAX_FRAME];
+        let ear = &mut ear[..len];
         if let Some((_, s)) = self.session.as_mut() {
-            let n = s.outgoing(&mic, self.gate.as_mut(), buf);
-            if n > 0 {
-                if let Some(to) = s.remote {
-                    let _ = self.rtp.send_to(&buf[..n], to);
+            if s.frame_len() == len {
+                let n = s.outgoing(mic, self.gate.as_mut(), buf);
+                if n > 0 {
+                    if let Some(to) = s.remote {
+                        let _ = self.rtp.send_to(&buf[..n], to);
+                    }
                 }
+                s.playout(now.as_secs_f64() * 1000.0, ear);
             }
-            s.playout(now.as_secs_f64() * 1000.0, &mut ear);
         }
-        self.tones.mix(&mut ear);
+        // The station's tones are made at 8 kHz; held sample by sample up to the call's
+        // clock (a beep and a ring cadence need no better).
+        let mut t = [0i16; FRAME];
+        self.tones.mix(&mut t);
+        let hold = len / FRAME;
+        for (i, o) in ear.iter_mut().enumerate() {
+            *o = o.saturating_add(t[i / hold]);
+        }
+        let ear = &*ear;
         if let (Some(p), Some(rs)) = (self.playback.as_mut(), self.ear_rs.as_mut()) {
             // Keep at most ~100 ms queued at the device: its clock drifts against ours.
             if backlog_ok(p) {
                 self.scratch.clear();
-                rs.process(&ear, &mut self.scratch);
+                rs.process(ear, &mut self.scratch);
                 for &s in &self.scratch {
                     if p.tx.push(s).is_err() {
                         break;

@@ -9,16 +9,17 @@
 pub mod auth;
 mod msg;
 mod pop;
+pub mod sdp;
 #[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::media::g711::Law;
-use crate::sdp::{self, Direction, MediaPrefs};
+use crate::sdp::Direction;
 use crate::sip::wire::{self, Msg, Start};
 use crate::station::events::{Action, CallPhase, CallRef, Registration, StationEvent};
+use sdp::Codec;
 
 use msg::{Req, Resp};
 
@@ -60,9 +61,11 @@ pub enum MediaCmd {
     Start {
         call: CallRef,
         remote: Option<SocketAddr>,
-        law: Law,
+        codec: Codec,
         payload_type: u8,
         te_payload_type: Option<u8>,
+        /// The telephone-event clock (8000, or 48000 beside Opus).
+        te_rate: u32,
         ptime_ms: u32,
         send: bool,
     },
@@ -174,7 +177,8 @@ pub struct Ua {
     txs: Vec<ClientTx>,
     calls: Vec<Call>,
     out: Vec<Out>,
-    prefs: MediaPrefs,
+    /// Our offer's order (`--codecs`); answers follow the offerer's order among these.
+    codecs: Vec<Codec>,
     /// The reason phrase of the response being handled (wire::Msg keeps only the code).
     last_reason: String,
     /// Registered, including while a refresh is in flight.
@@ -201,11 +205,18 @@ impl Ua {
             out: Vec::new(),
             last_reason: String::new(),
             registered: false,
-            prefs: MediaPrefs::default(),
+            codecs: sdp::default_codecs(),
         };
         ua.reg_call_id = format!("{}@station", ua.token());
         ua.reg_tag = ua.token();
         ua
+    }
+
+    /// The codecs we offer, in order, and accept (`--codecs`).
+    pub fn set_codecs(&mut self, codecs: Vec<Codec>) {
+        if !codecs.is_empty() {
+            self.codecs = codecs;
+        }
     }
 
     /// Everything produced since the last call.
@@ -702,13 +713,14 @@ impl Ua {
 
     fn media_from_body(&mut self, id: &str, m: &Msg, holding: bool) {
         let body = String::from_utf8_lossy(&m.body).into_owned();
-        match sdp::negotiate(&body, &self.prefs) {
+        match sdp::negotiate(&body, &self.codecs) {
             Ok(n) => {
                 let send = n.direction.sends() && !holding;
                 self.out.push(Out::Media(MediaCmd::Start {
                     call: id.to_string(),
                     remote: n.remote_rtp,
-                    law: n.law,
+                    codec: n.codec,
+                    te_rate: n.te_rate,
                     payload_type: n.payload_type,
                     te_payload_type: n.te_payload_type,
                     ptime_ms: n.ptime_ms,
@@ -792,7 +804,7 @@ impl Ua {
             return;
         }
         let body = String::from_utf8_lossy(&m.body).into_owned();
-        let n = match sdp::negotiate(&body, &self.prefs) {
+        let n = match sdp::negotiate(&body, &self.codecs) {
             Ok(n) => n,
             Err(e) => {
                 tracing::info!(error = %e, "station: offer refused");
@@ -879,7 +891,7 @@ impl Ua {
             );
             return;
         }
-        let n = match sdp::negotiate(&body, &self.prefs) {
+        let n = match sdp::negotiate(&body, &self.codecs) {
             Ok(n) => n,
             Err(_) => {
                 self.send(
@@ -892,8 +904,7 @@ impl Ua {
         let held_by_far = !matches!(n.direction, Direction::SendRecv | Direction::SendOnly);
         let c = &mut self.calls[i];
         c.sdp_version += 1;
-        let answer =
-            sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version);
+        let answer = sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version);
         let mut r = Resp::to(&m, 200, "OK", None);
         r.extra.push((
             "Contact".into(),
@@ -907,7 +918,8 @@ impl Ua {
         self.out.push(Out::Media(MediaCmd::Start {
             call: id.clone(),
             remote: n.remote_rtp,
-            law: n.law,
+            codec: n.codec,
+            te_rate: n.te_rate,
             payload_type: n.payload_type,
             te_payload_type: n.te_payload_type,
             ptime_ms: n.ptime_ms,
@@ -971,8 +983,7 @@ impl Ua {
         let (Some(inv), Some(n)) = (c.invite.clone(), c.negotiated.clone()) else {
             return;
         };
-        let answer =
-            sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), 1, c.sdp_version);
+        let answer = sdp::build_answer(&n, self.cfg.rtp.ip(), self.cfg.rtp.port(), c.sdp_version);
         let mut r = Resp::to(&inv, 200, "OK", Some(&c.local_tag));
         r.extra.push((
             "Contact".into(),
@@ -989,7 +1000,8 @@ impl Ua {
         self.out.push(Out::Media(MediaCmd::Start {
             call: id.to_string(),
             remote: n.remote_rtp,
-            law: n.law,
+            codec: n.codec,
+            te_rate: n.te_rate,
             payload_type: n.payload_type,
             te_payload_type: n.te_payload_type,
             ptime_ms: n.ptime_ms,
@@ -1090,10 +1102,9 @@ impl Ua {
         c.sdp_version += 1;
         let dir = if on { "a=sendonly" } else { "a=sendrecv" };
         let offer = sdp::build_offer(
-            &self.prefs,
+            &self.codecs,
             self.cfg.rtp.ip(),
             self.cfg.rtp.port(),
-            1,
             c.sdp_version,
         )
         .replace("a=sendrecv", dir);
@@ -1136,10 +1147,9 @@ impl Ua {
         req.cseq = 1;
         req.extra.push(("Contact".into(), self.contact()));
         req.body = Some(sdp::build_offer(
-            &self.prefs,
+            &self.codecs,
             self.cfg.rtp.ip(),
             self.cfg.rtp.port(),
-            1,
             1,
         ));
         let data = req.render();

@@ -1,6 +1,7 @@
 //! The user agent on virtual time against a scripted server.
 
 use super::*;
+use crate::media::g711::Law;
 use crate::sip::digest::{expected_response, ha1, parse_authorization, Algo};
 
 const SERVER: &str = "127.0.0.1:5070";
@@ -317,7 +318,7 @@ fn an_offered_call_is_auto_answered_with_the_screen_pop_from_its_headers_then_en
     assert!(out.iter().any(|o| matches!(
         o,
         Out::Media(MediaCmd::Start {
-            law: Law::Alaw,
+            codec: Codec::G711(Law::Alaw),
             payload_type: 8,
             te_payload_type: Some(101),
             send: true,
@@ -561,9 +562,13 @@ fn dialling_authenticates_on_407_and_ready_uses_the_feature_code() {
         sent(&out).iter().map(method).collect::<Vec<_>>(),
         vec!["ACK"]
     );
-    assert!(out
-        .iter()
-        .any(|o| matches!(o, Out::Media(MediaCmd::Start { law: Law::Ulaw, .. }))));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Out::Media(MediaCmd::Start {
+            codec: Codec::G711(Law::Ulaw),
+            ..
+        })
+    )));
     ua.on_action(s(2.0), Action::Hangup(ua.call_ids()[0].clone()));
     let r = sent(&ua.drain());
     assert_eq!(method(&r[0]), "BYE");
@@ -598,4 +603,161 @@ impl Uri for Msg {
             _ => String::new(),
         }
     }
+}
+
+// ------------------------------------------------------------------ Opus (RFC 7587)
+
+const OPUS_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 96 0 97\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:97 telephone-event/48000\r\na=fmtp:97 0-15\r\na=sendrecv\r\n";
+
+fn answered(offer: &str) -> (Vec<Out>, Msg) {
+    let mut ua = registered(true, 300);
+    ua.on_datagram(s(1.0), server(), &invite("o1", 1, None, offer));
+    let out = ua.drain();
+    let last = sent(&out).pop().expect("a response");
+    (out, last)
+}
+
+fn start(out: &[Out]) -> Option<(Codec, u8, Option<u8>, u32)> {
+    out.iter().find_map(|o| match o {
+        Out::Media(MediaCmd::Start {
+            codec,
+            payload_type,
+            te_payload_type,
+            te_rate,
+            ..
+        }) => Some((*codec, *payload_type, *te_payload_type, *te_rate)),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_offer_with_opus_first_is_answered_with_opus_and_its_48k_telephone_event() {
+    let (out, ok) = answered(OPUS_OFFER);
+    assert_eq!(code(&ok), 200);
+    let body = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(body.contains("m=audio 7000 RTP/AVP 96 97\r\n"), "{body}");
+    assert!(body.contains("a=rtpmap:96 opus/48000/2\r\n"), "{body}");
+    assert!(body.contains("a=fmtp:96 useinbandfec=1"), "{body}");
+    assert!(
+        body.contains("a=rtpmap:97 telephone-event/48000\r\n"),
+        "{body}"
+    );
+    assert!(!body.contains("PCMU"), "{body}");
+    assert_eq!(start(&out), Some((Codec::Opus, 96, Some(97), 48000)));
+}
+
+#[test]
+fn the_offerers_order_wins_pcmu_first_is_answered_pcmu_and_opus_gets_8k_events() {
+    let offer = OPUS_OFFER
+        .replace("RTP/AVP 96 0 97", "RTP/AVP 0 96 101")
+        .replace(
+            "a=sendrecv",
+            "a=rtpmap:101 telephone-event/8000\r\na=sendrecv",
+        );
+    let (out, ok) = answered(&offer);
+    let body = String::from_utf8_lossy(&ok.body).to_string();
+    assert!(body.contains("m=audio 7000 RTP/AVP 0 101\r\n"), "{body}");
+    assert_eq!(
+        start(&out),
+        Some((Codec::G711(Law::Ulaw), 0, Some(101), 8000))
+    );
+    // Opus beside only a telephone-event/8000: the events keep their own 8 kHz clock.
+    let offer = OPUS_OFFER
+        .replace("RTP/AVP 96 0 97", "RTP/AVP 96 101")
+        .replace(
+            "a=rtpmap:97 telephone-event/48000",
+            "a=rtpmap:101 telephone-event/8000",
+        )
+        .replace("a=fmtp:97", "a=fmtp:101");
+    let (out, _) = answered(&offer);
+    assert_eq!(start(&out), Some((Codec::Opus, 96, Some(101), 8000)));
+}
+
+#[test]
+fn only_pcmu_is_answered_pcmu_and_only_an_unknown_codec_gets_488() {
+    let offer = OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 0 101");
+    let (out, ok) = answered(&offer);
+    assert_eq!(code(&ok), 200);
+    assert_eq!(
+        start(&out),
+        Some((Codec::G711(Law::Ulaw), 0, Some(101), 8000))
+    );
+    let g729 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let (out, r) = answered(g729);
+    assert_eq!(code(&r), 488);
+    assert!(start(&out).is_none());
+    // An agent who allows only G.711 refuses an Opus-only offer.
+    let mut ua = registered(true, 300);
+    ua.set_codecs(sdp::parse_codecs("pcma,pcmu").unwrap());
+    let only_opus = OPUS_OFFER.replace("RTP/AVP 96 0 97", "RTP/AVP 96 97");
+    ua.on_datagram(s(1.0), server(), &invite("o2", 1, None, &only_opus));
+    assert_eq!(code(sent(&ua.drain()).last().unwrap()), 488);
+}
+
+#[test]
+fn a_dialled_call_offers_g711_first_by_default_and_opus_first_with_codecs_opus() {
+    let offer_of = |codecs: Option<&str>| {
+        let mut ua = registered(false, 300);
+        if let Some(c) = codecs {
+            ua.set_codecs(sdp::parse_codecs(c).unwrap());
+        }
+        ua.on_action(s(1.0), Action::Dial("sip:9000@127.0.0.1:5070".into()));
+        let r = sent(&ua.drain());
+        String::from_utf8_lossy(&r[0].body).to_string()
+    };
+    let dflt = offer_of(None);
+    assert!(
+        dflt.contains("m=audio 7000 RTP/AVP 8 0 111 101 110\r\n"),
+        "{dflt}"
+    );
+    let opus = offer_of(Some("opus,pcmu,pcma"));
+    assert!(
+        opus.contains("m=audio 7000 RTP/AVP 111 0 8 101 110\r\n"),
+        "{opus}"
+    );
+    assert!(
+        opus.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1"),
+        "{opus}"
+    );
+    assert!(
+        opus.contains("a=rtpmap:110 telephone-event/48000\r\n"),
+        "{opus}"
+    );
+    assert!(sdp::parse_codecs("opus,g729").is_err(), "a typo is refused");
+}
+
+#[test]
+fn the_answer_to_our_opus_offer_starts_opus_media_at_48k() {
+    let mut ua = registered(false, 300);
+    ua.set_codecs(vec![Codec::Opus]);
+    ua.on_action(s(1.0), Action::Dial("9000".into()));
+    let r = sent(&ua.drain());
+    let answer = OPUS_OFFER
+        .replace("RTP/AVP 96 0 97", "RTP/AVP 111 110")
+        .replace(":96", ":111")
+        .replace(":97", ":110");
+    ua.on_datagram(s(1.5), server(), &reply(&r[0], 200, &format!("Contact: <sip:srv@127.0.0.1:5070>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{answer}", answer.len())));
+    assert_eq!(
+        start(&ua.drain()),
+        Some((Codec::Opus, 111, Some(110), 48000))
+    );
+}
+
+#[test]
+fn a_broken_offer_gets_488_and_one_without_t_is_still_answered() {
+    for bad in [
+        "",
+        "garbage",
+        "v=0\r\nm=audio x RTP/AVP 96\r\n",
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP\r\n",
+    ] {
+        let mut ua = registered(true, 300);
+        ua.on_datagram(s(1.0), server(), &invite("b1", 1, None, bad));
+        let r = sent(&ua.drain());
+        assert_eq!(r.last().map(code), Some(488), "{bad:?}");
+    }
+    let no_t = OPUS_OFFER.replace("t=0 0\r\n", "");
+    let (out, ok) = answered(&no_t);
+    assert_eq!(code(&ok), 200);
+    assert_eq!(start(&out).map(|s| s.0), Some(Codec::Opus));
 }

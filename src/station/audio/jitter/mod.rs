@@ -45,11 +45,25 @@ pub struct Stats {
     pub delay_ms: f64,
 }
 
-pub struct JitterBuffer {
+/// What the playout clock finds due: `T` is decoded PCM for G.711, the coded packet for
+/// Opus (decoded at playout so its own concealment and FEC can fill the gaps, in order).
+pub enum Due<T> {
+    Frame(T),
+    /// Lost or late: conceal.
+    Missing,
+    /// Playout held back a frame to raise the delay (conceal too, once started).
+    Hold,
+    /// Nothing yet.
+    Nothing,
+}
+
+pub struct JitterBuffer<T = Vec<i16>> {
     frame: usize,
     ptime_ms: f64,
-    /// Extended timestamp (u64, unwrapped) → samples.
-    frames: BTreeMap<u64, Vec<i16>>,
+    /// RTP clock ticks per millisecond (8 for G.711, 48 for Opus).
+    per_ms: f64,
+    /// Extended timestamp (u64, unwrapped) → the frame.
+    frames: BTreeMap<u64, T>,
     /// The next timestamp to play; None until the first packet.
     next_ts: Option<u64>,
     last_ts: Option<u64>,
@@ -61,12 +75,61 @@ pub struct JitterBuffer {
     stats: Stats,
 }
 
-impl JitterBuffer {
+impl JitterBuffer<Vec<i16>> {
     /// `frame` samples per ptime (160 for 20 ms at 8 kHz).
     pub fn new(frame: usize) -> JitterBuffer {
+        JitterBuffer::with_clock(frame, 8000)
+    }
+
+    /// A packet arrived at `now_ms` (the shell's clock) carrying `samples` at `ts`.
+    pub fn push(&mut self, ts: u32, samples: &[i16], now_ms: f64) {
+        let mut v = samples.to_vec();
+        v.resize(self.frame, 0);
+        self.push_item(ts, v, now_ms);
+    }
+
+    /// The next frame to play at `now_ms`, written into `out` (`frame` samples).
+    pub fn pop(&mut self, now_ms: f64, out: &mut [i16]) -> Played {
+        match self.pop_item(now_ms) {
+            Due::Frame(f) => {
+                out[..self.frame].copy_from_slice(&f);
+                self.last.copy_from_slice(&f);
+                self.plc_run = 0;
+                Played::Packet
+            }
+            Due::Missing => self.conceal(out, false),
+            Due::Hold => self.conceal(out, true),
+            Due::Nothing => {
+                out.fill(0);
+                Played::Silence
+            }
+        }
+    }
+
+    fn conceal(&mut self, out: &mut [i16], inserted: bool) -> Played {
+        if self.plc_run >= PLC_FRAMES || (inserted && self.stats.played == 0) {
+            out[..self.frame].fill(0);
+            return Played::Silence;
+        }
+        self.plc_run += 1;
+        // Repeat the last frame, fading a third each time it is reused.
+        let gain = 0.67f32.powi(self.plc_run as i32);
+        for (o, s) in out.iter_mut().zip(&self.last) {
+            *o = (*s as f32 * gain) as i16;
+        }
+        self.stats.concealed += 1;
+        Played::Concealed
+    }
+}
+
+impl<T> JitterBuffer<T> {
+    /// `frame` clock ticks per packet at `clock_hz` (960 at 48000 for 20 ms of Opus).
+    pub fn with_clock(frame: usize, clock_hz: u32) -> JitterBuffer<T> {
+        let per_ms = clock_hz.max(1000) as f64 / 1000.0;
         JitterBuffer {
             frame,
-            ptime_ms: frame as f64 / 8.0,
+            ptime_ms: frame as f64 / per_ms,
+            per_ms,
             frames: BTreeMap::new(),
             next_ts: None,
             last_ts: None,
@@ -85,6 +148,17 @@ impl JitterBuffer {
         s
     }
 
+    /// Counts a concealed frame the caller produced itself (Opus's own concealment).
+    pub fn note_concealed(&mut self) {
+        self.stats.concealed += 1;
+    }
+
+    /// The frame after the one just popped, if it is here (Opus FEC rebuilds a lost
+    /// frame from its successor).
+    pub fn peek_next(&self) -> Option<&T> {
+        self.next_ts.and_then(|n| self.frames.get(&n))
+    }
+
     /// RTP timestamps wrap at 2^32; keep them monotonic near the last one seen.
     fn extend(&self, ts: u32) -> u64 {
         match self.last_ts {
@@ -101,12 +175,12 @@ impl JitterBuffer {
         }
     }
 
-    /// A packet arrived at `now_ms` (the shell's clock) carrying `samples` at `ts`.
-    pub fn push(&mut self, ts: u32, samples: &[i16], now_ms: f64) {
+    /// A packet arrived at `now_ms` (the shell's clock) with its frame at `ts`.
+    pub fn push_item(&mut self, ts: u32, item: T, now_ms: f64) {
         let ext = self.extend(ts);
         self.last_ts = Some(self.last_ts.map_or(ext, |l| l.max(ext)));
         self.stats.received += 1;
-        let transit = now_ms - ext as f64 / 8.0;
+        let transit = now_ms - ext as f64 / self.per_ms;
         if self.transits.len() == WINDOW {
             self.transits.pop_front();
         }
@@ -122,9 +196,7 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return;
         }
-        let mut v = samples.to_vec();
-        v.resize(self.frame, 0);
-        self.frames.insert(ext, v);
+        self.frames.insert(ext, item);
     }
 
     fn update_target(&mut self) {
@@ -135,20 +207,19 @@ impl JitterBuffer {
         self.target_ms = (p95 + MARGIN_MS).clamp(MIN_TARGET_MS, MAX_TARGET_MS);
     }
 
-    /// The next frame to play at `now_ms`, written into `out` (`frame` samples).
-    pub fn pop(&mut self, now_ms: f64, out: &mut [i16]) -> Played {
+    /// What is due at `now_ms`; the delay adapts here a whole frame at a time.
+    pub fn pop_item(&mut self, now_ms: f64) -> Due<T> {
         let Some(first) = self.frames.keys().next().copied().or(self.next_ts) else {
-            out.fill(0);
-            return Played::Silence;
+            return Due::Nothing;
         };
         let next = *self.next_ts.get_or_insert(first);
         // How late (ms) the frame we are about to play is, against the fastest packets.
-        let delay = now_ms - (next as f64 / 8.0 + self.min_transit);
+        let delay = now_ms - (next as f64 / self.per_ms + self.min_transit);
         self.stats.delay_ms = delay;
         if delay < self.target_ms - self.ptime_ms / 2.0 {
             // Too little in hand: hold playout back one frame.
             self.stats.inserted += 1;
-            return self.conceal(out, true);
+            return Due::Hold;
         }
         let mut next = next;
         if delay > self.target_ms + self.ptime_ms * 1.5 {
@@ -167,32 +238,14 @@ impl JitterBuffer {
         self.next_ts = Some(next + self.frame as u64);
         match self.frames.remove(&next) {
             Some(f) => {
-                out[..self.frame].copy_from_slice(&f);
-                self.last.copy_from_slice(&f);
-                self.plc_run = 0;
                 self.stats.played += 1;
-                Played::Packet
+                Due::Frame(f)
             }
             None => {
                 self.stats.lost += 1;
-                self.conceal(out, false)
+                Due::Missing
             }
         }
-    }
-
-    fn conceal(&mut self, out: &mut [i16], inserted: bool) -> Played {
-        if self.plc_run >= PLC_FRAMES || (inserted && self.stats.played == 0) {
-            out[..self.frame].fill(0);
-            return Played::Silence;
-        }
-        self.plc_run += 1;
-        // Repeat the last frame, fading a third each time it is reused.
-        let gain = 0.67f32.powi(self.plc_run as i32);
-        for (o, s) in out.iter_mut().zip(&self.last) {
-            *o = (*s as f32 * gain) as i16;
-        }
-        self.stats.concealed += 1;
-        Played::Concealed
     }
 }
 
