@@ -190,6 +190,10 @@ struct StationArgs {
     /// headers and feature codes.
     #[arg(long)]
     api: Option<String>,
+    /// The codecs a dialled call offers, in order (opus, pcmu, pcma); G.711 first by default,
+    /// so the hotline never transcodes. Offered calls are answered in the offerer's order.
+    #[arg(long, env = "ANSWERLINE_STATION_CODECS")]
+    codecs: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -706,5 +710,6 @@ fn station(a: StationArgs) -> anyhow::Result<()> {
         expires: a.expires,
         ready: a.ready,
         api: a.api,
+        codecs: a.codecs,
     })
 }

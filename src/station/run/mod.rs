@@ -40,15 +40,17 @@ pub struct Options {
     pub ready: bool,
     /// The HTTP API's base URL; None: http://<server host>:8088.
     pub api: Option<String>,
+    /// The offer's codec order (`opus,pcmu,pcma`); None: G.711 first.
+    pub codecs: Option<String>,
 }
 
-/// The offer's codec order, `ANSWERLINE_STATION_CODECS=opus,pcmu,pcma` (G.711 first
-/// when unset: the hotline server must not be made to transcode). A typo is an error.
-fn codecs_from_env() -> anyhow::Result<Option<Vec<ua::sdp::Codec>>> {
-    match std::env::var("ANSWERLINE_STATION_CODECS") {
-        Ok(v) if !v.trim().is_empty() => ua::sdp::parse_codecs(&v)
+/// The offer's codec order, `--codecs opus,pcmu,pcma` or `ANSWERLINE_STATION_CODECS` (G.711
+/// first when unset: the hotline server must not be made to transcode). A typo is an error.
+fn offer_codecs(o: &Options) -> anyhow::Result<Option<Vec<ua::sdp::Codec>>> {
+    match o.codecs.as_deref() {
+        Some(v) if !v.trim().is_empty() => ua::sdp::parse_codecs(v)
             .map(Some)
-            .map_err(|e| anyhow!("ANSWERLINE_STATION_CODECS: {e}")),
+            .map_err(|e| anyhow!("--codecs {v}: {e}")),
         _ => Ok(None),
     }
 }
@@ -135,7 +137,7 @@ fn resolve(server: &str) -> anyhow::Result<(SocketAddr, String)> {
 
 /// `answerline station ...`: runs until the agent quits (or stdin closes when headless).
 pub fn run(o: Options) -> anyhow::Result<()> {
-    let codecs = codecs_from_env()?;
+    let codecs = offer_codecs(&o)?;
     let (server, domain) = resolve(&o.server)?;
     let password = password(&o)?;
     // The address the server reaches us at: the one the kernel routes to it from.

@@ -339,3 +339,40 @@ pub fn build_offer(order: &[Codec], ip: IpAddr, port: u16, version: u64) -> Stri
     s.push_str("a=ptime:20\r\na=sendrecv\r\n");
     s
 }
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    /// Whatever a peer sends as its SDP, the station answers or refuses it (488), never
+    /// panics: every cut of a real offer, and each byte of it flipped to awkward values.
+    #[test]
+    fn cut_and_mangled_offers_are_answered_or_refused_never_a_panic() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            m=audio 4000 RTP/AVP 111 0 8 110 101\r\na=rtpmap:111 opus/48000/2\r\n\
+            a=fmtp:111 useinbandfec=1; stereo=0\r\na=rtpmap:110 telephone-event/48000\r\n\
+            a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+        let all = [Codec::Opus, Codec::G711(Law::Ulaw), Codec::G711(Law::Alaw)];
+        assert!(negotiate(offer, &all).is_ok(), "the offer itself is good");
+        let bytes = offer.as_bytes();
+        for cut in 0..bytes.len() {
+            let _ = negotiate(&String::from_utf8_lossy(&bytes[..cut]), &all);
+        }
+        for i in 0..bytes.len() {
+            for b in [b'\0', b' ', b'/', b':', b'=', b'9', 0xff] {
+                let mut m = bytes.to_vec();
+                m[i] = b;
+                let _ = negotiate(&String::from_utf8_lossy(&m), &all);
+            }
+        }
+        for odd in [
+            "",
+            "m=audio 0 RTP/AVP\r\n",
+            "v=0\r\nm=audio 99999999999 RTP/AVP 111\r\na=rtpmap:111 opus/0/0\r\n",
+            "v=0\r\nc=IN IP4 ::::\r\nm=audio 4000 RTP/AVP 300\r\na=rtpmap:300 opus/48000\r\n",
+            "v=0\r\nm=audio 4000 RTP/AVP 101\r\na=rtpmap:101 telephone-event/48000\r\n",
+        ] {
+            let _ = negotiate(odd, &all);
+        }
+    }
+}
