@@ -100,7 +100,7 @@ fn law_name(law: Law) -> &'static str {
     }
 }
 
-fn parse_direction(attrs: impl Iterator<Item = String>) -> Option<Direction> {
+pub(crate) fn parse_direction(attrs: impl Iterator<Item = String>) -> Option<Direction> {
     let mut dir = None;
     for k in attrs {
         dir = match k.as_str() {
@@ -114,7 +114,7 @@ fn parse_direction(attrs: impl Iterator<Item = String>) -> Option<Direction> {
     dir
 }
 
-fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
+pub(crate) fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     match SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) {
         Ok(d) => Ok(d),
         Err(e) => {
@@ -142,18 +142,41 @@ fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     }
 }
 
-/// Chooses codec, DTMF payload type, ptime and direction for an answer to `offer`.
-pub fn negotiate(offer: &str, prefs: &MediaPrefs) -> Result<Negotiated, SdpError> {
-    let desc = parse(offer)?;
-    let offered: Vec<OfferedMedia> = desc
-        .media_descriptions
+/// Every m-line of an offer as offered (the answer has one line for each).
+pub(crate) fn offered_media(desc: &SessionDescription) -> Vec<OfferedMedia> {
+    desc.media_descriptions
         .iter()
         .map(|m| OfferedMedia {
             media: m.media_name.media.clone(),
             proto: m.media_name.protos.join("/"),
             formats: m.media_name.formats.clone(),
         })
-        .collect();
+        .collect()
+}
+
+/// (payload type, encoding name upper-cased, clock rate) for every format of an m-line; the
+/// static G.711 types need no rtpmap.
+pub(crate) fn offered_formats(m: &rtc_sdp::MediaDescription) -> Vec<(u8, String, u32)> {
+    let codecs = m.codecs();
+    m.media_name
+        .formats
+        .iter()
+        .filter_map(|f| f.parse::<u8>().ok())
+        .map(|pt| match codecs.get(&pt) {
+            Some(c) => (pt, c.name.to_ascii_uppercase(), c.clock_rate),
+            None => match pt {
+                0 => (pt, "PCMU".to_string(), 8000),
+                8 => (pt, "PCMA".to_string(), 8000),
+                _ => (pt, String::new(), 0),
+            },
+        })
+        .collect()
+}
+
+/// Chooses codec, DTMF payload type, ptime and direction for an answer to `offer`.
+pub fn negotiate(offer: &str, prefs: &MediaPrefs) -> Result<Negotiated, SdpError> {
+    let desc = parse(offer)?;
+    let offered = offered_media(&desc);
 
     let mut best: Option<(usize, Negotiated)> = None;
     for (index, m) in desc.media_descriptions.iter().enumerate() {
@@ -165,21 +188,7 @@ pub fn negotiate(offer: &str, prefs: &MediaPrefs) -> Result<Negotiated, SdpError
             continue;
         }
         let codecs = m.codecs();
-        // (payload type, encoding name, clock rate) for every offered format.
-        let formats: Vec<(u8, String, u32)> = m
-            .media_name
-            .formats
-            .iter()
-            .filter_map(|f| f.parse::<u8>().ok())
-            .map(|pt| match codecs.get(&pt) {
-                Some(c) => (pt, c.name.to_ascii_uppercase(), c.clock_rate),
-                None => match pt {
-                    0 => (pt, "PCMU".to_string(), 8000),
-                    8 => (pt, "PCMA".to_string(), 8000),
-                    _ => (pt, String::new(), 0),
-                },
-            })
-            .collect();
+        let formats = offered_formats(m);
         let chosen = prefs.codecs.iter().find_map(|&law| {
             formats
                 .iter()

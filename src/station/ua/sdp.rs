@@ -3,13 +3,12 @@
 //! never transcode), so the station keeps its own, reusing that module's types.
 
 use std::fmt::Write as _;
-use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
 
-use rtc_sdp::SessionDescription;
-
 use crate::media::g711::Law;
-use crate::sdp::{Direction, OfferedMedia, SdpError};
+use crate::sdp::{
+    offered_formats, offered_media, parse, parse_direction, Direction, OfferedMedia, SdpError,
+};
 
 /// Opus's dynamic payload type when we offer (111 is what most softphones use).
 pub const OPUS_PT: u8 = 111;
@@ -97,50 +96,11 @@ pub struct Negotiated {
     audio_index: usize,
 }
 
-fn parse_direction(attrs: impl Iterator<Item = String>) -> Option<Direction> {
-    let mut dir = None;
-    for k in attrs {
-        dir = match k.as_str() {
-            "sendrecv" => Some(Direction::SendRecv),
-            "sendonly" => Some(Direction::SendOnly),
-            "recvonly" => Some(Direction::RecvOnly),
-            "inactive" => Some(Direction::Inactive),
-            _ => dir,
-        };
-    }
-    dir
-}
-
-fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
-    let err = match SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes())) {
-        Ok(d) => return Ok(d),
-        Err(e) => SdpError::Malformed(e.to_string()),
-    };
-    // Some gateways omit the mandatory t= line (the server's parser forgives it too):
-    // supply "t=0 0" before the first m=.
-    match (sdp.lines().any(|l| l.starts_with("t=")), sdp.find("\nm=")) {
-        (false, Some(i)) => {
-            let fixed = format!("{}\r\nt=0 0{}", sdp[..i].trim_end_matches('\r'), &sdp[i..]);
-            SessionDescription::unmarshal(&mut Cursor::new(fixed.as_bytes()))
-                .map_err(|e| SdpError::Malformed(e.to_string()))
-        }
-        _ => Err(err),
-    }
-}
-
 /// Answers `offer` (or reads an answer to ours): the first format in the offerer's order
 /// that we allow (RFC 3264: the offerer's order is its preference).
 pub fn negotiate(offer: &str, allowed: &[Codec]) -> Result<Negotiated, SdpError> {
     let desc = parse(offer)?;
-    let offered: Vec<OfferedMedia> = desc
-        .media_descriptions
-        .iter()
-        .map(|m| OfferedMedia {
-            media: m.media_name.media.clone(),
-            proto: m.media_name.protos.join("/"),
-            formats: m.media_name.formats.clone(),
-        })
-        .collect();
+    let offered = offered_media(&desc);
     let mut best: Option<(bool, Negotiated)> = None;
     for (index, m) in desc.media_descriptions.iter().enumerate() {
         if !m.media_name.media.eq_ignore_ascii_case("audio") {
@@ -151,20 +111,7 @@ pub fn negotiate(offer: &str, allowed: &[Codec]) -> Result<Negotiated, SdpError>
             continue;
         }
         let codecs = m.codecs();
-        let formats: Vec<(u8, String, u32)> = m
-            .media_name
-            .formats
-            .iter()
-            .filter_map(|f| f.parse::<u8>().ok())
-            .map(|pt| match codecs.get(&pt) {
-                Some(c) => (pt, c.name.to_ascii_uppercase(), c.clock_rate),
-                None => match pt {
-                    0 => (pt, "PCMU".to_string(), 8000),
-                    8 => (pt, "PCMA".to_string(), 8000),
-                    _ => (pt, String::new(), 0),
-                },
-            })
-            .collect();
+        let formats = offered_formats(m);
         let Some((codec, payload_type)) = formats.iter().find_map(|(pt, name, rate)| {
             allowed
                 .iter()
