@@ -79,10 +79,50 @@ impl Admission {
     }
 }
 
+/// Whether the media tick's lateness says the worker is short of CPU. One late tick is a
+/// hiccup (start-up, page faults, a neighbour's burst on a shared box) and refusing calls
+/// for it turns a busy second into hundreds of 503s; a worker that cannot keep up is late
+/// again and again. Over the last `WINDOW` ticks, `LATE_IN_WINDOW` late ones mean overload.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TickLateness {
+    /// Bit i: tick i ago was late.
+    recent: u32,
+}
+
+impl TickLateness {
+    /// Half a second of 20 ms ticks.
+    pub const WINDOW: u32 = 25;
+    pub const LATE_IN_WINDOW: u32 = 4;
+
+    /// Records one tick; true when the window now holds enough late ones.
+    pub fn record(&mut self, late: bool) -> bool {
+        self.recent = ((self.recent << 1) | late as u32) & ((1 << Self::WINDOW) - 1);
+        self.recent.count_ones() >= Self::LATE_IN_WINDOW
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn one_late_tick_is_a_hiccup_repeated_lateness_is_overload() {
+        let mut t = TickLateness::default();
+        // A late tick every second (start-up, a neighbour's burst) never closes the door.
+        for i in 0..500 {
+            assert!(!t.record(i % 50 == 0), "tick {i}");
+        }
+        // Four late ticks within half a second do; the window then forgets them.
+        let mut t = TickLateness::default();
+        assert!(!t.record(true));
+        assert!(!t.record(false));
+        assert!(!t.record(true));
+        assert!(!t.record(true));
+        assert!(t.record(true));
+        let on_time = (0..TickLateness::WINDOW).take_while(|_| t.record(false)).count();
+        assert_eq!(on_time, 20, "clears once the oldest late tick leaves the window");
+    }
 
     #[test]
     fn the_door_counts_calls_rate_and_overload() {

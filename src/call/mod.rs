@@ -12,6 +12,7 @@ pub mod media_leg;
 pub mod recording;
 pub mod speech_job;
 
+pub use admission::TickLateness;
 pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{
     AgentCall, CallRef, Directory, Engine, EngineOptions, Fault, HoldBy, Output, RecordEvent,

@@ -37,7 +37,7 @@ const SIP_READS_PER_SWEEP: usize = 256;
 const MAX_BLOCKING_IN_FLIGHT: usize = 200;
 /// A blocking job that waited this long to start means the same.
 const MAX_BLOCKING_WAIT: Duration = Duration::from_millis(500);
-/// A tick this late (the worker itself is short of CPU) means overload.
+/// A tick this late counts towards overload (`TickLateness`: several in half a second).
 const MAX_TICK_LATE: Duration = Duration::from_millis(20);
 /// Overload is held this long after its last sign, so the door does not flap.
 const OVERLOAD_HOLD: Duration = Duration::from_secs(2);
@@ -193,6 +193,7 @@ pub(crate) struct Worker {
     sip_backlog: Vec<bool>,
     /// Until when new calls are refused, and why.
     overload_until: Option<(Instant, &'static str)>,
+    lateness: crate::call::TickLateness,
 }
 
 impl Worker {
@@ -237,6 +238,7 @@ impl Worker {
             live: Liveness::new(),
             sip_backlog: Vec::new(),
             overload_until: None,
+            lateness: Default::default(),
         })
     }
 
@@ -444,7 +446,7 @@ impl Worker {
         live.refused
             .store(self.engine.metrics().refused, Ordering::Relaxed);
         let waited = Duration::from_micros(live.wait_max_us.swap(0, Ordering::Relaxed));
-        let sign = if late > MAX_TICK_LATE {
+        let sign = if self.lateness.record(late > MAX_TICK_LATE) {
             Some("media tick late")
         } else if live.in_flight.load(Ordering::Relaxed) > MAX_BLOCKING_IN_FLIGHT {
             Some("set-up work queued")
