@@ -16,6 +16,8 @@
 //! - `api`: HTTP/WebSocket API for agent desktops, supervisors and the agent directory.
 //! - `auth`: lock-out of password and token guessers, shared by SIP and the API.
 //! - `config`: sip-profiles and server settings, validated at start.
+//! - `webhook`: signed events to the operator's systems (settings, signature, retry policy,
+//!   payloads); queued by the store, sent by `server`.
 //! - `server`: the thin tokio shell that owns sockets and timers.
 //! - `station` (feature `station`): the headset agent station, a SIP user agent on cpal.
 
@@ -41,3 +43,4 @@ pub mod station;
 pub mod store;
 #[cfg(test)]
 mod test_logs;
+pub mod webhook;

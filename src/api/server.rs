@@ -15,8 +15,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::session::Sessions;
 use super::{
-    auth, routes_agents, routes_calls, routes_login, routes_records, routes_wrapup, ws, ApiConfig,
-    ApiError, Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
+    auth, routes_agents, routes_calls, routes_login, routes_records, routes_webhooks,
+    routes_wrapup, ws, ApiConfig, ApiError, Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
 };
 use crate::store::{Db, StoreError};
 
@@ -221,6 +221,13 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents/{id}/calls", get(w::calls))
         .route("/api/v1/agents/{id}/callbacks", get(w::callbacks))
         .route("/api/v1/calls/{call}/hold", post(w::hold))
+        // The webhook outbox (routes_webhooks.rs): the admin token only (scope.rs).
+        .route("/api/v1/webhooks", get(routes_webhooks::backlog))
+        .route("/api/v1/webhooks/dead", get(routes_webhooks::dead))
+        .route(
+            "/api/v1/webhooks/dead/{id}/retry",
+            post(routes_webhooks::retry),
+        )
         .fallback(|| async { ApiError::not_found("no such API route; see README \"HTTP API\"") })
         .layer(middleware::from_fn_with_state(
             state.clone(),

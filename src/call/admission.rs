@@ -120,8 +120,13 @@ mod tests {
         assert!(!t.record(true));
         assert!(!t.record(true));
         assert!(t.record(true));
-        let on_time = (0..TickLateness::WINDOW).take_while(|_| t.record(false)).count();
-        assert_eq!(on_time, 20, "clears once the oldest late tick leaves the window");
+        let on_time = (0..TickLateness::WINDOW)
+            .take_while(|_| t.record(false))
+            .count();
+        assert_eq!(
+            on_time, 20,
+            "clears once the oldest late tick leaves the window"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod rtp_ports;
 mod setup;
 mod tcp;
 mod utterances;
+mod webhooks;
 mod worker;
 
 pub use setup::{check_config, prepare, Prepared, ServeOptions};

@@ -66,6 +66,8 @@ pub fn prepare(o: &ServeOptions) -> anyhow::Result<Prepared> {
     let api = load_api(o, acd.as_ref(), &security)?;
     super::retention::spawn(db.clone(), Retention::load(&o.profiles)?)
         .context("cannot start the retention pass")?;
+    super::webhooks::spawn(db.clone(), crate::webhook::Webhooks::load(&o.profiles)?)
+        .context("cannot start the webhook sender")?;
     let billing = BillingSide {
         backend,
         topups: topups as Arc<dyn TopupDesk>,
@@ -214,6 +216,7 @@ pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuS
     load_billing_config(&o.profiles)?;
     Retention::load(&o.profiles)?;
     Security::load(&o.profiles)?;
+    crate::webhook::Webhooks::load(&o.profiles)?;
     let acd_on = check_acd(o, &profiles)?.is_some();
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);

@@ -21,11 +21,13 @@ mod quality;
 mod retention;
 mod schema;
 mod seed;
+mod webhooks;
 mod wrapup;
 
 pub use agents::{check_password, AgentRow};
 pub use quality::{RecordingRow, SupervisionRow, SurveyRow, SUPERVISION_MODES};
 pub use retention::Pruned;
+pub use webhooks::{DeadRow, EndpointBacklog, EventSource, OutboxRow, SettledTopup};
 pub use wrapup::WrapUpRow;
 
 pub use cards::{card_hash, card_salt, find_card, last4};
@@ -212,6 +214,75 @@ impl Db {
 
     pub fn wrap_up(&self, call_id: &str, agent: u32) -> Result<Option<WrapUpRow>, StoreError> {
         wrapup::get(&*self.conn()?, call_id, agent)
+    }
+
+    /// Makes the webhook subscriptions those of webhooks.toml: (endpoint name, fenced event
+    /// names). Returns how many queued events of vanished endpoints went to the dead letters.
+    pub fn sync_webhook_endpoints(
+        &self,
+        endpoints: &[(String, String)],
+    ) -> Result<u64, StoreError> {
+        let now = rfc3339_utc(std::time::SystemTime::now());
+        webhooks::sync_endpoints(&mut *self.conn()?, endpoints, &now)
+    }
+
+    /// Queued webhook events due at `now_ms` (unix ms), oldest first.
+    pub fn webhooks_due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        webhooks::due(&*self.conn()?, now_ms, limit)
+    }
+
+    /// When the next queued webhook event falls due (unix ms), if any is queued.
+    pub fn webhook_next_due(&self) -> Result<Option<i64>, StoreError> {
+        webhooks::next_due(&*self.conn()?)
+    }
+
+    /// The row a queued event tells of (None: gone, or the reference is not understood).
+    pub fn webhook_source(
+        &self,
+        event: &str,
+        key: &str,
+    ) -> Result<Option<EventSource>, StoreError> {
+        webhooks::source(&*self.conn()?, event, key)
+    }
+
+    pub fn webhook_set_body(&self, id: i64, body: &str) -> Result<(), StoreError> {
+        webhooks::set_body(&*self.conn()?, id, body)
+    }
+
+    pub fn webhook_delivered(&self, id: i64) -> Result<(), StoreError> {
+        webhooks::delivered(&*self.conn()?, id)
+    }
+
+    pub fn webhook_retry_at(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_ms: i64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        webhooks::retry_at(&*self.conn()?, id, attempts, next_ms, why)
+    }
+
+    /// Gives a queued event up into the dead letters.
+    pub fn webhook_kill(&self, id: i64, attempts: u32, why: &str) -> Result<(), StoreError> {
+        let now = rfc3339_utc(std::time::SystemTime::now());
+        webhooks::kill(&mut *self.conn()?, id, attempts, why, &now)
+    }
+
+    /// Dead letters, newest first.
+    pub fn webhook_dead(&self, limit: usize) -> Result<Vec<DeadRow>, StoreError> {
+        webhooks::dead(&*self.conn()?, limit)
+    }
+
+    /// Puts a dead letter back in the outbox (same event id); false if there is none such
+    /// or its endpoint is no longer configured.
+    pub fn webhook_requeue(&self, id: i64) -> Result<bool, StoreError> {
+        webhooks::requeue(&mut *self.conn()?, id)
+    }
+
+    /// Per configured endpoint: queued, retrying and dead events.
+    pub fn webhook_backlog(&self) -> Result<Vec<EndpointBacklog>, StoreError> {
+        webhooks::backlog(&*self.conn()?)
     }
 
     /// Customer demands registered by wrap-ups submitted in [from, to) (RFC 3339 UTC).
@@ -442,5 +513,7 @@ impl std::fmt::Debug for NewAccount<'_> {
 pub(crate) mod tests;
 #[cfg(test)]
 mod tests_contact;
+#[cfg(test)]
+mod tests_webhooks;
 #[cfg(test)]
 mod tests_wrapup;

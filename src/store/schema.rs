@@ -216,6 +216,70 @@ const MIGRATIONS: &[&str] = &[
     // a context belongs to is read through cdr_by_context, migration 8).
     "ALTER TABLE agents ADD COLUMN role TEXT NOT NULL DEFAULT 'agent'
         CHECK (role IN ('agent', 'supervisor'));",
+    // 10: events to the operator's systems (webhooks.toml). Triggers put an event in the
+    // outbox in the same transaction as the row it tells of, so no code path that writes a
+    // CDR, a wrap-up, a survey or a settled top-up can forget one, and a crash between the
+    // two cannot happen. Only endpoints that asked for the event get a row (none configured:
+    // nothing is queued). The payload is built when first sent and kept, so every retry
+    // sends the same bytes.
+    "CREATE TABLE webhook_endpoints (
+        name   TEXT PRIMARY KEY,
+        -- ',call.ended,survey.scored,': the event names it subscribes to, comma-fenced.
+        events TEXT NOT NULL
+    );
+    CREATE TABLE webhook_outbox (
+        id         INTEGER PRIMARY KEY,
+        endpoint   TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        -- The row the event tells of: cdr.id, surveys.id, topup_attempts.key, or
+        -- after_call_work's call_id and agent_id joined by a space.
+        ref        TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        body       TEXT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        -- Unix milliseconds before which it is not tried again.
+        next_at    INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NULL
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at);
+    CREATE TABLE webhook_dead (
+        id         INTEGER PRIMARY KEY,
+        endpoint   TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        ref        TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        body       TEXT NULL,
+        attempts   INTEGER NOT NULL,
+        last_error TEXT NULL,
+        died_at    TEXT NOT NULL
+    );
+    CREATE TRIGGER webhook_call_ended AFTER INSERT ON cdr BEGIN
+        INSERT INTO webhook_outbox (endpoint, event, ref)
+        SELECT name, 'call.ended', NEW.id FROM webhook_endpoints
+        WHERE instr(events, ',call.ended,') > 0;
+    END;
+    CREATE TRIGGER webhook_survey_scored AFTER INSERT ON surveys BEGIN
+        INSERT INTO webhook_outbox (endpoint, event, ref)
+        SELECT name, 'survey.scored', NEW.id FROM webhook_endpoints
+        WHERE instr(events, ',survey.scored,') > 0;
+    END;
+    CREATE TRIGGER webhook_demand_new AFTER INSERT ON after_call_work WHEN NEW.demand = 1 BEGIN
+        INSERT INTO webhook_outbox (endpoint, event, ref)
+        SELECT name, 'demand.registered', NEW.call_id || ' ' || NEW.agent_id FROM webhook_endpoints
+        WHERE instr(events, ',demand.registered,') > 0;
+    END;
+    CREATE TRIGGER webhook_demand_changed AFTER UPDATE OF demand ON after_call_work
+    WHEN NEW.demand = 1 AND OLD.demand = 0 BEGIN
+        INSERT INTO webhook_outbox (endpoint, event, ref)
+        SELECT name, 'demand.registered', NEW.call_id || ' ' || NEW.agent_id FROM webhook_endpoints
+        WHERE instr(events, ',demand.registered,') > 0;
+    END;
+    CREATE TRIGGER webhook_topup_settled AFTER UPDATE OF state ON topup_attempts
+    WHEN NEW.state IN ('credited', 'refused') AND OLD.state NOT IN ('credited', 'refused') BEGIN
+        INSERT INTO webhook_outbox (endpoint, event, ref)
+        SELECT name, 'topup.settled', NEW.key FROM webhook_endpoints
+        WHERE instr(events, ',topup.settled,') > 0;
+    END;",
 ];
 
 pub(super) fn known_version() -> i64 {
