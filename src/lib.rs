@@ -16,6 +16,7 @@
 //! - `api`: HTTP/WebSocket API for agent desktops, supervisors and the agent directory.
 //! - `auth`: lock-out of password and token guessers, shared by SIP and the API.
 //! - `config`: sip-profiles and server settings, validated at start.
+//! - `quality`: the inspectors' scoring form and a call's weighted score.
 //! - `webhook`: signed events to the operator's systems (settings, signature, retry policy,
 //!   payloads); queued by the store, sent by `server`.
 //! - `server`: the thin tokio shell that owns sockets and timers.
@@ -34,6 +35,7 @@ pub mod fuzzing;
 mod hex;
 pub mod ivr;
 pub mod media;
+pub mod quality;
 pub mod sdp;
 pub mod server;
 pub mod sip;

@@ -98,6 +98,7 @@ impl Rig {
             token: token.map(str::to_string),
             lockout: Default::default(),
             sessions: Default::default(),
+            quality: Default::default(),
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -573,6 +574,7 @@ fn recordings_download_only_from_inside_the_data_folder() {
         started_at: "2026-11-24T12:00:00.000Z".into(),
         duration_ms: 1000,
         masked_ms: 0,
+        masked_segments: vec![],
     };
     let good = rig
         .db
@@ -785,4 +787,198 @@ fn stopping_the_server_closes_open_websockets() {
         Ok(_) => false,
     };
     assert!(closed, "the screen is told the server went away");
+}
+
+/// Quality inspection: an inspector picks recordings by agent, queue, reason and score,
+/// scores one against the form (incomplete or out-of-range points are 400), the weighted
+/// total is kept with the form's name, the agent's quality appears per day, and every
+/// listen and score is in the audit with who did it.
+#[test]
+fn inspectors_filter_score_and_every_listen_and_score_is_audited() {
+    let rig = Rig::start("quality", None, false);
+    let data = rig.db_path.parent().unwrap();
+    std::fs::create_dir_all(data.join("recordings")).unwrap();
+    std::fs::write(data.join("recordings/q1.wav"), b"RIFF\x24\0\0\0WAVE").unwrap();
+    let now = answerline::store::rfc3339_utc(std::time::SystemTime::now());
+    let add = |call: &str, agent: u32, queue: &str, reason: &str, code: &str| {
+        rig.db
+            .insert_cdr(&answerline::store::Cdr {
+                call_id: call.into(),
+                started_at: now.clone(),
+                ended_at: now.clone(),
+                queue: Some(queue.into()),
+                agent: Some(agent),
+                reason: Some(reason.into()),
+                ..Default::default()
+            })
+            .unwrap();
+        rig.db
+            .put_wrap_up(&answerline::store::WrapUpRow {
+                call_id: call.into(),
+                agent,
+                code: code.into(),
+                note: String::new(),
+                demand: false,
+                at: now.clone(),
+            })
+            .unwrap();
+        rig.db
+            .insert_recording(&RecordingRow {
+                id: 0,
+                call_id: call.into(),
+                agent: Some(agent),
+                path: format!("recordings/{call}.wav"),
+                started_at: now.clone(),
+                duration_ms: 60_000,
+                masked_ms: 3_000,
+                masked_segments: vec![[20_000, 23_000]],
+            })
+            .unwrap()
+    };
+    let r1 = add("q1", 8001, "billing", "话费不对", "bill_query");
+    let r2 = add("q2", 8001, "mobile", "换套餐", "new_service");
+    let r3 = add("q3", 8002, "billing", "充值没到账", "top_up");
+
+    let (s, b) = rig.get("/api/v1/quality/form");
+    assert_eq!(s, 200);
+    let form = json_of(&b);
+    let criteria: Vec<(String, u64)> = form["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["max"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(criteria.len() >= 4, "{b}");
+
+    // Filters: by agent, queue, reason (wrap-up code or the caller's words).
+    let ids = |q: &str| -> Vec<i64> {
+        let (s, b) = rig.get(&format!("/api/v1/quality/recordings{q}"));
+        assert_eq!(s, 200, "{q}: {b}");
+        json_of(&b)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["recording"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids("?agent=8001"), vec![r2, r1]);
+    assert_eq!(ids("?queue=billing"), vec![r3, r1]);
+    assert_eq!(ids("?reason=top_up"), vec![r3]);
+    assert_eq!(
+        ids("?reason=%E8%AF%9D%E8%B4%B9"),
+        vec![r1],
+        "话费 in the caller's words"
+    );
+    let (_, b) = rig.get("/api/v1/quality/recordings?agent=8001&queue=billing");
+    assert_eq!(
+        json_of(&b)[0]["masked_segments"],
+        serde_json::json!([[20000, 23000]])
+    );
+
+    // Full marks on every criterion but one at zero; then a complete and a bad score.
+    let mut points = serde_json::Map::new();
+    for (i, (id, max)) in criteria.iter().enumerate() {
+        points.insert(id.clone(), serde_json::json!(if i == 0 { 0 } else { *max }));
+    }
+    let full = serde_json::Value::Object(points.clone());
+    let (s, b) = rig.send(
+        "POST",
+        &format!("/api/v1/recordings/{r1}/scores"),
+        &serde_json::json!({"points": full, "comment": "did not greet"}).to_string(),
+    );
+    assert_eq!(s, 201, "{b}");
+    let scored = json_of(&b);
+    let weights: Vec<f64> = form["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["weight"].as_f64().unwrap())
+        .collect();
+    let want = ((weights.iter().sum::<f64>() - weights[0]) / weights.iter().sum::<f64>()
+        * 10_000.0)
+        .round()
+        / 100.0;
+    assert_eq!(scored["total"].as_f64().unwrap(), want);
+    assert_eq!(scored["form"], form["form"]);
+    assert_eq!(scored["inspector"], "admin");
+    assert_eq!(scored["agent"], 8001);
+    let mut missing = points.clone();
+    missing.remove(&criteria[1].0);
+    let (s, b) = rig.send(
+        "POST",
+        &format!("/api/v1/recordings/{r2}/scores"),
+        &serde_json::json!({"points": missing}).to_string(),
+    );
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b.contains(&criteria[1].0),
+        "names the missing criterion: {b}"
+    );
+    let mut high = points.clone();
+    high.insert(criteria[1].0.clone(), serde_json::json!(criteria[1].1 + 1));
+    let (s, _) = rig.send(
+        "POST",
+        &format!("/api/v1/recordings/{r2}/scores"),
+        &serde_json::json!({"points": high}).to_string(),
+    );
+    assert_eq!(s, 400);
+    let (s, _) = rig.send(
+        "POST",
+        "/api/v1/recordings/999/scores",
+        &serde_json::json!({"points": full}).to_string(),
+    );
+    assert_eq!(s, 404);
+
+    // The score filters and the agent's quality by day.
+    assert_eq!(ids(&format!("?min_score={}", want - 0.01)), vec![r1]);
+    assert_eq!(
+        ids(&format!("?max_score={}", want - 0.01)),
+        Vec::<i64>::new()
+    );
+    assert_eq!(ids("?unscored=true"), vec![r3, r2]);
+    let (s, b) = rig.get("/api/v1/quality/agents/8001");
+    assert_eq!(s, 200);
+    let q = json_of(&b);
+    assert_eq!(q["inspections"], 1);
+    assert_eq!(q["mean"].as_f64().unwrap(), want);
+    assert_eq!(
+        json_of(&rig.get("/api/v1/quality/agents/8002").1)["inspections"],
+        0
+    );
+
+    // A listen, then the audit: newest first, who and what.
+    assert_eq!(rig.get(&format!("/api/v1/recordings/{r1}/audio")).0, 200);
+    let (s, b) = rig.get("/api/v1/quality/audit");
+    assert_eq!(s, 200);
+    let audit: Vec<(String, String, i64)> = json_of(&b)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["inspector"].as_str().unwrap().into(),
+                a["recording"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        audit,
+        vec![
+            ("listen".into(), "admin".into(), r1),
+            ("score".into(), "admin".into(), r1)
+        ]
+    );
+    assert_eq!(
+        json_of(&rig.get(&format!("/api/v1/recordings/{r1}/scores")).1)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }

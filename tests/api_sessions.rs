@@ -117,6 +117,7 @@ impl Rig {
             token: admin.then(|| ADMIN.to_string()),
             lockout: Default::default(),
             sessions,
+            quality: Default::default(),
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();

@@ -23,6 +23,8 @@ pub struct ApiConfig {
     pub lockout: crate::auth::LockoutConfig,
     /// Agents' and supervisors' login sessions.
     pub sessions: super::session::SessionConfig,
+    /// The quality inspectors' form (quality.toml, filled in at start-up).
+    pub quality: std::sync::Arc<crate::quality::Form>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -132,6 +134,7 @@ impl ApiConfig {
             token,
             lockout: Default::default(),
             sessions,
+            quality: Default::default(),
         })
     }
 }

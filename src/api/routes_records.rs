@@ -98,9 +98,18 @@ fn inside_data(data_dir: &FsPath, stored: &str) -> Result<PathBuf, ApiError> {
 
 pub(super) async fn audio(
     State(st): State<Arc<AppState>>,
+    who: Option<axum::Extension<super::auth::Principal>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let rec = row(&st, &id).await?;
+    // Every listen is audited (who heard which customer's call), before the bytes go out.
+    let (inspector, rid, call_id) = (
+        super::routes_quality::inspector(&who),
+        rec.id,
+        rec.call_id.clone(),
+    );
+    st.db(move |db| db.log_quality_listen(&inspector, rid, &call_id))
+        .await?;
     let data_dir = st.data_dir.clone();
     let path = tokio::task::spawn_blocking(move || inside_data(&data_dir, &rec.path))
         .await

@@ -100,6 +100,8 @@ pub fn decide(role: AgentRole, agent: u32, method: &Method, path: &str) -> Scope
         }
         ["supervisor", "ws"] | ["supervision"] | ["surveys"] if get => supervisor_only(),
         ["recordings", ..] if get => supervisor_only(),
+        ["recordings", _, "scores"] => supervisor_only(),
+        ["quality", ..] if get => supervisor_only(),
         _ => Scope::Needs(Needed::Admin),
     }
 }

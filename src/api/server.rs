@@ -15,8 +15,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::session::Sessions;
 use super::{
-    auth, routes_agents, routes_calls, routes_login, routes_records, routes_webhooks,
-    routes_wrapup, ws, ApiConfig, ApiError, Command, Hub, Reply, WorkerLink, WORKER_TIMEOUT,
+    auth, routes_agents, routes_calls, routes_login, routes_quality, routes_records,
+    routes_webhooks, routes_wrapup, ws, ApiConfig, ApiError, Command, Hub, Reply, WorkerLink,
+    WORKER_TIMEOUT,
 };
 use crate::store::{Db, StoreError};
 
@@ -31,6 +32,8 @@ pub(super) struct AppState {
     pub guard: std::sync::Mutex<crate::auth::Guard>,
     /// Agents' and supervisors' login sessions.
     pub sessions: std::sync::Mutex<Sessions>,
+    /// The quality inspectors' form.
+    pub quality: Arc<crate::quality::Form>,
     /// The data folder, resolved: recordings are served only from inside it.
     pub data_dir: PathBuf,
     /// Turns true (or its sender goes) when the server stops: WebSockets then close.
@@ -166,6 +169,7 @@ pub async fn serve_on(
         token: cfg.token,
         guard: std::sync::Mutex::new(crate::auth::Guard::new(cfg.lockout)),
         sessions: std::sync::Mutex::new(Sessions::new(cfg.sessions)),
+        quality: cfg.quality,
         data_dir,
         closing,
     });
@@ -221,6 +225,18 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents/{id}/calls", get(w::calls))
         .route("/api/v1/agents/{id}/callbacks", get(w::callbacks))
         .route("/api/v1/calls/{call}/hold", post(w::hold))
+        // Quality inspection (routes_quality.rs): supervisors (scope.rs).
+        .route("/api/v1/quality/form", get(routes_quality::form))
+        .route(
+            "/api/v1/quality/recordings",
+            get(routes_quality::recordings),
+        )
+        .route("/api/v1/quality/agents/{id}", get(routes_quality::agent))
+        .route("/api/v1/quality/audit", get(routes_quality::audit))
+        .route(
+            "/api/v1/recordings/{id}/scores",
+            get(routes_quality::scores).post(routes_quality::score),
+        )
         // The webhook outbox (routes_webhooks.rs): the admin token only (scope.rs).
         .route("/api/v1/webhooks", get(routes_webhooks::backlog))
         .route("/api/v1/webhooks/dead", get(routes_webhooks::dead))

@@ -19,7 +19,7 @@ pub use security::{Security, SECURITY_FILE};
 use std::path::{Path, PathBuf};
 
 /// Files in the profiles folder that are not SIP profiles.
-pub const NOT_PROFILES: [&str; 7] = [
+pub const NOT_PROFILES: [&str; 8] = [
     crate::billing::BILLING_FILE,
     "queues.toml",
     "agents.toml",
@@ -27,6 +27,7 @@ pub const NOT_PROFILES: [&str; 7] = [
     RETENTION_FILE,
     SECURITY_FILE,
     "webhooks.toml",
+    "quality.toml",
 ];
 
 /// Every profile under a folder, sorted by file name so ports and logs are stable.
@@ -43,7 +44,8 @@ pub fn load_profiles(dir: &Path, hardware_dir: &Path) -> Result<Vec<Profile>, Co
         // Server-wide settings live beside the profiles but are not profiles: billing.toml
         // (crate::billing), queues.toml and agents.toml (crate::acd), api.toml (crate::api),
         // retention.toml (how long recordings and contexts are kept), security.toml
-        // (lock-out of guessers), webhooks.toml (crate::webhook: events to the operator's systems).
+        // (lock-out of guessers), webhooks.toml (crate::webhook: events to the operator's systems), quality.toml
+        // (crate::quality: the inspectors' form).
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())

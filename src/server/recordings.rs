@@ -63,6 +63,10 @@ pub(crate) fn spawn(db: Arc<Db>) -> std::io::Result<Sender<RecordEvent>> {
                             started_at,
                             duration_ms: duration_ms as i64,
                             masked_ms: masked_ms as i64,
+                            masked_segments: masked
+                                .iter()
+                                .map(|m| [m.start_ms as i64, m.end_ms as i64])
+                                .collect(),
                         };
                         if let Err(e) = db.insert_recording(&row) {
                             error!(call_id = %row.call_id, "recording row not stored: {e}");

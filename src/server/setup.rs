@@ -101,6 +101,7 @@ fn load_api(
         return Ok(None);
     };
     cfg.lockout = security.lockout.clone();
+    cfg.quality = Arc::new(crate::quality::Form::load(&o.profiles)?);
     if let Some(b) = o.api_bind {
         if cfg.token.is_none() && !b.ip().is_loopback() {
             bail!("--api-bind {b}: api.toml has no token, so the API may only listen on loopback; set token in {}", o.profiles.join(crate::api::API_FILE).display());
@@ -217,6 +218,7 @@ pub fn check_config(o: &ServeOptions) -> anyhow::Result<(Vec<Profile>, Arc<MenuS
     Retention::load(&o.profiles)?;
     Security::load(&o.profiles)?;
     crate::webhook::Webhooks::load(&o.profiles)?;
+    crate::quality::Form::load(&o.profiles)?;
     let acd_on = check_acd(o, &profiles)?.is_some();
     apply_overrides(&mut profiles, o)?;
     let menus = Arc::new(MenuSet::load(&o.prompts.join("menus.toml"))?);

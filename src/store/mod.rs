@@ -16,6 +16,7 @@ mod cards;
 mod cdr;
 mod clock;
 mod contexts;
+mod inspection;
 mod pin;
 mod quality;
 mod retention;
@@ -25,6 +26,7 @@ mod webhooks;
 mod wrapup;
 
 pub use agents::{check_password, AgentRow};
+pub use inspection::{AuditRow, Candidate, CandidateFilter, DailyQuality, QualityScoreRow};
 pub use quality::{RecordingRow, SupervisionRow, SurveyRow, SUPERVISION_MODES};
 pub use retention::Pruned;
 pub use webhooks::{DeadRow, EndpointBacklog, EventSource, OutboxRow, SettledTopup};
@@ -283,6 +285,51 @@ impl Db {
     /// Per configured endpoint: queued, retrying and dead events.
     pub fn webhook_backlog(&self) -> Result<Vec<EndpointBacklog>, StoreError> {
         webhooks::backlog(&*self.conn()?)
+    }
+
+    /// Stores an inspector's score with its audit line; returns the score's id.
+    pub fn insert_quality_score(&self, s: &QualityScoreRow) -> Result<i64, StoreError> {
+        inspection::insert_score(&mut *self.conn()?, s)
+    }
+
+    /// Audits an inspector's listen to a recording.
+    pub fn log_quality_listen(
+        &self,
+        inspector: &str,
+        recording_id: i64,
+        call_id: &str,
+    ) -> Result<(), StoreError> {
+        let now = rfc3339_utc(std::time::SystemTime::now());
+        inspection::log_listen(&*self.conn()?, &now, inspector, recording_id, call_id)
+    }
+
+    /// A recording's scores, oldest first.
+    pub fn quality_scores(&self, recording_id: i64) -> Result<Vec<QualityScoreRow>, StoreError> {
+        inspection::scores(&*self.conn()?, recording_id)
+    }
+
+    /// Recordings to inspect, newest first, filtered.
+    pub fn quality_candidates(&self, f: &CandidateFilter) -> Result<Vec<Candidate>, StoreError> {
+        inspection::candidates(&*self.conn()?, f)
+    }
+
+    /// An agent's mean quality score per day (China time) since `since` (RFC 3339 UTC).
+    pub fn agent_quality_daily(
+        &self,
+        agent: u32,
+        since: &str,
+    ) -> Result<Vec<DailyQuality>, StoreError> {
+        inspection::agent_daily(&*self.conn()?, agent, since)
+    }
+
+    /// The quality audit, newest first.
+    pub fn quality_audit(&self, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        inspection::audit(&*self.conn()?, limit)
+    }
+
+    /// (call id, agent) of a recording.
+    pub fn recording_owner(&self, id: i64) -> Result<Option<(String, Option<u32>)>, StoreError> {
+        inspection::recording_owner(&*self.conn()?, id)
     }
 
     /// Customer demands registered by wrap-ups submitted in [from, to) (RFC 3339 UTC).

@@ -49,6 +49,9 @@ pub struct RecordingRow {
     pub duration_ms: i64,
     /// How much of it was blanked (the caller keying a PIN or card number).
     pub masked_ms: i64,
+    /// The blanked stretches, [start, end) in ms from the recording's start: what an
+    /// inspector's player shows as masked.
+    pub masked_segments: Vec<[i64; 2]>,
 }
 
 pub(super) fn log_supervision(
@@ -134,7 +137,8 @@ pub(super) fn surveys(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-const RECORDING_COLUMNS: &str = "id, call_id, agent, path, started_at, duration_ms, masked_ms";
+const RECORDING_COLUMNS: &str =
+    "id, call_id, agent, path, started_at, duration_ms, masked_ms, masked";
 
 fn recording_from(r: &Row<'_>) -> rusqlite::Result<RecordingRow> {
     Ok(RecordingRow {
@@ -145,6 +149,7 @@ fn recording_from(r: &Row<'_>) -> rusqlite::Result<RecordingRow> {
         started_at: r.get(4)?,
         duration_ms: r.get(5)?,
         masked_ms: r.get(6)?,
+        masked_segments: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
     })
 }
 
@@ -153,15 +158,16 @@ pub(super) fn insert_recording(conn: &Connection, rec: &RecordingRow) -> Result<
         return Err(StoreError::Invalid("recording path is empty".into()));
     }
     conn.execute(
-        "INSERT INTO recordings (call_id, agent, path, started_at, duration_ms, masked_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO recordings (call_id, agent, path, started_at, duration_ms, masked_ms, masked)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             rec.call_id,
             rec.agent,
             rec.path,
             rec.started_at,
             rec.duration_ms,
-            rec.masked_ms
+            rec.masked_ms,
+            serde_json::to_string(&rec.masked_segments).unwrap_or_else(|_| "[]".into())
         ],
     )?;
     Ok(conn.last_insert_rowid())

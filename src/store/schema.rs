@@ -280,6 +280,34 @@ const MIGRATIONS: &[&str] = &[
         SELECT name, 'topup.settled', NEW.key FROM webhook_endpoints
         WHERE instr(events, ',topup.settled,') > 0;
     END;",
+    // 11: quality inspection (质检). The masked stretches of each recording (what the
+    // inspector's player shows blank), inspectors' scores against the form of the day, and
+    // the audit of every listen and score (who, what, when), kept like the supervision log.
+    "ALTER TABLE recordings ADD COLUMN masked TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE quality_scores (
+        id           INTEGER PRIMARY KEY,
+        recording_id INTEGER NOT NULL,
+        call_id      TEXT NOT NULL,
+        agent        INTEGER NULL,
+        inspector    TEXT NOT NULL,
+        form         TEXT NOT NULL,
+        points       TEXT NOT NULL,
+        total        REAL NOT NULL CHECK (total BETWEEN 0 AND 100),
+        passed       INTEGER NOT NULL CHECK (passed IN (0, 1)),
+        comment      TEXT NOT NULL DEFAULT '',
+        at           TEXT NOT NULL
+    );
+    CREATE INDEX quality_scores_by_recording ON quality_scores (recording_id);
+    CREATE INDEX quality_scores_by_agent ON quality_scores (agent, at);
+    CREATE TABLE quality_audit (
+        id           INTEGER PRIMARY KEY,
+        at           TEXT NOT NULL,
+        inspector    TEXT NOT NULL,
+        action       TEXT NOT NULL CHECK (action IN ('listen', 'score')),
+        recording_id INTEGER NOT NULL,
+        call_id      TEXT NOT NULL
+    );
+    CREATE INDEX cdr_by_queue ON cdr (queue, started_at);",
 ];
 
 pub(super) fn known_version() -> i64 {

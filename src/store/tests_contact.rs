@@ -185,6 +185,7 @@ fn supervision_surveys_and_recordings_are_kept() {
         started_at: "2026-11-24T12:00:00.000Z".into(),
         duration_ms: 61_000,
         masked_ms: 4_000,
+        masked_segments: vec![[12_000, 16_000]],
     };
     let id = db.insert_recording(&rec).unwrap();
     let got = db.recording(id).unwrap().unwrap();
@@ -216,6 +217,7 @@ fn retention_deletes_old_recordings_with_their_files_and_old_contexts_only() {
             started_at: rfc3339_utc(now - day * age_days),
             duration_ms: 1000,
             masked_ms: 0,
+            masked_segments: vec![],
         })
         .unwrap()
     };
