@@ -32,6 +32,7 @@ pub mod fuzzing;
 mod hex;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod sdp;
 pub mod server;
 pub mod sip;
