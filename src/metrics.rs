@@ -36,7 +36,10 @@ pub struct HistogramSnapshot {
 }
 
 fn bucket_of(bounds: Bounds, secs: f64) -> usize {
-    bounds.iter().position(|&b| secs <= b).unwrap_or(bounds.len())
+    bounds
+        .iter()
+        .position(|&b| secs <= b)
+        .unwrap_or(bounds.len())
 }
 
 /// A histogram with one owner.
@@ -92,8 +95,10 @@ impl AtomicHistogram {
 
     pub fn observe(&self, d: Duration) {
         self.counts[bucket_of(self.bounds, d.as_secs_f64())].fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.sum_us.fetch_add(
+            d.as_micros().min(u64::MAX as u128) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Buckets read one by one while others may be adding: the count is taken from the

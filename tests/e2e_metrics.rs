@@ -94,7 +94,9 @@ fn sum(s: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
 
 fn scrape(server: &Server) -> String {
     let url = format!("http://{}/metrics", server.api_addr.expect("API on"));
-    let mut r = ureq::get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut r = ureq::get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert_eq!(r.status().as_u16(), 200);
     let ct = r
         .headers()
@@ -213,7 +215,10 @@ fn metrics_count_the_calls_placed_and_pass_promtool() {
         .collect();
     assert_eq!(
         outcomes,
-        [("bill_played", "caller_bye"), ("rejected", "no_common_codec")],
+        [
+            ("bill_played", "caller_bye"),
+            ("rejected", "no_common_codec")
+        ],
         "the run went as planned: {cdrs:?}"
     );
 
@@ -243,11 +248,19 @@ fn metrics_count_the_calls_placed_and_pass_promtool() {
     }
     let profile = cdrs[0][0].as_str();
     assert_eq!(
-        sum(&s, "answerline_calls_offered_total", &[("profile", profile)]),
+        sum(
+            &s,
+            "answerline_calls_offered_total",
+            &[("profile", profile)]
+        ),
         3.0
     );
     assert_eq!(
-        sum(&s, "answerline_calls_answered_total", &[("profile", profile)]),
+        sum(
+            &s,
+            "answerline_calls_answered_total",
+            &[("profile", profile)]
+        ),
         2.0
     );
     assert_eq!(sum(&s, "answerline_calls_refused_total", &[]), 0.0);
@@ -268,7 +281,13 @@ fn metrics_count_the_calls_placed_and_pass_promtool() {
         2.0
     );
     assert_eq!(sum(&s, "answerline_ivr_node_exits_total", &[]), 2.0);
-    assert!(sum(&s, "answerline_billing_requests_total", &[("request", "statement")]) >= 2.0);
+    assert!(
+        sum(
+            &s,
+            "answerline_billing_requests_total",
+            &[("request", "statement")]
+        ) >= 2.0
+    );
     assert_eq!(sum(&s, "answerline_billing_errors_total", &[]), 0.0);
     let tick = sum(&s, "answerline_media_tick_lateness_seconds_count", &[]);
     assert!(tick > 100.0, "ticks observed: {tick}");
@@ -301,7 +320,11 @@ fn a_metrics_token_closes_the_page_to_scrapes_without_it() {
     }
     let token = "0123456789abcdef0123456789abcdef";
     let api = std::fs::read_to_string(profiles.path().join("api.toml")).unwrap();
-    let api = api.replacen("token = \"\"", &format!("token = \"\"\nmetrics_token = \"{token}\""), 1);
+    let api = api.replacen(
+        "token = \"\"",
+        &format!("token = \"\"\nmetrics_token = \"{token}\""),
+        1,
+    );
     std::fs::write(profiles.path().join("api.toml"), api).unwrap();
     let server = Server::start(ServerOpts {
         profiles: Some(profiles.path().to_path_buf()),
@@ -312,7 +335,10 @@ fn a_metrics_token_closes_the_page_to_scrapes_without_it() {
         Err(ureq::Error::StatusCode(401)) => {}
         other => panic!("without the token: {other:?}"),
     }
-    match ureq::get(&url).header("Authorization", "Bearer wrong-wrong-wrong-wrong").call() {
+    match ureq::get(&url)
+        .header("Authorization", "Bearer wrong-wrong-wrong-wrong")
+        .call()
+    {
         Err(ureq::Error::StatusCode(401)) => {}
         other => panic!("with a wrong token: {other:?}"),
     }
@@ -321,6 +347,9 @@ fn a_metrics_token_closes_the_page_to_scrapes_without_it() {
         .call()
         .expect("with the token");
     let page = r.body_mut().read_to_string().unwrap();
-    assert!(page.contains("# TYPE answerline_calls_active gauge"), "{page}");
+    assert!(
+        page.contains("# TYPE answerline_calls_active gauge"),
+        "{page}"
+    );
     assert!(!page.contains(token));
 }

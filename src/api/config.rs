@@ -32,7 +32,10 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "******"))
-            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "******"))
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "******"),
+            )
             .field("lockout", &self.lockout)
             .field("sessions", &self.sessions)
             .finish()
@@ -238,7 +241,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("key 'token'") && !e.contains("short\""), "{e}");
-        let e = parse("metrics_token = \"short\"\n").unwrap_err().to_string();
+        let e = parse("metrics_token = \"short\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":1: key 'metrics_token'"), "{e}");
         let t = "fedcba9876543210fedc";
         let c = parse(&format!("metrics_token = \"{t}\"\n")).unwrap();

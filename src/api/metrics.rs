@@ -68,20 +68,24 @@ pub(super) async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap)
             None
         }
     };
-    let body = render(
-        st.worker.metrics().as_ref(),
-        st.worker.health(),
-        pending,
-    );
+    let body = render(st.worker.metrics().as_ref(), st.worker.health(), pending);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
 /// The whole page. Families are always written (with zeros where nothing happened yet) so
 /// dashboards and alerts see a series from the start.
-pub fn render(w: Option<&WorkerMetrics>, health: Option<WorkerHealth>, pending: Option<u64>) -> String {
+pub fn render(
+    w: Option<&WorkerMetrics>,
+    health: Option<WorkerHealth>,
+    pending: Option<u64>,
+) -> String {
     let mut p = Page::default();
     if let Some(h) = health {
-        p.family("answerline_worker_up", "gauge", "1 while the media worker ticks.");
+        p.family(
+            "answerline_worker_up",
+            "gauge",
+            "1 while the media worker ticks.",
+        );
         p.sample("answerline_worker_up", &[], u64::from(h.ticking()) as f64);
         p.family(
             "answerline_overloaded",
@@ -94,7 +98,11 @@ pub fn render(w: Option<&WorkerMetrics>, health: Option<WorkerHealth>, pending: 
             "gauge",
             "Billing, look-up, recognition and store jobs queued or running.",
         );
-        p.sample("answerline_blocking_jobs_in_flight", &[], h.blocking_in_flight as f64);
+        p.sample(
+            "answerline_blocking_jobs_in_flight",
+            &[],
+            h.blocking_in_flight as f64,
+        );
     }
     if let Some(n) = pending {
         p.family(
@@ -211,12 +219,13 @@ pub fn render(w: Option<&WorkerMetrics>, health: Option<WorkerHealth>, pending: 
             .zip(s.topups.iter().map(Shared::read)),
     );
 
-    let queues = |p: &mut Page, name: &str, help: &str, f: &dyn Fn(&crate::call::QueueGauge) -> f64| {
-        p.family(name, "gauge", help);
-        for q in &e.queues {
-            p.sample(name, &[("queue", &q.queue)], f(q));
-        }
-    };
+    let queues =
+        |p: &mut Page, name: &str, help: &str, f: &dyn Fn(&crate::call::QueueGauge) -> f64| {
+            p.family(name, "gauge", help);
+            for q in &e.queues {
+                p.sample(name, &[("queue", &q.queue)], f(q));
+            }
+        };
     queues(
         &mut p,
         "answerline_queue_waiting_calls",
@@ -494,7 +503,9 @@ mod tests {
     fn without_a_worker_only_the_database_figures_are_written() {
         let text = render(None, None, Some(0));
         assert_eq!(
-            text.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>(),
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>(),
             ["answerline_topups_pending 0"]
         );
     }

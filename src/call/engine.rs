@@ -29,9 +29,9 @@ mod hold;
 mod tally;
 mod wrapup;
 
-pub use tally::{MetricsSnapshot, QueueGauge, Tally, DTMF_PATHS};
 pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 pub use hold::HoldBy;
+pub use tally::{MetricsSnapshot, QueueGauge, Tally, DTMF_PATHS};
 pub use wrapup::{AgentCall, WrapUpApplied};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1389,7 +1389,8 @@ impl Engine {
     ) {
         self.metrics.rejected += 1;
         *self.metrics.by_cause.entry(cause.to_string()).or_default() += 1;
-        self.metrics.tally
+        self.metrics
+            .tally
             .ended(&self.profiles[p].name, "rejected", cause, &[], None);
         self.out.push_back(Output::Cdr(Cdr {
             id: 0,

@@ -50,8 +50,7 @@ impl RxStats {
             }
         }
         self.received += 1;
-        let arrival = (now.saturating_duration_since(epoch).as_micros() as u64
-            * clock_hz as u64
+        let arrival = (now.saturating_duration_since(epoch).as_micros() as u64 * clock_hz as u64
             / 1_000_000) as i64;
         if let Some((last_arrival, last_ts)) = self.last {
             // D(i-1, i) of A.8 from differences, so the timestamp may wrap (it starts random).
@@ -107,9 +106,15 @@ mod tests {
     #[test]
     fn a_steady_stream_loses_nothing_and_has_no_jitter() {
         let (mut s, t0) = (RxStats::default(), Instant::now());
-        let pkts: Vec<_> = (0..50u16).map(|i| (65_520u16.wrapping_add(i), i as u64 * 20)).collect();
+        let pkts: Vec<_> = (0..50u16)
+            .map(|i| (65_520u16.wrapping_add(i), i as u64 * 20))
+            .collect();
         feed(&mut s, t0, &pkts);
-        assert_eq!((s.expected(), s.lost()), (50, 0), "across the sequence wrap");
+        assert_eq!(
+            (s.expected(), s.lost()),
+            (50, 0),
+            "across the sequence wrap"
+        );
         assert_eq!(s.jitter_secs(8000), 0.0);
     }
 

@@ -786,7 +786,8 @@ fn count_billing(m: &crate::metrics::Shared, kind: usize, took: Duration, reply:
         BillingReply::Redeemed(RedeemOutcome::Refused(r)) => Some(r.as_str()),
         _ => None,
     };
-    if let Some(i) = topup.and_then(|t| crate::metrics::TOPUP_OUTCOMES.iter().position(|&o| o == t)) {
+    let outcomes = crate::metrics::TOPUP_OUTCOMES;
+    if let Some(i) = topup.and_then(|t| outcomes.iter().position(|&o| o == t)) {
         Shared::count(&m.topups[i]);
     }
 }

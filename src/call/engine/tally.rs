@@ -198,7 +198,11 @@ mod tests {
         assert_eq!(t.ivr_visits["main"], 2);
         assert_eq!(t.ivr_exits["main"], 1);
         assert!(!t.ivr_exits.contains_key("bill"));
-        let key = ("callers".to_string(), "bill_played".to_string(), "caller_bye".to_string());
+        let key = (
+            "callers".to_string(),
+            "bill_played".to_string(),
+            "caller_bye".to_string(),
+        );
         assert_eq!(t.ended[&key], 1);
         assert_eq!(t.rtp_jitter.snapshot().count, 0, "no RTP, no jitter sample");
     }
