@@ -975,6 +975,34 @@ mod tests {
     use super::realtime;
     use std::time::{Duration, Instant};
 
+    /// Each billing job is timed and counted by kind; redemptions also by outcome, and a
+    /// backend failure on a redemption is a top-up "error".
+    #[test]
+    fn billing_jobs_are_counted_by_kind_and_top_ups_by_outcome() {
+        use crate::billing::{RedeemOutcome, Refusal};
+        use crate::ivr::BillingReply;
+        use crate::metrics::{Shared, TOPUP_OUTCOMES};
+        let m = Shared::default();
+        let took = Duration::from_millis(30);
+        super::count_billing(&m, 2, took, &BillingReply::Unavailable);
+        let refused = BillingReply::Redeemed(RedeemOutcome::Refused(Refusal::CardUsed));
+        super::count_billing(&m, 4, took, &refused);
+        super::count_billing(&m, 4, took, &BillingReply::Unavailable);
+        let read =
+            |a: &[std::sync::atomic::AtomicU64]| a.iter().map(Shared::read).collect::<Vec<_>>();
+        assert_eq!(read(&m.billing_requests), [0, 0, 1, 0, 2]);
+        assert_eq!(read(&m.billing_errors), [0, 0, 1, 0, 1]);
+        let topups: Vec<_> = TOPUP_OUTCOMES
+            .iter()
+            .zip(read(&m.topups))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(topups, [(&"card_used", 1), (&"error", 1)]);
+        let h = m.billing_latency.snapshot();
+        assert_eq!(h.count, 3);
+        assert!((h.sum_s - 0.09).abs() < 1e-9);
+    }
+
     /// A real-time thread spinning without blocking is dropped to normal scheduling at the
     /// soft limit, and the process lives on (SIGXCPU's default would have killed it).
     /// Needs the permission to use SCHED_FIFO (root, as CI runs): without it the test fails
