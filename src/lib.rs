@@ -35,6 +35,7 @@ pub mod fuzzing;
 mod hex;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod quality;
 pub mod sdp;
 pub mod server;

@@ -96,6 +96,7 @@ impl Rig {
         let cfg = ApiConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             token: token.map(str::to_string),
+            metrics_token: None,
             lockout: Default::default(),
             sessions: Default::default(),
             quality: Default::default(),

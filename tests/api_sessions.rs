@@ -115,6 +115,7 @@ impl Rig {
         let cfg = ApiConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             token: admin.then(|| ADMIN.to_string()),
+            metrics_token: None,
             lockout: Default::default(),
             sessions,
             quality: Default::default(),

@@ -19,6 +19,8 @@ pub struct ApiConfig {
     pub bind: SocketAddr,
     /// `None`: no authentication (only allowed on a loopback address).
     pub token: Option<String>,
+    /// `GET /metrics` needs this bearer token (or `token`) when set; open when not.
+    pub metrics_token: Option<String>,
     /// Lock-out of token and password guessers (security.toml, filled in at start-up).
     pub lockout: crate::auth::LockoutConfig,
     /// Agents' and supervisors' login sessions.
@@ -32,6 +34,10 @@ impl std::fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "******"))
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "******"),
+            )
             .field("lockout", &self.lockout)
             .field("sessions", &self.sessions)
             .finish()
@@ -43,6 +49,7 @@ impl std::fmt::Debug for ApiConfig {
 struct RawApi {
     bind: Option<toml::Spanned<String>>,
     token: Option<toml::Spanned<String>>,
+    metrics_token: Option<toml::Spanned<String>>,
     sessions: Option<RawSessions>,
 }
 
@@ -72,7 +79,7 @@ impl ApiConfig {
             line: e.span().map(|s| line_of_offset(text, s.start)),
             key: "(syntax)".into(),
             reason: format!(
-                "{}; api.toml has bind = \"127.0.0.1:8088\", token = \"...\" and a [sessions] table (idle_s, absolute_s, max_per_agent, cookie_secure)",
+                "{}; api.toml has bind = \"127.0.0.1:8088\", token = \"...\", metrics_token = \"...\" and a [sessions] table (idle_s, absolute_s, max_per_agent, cookie_secure)",
                 e.message()
             ),
         })?;
@@ -101,20 +108,24 @@ impl ApiConfig {
                 )
             })?,
         };
-        let token = raw
-            .token
-            .as_ref()
-            .map(|t| t.get_ref().trim().to_string())
-            .filter(|t| !t.is_empty());
-        if let (Some(t), Some(raw_t)) = (&token, &raw.token) {
-            if t.len() < MIN_TOKEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(at(
-                    raw_t,
-                    "token",
-                    format!("must be at least {MIN_TOKEN} printable characters without spaces; generate one with `openssl rand -hex 32`"),
-                ));
+        let secret = |raw: &Option<toml::Spanned<String>>, key: &str| {
+            let t = raw
+                .as_ref()
+                .map(|t| t.get_ref().trim().to_string())
+                .filter(|t| !t.is_empty());
+            if let (Some(t), Some(raw_t)) = (&t, raw) {
+                if t.len() < MIN_TOKEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(at(
+                        raw_t,
+                        key,
+                        format!("must be at least {MIN_TOKEN} printable characters without spaces; generate one with `openssl rand -hex 32`"),
+                    ));
+                }
             }
-        }
+            Ok(t)
+        };
+        let token = secret(&raw.token, "token")?;
+        let metrics_token = secret(&raw.metrics_token, "metrics_token")?;
         if token.is_none() && !bind.ip().is_loopback() {
             return Err(ConfigError::key(
                 path,
@@ -132,6 +143,7 @@ impl ApiConfig {
         Ok(ApiConfig {
             bind,
             token,
+            metrics_token,
             lockout: Default::default(),
             sessions,
             quality: Default::default(),
@@ -232,6 +244,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("key 'token'") && !e.contains("short\""), "{e}");
+        let e = parse("metrics_token = \"short\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":1: key 'metrics_token'"), "{e}");
+        let t = "fedcba9876543210fedc";
+        let c = parse(&format!("metrics_token = \"{t}\"\n")).unwrap();
+        assert_eq!(c.metrics_token.as_deref(), Some(t));
+        assert!(!format!("{c:?}").contains(t));
         let e = parse("port = 1\n").unwrap_err().to_string();
         assert!(e.contains("unknown field"), "{e}");
     }

@@ -20,6 +20,7 @@ mod config;
 pub mod directory;
 mod error;
 mod hub;
+mod metrics;
 pub(crate) mod request_checks;
 mod routes_agents;
 mod routes_calls;
@@ -36,6 +37,7 @@ mod ws;
 pub use config::{ApiConfig, API_FILE};
 pub use error::ApiError;
 pub use hub::Hub;
+pub use metrics::WorkerMetrics;
 pub use server::{bind, serve, serve_on};
 
 use std::time::Duration;
@@ -139,6 +141,10 @@ pub trait WorkerLink: Send + Sync + 'static {
     fn send(&self, cmd: Command, reply: tokio::sync::oneshot::Sender<Reply>);
     /// The media worker's pulse; None where there is no worker to watch (API-only tests).
     fn health(&self) -> Option<WorkerHealth> {
+        None
+    }
+    /// The worker's figures for `GET /metrics`; None where there is no worker.
+    fn metrics(&self) -> Option<WorkerMetrics> {
         None
     }
 }

@@ -40,7 +40,8 @@ impl Needed {
 
 /// Routes that need no credentials at all (they check their own).
 pub fn is_public(method: &Method, path: &str) -> bool {
-    *method == Method::POST && matches!(path, "/api/v1/login" | "/api/v1/logout")
+    (*method == Method::POST && matches!(path, "/api/v1/login" | "/api/v1/logout"))
+        || (matches!(*method, Method::GET | Method::HEAD) && path == "/metrics")
 }
 
 /// What the session of `agent` in `role` may do with `method path`.
@@ -295,10 +296,14 @@ mod tests {
     }
 
     #[test]
-    fn only_login_and_logout_are_public() {
+    fn only_login_logout_and_the_metrics_scrape_are_public() {
         assert!(is_public(&Method::POST, "/api/v1/login"));
         assert!(is_public(&Method::POST, "/api/v1/logout"));
         assert!(!is_public(&Method::GET, "/api/v1/me"));
         assert!(!is_public(&Method::GET, "/api/v1/login"));
+        // /metrics checks its own metrics_token (api::metrics).
+        assert!(is_public(&Method::GET, "/metrics"));
+        assert!(!is_public(&Method::POST, "/metrics"));
+        assert!(!is_public(&Method::GET, "/metrics/x"));
     }
 }

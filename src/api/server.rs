@@ -27,6 +27,8 @@ pub(super) struct AppState {
     pub hub: Hub,
     pub known_queues: Vec<String>,
     pub token: Option<String>,
+    /// Required of `GET /metrics` scrapes when set (api.toml `metrics_token`).
+    pub metrics_token: Option<String>,
     /// Sources that sent wrong tokens, agents and sources of wrong login passwords, and
     /// their locks.
     pub guard: std::sync::Mutex<crate::auth::Guard>,
@@ -167,6 +169,7 @@ pub async fn serve_on(
         hub,
         known_queues,
         token: cfg.token,
+        metrics_token: cfg.metrics_token,
         guard: std::sync::Mutex::new(crate::auth::Guard::new(cfg.lockout)),
         sessions: std::sync::Mutex::new(Sessions::new(cfg.sessions)),
         quality: cfg.quality,
@@ -194,6 +197,7 @@ fn router(state: Arc<AppState>) -> Router {
     use routes_records as r;
     use routes_wrapup as w;
     Router::new()
+        .route("/metrics", get(super::metrics::metrics))
         .route("/api/v1/health", get(r::health))
         .route("/api/v1/login", post(l::login))
         .route("/api/v1/logout", post(l::logout))

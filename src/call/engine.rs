@@ -26,9 +26,12 @@ use tracing::{debug, info, warn};
 mod agents;
 mod callback;
 mod hold;
+mod tally;
 mod wrapup;
+
 pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
 pub use hold::HoldBy;
+pub use tally::{MetricsSnapshot, QueueGauge, Tally, DTMF_PATHS};
 pub use wrapup::{AgentCall, WrapUpApplied};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,6 +221,8 @@ pub struct Metrics {
     pub faults: u64,
     /// Hang-up causes, most common first when read through `causes()`.
     pub by_cause: std::collections::BTreeMap<String, u64>,
+    /// The same by label, for `/metrics`.
+    pub tally: Tally,
 }
 
 impl std::fmt::Display for Metrics {
@@ -431,6 +436,7 @@ impl Engine {
         match outcome {
             RxOutcome::Digit(d, path) => {
                 if c.accept_digit(now, d, path) {
+                    self.metrics.tally.dtmf(path);
                     self.caller_digit(now, call, d);
                 }
             }
@@ -568,6 +574,7 @@ impl Engine {
             c.answered = Some(now);
             c.sip_code = 200;
             self.metrics.answered += 1;
+            self.metrics.tally.answered(&self.profiles[c.profile].name);
         }
     }
 
@@ -892,6 +899,7 @@ impl Engine {
             } => {
                 let profile = &self.profiles[p];
                 self.metrics.offered += 1;
+                self.metrics.tally.offered(&profile.name);
                 if !profile.allows(remote.ip()) {
                     warn!(%remote, profile = %profile.name, "INVITE from an address not in the allow-list");
                     self.sip[p].reject(now, key, 403, "Forbidden", &[]);
@@ -1049,6 +1057,7 @@ impl Engine {
                     return;
                 };
                 if c.accept_digit(now, digit, DtmfPath::Info) {
+                    self.metrics.tally.dtmf(DtmfPath::Info);
                     self.caller_digit(now, id, digit);
                 }
             }
@@ -1248,6 +1257,7 @@ impl Engine {
             // the door's refusals.
             let retry: &[(&str, &str)] = if code == 503 {
                 self.metrics.refused += 1;
+                self.metrics.tally.refused(cause);
                 &[("Retry-After", "5")]
             } else {
                 &[]
@@ -1302,6 +1312,13 @@ impl Engine {
         info!(call_id = %c.call_id, cause, %path, rx, tx, "call ended");
         self.metrics.ended += 1;
         *self.metrics.by_cause.entry(cause.to_string()).or_default() += 1;
+        self.metrics.tally.ended(
+            &self.profiles[c.profile].name,
+            &outcome,
+            cause,
+            c.ivr.as_ref().map_or(&[], |i| i.path()),
+            c.media.as_ref().map(|m| &m.rx_stats),
+        );
         match outcome.as_str() {
             "bill_played" => self.metrics.bills_read += 1,
             "agent_requested" | "agent_unavailable" => self.metrics.agent_requests += 1,
@@ -1348,6 +1365,7 @@ impl Engine {
     /// must not become a flood of log lines).
     fn refuse(&mut self, now: Instant, p: usize, key: CallKey, call_id: &str, why: Refusal) {
         self.metrics.refused += 1;
+        self.metrics.tally.refused(why.cause());
         self.sip[p].reject(
             now,
             key,
@@ -1371,6 +1389,9 @@ impl Engine {
     ) {
         self.metrics.rejected += 1;
         *self.metrics.by_cause.entry(cause.to_string()).or_default() += 1;
+        self.metrics
+            .tally
+            .ended(&self.profiles[p].name, "rejected", cause, &[], None);
         self.out.push_back(Output::Cdr(Cdr {
             id: 0,
             call_id: call_id.to_string(),

@@ -54,6 +54,8 @@ pub struct MediaLeg {
     last_rx: Instant,
     pub rx_packets: u64,
     pub tx_packets: u64,
+    /// Loss and jitter of the caller's audio, for `/metrics` when the call ends.
+    pub rx_stats: crate::media::rx_stats::RxStats,
 }
 
 /// A bridged leg's audio: the frame handed on, and the other parties' audio to send.
@@ -129,6 +131,7 @@ impl MediaLeg {
             last_rx: now,
             rx_packets: 0,
             tx_packets: 0,
+            rx_stats: Default::default(),
         }
     }
 
@@ -254,6 +257,7 @@ impl MediaLeg {
                 None => RxOutcome::Nothing,
             };
         }
+        self.rx_stats.on_packet(now, pkt.seq, pkt.timestamp, 8000);
         self.listen_inband(&pkt)
     }
 

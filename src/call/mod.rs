@@ -15,8 +15,8 @@ pub mod speech_job;
 pub use admission::TickLateness;
 pub use billing_job::{BillingJob, BillingSide};
 pub use engine::{
-    AgentCall, CallRef, Directory, Engine, EngineOptions, Fault, HoldBy, Output, RecordEvent,
-    WrapUpApplied, AGENT_REALM, QUEUE_PROMPTS,
+    AgentCall, CallRef, Directory, Engine, EngineOptions, Fault, HoldBy, MetricsSnapshot, Output,
+    QueueGauge, RecordEvent, Tally, WrapUpApplied, AGENT_REALM, DTMF_PATHS, QUEUE_PROMPTS,
 };
 pub use speech_job::{Hearing, RecognizeJob, RecognizerHearing, SpeechSide};
 

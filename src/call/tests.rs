@@ -291,6 +291,15 @@ fn a_key_sent_both_as_info_and_rfc4733_counts_once() {
         cdr.inputs,
         r#"[{"node":"main","value":"9"},{"node":"main","value":"9"}]"#
     );
+    // /metrics counts keys taken, by the path that delivered them first.
+    let t = rig.engine.metrics_snapshot(rig.now).tally;
+    assert_eq!(t.dtmf, [1, 1, 0], "rfc4733, sip_info, inband");
+    let ended = t
+        .ended
+        .iter()
+        .map(|((_, o, c), &n)| (o.as_str(), c.as_str(), n));
+    assert_eq!(ended.collect::<Vec<_>>(), [("abandoned", "caller_bye", 1)]);
+    assert_eq!(t.ivr_exits.get("main"), Some(&1));
 }
 
 // ---- 4. RTP inactivity ----------------------------------------------------------------
@@ -966,6 +975,9 @@ fn no_free_rtp_port_gets_503() {
     assert_eq!(header(&r, "Retry-After"), Some("5"));
     assert_eq!(rig.cdr().hangup_cause, "no_rtp_port");
     assert_eq!(rig.engine.active_calls(), 0);
+    let snap = rig.engine.metrics_snapshot(rig.now);
+    assert_eq!(snap.tally.refused.get("no_rtp_port"), Some(&1));
+    assert_eq!(snap.active_calls, 0);
 }
 
 /// Gateways put a trunk number in From and the subscriber in P-Asserted-Identity, and

@@ -2,6 +2,7 @@
 pub mod player;
 pub mod rfc4733;
 pub mod rtp;
+pub mod rx_stats;
 
 pub mod frame_ring;
 pub mod g711;

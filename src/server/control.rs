@@ -20,6 +20,13 @@ impl WorkerLink for Link {
     fn health(&self) -> Option<crate::api::WorkerHealth> {
         Some(self.1.health())
     }
+
+    fn metrics(&self) -> Option<crate::api::WorkerMetrics> {
+        Some(crate::api::WorkerMetrics {
+            engine: self.1.metrics_snapshot(),
+            shared: self.1.metrics.clone(),
+        })
+    }
 }
 
 /// Runs one API command against the engine.

@@ -27,6 +27,8 @@ const RTP_BASE: usize = 1 << 20;
 const TICK: Duration = Duration::from_millis(10);
 const EVENTS: usize = 1024;
 const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// How often the engine's figures are copied out for `/metrics`.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 /// How long a stopping server waits for its BYEs to be answered.
 const DRAIN: Duration = Duration::from_secs(2);
 /// Datagrams read from one SIP socket per sweep: a flood cannot hold the worker past its
@@ -56,6 +58,11 @@ pub(crate) struct Liveness {
     /// Blocking jobs queued or running, and the longest wait to start seen lately.
     in_flight: AtomicUsize,
     wait_max_us: AtomicU64,
+    /// Counted off the engine (blocking jobs, the tick) for `/metrics`.
+    pub metrics: Arc<crate::metrics::Shared>,
+    /// The engine's figures, replaced whole once a second: a scrape takes the lock only
+    /// to clone the `Arc`, and the worker only to swap it.
+    snapshot: std::sync::Mutex<Arc<crate::call::MetricsSnapshot>>,
 }
 
 impl Liveness {
@@ -71,7 +78,26 @@ impl Liveness {
             refused: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             wait_max_us: AtomicU64::new(0),
+            metrics: Default::default(),
+            snapshot: Default::default(),
         })
+    }
+
+    /// The engine's figures as of the last second.
+    pub fn metrics_snapshot(&self) -> Arc<crate::call::MetricsSnapshot> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, snap: crate::call::MetricsSnapshot) {
+        let snap = Arc::new(snap);
+        // The old copy is dropped outside the lock.
+        let _old = std::mem::replace(
+            &mut *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()),
+            snap,
+        );
     }
 
     pub fn health(&self) -> crate::api::WorkerHealth {
@@ -194,6 +220,8 @@ pub(crate) struct Worker {
     /// Until when new calls are refused, and why.
     overload_until: Option<(Instant, &'static str)>,
     lateness: crate::call::TickLateness,
+    /// When the engine's figures are next copied out for `/metrics`.
+    next_metrics: Instant,
 }
 
 impl Worker {
@@ -239,6 +267,7 @@ impl Worker {
             sip_backlog: Vec::new(),
             overload_until: None,
             lateness: Default::default(),
+            next_metrics: Instant::now(),
         })
     }
 
@@ -441,6 +470,11 @@ impl Worker {
             .store(live.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         live.late_max_us
             .store(late.as_micros() as u64, Ordering::Relaxed);
+        live.metrics.tick_late.observe(late);
+        if now >= self.next_metrics {
+            self.next_metrics = now + METRICS_EVERY;
+            live.publish(self.engine.metrics_snapshot(now));
+        }
         live.flood_dropped
             .store(self.engine.flood_dropped(), Ordering::Relaxed);
         live.refused
@@ -577,8 +611,12 @@ impl Worker {
                 }
                 Output::Billing { call, job } => {
                     let (side, mailbox) = (self.billing.clone(), self.mailbox.clone());
+                    let counts = self.live.metrics.clone();
                     self.live.spawn_blocking(&self.rt, move || {
+                        let kind = billing_kind(&job.request);
+                        let started = Instant::now();
                         let reply = job.run(&side);
+                        count_billing(&counts, kind, started.elapsed(), &reply);
                         mailbox.send(Inbound::Billing { call, reply });
                     });
                 }
@@ -660,8 +698,16 @@ impl Worker {
                         continue;
                     };
                     let data = self.db.dir().to_path_buf();
+                    let counts = self.live.metrics.clone();
                     self.live.spawn_blocking(&self.rt, move || {
+                        let started = Instant::now();
                         let mut heard = speech.hear(&job);
+                        counts.speech_latency.observe(started.elapsed());
+                        crate::metrics::Shared::count(if heard.intent.is_some() {
+                            &counts.speech_matched
+                        } else {
+                            &counts.speech_unmatched
+                        });
                         heard.audio = super::utterances::keep(&data, &job, &heard);
                         mailbox.send(Inbound::Heard { call, heard });
                     });
@@ -712,6 +758,39 @@ impl Worker {
             ip => ip,
         };
         Some((ip, port))
+    }
+}
+
+/// The billing request's place in [`crate::metrics::BILLING_REQUESTS`].
+fn billing_kind(r: &crate::ivr::BillingRequest) -> usize {
+    use crate::ivr::BillingRequest as R;
+    match r {
+        R::FindAccount { .. } => 0,
+        R::VerifyPin { .. } => 1,
+        R::Statement { .. } => 2,
+        R::CheckCard { .. } => 3,
+        R::Redeem { .. } => 4,
+    }
+}
+
+fn count_billing(m: &crate::metrics::Shared, kind: usize, took: Duration, reply: &BillingReply) {
+    use crate::billing::RedeemOutcome;
+    use crate::metrics::Shared;
+    m.billing_latency.observe(took);
+    Shared::count(&m.billing_requests[kind]);
+    let topup = match reply {
+        BillingReply::Unavailable => {
+            Shared::count(&m.billing_errors[kind]);
+            (kind == 4).then_some("error")
+        }
+        BillingReply::Redeemed(RedeemOutcome::Credited { .. }) => Some("credited"),
+        BillingReply::Redeemed(RedeemOutcome::Pending) => Some("pending"),
+        BillingReply::Redeemed(RedeemOutcome::Refused(r)) => Some(r.as_str()),
+        _ => None,
+    };
+    let outcomes = crate::metrics::TOPUP_OUTCOMES;
+    if let Some(i) = topup.and_then(|t| outcomes.iter().position(|&o| o == t)) {
+        Shared::count(&m.topups[i]);
     }
 }
 
@@ -897,6 +976,34 @@ impl Histogram {
 mod tests {
     use super::realtime;
     use std::time::{Duration, Instant};
+
+    /// Each billing job is timed and counted by kind; redemptions also by outcome, and a
+    /// backend failure on a redemption is a top-up "error".
+    #[test]
+    fn billing_jobs_are_counted_by_kind_and_top_ups_by_outcome() {
+        use crate::billing::{RedeemOutcome, Refusal};
+        use crate::ivr::BillingReply;
+        use crate::metrics::{Shared, TOPUP_OUTCOMES};
+        let m = Shared::default();
+        let took = Duration::from_millis(30);
+        super::count_billing(&m, 2, took, &BillingReply::Unavailable);
+        let refused = BillingReply::Redeemed(RedeemOutcome::Refused(Refusal::CardUsed));
+        super::count_billing(&m, 4, took, &refused);
+        super::count_billing(&m, 4, took, &BillingReply::Unavailable);
+        let read =
+            |a: &[std::sync::atomic::AtomicU64]| a.iter().map(Shared::read).collect::<Vec<_>>();
+        assert_eq!(read(&m.billing_requests), [0, 0, 1, 0, 2]);
+        assert_eq!(read(&m.billing_errors), [0, 0, 1, 0, 1]);
+        let topups: Vec<_> = TOPUP_OUTCOMES
+            .iter()
+            .zip(read(&m.topups))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(topups, [(&"card_used", 1), (&"error", 1)]);
+        let h = m.billing_latency.snapshot();
+        assert_eq!(h.count, 3);
+        assert!((h.sum_s - 0.09).abs() < 1e-9);
+    }
 
     /// A real-time thread spinning without blocking is dropped to normal scheduling at the
     /// soft limit, and the process lives on (SIGXCPU's default would have killed it).

@@ -161,6 +161,17 @@ fn past_the_call_rate_and_while_overloaded_new_calls_are_refused_at_once() {
     rig.engine.set_overload(None);
     let mut c = Caller::from_addr(LAB, "13700137001", from(61, 5062));
     assert!(rig.dial(&mut c, &g711_offer()).is_some());
+    // /metrics: refusals by reason, and each one's CDR among the ended calls.
+    let t = rig.engine.metrics_snapshot(rig.now).tally;
+    let refused: Vec<_> = t.refused.iter().map(|(k, &n)| (k.as_str(), n)).collect();
+    assert_eq!(refused, [("max_calls_per_s", 15), ("overload", 1)]);
+    let rejected: u64 = t
+        .ended
+        .iter()
+        .filter(|((_, outcome, _), _)| outcome == "rejected")
+        .map(|(_, &n)| n)
+        .sum();
+    assert_eq!(rejected, 16);
 }
 
 /// A bug that panics while one call is handled ends that call (BYE, CDR with the cause)
