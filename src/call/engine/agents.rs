@@ -1404,6 +1404,7 @@ impl Engine {
             c.queue = Some(to.0);
             c.queued_at = Some(now);
             c.agent = None;
+            c.transfers += 1;
         }
         self.start_moh(call);
         self.drain_acd(now);
