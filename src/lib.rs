@@ -31,6 +31,7 @@ pub mod context;
 pub mod fuzzing;
 mod hex;
 pub mod ivr;
+pub mod kpi;
 pub mod media;
 pub mod sdp;
 pub mod server;
