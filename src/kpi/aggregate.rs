@@ -193,17 +193,10 @@ pub fn aggregate(rows: &PeriodRows, cfg: &KpiConfig) -> Report {
             repeat_24h,
             repeat_7d,
         };
-        g.each(
-            Some(b),
-            c.queue.as_deref(),
-            Some(c.line()),
-            c.agent,
-            |f| f.add_call(&facts),
-        );
-        placed.insert(
-            &c.call_id,
-            (Some(b), c.queue.as_deref(), c.line(), c.agent),
-        );
+        g.each(Some(b), c.queue.as_deref(), Some(c.line()), c.agent, |f| {
+            f.add_call(&facts)
+        });
+        placed.insert(&c.call_id, (Some(b), c.queue.as_deref(), c.line(), c.agent));
         if let Some(r) = c.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
             *reasons.entry(r.to_string()).or_default() += 1;
         }

@@ -75,13 +75,37 @@ fn wrap(c: &CallRow, agent: u32, code: &str, demand: bool, after_s: i64) -> Wrap
 }
 
 fn morning() -> PeriodRows {
-    let c1 = ivr("c1", at(8, 5, 0), "13800000001", "bill_played", "caller_bye");
-    let mut c2 = answered("c2", at(8, 10, 0), "13800000002", "billing", 8001, 15, 100, 20);
+    let c1 = ivr(
+        "c1",
+        at(8, 5, 0),
+        "13800000001",
+        "bill_played",
+        "caller_bye",
+    );
+    let mut c2 = answered(
+        "c2",
+        at(8, 10, 0),
+        "13800000002",
+        "billing",
+        8001,
+        15,
+        100,
+        20,
+    );
     c2.reason = Some("查话费".into());
     let c3 = queued("c3", at(8, 20, 0), "13800000003", "billing", "queue", 40);
     let c4 = queued("c4", at(8, 30, 0), "13800000004", "billing", "ringing", 12);
     // Starts at 08:59:50 and ends after 09:00: counted at 08:00. A repeat of c1's caller.
-    let mut c5 = answered("c5", at(8, 59, 50), "13800000001", "senior", 8002, 25, 60, 0);
+    let mut c5 = answered(
+        "c5",
+        at(8, 59, 50),
+        "13800000001",
+        "senior",
+        8002,
+        25,
+        60,
+        0,
+    );
     c5.transfers = 1;
     let c6 = CallRow {
         answered: false,
@@ -90,14 +114,47 @@ fn morning() -> PeriodRows {
         ended_in: Some("setup".into()),
         ..ivr("c6", at(8, 40, 0), "", "rejected", "overload")
     };
-    let mut c7 = answered("c7", at(9, 15, 0), "13800000005", "billing", 8001, 25, 200, 0);
+    let mut c7 = answered(
+        "c7",
+        at(9, 15, 0),
+        "13800000005",
+        "billing",
+        8001,
+        25,
+        200,
+        0,
+    );
     c7.called = "10011".into();
     c7.reason = Some("查话费".into());
-    let mut c8 = ivr("c8", at(9, 20, 0), "13800000006", "pin_verified", "caller_bye");
+    let mut c8 = ivr(
+        "c8",
+        at(9, 20, 0),
+        "13800000006",
+        "pin_verified",
+        "caller_bye",
+    );
     c8.reason = Some(" 宽带 ".into());
-    let c9 = ivr("c9", at(9, 30, 0), "13800000007", "topup_credited", "caller_bye");
-    let c10 = ivr("c10", at(9, 40, 0), "13800000008", "topup_pending", "max_timeouts");
-    let c11 = ivr("c11", at(9, 45, 0), "13800000002", "agent_unavailable", "caller_bye");
+    let c9 = ivr(
+        "c9",
+        at(9, 30, 0),
+        "13800000007",
+        "topup_credited",
+        "caller_bye",
+    );
+    let c10 = ivr(
+        "c10",
+        at(9, 40, 0),
+        "13800000008",
+        "topup_pending",
+        "max_timeouts",
+    );
+    let c11 = ivr(
+        "c11",
+        at(9, 45, 0),
+        "13800000002",
+        "agent_unavailable",
+        "caller_bye",
+    );
     let calls = vec![c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11];
     let mut history: Vec<(i64, String)> = calls
         .iter()
@@ -113,9 +170,18 @@ fn morning() -> PeriodRows {
         wrap(&calls[1], 8009, "escalated", true, 5),
     ];
     let surveys = vec![
-        SurveyRow { call_id: "c2".into(), score: 5 },
-        SurveyRow { call_id: "c5".into(), score: 3 },
-        SurveyRow { call_id: "yesterday".into(), score: 1 },
+        SurveyRow {
+            call_id: "c2".into(),
+            score: 5,
+        },
+        SurveyRow {
+            call_id: "c5".into(),
+            score: 3,
+        },
+        SurveyRow {
+            call_id: "yesterday".into(),
+            score: 1,
+        },
     ];
     let topup = |id: &str, t: i64, state: &str| TopUpRow {
         call_id: id.into(),
@@ -173,22 +239,41 @@ fn adds_up(k: &Kpis, what: &str) {
 fn a_morning_by_the_hour_gives_the_figures_worked_out_by_hand() {
     let r = aggregate(&morning(), &config(Interval::H1));
     let labels: Vec<&str> = r.intervals.iter().map(|i| i.label.as_str()).collect();
-    assert_eq!(labels, ["2026-11-24 08:00", "2026-11-24 09:00", "2026-11-24 10:00"]);
+    assert_eq!(
+        labels,
+        ["2026-11-24 08:00", "2026-11-24 09:00", "2026-11-24 10:00"]
+    );
 
     let h8 = &r.intervals[0].kpis;
     let c = &h8.counts;
     assert_eq!(
-        (c.offered, c.unanswered, c.ivr_answered, c.queued, c.answered),
+        (
+            c.offered,
+            c.unanswered,
+            c.ivr_answered,
+            c.queued,
+            c.answered
+        ),
         (6, 1, 5, 4, 2)
     );
     assert_eq!(
-        (c.abandoned_ivr, c.abandoned_queue, c.abandoned_ringing, c.contained, c.other_ended),
+        (
+            c.abandoned_ivr,
+            c.abandoned_queue,
+            c.abandoned_ringing,
+            c.contained,
+            c.other_ended
+        ),
         (0, 1, 1, 1, 0)
     );
     assert_eq!(c.answered_in_service_level, 2, "c5 is within senior's 30 s");
     close(h8.service_level, 2.0 / 4.0, "08:00 service level");
     close(h8.asa_s, 20.0, "08:00 ASA");
-    close(h8.aht_s, (100.0 + 20.0 + 30.0 + 60.0 + 10.0) / 2.0, "08:00 AHT");
+    close(
+        h8.aht_s,
+        (100.0 + 20.0 + 30.0 + 60.0 + 10.0) / 2.0,
+        "08:00 AHT",
+    );
     close(h8.acw_s, 20.0, "08:00 after-call work");
     close(h8.abandon_rate, 0.5, "08:00 abandon rate");
     close(h8.containment, 0.2, "08:00 containment");
@@ -202,11 +287,23 @@ fn a_morning_by_the_hour_gives_the_figures_worked_out_by_hand() {
     let h9 = &r.intervals[1].kpis;
     let c = &h9.counts;
     assert_eq!(
-        (c.offered, c.unanswered, c.ivr_answered, c.queued, c.answered),
+        (
+            c.offered,
+            c.unanswered,
+            c.ivr_answered,
+            c.queued,
+            c.answered
+        ),
         (5, 0, 5, 1, 1)
     );
     assert_eq!(
-        (c.abandoned_ivr, c.abandoned_queue, c.abandoned_ringing, c.contained, c.other_ended),
+        (
+            c.abandoned_ivr,
+            c.abandoned_queue,
+            c.abandoned_ringing,
+            c.contained,
+            c.other_ended
+        ),
         (2, 0, 0, 1, 1)
     );
     close(h9.service_level, 0.0, "09:00: 25 s is past billing's 20 s");
@@ -266,13 +363,21 @@ fn queues_agents_and_lines_are_cut_from_the_same_calls() {
     };
     let billing = find(&r.queues, "billing");
     assert_eq!(
-        (billing.counts.offered, billing.counts.queued, billing.counts.answered),
+        (
+            billing.counts.offered,
+            billing.counts.queued,
+            billing.counts.answered
+        ),
         (4, 4, 2)
     );
     close(billing.service_level, 1.0 / 4.0, "billing service level");
     close(billing.abandon_rate, 2.0 / 4.0, "billing abandon rate");
     let senior = find(&r.queues, "senior");
-    close(senior.service_level, 1.0, "senior: 25 s within its own 30 s");
+    close(
+        senior.service_level,
+        1.0,
+        "senior: 25 s within its own 30 s",
+    );
     close(senior.satisfaction, 3.0, "senior satisfaction");
     assert_eq!(r.queues.len(), 2);
 
@@ -284,14 +389,22 @@ fn queues_agents_and_lines_are_cut_from_the_same_calls() {
     let a8002 = find(&r.agents, "8002");
     close(a8002.aht_s, 70.0, "8002 AHT");
     close(a8002.transfer_rate, 1.0, "8002 transfers");
-    assert_eq!(r.agents.len(), 2, "the supervisor's note makes no agent row");
+    assert_eq!(
+        r.agents.len(),
+        2,
+        "the supervisor's note makes no agent row"
+    );
 
     let l10010 = find(&r.lines, "10010");
     let l10011 = find(&r.lines, "10011");
     assert_eq!((l10010.counts.offered, l10011.counts.offered), (10, 1));
     assert_eq!(l10010.counts.topups, 3, "top-ups go to their call's line");
 
-    let reasons: Vec<(&str, u64)> = r.reasons.iter().map(|c| (c.name.as_str(), c.count)).collect();
+    let reasons: Vec<(&str, u64)> = r
+        .reasons
+        .iter()
+        .map(|c| (c.name.as_str(), c.count))
+        .collect();
     assert_eq!(reasons, [("查话费", 2), ("宽带", 1)]);
     let codes: Vec<(&str, u64)> = r
         .wrap_up_codes
@@ -312,7 +425,10 @@ fn fifteen_minute_buckets_put_a_call_where_it_started_and_no_number_leaks() {
     let q4 = &r.intervals[3];
     assert_eq!(q4.label, "2026-11-24 08:45");
     assert_eq!((q4.kpis.counts.offered, q4.kpis.counts.answered), (1, 1));
-    assert_eq!(r.intervals[4].kpis.counts.offered, 0, "09:00-09:15 is empty");
+    assert_eq!(
+        r.intervals[4].kpis.counts.offered, 0,
+        "09:00-09:15 is empty"
+    );
     let sum: u64 = r.intervals.iter().map(|i| i.kpis.counts.offered).sum();
     assert_eq!(sum, r.total.counts.offered);
 
@@ -320,7 +436,10 @@ fn fifteen_minute_buckets_put_a_call_where_it_started_and_no_number_leaks() {
     for c in &morning().history {
         if !c.1.is_empty() {
             assert!(!json.contains(&c.1), "a caller's number is in the report");
-            assert!(!json.contains(&c.1[3..]), "a caller's number is in the report");
+            assert!(
+                !json.contains(&c.1[3..]),
+                "a caller's number is in the report"
+            );
         }
     }
 }
@@ -328,8 +447,20 @@ fn fifteen_minute_buckets_put_a_call_where_it_started_and_no_number_leaks() {
 #[test]
 fn calls_outside_the_period_count_nowhere() {
     let mut rows = morning();
-    rows.calls.push(ivr("early", at(7, 59, 59), "13900000000", "bill_played", "caller_bye"));
-    rows.calls.push(ivr("late", at(11, 0, 0), "13900000000", "bill_played", "caller_bye"));
+    rows.calls.push(ivr(
+        "early",
+        at(7, 59, 59),
+        "13900000000",
+        "bill_played",
+        "caller_bye",
+    ));
+    rows.calls.push(ivr(
+        "late",
+        at(11, 0, 0),
+        "13900000000",
+        "bill_played",
+        "caller_bye",
+    ));
     let r = aggregate(&rows, &config(Interval::H1));
     assert_eq!(r.total.counts.offered, 11);
     assert_eq!(r.total.counts.contained, 2);

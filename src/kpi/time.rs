@@ -6,7 +6,9 @@ const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
-    #[error("{0:?} is not a time; write RFC 3339 (2026-11-24T08:00:00+08:00) or a date (2026-11-24)")]
+    #[error(
+        "{0:?} is not a time; write RFC 3339 (2026-11-24T08:00:00+08:00) or a date (2026-11-24)"
+    )]
     BadTime(String),
     #[error("{0:?} is not an interval; use 15m, 1h or 1d")]
     BadInterval(String),
@@ -73,7 +75,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 fn num(s: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
@@ -189,10 +199,20 @@ mod tests {
         assert_eq!(parse("2026-11-24T00:00:00.123Z", 0).unwrap(), z + 123);
         assert_eq!(parse("2026-11-24", 8 * 3600).unwrap(), z - 8 * 3_600_000);
         assert_eq!(format(z, 8 * 3600), "2026-11-24T08:00:00+08:00");
-        assert_eq!(parse(&format(z + 61_000, -5 * 3600), 0).unwrap(), z + 61_000);
+        assert_eq!(
+            parse(&format(z + 61_000, -5 * 3600), 0).unwrap(),
+            z + 61_000
+        );
         for bad in [
-            "", "yesterday", "2026-13-01", "2026-02-30", "2026-11-24T25:00:00Z",
-            "2026-11-24T08:00:00", "2026-11-24T08:00:00+8", "２０２６-11-24", "2026-11-24T08:00:00.x1Z",
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-24T25:00:00Z",
+            "2026-11-24T08:00:00",
+            "2026-11-24T08:00:00+8",
+            "２０２６-11-24",
+            "2026-11-24T08:00:00.x1Z",
         ] {
             assert!(parse(bad, 0).is_err(), "{bad:?} must be refused");
         }
@@ -203,7 +223,10 @@ mod tests {
         let midnight_local = parse("2026-11-24", 8 * 3600).unwrap();
         let t = midnight_local + 3 * 3_600_000 + 17 * 60_000;
         assert_eq!(Interval::D1.floor(t, 8 * 3600), midnight_local);
-        assert_eq!(Interval::H1.floor(t, 8 * 3600), midnight_local + 3 * 3_600_000);
+        assert_eq!(
+            Interval::H1.floor(t, 8 * 3600),
+            midnight_local + 3 * 3_600_000
+        );
         assert_eq!(
             Interval::M15.floor(t, 8 * 3600),
             midnight_local + 3 * 3_600_000 + 15 * 60_000
