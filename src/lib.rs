@@ -32,6 +32,7 @@ pub mod fuzzing;
 mod hex;
 pub mod ivr;
 pub mod kpi;
+pub mod report;
 pub mod media;
 pub mod sdp;
 pub mod server;
