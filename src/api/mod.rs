@@ -25,6 +25,7 @@ mod routes_agents;
 mod routes_calls;
 mod routes_login;
 mod routes_records;
+mod routes_reports;
 mod routes_wrapup;
 pub mod scope;
 mod server;

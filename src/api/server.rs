@@ -221,6 +221,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agents/{id}/calls", get(w::calls))
         .route("/api/v1/agents/{id}/callbacks", get(w::callbacks))
         .route("/api/v1/calls/{call}/hold", post(w::hold))
+        // The hotline's numbers for supervisors (routes_reports.rs).
+        .route("/reports", get(super::routes_reports::reports))
+        .route("/api/v1/kpi/today", get(super::routes_reports::kpi_today))
         .fallback(|| async { ApiError::not_found("no such API route; see README \"HTTP API\"") })
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1197,6 +1197,8 @@ impl Engine {
                     "avg_answer_s": q.avg_answer.map(|w| w.as_secs()),
                     "avg_handle_s": q.avg_handle.map(|w| w.as_secs()),
                     "callbacks": q.callbacks,
+                    // For the reports' service level (api::routes_reports).
+                    "service_level_s": d.acd.config().queue(&q.queue).map(|c| c.service_level.as_secs()),
                     "answered": q.counters.answered,
                     "abandoned": q.counters.abandoned,
                     "agents": {
