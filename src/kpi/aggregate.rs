@@ -96,6 +96,9 @@ pub const OCCUPANCY_NOTE: &str = "not computed: answerline stores no agent state
 /// Most reasons a report lists; the rest are in no list but in no count either.
 const TOP: usize = 20;
 
+/// The groups a call was counted in: (interval, queue, service line, agent).
+type Place<'a> = (Option<usize>, Option<&'a str>, &'a str, Option<u32>);
+
 struct Groups {
     total: Figures,
     intervals: Vec<Figures>,
@@ -160,9 +163,8 @@ pub fn aggregate(rows: &PeriodRows, cfg: &KpiConfig) -> Report {
         .map(|w| ((w.call_id.as_str(), w.agent), w))
         .collect();
     let repeats = Repeats::new(&rows.history);
-    // call id → (bucket, queue, line, agent) of the period's calls, for surveys and top-ups.
-    let mut placed: HashMap<&str, (Option<usize>, Option<&str>, &str, Option<u32>)> =
-        HashMap::with_capacity(rows.calls.len());
+    // Where each of the period's calls was counted, for its survey and top-ups.
+    let mut placed: HashMap<&str, Place<'_>> = HashMap::with_capacity(rows.calls.len());
     let mut reasons: HashMap<String, u64> = HashMap::new();
     let mut codes: HashMap<String, u64> = HashMap::new();
 
