@@ -67,7 +67,11 @@ pub fn rows(conn: &Connection, cfg: &KpiConfig) -> rusqlite::Result<PeriodRows> 
                 caller: text(5)?,
                 hangup_cause: text(6)?,
                 outcome: text(7)?,
-                reason: r.get(8)?,
+                // The IVR masks numbers before it stores a reason; masked again here for
+                // rows another version wrote, since the report shows reasons verbatim.
+                reason: r
+                    .get::<_, Option<String>>(8)?
+                    .map(|s| crate::ivr::mask_digit_runs(&s)),
                 queue: r.get(9)?,
                 agent: r.get(10)?,
                 wait_ms: r.get(11)?,
