@@ -78,13 +78,19 @@ fn fill(path: &std::path::Path, calls: usize, day: i64) -> (usize, usize, usize)
             )
             .unwrap();
         let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-        for i in 0..calls {
-            // Busier by day than by night: two thirds of the calls between 08:00 and 20:00.
-            let start = if rng.pct() < 67 {
-                day + 8 * 3_600_000 + rng.below(12 * 3_600_000) as i64
-            } else {
-                day + rng.below(86_400_000) as i64
-            };
+        // Busier by day than by night: two thirds of the calls between 08:00 and 20:00. In
+        // start order, as the engine writes them (a CDR is written when its call ends).
+        let mut starts: Vec<i64> = (0..calls)
+            .map(|_| {
+                if rng.pct() < 67 {
+                    day + 8 * 3_600_000 + rng.below(12 * 3_600_000) as i64
+                } else {
+                    day + rng.below(86_400_000) as i64
+                }
+            })
+            .collect();
+        starts.sort_unstable();
+        for (i, &start) in starts.iter().enumerate() {
             let id = format!("bench-{i}@10.0.0.1");
             let caller = format!("13{:09}", rng.below(60_000) * 7919 % 1_000_000_000);
             let called = if rng.pct() < 80 { "10010" } else { "10011" };
