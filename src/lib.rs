@@ -34,6 +34,8 @@ pub mod context;
 pub mod fuzzing;
 mod hex;
 pub mod ivr;
+pub mod kpi;
+pub mod report;
 pub mod media;
 pub mod metrics;
 pub mod quality;

@@ -75,6 +75,30 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// The hotline's numbers (KPIs) for a period as one HTML page, CSV or JSON; see README
+    /// "The hotline's numbers". Reads the database read-only, beside a running server.
+    Report {
+        /// Start: RFC 3339 (2026-11-24T08:00:00+08:00) or a date (2026-11-24, China time).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive), written the same way.
+        #[arg(long)]
+        to: String,
+        /// html, csv or json.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// 15m, 1h or 1d (default: 1h, or 1d for periods over 3 days).
+        #[arg(long)]
+        interval: Option<String>,
+        #[arg(long, env = "ANSWERLINE_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Folder holding queues.toml (each queue's service_level_s).
+        #[arg(long, env = "ANSWERLINE_PROFILES", default_value = "sip-profiles")]
+        profiles: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check that the money adds up (balances against the ledger, each card credited at most
     /// once, redemptions against the ledger, top-ups left pending); exit 1 on any finding.
     Audit {
@@ -316,6 +340,23 @@ fn main() -> ExitCode {
             println!("ok: {} profile(s), menus and prompts valid", p.len());
         }),
         Cmd::Cdr { data, last } => print_cdrs(&data, last),
+        Cmd::Report {
+            from,
+            to,
+            format,
+            interval,
+            data,
+            profiles,
+            out,
+        } => answerline::report::cli::run(&answerline::report::cli::Args {
+            from,
+            to,
+            format,
+            interval,
+            data,
+            profiles,
+            out,
+        }),
         Cmd::Audit {
             billing,
             grace_s,

@@ -78,6 +78,9 @@ pub struct QueueConfig {
     pub survey: bool,
     /// Bridged calls are recorded (two channels; self-service stretches silenced).
     pub record: bool,
+    /// The service level's threshold: a call answered within it counts as answered in time
+    /// (the "20" of 80/20). Reports only; routing ignores it.
+    pub service_level: Duration,
     /// Answer line (应答线): callers routed here ("queue:<id>" in a profile's routes) reach
     /// a human first, who can send them to self-service steps and back.
     pub front_line: bool,
@@ -331,6 +334,7 @@ struct RawQueue {
     survey: Option<Spanned<bool>>,
     record: Option<Spanned<bool>>,
     front_line: Option<Spanned<bool>>,
+    service_level_s: Option<Spanned<i64>>,
 }
 
 const SEE_QUEUES: &str = "see the comments in sip-profiles/queues.toml for every key";
@@ -585,6 +589,15 @@ fn parse_queues(path: &Path, text: &str) -> Result<(Vec<QueueConfig>, VipPolicy)
             false,
             "use 1-1000 recent calls",
         )?;
+        let service_level = int(
+            &q.service_level_s,
+            def.map(|d| &d.service_level_s),
+            "service_level_s",
+            20,
+            1..=3600,
+            false,
+            "use 1-3600 seconds (a call answered within it counts as answered in time)",
+        )?;
         let overflow_to = q.overflow_to.as_ref().map(|o| QueueId(o.get_ref().clone()));
         if let Some(o) = &q.overflow_to {
             let key = format!("queue.{id}.overflow_to");
@@ -629,6 +642,7 @@ fn parse_queues(path: &Path, text: &str) -> Result<(Vec<QueueConfig>, VipPolicy)
             record: pick(&q.record, def.map(|d| &d.record), id, "record")
                 .is_none_or(|(v, _)| *v.get_ref()),
             average_over: average_over as usize,
+            service_level: Duration::from_secs(service_level as u64),
         });
     }
 

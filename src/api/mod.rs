@@ -28,6 +28,7 @@ mod routes_login;
 mod routes_quality;
 mod routes_records;
 mod routes_webhooks;
+mod routes_reports;
 mod routes_wrapup;
 pub mod scope;
 mod server;

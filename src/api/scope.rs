@@ -48,6 +48,14 @@ pub fn is_public(method: &Method, path: &str) -> bool {
 pub fn decide(role: AgentRole, agent: u32, method: &Method, path: &str) -> Scope {
     let sup = role == AgentRole::Supervisor;
     let get = *method == Method::GET || *method == Method::HEAD;
+    // The reports page lives outside /api/v1/ (a supervisor opens it in a browser).
+    if path == "/reports" && get {
+        return if sup {
+            Scope::Allowed
+        } else {
+            Scope::Needs(Needed::Supervisor)
+        };
+    }
     let parts: Vec<&str> = match path.strip_prefix("/api/v1/") {
         Some(rest) => rest.split('/').collect(),
         None => return Scope::Needs(Needed::Admin),
@@ -100,6 +108,7 @@ pub fn decide(role: AgentRole, agent: u32, method: &Method, path: &str) -> Scope
             }
         }
         ["supervisor", "ws"] | ["supervision"] | ["surveys"] if get => supervisor_only(),
+        ["kpi", "today"] if get => supervisor_only(),
         ["recordings", ..] if get => supervisor_only(),
         ["recordings", _, "scores"] => supervisor_only(),
         ["quality", ..] if get => supervisor_only(),

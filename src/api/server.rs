@@ -248,6 +248,9 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/v1/webhooks/dead/{id}/retry",
             post(routes_webhooks::retry),
         )
+        // The hotline's numbers for supervisors (routes_reports.rs).
+        .route("/reports", get(super::routes_reports::reports))
+        .route("/api/v1/kpi/today", get(super::routes_reports::kpi_today))
         .fallback(|| async { ApiError::not_found("no such API route; see README \"HTTP API\"") })
         .layer(middleware::from_fn_with_state(
             state.clone(),

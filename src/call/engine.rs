@@ -27,6 +27,7 @@ mod agents;
 mod callback;
 mod hold;
 mod tally;
+mod stage;
 mod wrapup;
 
 pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
@@ -1279,6 +1280,8 @@ impl Engine {
     }
 
     fn finish(&mut self, now: Instant, id: CallRef, cause: &str, code: Option<u16>) {
+        // Read before caller_gone: it ends the agent legs that tell ringing from waiting.
+        let ended_in = self.ended_in(id);
         self.caller_gone(now, id);
         self.end_recording(id);
         let Some(c) = self.calls.remove(&id) else {
@@ -1357,6 +1360,13 @@ impl Engine {
             hold_ms,
             talk_ms,
             wrap_up: None,
+            ended_in: Some(ended_in.into()),
+            agent_ended_at: c
+                .agent_since
+                .map(|_| now)
+                .or(c.agent_left_at)
+                .map(|t| self.clock.rfc3339(t)),
+            transfers: Some(c.transfers + u32::from(cause == "transferred")),
         }));
     }
 
@@ -1409,6 +1419,7 @@ impl Engine {
             inputs: "[]".into(),
             outcome: "rejected".into(),
             reason: None,
+            ended_in: Some("setup".into()),
             ..Cdr::default()
         }));
     }

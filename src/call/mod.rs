@@ -117,6 +117,10 @@ pub struct Call {
     /// With an agent since then (bridged), and the time with earlier agents.
     pub agent_since: Option<Instant>,
     pub agent_before: std::time::Duration,
+    /// When the last agent left the call (the start of their after-call work, for the
+    /// handle time), and how often an agent passed the caller to another queue.
+    pub agent_left_at: Option<Instant>,
+    pub transfers: u32,
 }
 
 /// The satisfaction survey after an agent hangs up: one key, 1 to 5.
@@ -200,6 +204,8 @@ impl Call {
             held_before: std::time::Duration::ZERO,
             agent_since: None,
             agent_before: std::time::Duration::ZERO,
+            agent_left_at: None,
+            transfers: 0,
         }
     }
 

@@ -3,6 +3,7 @@
 //! and a real SQLite billing store answer, and the tests check what a caller would hear.
 
 mod agents;
+mod ended_in;
 mod hardening;
 mod hold;
 mod injection;

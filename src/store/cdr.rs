@@ -40,6 +40,15 @@ pub struct Cdr {
     /// The answering agent's wrap-up (after_call_work), joined in when read; ignored by
     /// `insert_cdr` (it arrives after the call, in its own table).
     pub wrap_up: Option<super::wrapup::WrapUpRow>,
+    /// Where the caller was when the call ended: "setup" (never answered), "ivr", "queue"
+    /// (waiting, no phone ringing), "ringing" (an agent's phone rang), "agent" (with an
+    /// agent, or in a self-service step an agent sent them to), "after_agent" (survey, or
+    /// back in the menus after the agent). None: written before migration 12.
+    pub ended_in: Option<String>,
+    /// When the last agent left the call (RFC 3339 UTC; None: no agent).
+    pub agent_ended_at: Option<String>,
+    /// Transfers by agents to another queue, or out of answerline by REFER.
+    pub transfers: Option<u32>,
 }
 
 /// One caller input at a menu node. `sensitive` (PINs, card numbers) is written as `******`.
@@ -104,9 +113,10 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO cdr (call_id, profile, caller, called, started_at, answered_at, ended_at,
            duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome, reason,
-           queue, agent, wait_ms, context_id, hold_ms, talk_ms)
+           queue, agent, wait_ms, context_id, hold_ms, talk_ms, ended_in,
+           agent_ended_at, transfers)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-           ?18, ?19, ?20, ?21)",
+           ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
         params![
             c.call_id,
             c.profile,
@@ -128,7 +138,10 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
             c.wait_ms,
             c.context_id,
             c.hold_ms,
-            c.talk_ms
+            c.talk_ms,
+            c.ended_in,
+            c.agent_ended_at,
+            c.transfers
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -139,7 +152,7 @@ pub(super) fn insert(conn: &Connection, c: &Cdr) -> Result<i64, StoreError> {
 pub(super) const CDR_COLUMNS: &str = "cdr.id, cdr.call_id, profile, caller, called, started_at,
     answered_at, ended_at, duration_ms, hangup_cause, sip_code, lang, ivr_path, inputs, outcome,
     reason, queue, agent, wait_ms, context_id, hold_ms, talk_ms, w.agent_id, w.code, w.note,
-    w.demand, w.at";
+    w.demand, w.at, ended_in, agent_ended_at, transfers";
 
 /// Joins the answering agent's wrap-up to each CDR.
 pub(super) const CDR_FROM: &str =
@@ -183,6 +196,9 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Cdr> {
             }),
             None => None,
         },
+        ended_in: r.get(27)?,
+        agent_ended_at: r.get(28)?,
+        transfers: r.get(29)?,
     })
 }
 

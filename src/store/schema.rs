@@ -308,6 +308,14 @@ const MIGRATIONS: &[&str] = &[
         call_id      TEXT NOT NULL
     );
     CREATE INDEX cdr_by_queue ON cdr (queue, started_at);",
+    // 12: for the reports. Where the caller was when the call ended (ivr, queue, ringing,
+    // agent, after_agent, setup): the other columns cannot tell abandoned in line from
+    // abandoned while an agent's phone rang. When the last agent left (after-call work is
+    // measured from there, not from the end of the caller's survey), and how often the call
+    // was transferred.
+    "ALTER TABLE cdr ADD COLUMN ended_in TEXT NULL;
+    ALTER TABLE cdr ADD COLUMN agent_ended_at TEXT NULL;
+    ALTER TABLE cdr ADD COLUMN transfers INTEGER NULL;",
 ];
 
 pub(super) fn known_version() -> i64 {

@@ -191,6 +191,9 @@ fn sample_cdr(n: i64) -> Cdr {
         hold_ms: (n % 2 == 0).then_some(1_000 + n),
         talk_ms: (n % 2 == 0).then_some(30_000 + n),
         wrap_up: None,
+        ended_in: Some(if n % 2 == 0 { "agent" } else { "ivr" }.into()),
+        agent_ended_at: (n % 2 == 0).then(|| "2026-11-24T12:00:50.000Z".to_string()),
+        transfers: Some((n % 3) as u32),
     }
 }
 

@@ -302,3 +302,22 @@ fn load_reads_both_files_and_agents_is_optional() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_service_level_threshold_defaults_to_20_s_and_a_bad_one_names_its_line() {
+    let text = "[defaults]\nservice_level_s = 30\n\n[queue.a]\n\n[queue.b]\nservice_level_s = 10\n";
+    let (cfg, _) = AcdConfig::from_toml(Path::new("sip-profiles/queues.toml"), text, None).unwrap();
+    let sl: Vec<u64> = cfg
+        .queues
+        .iter()
+        .map(|q| q.service_level.as_secs())
+        .collect();
+    assert_eq!(sl, [30, 10], "a queue's own value wins over [defaults]");
+    let (plain, _) = AcdConfig::from_toml(Path::new("q.toml"), "[queue.a]\n", None).unwrap();
+    assert_eq!(plain.queues[0].service_level, Duration::from_secs(20));
+    let e = err("[queue.a]\n\n[queue.b]\nservice_level_s = 0\n", "");
+    assert!(
+        e.contains("queues.toml:4: key 'queue.b.service_level_s': 0 is out of range; use 1-3600"),
+        "{e}"
+    );
+}

@@ -1197,6 +1197,8 @@ impl Engine {
                     "avg_answer_s": q.avg_answer.map(|w| w.as_secs()),
                     "avg_handle_s": q.avg_handle.map(|w| w.as_secs()),
                     "callbacks": q.callbacks,
+                    // For the reports' service level (api::routes_reports).
+                    "service_level_s": d.acd.config().queue(&q.queue).map(|c| c.service_level.as_secs()),
                     "answered": q.counters.answered,
                     "abandoned": q.counters.abandoned,
                     "agents": {
@@ -1404,6 +1406,7 @@ impl Engine {
             c.queue = Some(to.0);
             c.queued_at = Some(now);
             c.agent = None;
+            c.transfers += 1;
         }
         self.start_moh(call);
         self.drain_acd(now);

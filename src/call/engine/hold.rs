@@ -100,6 +100,7 @@ impl Engine {
         if let Some(c) = self.calls.get_mut(&call) {
             if let Some(since) = c.agent_since.take() {
                 c.agent_before += now.saturating_duration_since(since);
+                c.agent_left_at = Some(now);
             }
         }
     }

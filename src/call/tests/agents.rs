@@ -523,6 +523,7 @@ fn after_the_agent_hangs_up_the_caller_rates_the_call() {
     assert_eq!(rig.byes(), 1, "then the call ends");
     let cdr = rig.cdr();
     assert_eq!(cdr.hangup_cause, "survey_done");
+    assert_eq!(cdr.ended_in.as_deref(), Some("after_agent"));
     assert_eq!(cdr.queue.as_deref(), Some("billing"));
     assert_eq!(cdr.agent, Some(8001));
     assert!(cdr.wait_ms.is_some_and(|w| w > 0), "{:?}", cdr.wait_ms);
