@@ -71,6 +71,8 @@ impl Rig {
             token: Some(ADMIN.to_string()),
             lockout: Default::default(),
             sessions: SessionConfig::default(),
+            metrics_token: None,
+            quality: Default::default(),
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
