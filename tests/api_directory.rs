@@ -94,12 +94,8 @@ impl Rig {
             .build()
             .unwrap();
         let cfg = ApiConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
             token: token.map(str::to_string),
-            metrics_token: None,
-            lockout: Default::default(),
-            sessions: Default::default(),
-            quality: Default::default(),
+            ..ApiConfig::default()
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();

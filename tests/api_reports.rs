@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use answerline::acd::AcdConfig;
-use answerline::api::session::SessionConfig;
 use answerline::api::{self, ApiConfig, Command, Hub, Reply, WorkerLink};
 use answerline::kpi::time;
 use answerline::store::{rfc3339_utc, Cdr, Db};
@@ -67,12 +66,8 @@ impl Rig {
             .build()
             .unwrap();
         let cfg = ApiConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
             token: Some(ADMIN.to_string()),
-            lockout: Default::default(),
-            sessions: SessionConfig::default(),
-            metrics_token: None,
-            quality: Default::default(),
+            ..ApiConfig::default()
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -113,12 +113,9 @@ impl Rig {
             .build()
             .unwrap();
         let cfg = ApiConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
             token: admin.then(|| ADMIN.to_string()),
-            metrics_token: None,
-            lockout: Default::default(),
             sessions,
-            quality: Default::default(),
+            ..ApiConfig::default()
         };
         let listener = rt.block_on(api::bind(&cfg)).unwrap();
         let addr = listener.local_addr().unwrap();

@@ -62,6 +62,21 @@ struct RawSessions {
     cookie_secure: Option<bool>,
 }
 
+impl Default for ApiConfig {
+    /// Loopback, any free port, no token: what a test or a lab without api.toml's extras
+    /// gets; the server fills lock-out and the quality form in from their own files.
+    fn default() -> ApiConfig {
+        ApiConfig {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            lockout: Default::default(),
+            sessions: Default::default(),
+            metrics_token: None,
+            quality: Default::default(),
+        }
+    }
+}
+
 impl ApiConfig {
     /// Reads `<dir>/api.toml`; `Ok(None)` when there is no such file (no API).
     pub fn load(dir: &Path) -> Result<Option<ApiConfig>, ConfigError> {

@@ -26,8 +26,8 @@ use tracing::{debug, info, warn};
 mod agents;
 mod callback;
 mod hold;
-mod tally;
 mod stage;
+mod tally;
 mod wrapup;
 
 pub use agents::{Directory, AGENT_REALM, QUEUE_PROMPTS};
