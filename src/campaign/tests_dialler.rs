@@ -78,6 +78,9 @@ pub(super) fn fate(n: &str, attempt: u32) -> (Outcome, i64) {
     (o, dur)
 }
 
+/// Sees every output before the sim acts on it; false: do not place the call.
+pub(super) type OnOutput = Box<dyn FnMut(&Output, i64) -> bool>;
+
 pub(super) struct Sim {
     pub d: Dialler,
     pub now: i64,
@@ -91,8 +94,7 @@ pub(super) struct Sim {
     pub results: Vec<(i64, String, u32, Outcome)>,
     pub outputs: Vec<(i64, Output)>,
     pub max_in_flight: u32,
-    /// Called on every output before the sim acts on it; false: do not place the call.
-    pub on_output: Box<dyn FnMut(&Output, i64) -> bool>,
+    pub on_output: OnOutput,
 }
 
 impl Sim {
@@ -261,7 +263,7 @@ fn campaign_day_of_2000_numbers_keeps_window_cap_retries_and_answered() {
         }
         let want = match index(num) % 10 {
             0 => 3,
-            1 | 2 | 3 => 2,
+            1..=3 => 2,
             _ => 1,
         };
         assert_eq!(
