@@ -6,7 +6,9 @@ use crate::caller_id::mask;
 use crate::store::{Db, StoreError};
 
 /// Journals one output. For `Dial`, true means "place the call"; false means the journal
-/// already holds that attempt, and placing it would ring the customer twice.
+/// already holds that attempt, and placing it would ring the customer twice: the shell then
+/// feeds back `Outcome::Unknown` for it, which frees the core's slot and lets the retry
+/// policy decide, while the journal keeps the first record of that attempt.
 pub fn record(db: &Db, campaign_id: i64, out: &Output, now_ms: i64) -> Result<bool, StoreError> {
     match out {
         Output::Dial {
