@@ -13,6 +13,8 @@
 //! - `billing`, `store`: the billing trait (SQLite or an HTTP BSS), top-up journal,
 //!   reconciler and audit; SQLite store, CDRs.
 //! - `acd`: queues and agents, sans-IO (not yet wired to calls).
+//! - `campaign`: outbound campaigns (surveys, return visits): the sans-IO dialler (window,
+//!   pacing, retries, do-not-call) and its journal; calls are not placed yet.
 //! - `api`: HTTP/WebSocket API for agent desktops, supervisors and the agent directory.
 //! - `auth`: lock-out of password and token guessers, shared by SIP and the API.
 //! - `config`: sip-profiles and server settings, validated at start.
@@ -28,6 +30,7 @@ pub mod auth;
 pub mod billing;
 pub mod call;
 pub mod caller_id;
+pub mod campaign;
 pub mod config;
 pub mod context;
 #[doc(hidden)]

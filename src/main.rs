@@ -141,6 +141,15 @@ enum Cmd {
         #[command(flatten)]
         billing: BillingPaths,
     },
+    /// Outbound campaigns (surveys, return visits): create, import numbers, do-not-call
+    /// list, status. The calls themselves are not placed yet.
+    Campaign {
+        /// Where the SQLite database lives.
+        #[arg(long, env = "ANSWERLINE_DATA", default_value = "data", global = true)]
+        data: PathBuf,
+        #[command(subcommand)]
+        cmd: answerline::campaign::cli::CampaignCmd,
+    },
     /// Manage the agent directory in the database (first filled from agents.toml).
     Agents {
         /// Where the SQLite database lives.
@@ -372,6 +381,7 @@ fn main() -> ExitCode {
             call_id,
         } => topup(&billing, msisdn, card, key, caller, source, call_id),
         Cmd::Reconcile { billing } => return exit(reconcile(&billing)),
+        Cmd::Campaign { data, cmd } => answerline::campaign::cli::run(&data, cmd),
         Cmd::Agents {
             data,
             profiles,

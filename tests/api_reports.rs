@@ -222,4 +222,33 @@ fn supervisors_get_the_report_agents_get_403_and_strangers_401() {
         let (status, _, _) = rig.get(&path, None);
         assert_eq!(status, 401, "nobody reached {path}");
     }
+
+    // An outbound campaign's progress: supervisors only, counts and never numbers.
+    let cfg = answerline::campaign::CampaignConfig {
+        name: "nps".into(),
+        purpose: answerline::campaign::Purpose::Survey,
+        window: answerline::campaign::Window::parse("09:00-20:00").unwrap(),
+        rate_per_s: 0.5,
+        max_concurrent: 10,
+        retry: answerline::campaign::RetryPolicy::uniform(3, 30),
+        trunk: "trunk".into(),
+    };
+    let id = rig.db.create_campaign(&cfg).unwrap();
+    let numbers = ["13912345678".to_string(), "01066558888".to_string()];
+    rig.db.import_campaign_numbers(id, &numbers).unwrap();
+    assert!(rig
+        .db
+        .campaign_journal_attempt(id, &numbers[0], 1, now, "dialing")
+        .unwrap());
+    let (status, _, body) = rig.get("/api/v1/campaigns/nps", Some(&sup));
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["numbers"], json!({"dialing": 1, "pending": 1}), "{body}");
+    assert_eq!(v["attempts"], 1, "{body}");
+    assert_eq!(v["window"], "09:00-20:00", "{body}");
+    assert!(!body.contains("13912345678"), "{body}");
+    let (status, _, _) = rig.get("/api/v1/campaigns/nope", Some(&sup));
+    assert_eq!(status, 404);
+    let (status, _, _) = rig.get("/api/v1/campaigns/nps", Some(&agent));
+    assert_eq!(status, 403);
 }

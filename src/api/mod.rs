@@ -24,6 +24,7 @@ mod metrics;
 pub(crate) mod request_checks;
 mod routes_agents;
 mod routes_calls;
+mod routes_campaigns;
 mod routes_login;
 mod routes_quality;
 mod routes_records;

@@ -109,6 +109,7 @@ pub fn decide(role: AgentRole, agent: u32, method: &Method, path: &str) -> Scope
         }
         ["supervisor", "ws"] | ["supervision"] | ["surveys"] if get => supervisor_only(),
         ["kpi", "today"] if get => supervisor_only(),
+        ["campaigns", _] if get => supervisor_only(),
         ["recordings", ..] if get => supervisor_only(),
         ["recordings", _, "scores"] => supervisor_only(),
         ["quality", ..] if get => supervisor_only(),

@@ -251,6 +251,11 @@ fn router(state: Arc<AppState>) -> Router {
         // The hotline's numbers for supervisors (routes_reports.rs).
         .route("/reports", get(super::routes_reports::reports))
         .route("/api/v1/kpi/today", get(super::routes_reports::kpi_today))
+        // Outbound campaigns' progress for supervisors (routes_campaigns.rs).
+        .route(
+            "/api/v1/campaigns/{name}",
+            get(super::routes_campaigns::status),
+        )
         .fallback(|| async { ApiError::not_found("no such API route; see README \"HTTP API\"") })
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -12,6 +12,7 @@
 //! survive a power cut, not just a process crash.
 
 mod agents;
+mod campaigns;
 mod cards;
 mod cdr;
 mod clock;
@@ -26,6 +27,7 @@ mod webhooks;
 mod wrapup;
 
 pub use agents::{check_password, AgentRow};
+pub use campaigns::CampaignStatus;
 pub use inspection::{AuditRow, Candidate, CandidateFilter, DailyQuality, QualityScoreRow};
 pub use quality::{RecordingRow, SupervisionRow, SurveyRow, SUPERVISION_MODES};
 pub use retention::Pruned;
@@ -207,6 +209,95 @@ impl Db {
     /// The newest `limit` CDRs, newest first.
     pub fn recent_cdrs(&self, limit: usize) -> Result<Vec<Cdr>, StoreError> {
         cdr::recent(&*self.conn()?, limit)
+    }
+
+    /// Creates an outbound campaign; returns its id.
+    pub fn create_campaign(&self, c: &crate::campaign::CampaignConfig) -> Result<i64, StoreError> {
+        let now = rfc3339_utc(std::time::SystemTime::now());
+        campaigns::create(&*self.conn()?, c, &now)
+    }
+
+    /// A campaign's id and settings.
+    pub fn campaign(
+        &self,
+        name: &str,
+    ) -> Result<Option<(i64, crate::campaign::CampaignConfig)>, StoreError> {
+        campaigns::get(&*self.conn()?, name)
+    }
+
+    /// Adds normalised numbers to a campaign; returns (imported, already in the campaign).
+    pub fn import_campaign_numbers(
+        &self,
+        campaign_id: i64,
+        numbers: &[String],
+    ) -> Result<(usize, usize), StoreError> {
+        campaigns::import(&mut *self.conn()?, campaign_id, numbers)
+    }
+
+    /// A campaign's numbers in import order, to rebuild its dialler from.
+    pub fn campaign_entries(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Vec<crate::campaign::Entry>, StoreError> {
+        campaigns::entries(&*self.conn()?, campaign_id)
+    }
+
+    /// Journals an attempt before it is placed (`state` dialing, or skipped_dnc); false if
+    /// that attempt is journaled already and must not be placed again.
+    pub fn campaign_journal_attempt(
+        &self,
+        campaign_id: i64,
+        number: &str,
+        attempt: u32,
+        now_ms: i64,
+        state: &str,
+    ) -> Result<bool, StoreError> {
+        campaigns::journal_dial(
+            &mut *self.conn()?,
+            campaign_id,
+            number,
+            attempt,
+            now_ms,
+            state,
+        )
+    }
+
+    /// Records how an attempt ended and the number's state after it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn campaign_settle(
+        &self,
+        campaign_id: i64,
+        number: &str,
+        attempt: u32,
+        outcome: crate::campaign::Outcome,
+        state: crate::campaign::NumState,
+        next_at: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        campaigns::settle(
+            &mut *self.conn()?,
+            campaign_id,
+            number,
+            attempt,
+            outcome,
+            state,
+            next_at,
+            now_ms,
+        )
+    }
+
+    pub fn campaign_status(&self, campaign_id: i64) -> Result<CampaignStatus, StoreError> {
+        campaigns::status(&*self.conn()?, campaign_id)
+    }
+
+    /// Puts normalised numbers on the do-not-call list; returns how many were new to it.
+    pub fn dnc_add(&self, numbers: &[String], source: &str) -> Result<usize, StoreError> {
+        let now = rfc3339_utc(std::time::SystemTime::now());
+        campaigns::dnc_add(&mut *self.conn()?, numbers, source, &now)
+    }
+
+    pub fn dnc_numbers(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        campaigns::dnc_all(&*self.conn()?)
     }
 
     /// Stores an agent's wrap-up of a call, replacing that agent's earlier one for it.

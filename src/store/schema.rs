@@ -316,6 +316,57 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE cdr ADD COLUMN ended_in TEXT NULL;
     ALTER TABLE cdr ADD COLUMN agent_ended_at TEXT NULL;
     ALTER TABLE cdr ADD COLUMN transfers INTEGER NULL;",
+    // 13: outbound campaigns. campaign_attempts is the dial journal: a row is written before
+    // the call is placed, and UNIQUE(campaign, number, attempt) refuses a second dial of the
+    // same attempt even after a restart. Times are unix ms. dnc is the do-not-call list,
+    // shared by every campaign and checked at dial time.
+    "CREATE TABLE campaigns (
+        id                 INTEGER PRIMARY KEY,
+        name               TEXT NOT NULL UNIQUE,
+        purpose            TEXT NOT NULL CHECK (purpose IN ('survey', 'return_visit')),
+        message            TEXT NULL,
+        call_window        TEXT NOT NULL,
+        rate_per_s         REAL NOT NULL CHECK (rate_per_s > 0),
+        max_concurrent     INTEGER NOT NULL CHECK (max_concurrent > 0),
+        no_answer_max      INTEGER NOT NULL,
+        no_answer_backoff  INTEGER NOT NULL,
+        busy_max           INTEGER NOT NULL,
+        busy_backoff       INTEGER NOT NULL,
+        failed_max         INTEGER NOT NULL,
+        failed_backoff     INTEGER NOT NULL,
+        trunk              TEXT NOT NULL,
+        created_at         TEXT NOT NULL,
+        CHECK ((purpose = 'return_visit') = (message IS NOT NULL))
+    );
+    CREATE TABLE campaign_numbers (
+        campaign_id  INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        number       TEXT NOT NULL,
+        seq          INTEGER NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'dialing', 'answered', 'exhausted', 'dnc')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      INTEGER NOT NULL DEFAULT 0,
+        last_outcome TEXT NULL,
+        score        INTEGER NULL,
+        PRIMARY KEY (campaign_id, number)
+    );
+    CREATE TABLE campaign_attempts (
+        id          INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        number      TEXT NOT NULL,
+        attempt     INTEGER NOT NULL CHECK (attempt > 0),
+        state       TEXT NOT NULL CHECK (state IN ('dialing', 'answered', 'no_answer', 'busy',
+                                                   'failed', 'unknown', 'skipped_dnc')),
+        started_at  INTEGER NOT NULL,
+        ended_at    INTEGER NULL,
+        score       INTEGER NULL,
+        UNIQUE (campaign_id, number, attempt)
+    );
+    CREATE TABLE dnc (
+        number   TEXT PRIMARY KEY,
+        added_at TEXT NOT NULL,
+        source   TEXT NOT NULL
+    );",
 ];
 
 pub(super) fn known_version() -> i64 {
