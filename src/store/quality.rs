@@ -124,17 +124,20 @@ pub(super) fn surveys(
          WHERE ?1 IS NULL OR agent = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = st.query_map(params![agent, limit], |r| {
-        Ok(SurveyRow {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            call_id: r.get(2)?,
-            agent: r.get(3)?,
-            queue: r.get(4)?,
-            score: r.get(5)?,
-        })
-    })?;
+    let rows = st.query_map(params![agent, limit], survey_from)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A `surveys` row selected as `id, at, call_id, agent, queue, score`.
+pub(super) fn survey_from(r: &Row<'_>) -> rusqlite::Result<SurveyRow> {
+    Ok(SurveyRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        call_id: r.get(2)?,
+        agent: r.get(3)?,
+        queue: r.get(4)?,
+        score: r.get(5)?,
+    })
 }
 
 const RECORDING_COLUMNS: &str =

@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::cdr::{from_row, Cdr, CDR_COLUMNS, CDR_FROM};
-use super::quality::SurveyRow;
+use super::quality::{survey_from, SurveyRow};
 use super::wrapup::WrapUpRow;
 use super::StoreError;
 
@@ -157,16 +157,7 @@ pub(super) fn source(
             conn.prepare_cached(
                 "SELECT id, at, call_id, agent, queue, score FROM surveys WHERE id = ?1",
             )?
-            .query_row([id], |r| {
-                Ok(SurveyRow {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    call_id: r.get(2)?,
-                    agent: r.get(3)?,
-                    queue: r.get(4)?,
-                    score: r.get(5)?,
-                })
-            })
+            .query_row([id], survey_from)
             .optional()?
             .map(EventSource::Survey)
         }
