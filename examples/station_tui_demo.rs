@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
         });
     });
     // Stands in for the SIP side: answers and hangs up as asked, and logs every action.
-    std::thread::spawn(move || {
+    let sip_side = std::thread::spawn(move || {
         for a in act_rx {
             if let Some(path) = &log {
                 if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -76,5 +76,9 @@ fn main() -> anyhow::Result<()> {
             }
         }
     });
-    answerline::station::tui::run_titled("answerline station · demo", ev_rx, act_tx)
+    let ran = answerline::station::tui::run_titled("answerline station · demo", ev_rx, act_tx);
+    // The screen's sender is gone with it: the logger drains the last actions (Quit) and
+    // ends; exiting before that lost the last line on a busy machine.
+    let _ = sip_side.join();
+    ran
 }
